@@ -1,0 +1,245 @@
+"""Client SDK for registries and administrators: an mTLS channel from a PKI directory, envelope
+signing, typed calls, and gateway statuses turned back into the domain exceptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from google.protobuf import message as pb_message
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from gateway.errors import ERROR_DOMAIN, DomainError, all_error_classes
+from gateway.security.identity import Role
+from gateway.security.pki import IdentityFiles, PKIDir, load_signing_key
+from gateway.security.signing import (
+    GENESIS_HASH,
+    EnvelopeFields,
+    envelope_hash,
+    key_id_of,
+    raw_public_key,
+    sign,
+)
+from yrd.interop.v1 import (
+    audit_pb2,
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+    envelope_pb2,
+    key_service_pb2,
+    key_service_pb2_grpc,
+    recognition_service_pb2_grpc,
+    reconciliation_service_pb2_grpc,
+    registry_service_pb2_grpc,
+    transfer_service_pb2_grpc,
+)
+
+T = TypeVar("T")
+_BY_REASON: dict[str, type[DomainError]] = {}
+for _cls in all_error_classes():
+    _BY_REASON.setdefault(_cls.reason, _cls)
+
+
+class TransportError(Exception):
+    """A failure that carries no gateway ErrorInfo: unreachable server, TLS refusal, deadline."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def error_from_rpc(exc: grpc.RpcError) -> DomainError | TransportError:
+    """The typed exception for a failed call: the gateway's domain error when it sent ErrorInfo."""
+    call = exc if isinstance(exc, grpc.Call) else None
+    status = rpc_status.from_call(call) if call is not None else None
+    if status is not None:
+        info: error_details_pb2.ErrorInfo | None = None
+        fields: dict[str, str] = {}
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                fields = {v.field: v.description for v in bad.field_violations}
+        if info is not None and info.domain == ERROR_DOMAIN and info.reason in _BY_REASON:
+            return _BY_REASON[info.reason](
+                status.message, metadata=dict(info.metadata), field_errors=fields
+            )
+    code = exc.code() if call is not None else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if call is not None else None) or str(exc)
+    return TransportError(code, details)
+
+
+@dataclass
+class EnvelopeSigner:
+    """Signs envelopes with one key, keeping the per-signer sequence and hash chain."""
+
+    private_key: ed25519.Ed25519PrivateKey
+    sequence: int = 0
+    """Sequence of the last envelope signed (0 before the first)."""
+    previous_hash: bytes = GENESIS_HASH
+    """Hash of the last envelope signed."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(raw_public_key(self.private_key))
+
+    def sign(
+        self, content_type: str, payload: bytes, now: dt.datetime | None = None
+    ) -> envelope_pb2.SignedEnvelope:
+        """The next envelope of this signer's chain, carrying payload unchanged."""
+        when = now or dt.datetime.now(dt.UTC)
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(when)
+        with self._lock:
+            fields = EnvelopeFields(
+                content_type=content_type,
+                payload=payload,
+                key_id=self.key_id,
+                sequence=self.sequence + 1,
+                previous_hash=self.previous_hash,
+                sign_time_seconds=ts.seconds,
+                sign_time_nanos=ts.nanos,
+            )
+            signature = sign(self.private_key, fields)
+            self.sequence, self.previous_hash = fields.sequence, envelope_hash(fields, signature)
+        return envelope_pb2.SignedEnvelope(
+            content_type=content_type,
+            payload=payload,
+            key_id=fields.key_id,
+            sequence=fields.sequence,
+            previous_hash=fields.previous_hash,
+            sign_time=ts,
+            signature=signature,
+        )
+
+
+def channel_credentials(pki: PKIDir, files: IdentityFiles) -> grpc.ChannelCredentials:
+    """mTLS credentials trusting the federation CA and presenting one identity's certificate."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.ca_cert.read_bytes(),
+        private_key=files.key.read_bytes(),
+        certificate_chain=files.cert.read_bytes(),
+    )
+
+
+class GatewayClient:
+    """A connection to the gateway as one registry or administrator."""
+
+    def __init__(
+        self,
+        target: str,
+        pki_dir: str | PKIDir,
+        *,
+        region: str,
+        role: Role = Role.REGISTRY,
+        name: str | None = None,
+        timeout: float = 10.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.pki = pki_dir if isinstance(pki_dir, PKIDir) else PKIDir(Path(pki_dir))
+        self.region, self.role, self.name = region, role, name
+        self.files = self.pki.files(role, region, name)
+        self.timeout = timeout
+        self.channel = grpc.secure_channel(
+            target,
+            channel_credentials(self.pki, self.files),
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.keepalive_time_ms", 60_000),
+            ],
+        )
+        self.registry = registry_service_pb2_grpc.RegistryServiceStub(self.channel)
+        self.transfers = transfer_service_pb2_grpc.TransferServiceStub(self.channel)
+        self.recognition = recognition_service_pb2_grpc.RecognitionServiceStub(self.channel)
+        self.reconciliation = reconciliation_service_pb2_grpc.ReconciliationServiceStub(
+            self.channel
+        )
+        self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
+        self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+        self.signer = EnvelopeSigner(load_signing_key(self.files.signing_key))
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def call(
+        self, method: Callable[..., T], request: pb_message.Message, timeout: float | None = None
+    ) -> T:
+        """Invoke a unary stub method; failures raise the typed exception."""
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel is connected (raises TransportError on timeout)."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as exc:
+            raise TransportError(grpc.StatusCode.UNAVAILABLE, "gateway not reachable") from exc
+
+    def health(self, service: str = "") -> str:
+        """The serving status name of the gateway (or one of its services)."""
+        reply = self.call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def register_signing_key(self, owner: str, public_key: bytes) -> key_service_pb2.SigningKey:
+        req = key_service_pb2.RegisterSigningKeyRequest(owner=owner, public_key=public_key)
+        return self.call(self.keys.RegisterSigningKey, req).key
+
+    def revoke_signing_key(self, key_id: str, reason: str) -> key_service_pb2.SigningKey:
+        req = key_service_pb2.RevokeSigningKeyRequest(key_id=key_id, reason=reason)
+        return self.call(self.keys.RevokeSigningKey, req).key
+
+    def list_signing_keys(
+        self, region: str = "", include_revoked: bool = False
+    ) -> list[key_service_pb2.SigningKey]:
+        req = key_service_pb2.ListSigningKeysRequest(region=region, include_revoked=include_revoked)
+        return list(self.call(self.keys.ListSigningKeys, req).keys)
+
+    def audit_entries(self, page_size: int = 1000) -> Iterator[audit_pb2.AuditEntry]:
+        """Every audit entry, in order, page by page."""
+        start = 1
+        while start:
+            page = self.call(
+                self.audit.ListAuditEntries,
+                audit_service_pb2.ListAuditEntriesRequest(
+                    start_sequence=start, page_size=page_size
+                ),
+            )
+            yield from page.entries
+            start = page.next_sequence
+
+    def tree_head(self) -> audit_pb2.SignedTreeHead:
+        return self.call(
+            self.audit.GetSignedTreeHead, audit_service_pb2.GetSignedTreeHeadRequest()
+        ).tree_head

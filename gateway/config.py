@@ -1,0 +1,92 @@
+"""Gateway configuration: defaults, then a TOML file, then ``YRDGW_*`` environment variables.
+
+Loaded once at the edge (the CLI) and passed down as a frozen object.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DELTA_REGIONS: tuple[str, ...] = ("310000", "320000", "330000", "340000")
+"""GB/T 2260 codes of the four delta regions: Shanghai, Jiangsu, Zhejiang, Anhui."""
+
+
+class GatewaySettings(BaseSettings):
+    """Everything ``yrdgw serve`` needs to run."""
+
+    model_config = SettingsConfigDict(env_prefix="YRDGW_", frozen=True, extra="forbid")
+
+    listen: str = "127.0.0.1:50051"
+    """host:port the gRPC server binds; port 0 picks a free port."""
+
+    database_url: str = "sqlite:///./var/yrdgw.sqlite3"
+    """SQLAlchemy URL: SQLite (embedded default) or ``postgresql+psycopg://…``."""
+
+    cert_dir: Path = Path("certs/dev")
+    """Directory laid out by ``yrdgw pki init``: root CA, gateway certificate, CRL, keys."""
+
+    metrics_listen: str = "127.0.0.1:9464"
+    """host:port of the Prometheus endpoint; an empty string disables it."""
+
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    """Largest gRPC message accepted or sent, in bytes."""
+
+    max_concurrent_rpcs: int = Field(default=256, gt=0)
+    """RPCs served at once; further calls get RESOURCE_EXHAUSTED."""
+
+    max_workers: int = Field(default=16, gt=0)
+    """Threads serving RPCs."""
+
+    keepalive_time_ms: int = Field(default=30_000, gt=0)
+    """Interval of server keepalive pings on idle connections."""
+
+    keepalive_timeout_ms: int = Field(default=10_000, gt=0)
+    """How long to wait for a keepalive ack before closing the connection."""
+
+    min_client_ping_interval_ms: int = Field(default=10_000, gt=0)
+    """Clients pinging more often than this are told to back off (GOAWAY too_many_pings)."""
+
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long in-flight calls may take to finish."""
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """``json`` for production, ``console`` for a terminal; ``auto`` picks by whether stderr is a TTY."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+
+    migrate_on_start: bool = True
+    """Run Alembic migrations to head when the server starts."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, environment, then the TOML file named by YRDGW_CONFIG.
+        toml_file = os.environ.get("YRDGW_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:
+    """Load settings from an optional TOML file, the environment and explicit overrides."""
+    if config_file is not None:
+        os.environ["YRDGW_CONFIG"] = str(config_file)
+    return GatewaySettings(**overrides)  # type: ignore[arg-type]

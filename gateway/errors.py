@@ -1,0 +1,136 @@
+"""Domain errors: raised in the core, mapped to ``google.rpc.Status`` in one place (gateway.rpc).
+
+Each error has a machine-readable ``reason`` (UPPER_SNAKE_CASE, AIP-193) and the gRPC code it maps
+to. Clients turn statuses back into these same classes (``gateway.client.errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import grpc
+
+ERROR_DOMAIN = "yrd-interop"
+"""The ``ErrorInfo.domain`` of every error the gateway returns."""
+
+
+class DomainError(Exception):
+    """Base of every error the gateway reports to a caller."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
+    reason: ClassVar[str] = "FAILED_PRECONDITION"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        field_errors: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.field_errors: dict[str, str] = dict(field_errors or {})
+
+
+class InvalidArgument(DomainError):
+    """The request itself is malformed or impossible."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(DomainError):
+    """A named resource does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(DomainError):
+    """The resource exists already with a different body."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
+
+
+class Unauthenticated(DomainError):
+    """The caller's certificate is missing, unreadable or revoked."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class CertificateRevoked(Unauthenticated):
+    """The caller's certificate is on the revocation list."""
+
+    reason = "CERTIFICATE_REVOKED"
+
+
+class IdentityMissing(Unauthenticated):
+    """The certificate carries no usable region/role SAN URI."""
+
+    reason = "IDENTITY_MISSING"
+
+
+class PermissionDenied(DomainError):
+    """The caller's role or region may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class RoleNotAllowed(PermissionDenied):
+    """The RPC is not open to the caller's role (default deny)."""
+
+    reason = "ROLE_NOT_ALLOWED"
+
+
+class WrongRegion(PermissionDenied):
+    """The caller acts for a region that is not its own."""
+
+    reason = "WRONG_REGION"
+
+
+class SigningKeyInvalid(InvalidArgument):
+    """A public key is not a raw 32-byte Ed25519 key."""
+
+    reason = "SIGNING_KEY_INVALID"
+
+
+class SigningKeyExists(AlreadyExists):
+    """The key is already registered."""
+
+    reason = "SIGNING_KEY_EXISTS"
+
+
+class SigningKeyNotFound(NotFound):
+    """No such signing key."""
+
+    reason = "SIGNING_KEY_NOT_FOUND"
+
+
+class SigningKeyRevoked(DomainError):
+    """The key was revoked and signs nothing any more."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "SIGNING_KEY_REVOKED"
+
+
+class NotImplementedYet(DomainError):
+    """The RPC is part of the contract but not served by this version."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "NOT_IMPLEMENTED"
+
+
+def all_error_classes() -> list[type[DomainError]]:
+    """Every DomainError subclass, most specific first (used to map reasons back to classes)."""
+    found: list[type[DomainError]] = []
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return list(reversed(found))

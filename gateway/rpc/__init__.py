@@ -1,0 +1,1 @@
+"""The gRPC edge: status mapping, the server interceptor, and thin servicers."""

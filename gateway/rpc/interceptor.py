@@ -1,0 +1,209 @@
+"""The server interceptor: authenticate from the peer certificate, authorize by role (default
+deny), map domain errors to rich statuses, log one line per RPC, record metrics.
+
+Every RPC, including health and reflection, passes through here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+
+from gateway.errors import (
+    CertificateRevoked,
+    DomainError,
+    IdentityMissing,
+    NotImplementedYet,
+    RoleNotAllowed,
+)
+from gateway.metrics import RpcMetrics
+from gateway.rpc.status import internal_status, to_grpc_status
+from gateway.security.authz import allowed_roles
+from gateway.security.identity import Identity, IdentityError, identity_of_pem
+from gateway.security.pki import PKIDir, revoked_serials
+
+log = structlog.get_logger("yrdgw.rpc")
+
+
+def peer_identity(context: grpc.ServicerContext) -> Identity:
+    """The caller's identity from its TLS certificate (never from request fields or metadata)."""
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        raise IdentityMissing("no client certificate")
+    try:
+        return identity_of_pem(pems[0])
+    except (IdentityError, ValueError) as exc:
+        raise IdentityMissing(str(exc)) from exc
+
+
+class RevocationList:
+    """The CRL's serials, reloaded when crl.pem changes (checked at most once a second)."""
+
+    def __init__(self, pki: PKIDir) -> None:
+        self._pki = pki
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._serials: frozenset[int] = frozenset()
+        self._refresh(force=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < 1.0:
+            return
+        with self._lock:
+            self._checked = now
+            path: Path = self._pki.crl
+            mtime = os.stat(path).st_mtime if path.exists() else None
+            if force or mtime != self._mtime:
+                self._serials = revoked_serials(self._pki)
+                self._mtime = mtime
+
+    def is_revoked(self, serial: int) -> bool:
+        self._refresh()
+        return serial in self._serials
+
+
+class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every handler with authentication, authorization, error mapping, logs and metrics."""
+
+    def __init__(self, revocations: RevocationList, metrics: RpcMetrics) -> None:
+        self._revocations = revocations
+        self._metrics = metrics
+
+    def _admit(self, method: str, ident: Identity) -> None:
+        """Refuse a revoked certificate, or a role the RPC is not open to."""
+        if self._revocations.is_revoked(ident.serial_number):
+            raise CertificateRevoked(
+                "the client certificate has been revoked",
+                metadata={"serial": format(ident.serial_number, "x")},
+            )
+        if ident.role not in allowed_roles(method):
+            raise RoleNotAllowed(
+                f"{ident.role.value} may not call {method}",
+                metadata={"role": ident.role.value, "method": method},
+            )
+
+    def _finish(
+        self,
+        method: str,
+        ident: Identity | None,
+        code: grpc.StatusCode,
+        start: float,
+        reason: str = "",
+    ) -> None:
+        seconds = time.perf_counter() - start
+        self._metrics.observe(method, code.name, seconds)
+        log.info(
+            "rpc",
+            method=method,
+            region=ident.region if ident else None,
+            role=ident.role.value if ident else None,
+            actor=ident.actor if ident else None,
+            status=code.name,
+            reason=reason or None,
+            duration_ms=round(seconds * 1000, 3),
+        )
+
+    @staticmethod
+    def _as_domain_error(exc: Exception) -> DomainError | None:
+        """The domain error an exception stands for; None for an unexpected failure."""
+        if isinstance(exc, NotImplementedError):
+            # The generated base servicer raises this for RPCs not served yet.
+            return NotImplementedYet("this RPC is part of the contract but not served yet")
+        return exc if isinstance(exc, DomainError) else None
+
+    def _abort(self, context: grpc.ServicerContext, exc: Exception) -> tuple[grpc.StatusCode, str]:
+        """Abort the call with the status exc maps to; returns (code, reason) for the log line.
+
+        Only returns when the servicer had already aborted the call itself (then grpc's own
+        abort exception is re-raised by the caller).
+        """
+        err = self._as_domain_error(exc)
+        if err is None and _is_abort(context):
+            return context.code() or grpc.StatusCode.UNKNOWN, ""
+        if err is None:
+            log.error("rpc.unexpected_error", exc_info=exc)
+            context.abort_with_status(internal_status())
+        else:
+            context.abort_with_status(to_grpc_status(err))
+        raise AssertionError("unreachable: abort_with_status raises")
+
+    def _guard(self, method: str, context: grpc.ServicerContext, run: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        ident: Identity | None = None
+        code, reason = grpc.StatusCode.OK, ""
+        try:
+            ident = peer_identity(context)
+            self._admit(method, ident)
+            return run()
+        except Exception as exc:
+            err = self._as_domain_error(exc)
+            code, reason = (err.code, err.reason) if err else (grpc.StatusCode.INTERNAL, "INTERNAL")
+            code, reason = self._abort(context, exc)
+            raise
+        finally:
+            self._finish(method, ident, code, start, reason)
+
+    def _guard_stream(
+        self, method: str, context: grpc.ServicerContext, run: Callable[[], Iterator[Any]]
+    ) -> Iterator[Any]:
+        start = time.perf_counter()
+        ident: Identity | None = None
+        code, reason = grpc.StatusCode.OK, ""
+        try:
+            ident = peer_identity(context)
+            self._admit(method, ident)
+            yield from run()
+        except Exception as exc:
+            err = self._as_domain_error(exc)
+            code, reason = (err.code, err.reason) if err else (grpc.StatusCode.INTERNAL, "INTERNAL")
+            code, reason = self._abort(context, exc)
+            raise
+        finally:
+            self._finish(method, ident, code, start, reason)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        des, ser = handler.request_deserializer, handler.response_serializer
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+            return grpc.unary_unary_rpc_method_handler(
+                lambda req, ctx: self._guard(method, ctx, lambda: inner_uu(req, ctx)), des, ser
+            )
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+            return grpc.unary_stream_rpc_method_handler(
+                lambda req, ctx: self._guard_stream(method, ctx, lambda: inner_us(req, ctx)),
+                des,
+                ser,
+            )
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+            return grpc.stream_unary_rpc_method_handler(
+                lambda it, ctx: self._guard(method, ctx, lambda: inner_su(it, ctx)), des, ser
+            )
+        inner_ss = handler.stream_stream
+        return grpc.stream_stream_rpc_method_handler(
+            lambda it, ctx: self._guard_stream(method, ctx, lambda: inner_ss(it, ctx)), des, ser
+        )
+
+
+def _is_abort(context: grpc.ServicerContext) -> bool:
+    """Whether the servicer already aborted the call (context.abort raises a bare Exception)."""
+    code = context.code()
+    return code is not None and code is not grpc.StatusCode.OK

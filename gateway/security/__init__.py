@@ -1,0 +1,1 @@
+"""Security: identities from certificates, authorization, signatures and the dev PKI."""

@@ -1,0 +1,185 @@
+"""The signing-key directory: which Ed25519 keys sign for which region and owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    SigningKeyExists,
+    SigningKeyInvalid,
+    SigningKeyNotFound,
+    SigningKeyRevoked,
+    WrongRegion,
+)
+from gateway.security.identity import Identity, Role
+from gateway.security.pki import PKIDir, load_signing_public_key
+from gateway.security.signing import key_id_of
+from gateway.services import Clock, utc_now
+from gateway.storage.db import Database
+from gateway.storage.models import SigningKeyRow
+from gateway.storage.repositories import AuditLogRepository, SigningKeyRepository
+
+_OWNER = re.compile(r"^(registry|admin/[a-z0-9][a-z0-9-]{0,62})$")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A key of the directory as the service layer hands it out."""
+
+    key_id: str
+    region: str
+    owner: str
+    public_key: bytes
+    registered_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoke_reason: str | None
+
+    @classmethod
+    def of(cls, row: SigningKeyRow) -> SigningKey:
+        return cls(
+            row.key_id,
+            row.region,
+            row.owner,
+            row.public_key,
+            row.registered_at,
+            row.revoked_at,
+            row.revoke_reason,
+        )
+
+
+def _audit_key(
+    audit: AuditLogRepository, kind: str, key: SigningKeyRow, actor: Identity, now: dt.datetime
+) -> None:
+    audit.append(
+        kind=kind,
+        subject=f"regions/{key.region}/keys/{key.key_id}",
+        actor_region=actor.region or "",
+        actor=actor.actor,
+        detail={
+            "key_id": key.key_id,
+            "owner": key.owner,
+            "public_key": key.public_key.hex(),
+            "revoke_reason": key.revoke_reason,
+        },
+        now=now,
+    )
+
+
+class KeyDirectory:
+    """Registers, revokes and looks up record-signing keys."""
+
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+        self.db = db
+        self.clock = clock
+
+    def register(
+        self, caller: Identity, owner: str, public_key: bytes, region: str | None = None
+    ) -> SigningKey:
+        """Bind public_key to the caller's region (the gateway may name any region)."""
+        if caller.role is Role.REGISTRY:
+            raise PermissionDenied("only administrators register signing keys")
+        target = region if caller.role is Role.GATEWAY else caller.region
+        if region is not None and caller.role is not Role.GATEWAY and region != caller.region:
+            raise WrongRegion(
+                f"an administrator of {caller.region} cannot register keys for {region}"
+            )
+        if target is None:
+            raise InvalidArgument("region is required", field_errors={"region": "required"})
+        if not _OWNER.match(owner):
+            raise InvalidArgument(
+                "owner must be 'registry' or 'admin/<name>'", field_errors={"owner": "invalid"}
+            )
+        if len(public_key) != 32:
+            raise SigningKeyInvalid(
+                f"an Ed25519 public key has 32 bytes, got {len(public_key)}",
+                field_errors={"public_key": "must be 32 raw bytes"},
+            )
+        key_id = key_id_of(public_key)
+        now = self.clock()
+        with self.db.transaction() as session:
+            keys = SigningKeyRepository(session)
+            existing = keys.get(key_id)
+            if existing is not None:
+                if (
+                    existing.region == target
+                    and existing.owner == owner
+                    and existing.revoked_at is None
+                ):
+                    return SigningKey.of(existing)  # same registration again: idempotent
+                raise SigningKeyExists(
+                    f"key {key_id} is already registered", metadata={"key_id": key_id}
+                )
+            row = SigningKeyRow(
+                key_id=key_id,
+                region=target,
+                owner=owner,
+                public_key=public_key,
+                registered_at=now,
+                registered_by=str(caller),
+            )
+            keys.add(row)
+            _audit_key(AuditLogRepository(session), "signing_key.registered", row, caller, now)
+            return SigningKey.of(row)
+
+    def revoke(self, caller: Identity, key_id: str, reason: str) -> SigningKey:
+        """Revoke a key of the caller's region; it signs nothing from now on."""
+        if caller.role is Role.REGISTRY:
+            raise PermissionDenied("only administrators revoke signing keys")
+        if not reason.strip():
+            raise InvalidArgument("a reason is required", field_errors={"reason": "required"})
+        now = self.clock()
+        with self.db.transaction() as session:
+            keys = SigningKeyRepository(session)
+            row = keys.get_for_update(key_id)
+            if row is None:
+                raise SigningKeyNotFound(f"no signing key {key_id}", metadata={"key_id": key_id})
+            if caller.role is Role.ADMIN and row.region != caller.region:
+                raise WrongRegion(f"key {key_id} belongs to {row.region}, not {caller.region}")
+            if row.revoked_at is not None:
+                raise SigningKeyRevoked(
+                    f"key {key_id} is already revoked", metadata={"key_id": key_id}
+                )
+            row.revoked_at, row.revoke_reason = now, reason.strip()
+            session.flush()
+            _audit_key(AuditLogRepository(session), "signing_key.revoked", row, caller, now)
+            return SigningKey.of(row)
+
+    def list(
+        self, region: str | None = None, include_revoked: bool = False
+    ) -> Sequence[SigningKey]:
+        with self.db.transaction() as session:
+            return [
+                SigningKey.of(r)
+                for r in SigningKeyRepository(session).list(region, include_revoked)
+            ]
+
+    def get(self, key_id: str) -> SigningKey:
+        with self.db.transaction() as session:
+            row = SigningKeyRepository(session).get(key_id)
+            if row is None:
+                raise SigningKeyNotFound(f"no signing key {key_id}", metadata={"key_id": key_id})
+            return SigningKey.of(row)
+
+    def import_from_pki(self, pki: PKIDir) -> int:
+        """Register every registry's and administrator's signing key found in the PKI directory.
+
+        Keys already registered are left as they are, so this is safe at every start. Returns how
+        many keys were added.
+        """
+        gateway = Identity(role=Role.GATEWAY, region=None)
+        added = 0
+        for ident, files in pki.identities():
+            if ident.role is Role.GATEWAY or not files.signing_public_key.exists():
+                continue
+            public_key = load_signing_public_key(files.signing_public_key)
+            with self.db.transaction() as session:
+                if SigningKeyRepository(session).get(key_id_of(public_key)) is not None:
+                    continue
+            self.register(gateway, ident.actor, public_key, region=ident.region)
+            added += 1
+        return added

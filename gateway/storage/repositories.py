@@ -1,0 +1,126 @@
+"""Repositories: typed access to rows inside a caller's transaction. They never commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.audit import GENESIS, EntryFields, canonical_json, entry_hash
+from gateway.storage.models import AuditEntryRow, AuditHeadRow, SigningKeyRow
+
+
+class AuditLogRepository:
+    """Appends to and reads the hash-chained audit log."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _head(self) -> AuditHeadRow:
+        # The head row is locked (FOR UPDATE on PostgreSQL; SQLite has one writer) so concurrent
+        # appends from several gateway processes queue up instead of forking the chain.
+        head = self.session.execute(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).scalar_one_or_none()
+        if head is None:
+            head = AuditHeadRow(id=1, sequence=0, head_hash=GENESIS)
+            self.session.add(head)
+            self.session.flush()
+        return head
+
+    def append(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        actor_region: str,
+        actor: str,
+        detail: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> AuditEntryRow:
+        """Append one entry after the current head."""
+        head = self._head()
+        fields = EntryFields(
+            sequence=head.sequence + 1,
+            kind=kind,
+            subject=subject,
+            actor_region=actor_region,
+            actor=actor,
+            detail=canonical_json(detail),
+            previous_hash=head.head_hash,
+            created_at=now,
+        )
+        digest = entry_hash(fields)
+        row = AuditEntryRow(
+            sequence=fields.sequence,
+            kind=kind,
+            subject=subject,
+            actor_region=actor_region,
+            actor=actor,
+            detail=fields.detail,
+            previous_hash=fields.previous_hash,
+            entry_hash=digest,
+            created_at=now,
+        )
+        self.session.add(row)
+        head.sequence, head.head_hash = fields.sequence, digest
+        self.session.flush()
+        return row
+
+    def page(self, start: int, limit: int) -> Sequence[AuditEntryRow]:
+        """Entries with sequence >= start, in order."""
+        stmt = (
+            select(AuditEntryRow)
+            .where(AuditEntryRow.sequence >= start)
+            .order_by(AuditEntryRow.sequence)
+            .limit(limit)
+        )
+        return self.session.execute(stmt).scalars().all()
+
+    def head(self) -> tuple[int, bytes]:
+        """(size, head hash) of the log."""
+        head = self.session.get(AuditHeadRow, 1)
+        return (0, GENESIS) if head is None else (head.sequence, head.head_hash)
+
+
+def entry_fields(row: AuditEntryRow) -> EntryFields:
+    """The hashed fields of a stored entry."""
+    return EntryFields(
+        sequence=row.sequence,
+        kind=row.kind,
+        subject=row.subject,
+        actor_region=row.actor_region,
+        actor=row.actor,
+        detail=row.detail,
+        previous_hash=row.previous_hash,
+        created_at=row.created_at,
+    )
+
+
+class SigningKeyRepository:
+    """The directory of record-signing keys."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, key_id: str) -> SigningKeyRow | None:
+        return self.session.get(SigningKeyRow, key_id)
+
+    def get_for_update(self, key_id: str) -> SigningKeyRow | None:
+        stmt = select(SigningKeyRow).where(SigningKeyRow.key_id == key_id).with_for_update()
+        return self.session.execute(stmt).scalar_one_or_none()
+
+    def add(self, row: SigningKeyRow) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def list(self, region: str | None, include_revoked: bool) -> Sequence[SigningKeyRow]:
+        stmt = select(SigningKeyRow).order_by(SigningKeyRow.region, SigningKeyRow.key_id)
+        if region:
+            stmt = stmt.where(SigningKeyRow.region == region)
+        if not include_revoked:
+            stmt = stmt.where(SigningKeyRow.revoked_at.is_(None))
+        return self.session.execute(stmt).scalars().all()
