@@ -112,7 +112,7 @@ def pki_init(
         list[str] | None, typer.Option("--admin", help="Admin names (repeatable).")
     ] = None,
 ) -> None:
-    """Create a federation root CA, the gateway certificate, and per region a registry and admins."""
+    """Create a root CA, the gateway certificate, and per region a registry and admins."""
     pki = PKIDir(directory)
     try:
         made = init(pki, tuple(region or DELTA_REGIONS), tuple(admin or DEFAULT_ADMINS))

@@ -19,18 +19,6 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-
-from gateway.errors import ERROR_DOMAIN, DomainError, all_error_classes
-from gateway.security.identity import Role
-from gateway.security.pki import IdentityFiles, PKIDir, load_signing_key
-from gateway.security.signing import (
-    GENESIS_HASH,
-    EnvelopeFields,
-    envelope_hash,
-    key_id_of,
-    raw_public_key,
-    sign,
-)
 from yrd.interop.v1 import (
     audit_pb2,
     audit_service_pb2,
@@ -42,6 +30,18 @@ from yrd.interop.v1 import (
     reconciliation_service_pb2_grpc,
     registry_service_pb2_grpc,
     transfer_service_pb2_grpc,
+)
+
+from gateway.errors import ERROR_DOMAIN, DomainError, all_error_classes
+from gateway.security.identity import Role
+from gateway.security.pki import IdentityFiles, PKIDir, load_signing_key
+from gateway.security.signing import (
+    GENESIS_HASH,
+    EnvelopeFields,
+    envelope_hash,
+    key_id_of,
+    raw_public_key,
+    sign,
 )
 
 T = TypeVar("T")
@@ -210,7 +210,7 @@ class GatewayClient:
     def health(self, service: str = "") -> str:
         """The serving status name of the gateway (or one of its services)."""
         reply = self.call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     def register_signing_key(self, owner: str, public_key: bytes) -> key_service_pb2.SigningKey:
         req = key_service_pb2.RegisterSigningKeyRequest(owner=owner, public_key=public_key)

@@ -24,7 +24,9 @@ DELTA_REGIONS: tuple[str, ...] = ("310000", "320000", "330000", "340000")
 class GatewaySettings(BaseSettings):
     """Everything ``yrdgw serve`` needs to run."""
 
-    model_config = SettingsConfigDict(env_prefix="YRDGW_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="YRDGW_", frozen=True, extra="forbid", toml_file=None
+    )
 
     listen: str = "127.0.0.1:50051"
     """host:port the gRPC server binds; port 0 picks a free port."""
@@ -60,7 +62,7 @@ class GatewaySettings(BaseSettings):
     """On SIGTERM, how long in-flight calls may take to finish."""
 
     log_format: Literal["auto", "json", "console"] = "auto"
-    """``json`` for production, ``console`` for a terminal; ``auto`` picks by whether stderr is a TTY."""
+    """``json`` for production, ``console`` for a terminal; ``auto``: console on a TTY."""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
@@ -77,16 +79,22 @@ class GatewaySettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Precedence: explicit arguments, environment, then the TOML file named by YRDGW_CONFIG.
-        toml_file = os.environ.get("YRDGW_CONFIG")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
-        return tuple(sources)
+        # Precedence: explicit arguments, then YRDGW_* variables, then the TOML file, then defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:
-    """Load settings from an optional TOML file, the environment and explicit overrides."""
-    if config_file is not None:
-        os.environ["YRDGW_CONFIG"] = str(config_file)
-    return GatewaySettings(**overrides)  # type: ignore[arg-type]
+    """Load settings from a TOML file (argument, else ``YRDGW_CONFIG``), the environment and
+    explicit overrides."""
+    path = config_file or (
+        Path(os.environ["YRDGW_CONFIG"]) if os.environ.get("YRDGW_CONFIG") else None
+    )
+    if path is None:
+        return GatewaySettings(**overrides)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file {path} does not exist")
+
+    class FromFile(GatewaySettings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FromFile(**overrides)  # type: ignore[arg-type]

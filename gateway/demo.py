@@ -31,7 +31,7 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
         pki = PKIDir(root / "pki")
         init(pki)
         console.print(
-            f"[bold]1.[/bold] dev PKI created in {pki.root} (root CA, gateway, 4 registries, 8 admins)"
+            f"[bold]1.[/bold] dev PKI in {pki.root}: root CA, gateway, 4 registries, 8 admins"
         )
         settings = GatewaySettings(
             listen="127.0.0.1:0",
@@ -47,7 +47,8 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
         failures = 0
         try:
             console.print(
-                f"[bold]2.[/bold] gateway serving on {target} (mTLS), metrics on 127.0.0.1:{server.metrics_port}"
+                f"[bold]2.[/bold] gateway serving on {target} (mTLS), "
+                f"metrics on 127.0.0.1:{server.metrics_port}"
             )
             table = Table("region", "name", "identity", "health", "signing keys seen")
             clients = [
@@ -88,7 +89,8 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 key = admin.register_signing_key("registry", new_key)
                 admin.revoke_signing_key(key.key_id, "demo: key rotation")
                 console.print(
-                    f"[bold]5.[/bold] 310000 admin-a registered key {key.key_id} and revoked it (signed audit trail)"
+                    f"[bold]5.[/bold] 310000 admin-a registered key {key.key_id} and revoked it "
+                    "(both in the audit log)"
                 )
             check = verify_remote_log(sh)
             failures += not check.ok

@@ -11,37 +11,26 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from gateway.config import GatewaySettings
-from gateway.metrics import MetricsEndpoint, RpcMetrics
-from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
-from gateway.rpc.servicers import (
-    AuditServicer,
-    KeyServicer,
-    RecognitionServicer,
-    ReconciliationServicer,
-    RegistryServicer,
-    TransferServicer,
-)
-from gateway.security.pki import PKIDir, PKIError, load_signing_key
-from gateway.services import Clock, utc_now
-from gateway.services.audit import AuditReader
-from gateway.services.keys import KeyDirectory
-from gateway.storage.db import Database
 from yrd.interop.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
     recognition_service_pb2,
-    recognition_service_pb2_grpc,
     reconciliation_service_pb2,
-    reconciliation_service_pb2_grpc,
     registry_service_pb2,
-    registry_service_pb2_grpc,
     transfer_service_pb2,
-    transfer_service_pb2_grpc,
 )
+
+from gateway.config import GatewaySettings
+from gateway.metrics import MetricsEndpoint, RpcMetrics
+from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
+from gateway.rpc.servicers import AuditServicer, KeyServicer, not_yet_served
+from gateway.security.pki import PKIDir, PKIError, load_signing_key
+from gateway.services import Clock, utc_now
+from gateway.services.audit import AuditReader
+from gateway.services.keys import KeyDirectory
+from gateway.storage.db import Database
 
 log = structlog.get_logger("yrdgw.server")
 
@@ -113,14 +102,8 @@ class GatewayServer:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
-        registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(), server)
-        transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(), server)
-        recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
-            RecognitionServicer(), server
-        )
-        reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server(
-            ReconciliationServicer(), server
-        )
+        for add_to_server, servicer in not_yet_served():
+            add_to_server(servicer, server)
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -148,7 +131,7 @@ class GatewayServer:
         return self.port
 
     def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: health goes NOT_SERVING, new calls are refused, in-flight calls finish."""
+        """Graceful shutdown: health NOT_SERVING, new calls refused, in-flight calls finish."""
         if self._server is None or self._stopped.is_set():
             return
         self._stopped.set()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import timestamp_pb2
+from yrd.interop.v1 import audit_pb2, key_service_pb2
 
 from gateway.services.keys import SigningKey
 from gateway.storage.models import AuditEntryRow
-from yrd.interop.v1 import audit_pb2, key_service_pb2
 
 
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:

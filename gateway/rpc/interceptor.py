@@ -71,7 +71,7 @@ class RevocationList:
         return serial in self._serials
 
 
-class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class GatewayInterceptor(grpc.ServerInterceptor):
     """Wraps every handler with authentication, authorization, error mapping, logs and metrics."""
 
     def __init__(self, revocations: RevocationList, metrics: RpcMetrics) -> None:
@@ -128,7 +128,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         """
         err = self._as_domain_error(exc)
         if err is None and _is_abort(context):
-            return context.code() or grpc.StatusCode.UNKNOWN, ""
+            return _code(context) or grpc.StatusCode.UNKNOWN, ""
         if err is None:
             log.error("rpc.unexpected_error", exc_info=exc)
             context.abort_with_status(internal_status())
@@ -172,9 +172,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -198,6 +198,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 lambda it, ctx: self._guard(method, ctx, lambda: inner_su(it, ctx)), des, ser
             )
         inner_ss = handler.stream_stream
+        assert inner_ss is not None, "a handler has exactly one of the four kinds"
         return grpc.stream_stream_rpc_method_handler(
             lambda it, ctx: self._guard_stream(method, ctx, lambda: inner_ss(it, ctx)), des, ser
         )
@@ -205,5 +206,12 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 def _is_abort(context: grpc.ServicerContext) -> bool:
     """Whether the servicer already aborted the call (context.abort raises a bare Exception)."""
-    code = context.code()
+    code = _code(context)
     return code is not None and code is not grpc.StatusCode.OK
+
+
+def _code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """The status code the servicer set, if any (``code()`` exists since grpcio 1.38; the typing
+    stubs do not list it yet)."""
+    code: grpc.StatusCode | None = getattr(context, "code")()  # noqa: B009
+    return code

@@ -6,12 +6,10 @@ issues implement inherit the generated base class, whose methods answer UNIMPLEM
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Callable
+from typing import Any
 
-from gateway.rpc import convert
-from gateway.rpc.interceptor import peer_identity
-from gateway.services.audit import AuditReader
-from gateway.services.keys import KeyDirectory
+import grpc
 from yrd.interop.v1 import (
     audit_pb2,
     audit_service_pb2,
@@ -23,6 +21,11 @@ from yrd.interop.v1 import (
     registry_service_pb2_grpc,
     transfer_service_pb2_grpc,
 )
+
+from gateway.rpc import convert
+from gateway.rpc.interceptor import peer_identity
+from gateway.services.audit import AuditReader
+from gateway.services.keys import KeyDirectory
 
 
 class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
@@ -93,3 +96,24 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
 
 class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServiceServicer):
     """ReconciliationService: batch reconciliation (served by the reconciliation issue)."""
+
+
+def not_yet_served() -> list[tuple[Callable[[Any, grpc.Server], None], object]]:
+    """Services whose RPCs later issues implement: every call answers UNIMPLEMENTED.
+
+    The generated base methods raise NotImplementedError, which the interceptor maps to
+    UNIMPLEMENTED with reason NOT_IMPLEMENTED.
+    """
+    return [
+        # The typed stubs mark the base methods abstract; these classes deliberately leave them so.
+        (registry_service_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer()),  # type: ignore[abstract]
+        (transfer_service_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer()),  # type: ignore[abstract]
+        (
+            recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server,
+            RecognitionServicer(),  # type: ignore[abstract]
+        ),
+        (
+            reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server,
+            ReconciliationServicer(),  # type: ignore[abstract]
+        ),
+    ]

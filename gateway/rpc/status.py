@@ -36,7 +36,8 @@ def status_proto(err: DomainError) -> status_pb2.Status:
 
 def to_grpc_status(err: DomainError) -> grpc.Status:
     """A grpc.Status ready for ``context.abort_with_status``."""
-    return rpc_status.to_status(status_proto(err))
+    status: grpc.Status = rpc_status.to_status(status_proto(err))
+    return status
 
 
 def internal_status(message: str = "internal error") -> grpc.Status:
@@ -44,6 +45,7 @@ def internal_status(message: str = "internal error") -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
     any_detail = any_pb2.Any()
     any_detail.Pack(info)
-    return rpc_status.to_status(
+    status: grpc.Status = rpc_status.to_status(
         status_pb2.Status(code=code_pb2.INTERNAL, message=message, details=[any_detail])
     )
+    return status

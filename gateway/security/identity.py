@@ -92,5 +92,5 @@ def identity_of(cert: x509.Certificate) -> Identity:
 
 @lru_cache(maxsize=1024)
 def identity_of_pem(pem: bytes) -> Identity:
-    """identity_of for a PEM certificate, cached: peers present the same certificate on every call."""
+    """identity_of for a PEM certificate, cached: a peer presents the same one on every call."""
     return identity_of(x509.load_pem_x509_certificate(pem))

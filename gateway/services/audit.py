@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.audit import ChainCheck, sign_tree_head, verify_chain
+from gateway.audit import ChainCheck, EntryFields, sign_tree_head, verify_chain
 from gateway.errors import InvalidArgument
 from gateway.security.signing import key_id_of, raw_public_key
 from gateway.services import Clock, utc_now
@@ -70,7 +70,7 @@ class AuditReader:
     def verify(self) -> ChainCheck:
         """Walk the whole chain in pages and check it."""
 
-        def entries():  # type: ignore[no-untyped-def]
+        def entries() -> Iterator[tuple[EntryFields, bytes]]:
             start = 1
             while start:
                 rows, start = self.page(start, MAX_PAGE)

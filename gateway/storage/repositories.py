@@ -26,9 +26,7 @@ class AuditLogRepository:
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
         ).scalar_one_or_none()
         if head is None:
-            head = AuditHeadRow(id=1, sequence=0, head_hash=GENESIS)
-            self.session.add(head)
-            self.session.flush()
+            raise RuntimeError("audit_head row missing: the database was not migrated")
         return head
 
     def append(

@@ -42,6 +42,15 @@ def upgrade() -> None:
         sa.Column("head_hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
+    # The single head row exists from the start, so concurrent first appends lock it rather
+    # than race to create it.
+    head = sa.table(
+        "audit_head",
+        sa.column("id", sa.Integer()),
+        sa.column("sequence", sa.BigInteger()),
+        sa.column("head_hash", sa.LargeBinary()),
+    )
+    op.bulk_insert(head, [{"id": 1, "sequence": 0, "head_hash": bytes(32)}])
     op.create_table(
         "signing_keys",
         sa.Column("key_id", sa.String(length=32), nullable=False),

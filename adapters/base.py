@@ -1,0 +1,245 @@
+"""The interface every regional adapter implements, and a base class with the shared mechanics.
+
+An adapter turns the bytes of its region's native format into records of the common schema
+(``yrd.interop.v1``) and back:
+
+- ``to_common(content_type, data)`` parses one native document (one record, or many for Anhui
+  CSV) and validates everything the document shows by itself; it raises
+  ``NativeFormatError`` listing every issue, and stores nothing of a rejected document.
+- ``from_common(record)`` renders one common record in the native format, or raises
+  ``NotExpressibleError`` saying why it cannot be rendered exactly (nothing is ever rounded).
+  The rendering is verified by parsing it back: the result is always a valid native document
+  that parses to the same record.
+
+Native formats carry no region code: rendering a record of another region produces a document
+that, parsed by this adapter, names this adapter's region. Such renderings are made only when every
+value (identifiers, county code, quantities, serials, dates) fits the native format exactly; the
+origin region's ``native_ids`` are not carried (they belong to the origin's format).
+
+Checks that need other records (the methodology a project names exists, capacity within the
+methodology's maximum, monitoring period inside the crediting period, serials not overlapping) are
+made by the gateway; ``methodology_ref`` and ``adapters.quantities``/``adapters.crosscheck`` give
+it what it needs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from adapters._common import (
+    MAX_DOCUMENT_BYTES,
+    Issues,
+    fail,
+    issuance_name,
+    methodology_name,
+    project_name,
+    split_project_name,
+)
+from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError, UnknownContentTypeError
+from adapters.quantities import CAPACITY_UNIT_WATTS, capacity_watts, fraction_to_decimal
+from yrd.interop.v1 import records_pb2
+
+__all__ = [
+    "AdapterBase",
+    "CommonRecord",
+    "RegionAdapter",
+    "media_type",
+]
+
+CommonRecord: TypeAlias = records_pb2.Methodology | records_pb2.Project | records_pb2.Issuance
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a content type, lower-cased, without parameters (``; charset=…``)."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+@runtime_checkable
+class RegionAdapter(Protocol):
+    """What the gateway needs from a regional adapter."""
+
+    @property
+    def region(self) -> str:
+        """GB/T 2260 code of the region, e.g. ``"310000"``."""
+        ...
+
+    @property
+    def content_types(self) -> tuple[str, ...]:
+        """Content types of the native documents this adapter reads and writes (first = written)."""
+        ...
+
+    @property
+    def serial_unit_grams(self) -> int:
+        """Size in grams of one native serial number (Shanghai kg → 1000, Zhejiang g → 1)."""
+        ...
+
+    @property
+    def max_document_bytes(self) -> int:
+        """Largest native document accepted by ``to_common``."""
+        ...
+
+    def to_common(self, content_type: str, data: bytes) -> list[CommonRecord]:
+        """Parse and validate one native document; raise ``NativeFormatError`` with all issues."""
+        ...
+
+    def from_common(self, record: CommonRecord) -> bytes:
+        """Render a common record natively; raise ``NotExpressibleError`` if not exactly possible."""
+        ...
+
+    def methodology_ref(self, methodology: records_pb2.Methodology) -> records_pb2.MethodologyRef:
+        """The ``MethodologyRef`` by which this region's projects name ``methodology``.
+
+        A project refers to a known methodology when ``project.methodology ==
+        adapter.methodology_ref(methodology)`` for one stored methodology of the project's region.
+        """
+        ...
+
+
+class AdapterBase(ABC):
+    """Shared mechanics: content-type and size checks, dispatch, verification of renderings."""
+
+    region: str
+    region_label: str
+    content_types: tuple[str, ...]
+    serial_unit_grams: int
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
+
+    # -- interface -----------------------------------------------------------------------------
+    def to_common(self, content_type: str, data: bytes) -> list[CommonRecord]:
+        if media_type(content_type) not in self.content_types:
+            raise UnknownContentTypeError(content_type, self.region)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if len(data) > self.max_document_bytes:
+            fail(
+                self.region,
+                "document",
+                f"is {len(data)} bytes; the limit is {self.max_document_bytes} bytes",
+            )
+        if not data.strip():
+            fail(self.region, "document", "is empty")
+        return self._parse(bytes(data))
+
+    def from_common(self, record: CommonRecord) -> bytes:
+        issues = Issues()
+        if isinstance(record, records_pb2.Methodology):
+            output = self._render_methodology(record, issues)
+        elif isinstance(record, records_pb2.Project):
+            output = self._render_project(record, issues)
+        elif isinstance(record, records_pb2.Issuance):
+            output = self._render_issuance(record, issues)
+        else:
+            raise TypeError(f"not a common record: {type(record).__name__}")
+        issues.raise_not_expressible(self.region)
+        assert output is not None
+        self._verify(record, output)
+        return output
+
+    def methodology_ref(self, methodology: records_pb2.Methodology) -> records_pb2.MethodologyRef:
+        return records_pb2.MethodologyRef(
+            region=methodology.region,
+            methodology_id=methodology.methodology_id,
+            version=methodology.version,
+        )
+
+    # -- to implement --------------------------------------------------------------------------
+    @abstractmethod
+    def _parse(self, data: bytes) -> list[CommonRecord]:
+        """Parse a document within the size limit; raise ``NativeFormatError`` with all issues."""
+
+    @abstractmethod
+    def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
+        """Render, or record in ``issues`` why not (then return None)."""
+
+    @abstractmethod
+    def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
+        """Render, or record in ``issues`` why not (then return None)."""
+
+    @abstractmethod
+    def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
+        """Render, or record in ``issues`` why not (then return None)."""
+
+    # -- shared helpers ------------------------------------------------------------------------
+    def own(self, record: CommonRecord) -> bool:
+        return record.region == self.region
+
+    def _verify(self, record: CommonRecord, output: bytes) -> None:
+        """Parse the rendering back: it must be valid and denote exactly ``record``."""
+        try:
+            parsed = self._parse(output)
+        except NativeFormatError as exc:
+            raise NotExpressibleError(
+                self.region,
+                [
+                    FieldIssue(i.field, f"the rendering would be invalid: {i.reason}", i.row, i.column)
+                    for i in exc.issues
+                ],
+            ) from exc
+        foreign = record.region != self.region
+        expected = _comparable(record, self.region, foreign=foreign)
+        got = _comparable(parsed[0], self.region, foreign=foreign) if len(parsed) == 1 else None
+        if got != expected:
+            fields = _differing_fields(expected, got)
+            raise NotExpressibleError(
+                self.region,
+                [
+                    FieldIssue(
+                        field,
+                        f"cannot be rendered exactly in the {self.region_label} format",
+                    )
+                    for field in fields or ["record"]
+                ],
+            )
+
+
+def _canonical_capacity(quantity: records_pb2.ExactQuantity) -> None:
+    if quantity.unit in CAPACITY_UNIT_WATTS:
+        try:
+            watts = fraction_to_decimal(capacity_watts(quantity))
+        except ValueError:
+            return
+        if watts is not None:
+            quantity.value, quantity.unit = watts, "W"
+
+
+def _comparable(record: CommonRecord, region: str, *, foreign: bool) -> CommonRecord:
+    """The record as a rendering in ``region``'s format should reproduce it.
+
+    Own-region records must come back identical (empty optional sub-messages aside). Records of
+    another region come back re-rooted in ``region``, without the origin's ``native_ids``, and
+    with capacities possibly in another unit (compared exactly in watts).
+    """
+    copy = type(record)()
+    copy.CopyFrom(record)
+    if isinstance(copy, records_pb2.Methodology):
+        if copy.HasField("eligibility") and not copy.eligibility.ListFields():
+            copy.ClearField("eligibility")
+    if not foreign:
+        return copy
+    copy.region = region
+    copy.native_ids.clear()
+    if isinstance(copy, records_pb2.Methodology):
+        copy.name = methodology_name(region, copy.methodology_id)
+        if copy.HasField("eligibility") and copy.eligibility.HasField("max_capacity"):
+            _canonical_capacity(copy.eligibility.max_capacity)
+    elif isinstance(copy, records_pb2.Project):
+        copy.name = project_name(region, copy.project_id)
+        copy.methodology.region = region
+        if copy.HasField("capacity"):
+            _canonical_capacity(copy.capacity)
+    else:
+        copy.name = issuance_name(region, copy.issuance_id)
+        parts = split_project_name(copy.project)
+        if parts is not None:
+            copy.project = project_name(region, parts[1])
+    return copy
+
+
+def _differing_fields(expected: CommonRecord, got: CommonRecord | None) -> list[str]:
+    if got is None:
+        return ["record"]
+    names = {field.name for field, _ in expected.ListFields()} | {
+        field.name for field, _ in got.ListFields()
+    }
+    return sorted(name for name in names if getattr(expected, name) != getattr(got, name))
