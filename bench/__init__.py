@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figure and the ratio to the raw limit measured in the same run."""
