@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import filecmp
 import shutil
+import subprocess
 import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
 
-from grpc_tools import protoc
 
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
@@ -34,6 +34,8 @@ def generate(proto_root: Path, out: Path) -> list[Path]:
     sources = sorted(p.relative_to(proto_root) for p in proto_root.rglob("*.proto"))
     well_known = resources.files("grpc_tools") / "_proto"
     args = [
+        sys.executable,
+        "-m",
         "grpc_tools.protoc",
         f"-I{proto_root}",
         f"-I{well_known}",
@@ -45,8 +47,10 @@ def generate(proto_root: Path, out: Path) -> list[Path]:
         f"--mypy_grpc_out={out}",
         *(str(s) for s in sources),
     ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    # A subprocess, so the plugins' chatter ("Writing mypy to ...") is shown only on failure.
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"protoc failed:\n{result.stdout}{result.stderr}")
     return sources
 
 

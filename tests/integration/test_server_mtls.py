@@ -255,3 +255,21 @@ def test_revoked_certificate_is_refused(tmp_path: Path) -> None:
             assert unaffected.health() == "SERVING"
     finally:
         server.stop(grace=0.5)
+
+
+def test_concurrent_rpc_limit_answers_resource_exhausted(
+    gateway_settings: GatewaySettings, pki: PKIDir
+) -> None:
+    server = GatewayServer(gateway_settings.model_copy(update={"max_concurrent_rpcs": 1}))
+    server.start()
+    try:
+        with GatewayClient(_target(server), pki, region="310000") as client:
+            stub = health_pb2_grpc.HealthStub(client.channel)
+            watch = stub.Watch(health_pb2.HealthCheckRequest(), timeout=10)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # holds the one slot
+            with pytest.raises(TransportError) as info:
+                client.health()
+            assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            watch.cancel()
+    finally:
+        server.stop(grace=0.5)

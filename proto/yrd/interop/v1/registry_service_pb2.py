@@ -27,7 +27,7 @@ from yrd.interop.v1 import envelope_pb2 as yrd_dot_interop_dot_v1_dot_envelope__
 from yrd.interop.v1 import records_pb2 as yrd_dot_interop_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%yrd/interop/v1/registry_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dyrd/interop/v1/envelope.proto\x1a\x1cyrd/interop/v1/records.proto\"C\n\x0ePublishRequest\x12\x31\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"\xeb\x01\n\x0e\x45nvelopeResult\x12\x15\n\renvelope_hash\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x14\n\x0crecord_names\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x45\n\x0c\x66ield_errors\x18\x06 \x03(\x0b\x32/.yrd.interop.v1.EnvelopeResult.FieldErrorsEntry\x1a\x32\n\x10\x46ieldErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0fPublishResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.yrd.interop.v1.EnvelopeResult\"J\n\x16PublishEnvelopeRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"I\n\x17PublishEnvelopeResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.EnvelopeResult\"\x9a\x01\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.yrd.interop.v1.FeedFormat\x12\x0f\n\x07regions\x18\x03 \x03(\t\x12)\n\x05kinds\x18\x04 \x03(\x0e\x32\x1a.yrd.interop.v1.RecordKind\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"\x86\x02\n\x11SubscribeResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x06record\x18\x02 \x01(\x0b\x32\x16.yrd.interop.v1.Record\x12\x16\n\x0enative_payload\x18\x03 \x01(\x0c\x12\x1b\n\x13native_content_type\x18\x04 \x01(\t\x12!\n\x19native_unavailable_reason\x18\x05 \x01(\t\x12\x30\n\x08\x65nvelope\x18\x06 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\x12/\n\x0b\x61\x63\x63\x65pt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x10GetRecordRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x11GetRecordResponse\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.yrd.interop.v1.Record\x12\x30\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"u\n\x12ListRecordsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.yrd.interop.v1.RecordKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"W\n\x13ListRecordsResponse\x12\'\n\x07records\x18\x01 \x03(\x0b\x32\x16.yrd.interop.v1.Record\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*y\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17RECORD_KIND_METHODOLOGY\x10\x01\x12\x17\n\x13RECORD_KIND_PROJECT\x10\x02\x12\x18\n\x14RECORD_KIND_ISSUANCE\x10\x03*Y\n\nFeedFormat\x12\x1b\n\x17\x46\x45\x45\x44_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x45\x44_FORMAT_COMMON\x10\x01\x12\x16\n\x12\x46\x45\x45\x44_FORMAT_NATIVE\x10\x02\x32\xc3\x03\n\x0fRegistryService\x12N\n\x07Publish\x12\x1e.yrd.interop.v1.PublishRequest\x1a\x1f.yrd.interop.v1.PublishResponse(\x01\x30\x01\x12\x62\n\x0fPublishEnvelope\x12&.yrd.interop.v1.PublishEnvelopeRequest\x1a\'.yrd.interop.v1.PublishEnvelopeResponse\x12R\n\tSubscribe\x12 .yrd.interop.v1.SubscribeRequest\x1a!.yrd.interop.v1.SubscribeResponse0\x01\x12P\n\tGetRecord\x12 .yrd.interop.v1.GetRecordRequest\x1a!.yrd.interop.v1.GetRecordResponse\x12V\n\x0bListRecords\x12\".yrd.interop.v1.ListRecordsRequest\x1a#.yrd.interop.v1.ListRecordsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%yrd/interop/v1/registry_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dyrd/interop/v1/envelope.proto\x1a\x1cyrd/interop/v1/records.proto\"C\n\x0ePublishRequest\x12\x31\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"\xeb\x01\n\x0e\x45nvelopeResult\x12\x15\n\renvelope_hash\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x14\n\x0crecord_names\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x45\n\x0c\x66ield_errors\x18\x06 \x03(\x0b\x32/.yrd.interop.v1.EnvelopeResult.FieldErrorsEntry\x1a\x32\n\x10\x46ieldErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0fPublishResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.yrd.interop.v1.EnvelopeResult\"J\n\x16PublishEnvelopeRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"I\n\x17PublishEnvelopeResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.EnvelopeResult\"\xb2\x01\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.yrd.interop.v1.FeedFormat\x12\x0f\n\x07regions\x18\x03 \x03(\t\x12)\n\x05kinds\x18\x04 \x03(\x0e\x32\x1a.yrd.interop.v1.RecordKind\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x16\n\x0emax_batch_size\x18\x06 \x01(\x05\">\n\x11SubscribeResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.yrd.interop.v1.FeedEvent\"\x9d\x02\n\tFeedEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x06record\x18\x02 \x01(\x0b\x32\x16.yrd.interop.v1.Record\x12\x16\n\x0enative_payload\x18\x03 \x01(\x0c\x12\x1b\n\x13native_content_type\x18\x04 \x01(\t\x12!\n\x19native_unavailable_reason\x18\x05 \x01(\t\x12\x30\n\x08\x65nvelope\x18\x06 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\x12/\n\x0b\x61\x63\x63\x65pt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15\x65nvelope_record_index\x18\x08 \x01(\x05\" \n\x10GetRecordRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"m\n\x11GetRecordResponse\x12&\n\x06record\x18\x01 \x01(\x0b\x32\x16.yrd.interop.v1.Record\x12\x30\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"u\n\x12ListRecordsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.yrd.interop.v1.RecordKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"W\n\x13ListRecordsResponse\x12\'\n\x07records\x18\x01 \x03(\x0b\x32\x16.yrd.interop.v1.Record\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*y\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17RECORD_KIND_METHODOLOGY\x10\x01\x12\x17\n\x13RECORD_KIND_PROJECT\x10\x02\x12\x18\n\x14RECORD_KIND_ISSUANCE\x10\x03*Y\n\nFeedFormat\x12\x1b\n\x17\x46\x45\x45\x44_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x45\x44_FORMAT_COMMON\x10\x01\x12\x16\n\x12\x46\x45\x45\x44_FORMAT_NATIVE\x10\x02\x32\xc3\x03\n\x0fRegistryService\x12N\n\x07Publish\x12\x1e.yrd.interop.v1.PublishRequest\x1a\x1f.yrd.interop.v1.PublishResponse(\x01\x30\x01\x12\x62\n\x0fPublishEnvelope\x12&.yrd.interop.v1.PublishEnvelopeRequest\x1a\'.yrd.interop.v1.PublishEnvelopeResponse\x12R\n\tSubscribe\x12 .yrd.interop.v1.SubscribeRequest\x1a!.yrd.interop.v1.SubscribeResponse0\x01\x12P\n\tGetRecord\x12 .yrd.interop.v1.GetRecordRequest\x1a!.yrd.interop.v1.GetRecordResponse\x12V\n\x0bListRecords\x12\".yrd.interop.v1.ListRecordsRequest\x1a#.yrd.interop.v1.ListRecordsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPERESULT_FIELDERRORSENTRY']._loaded_options = None
   _globals['_ENVELOPERESULT_FIELDERRORSENTRY']._serialized_options = b'8\001'
-  _globals['_RECORDKIND']._serialized_start=1452
-  _globals['_RECORDKIND']._serialized_end=1573
-  _globals['_FEEDFORMAT']._serialized_start=1575
-  _globals['_FEEDFORMAT']._serialized_end=1664
+  _globals['_RECORDKIND']._serialized_start=1563
+  _globals['_RECORDKIND']._serialized_end=1684
+  _globals['_FEEDFORMAT']._serialized_start=1686
+  _globals['_FEEDFORMAT']._serialized_end=1775
   _globals['_PUBLISHREQUEST']._serialized_start=151
   _globals['_PUBLISHREQUEST']._serialized_end=218
   _globals['_ENVELOPERESULT']._serialized_start=221
@@ -53,17 +53,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHENVELOPERESPONSE']._serialized_start=602
   _globals['_PUBLISHENVELOPERESPONSE']._serialized_end=675
   _globals['_SUBSCRIBEREQUEST']._serialized_start=678
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=832
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=835
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1097
-  _globals['_GETRECORDREQUEST']._serialized_start=1099
-  _globals['_GETRECORDREQUEST']._serialized_end=1131
-  _globals['_GETRECORDRESPONSE']._serialized_start=1133
-  _globals['_GETRECORDRESPONSE']._serialized_end=1242
-  _globals['_LISTRECORDSREQUEST']._serialized_start=1244
-  _globals['_LISTRECORDSREQUEST']._serialized_end=1361
-  _globals['_LISTRECORDSRESPONSE']._serialized_start=1363
-  _globals['_LISTRECORDSRESPONSE']._serialized_end=1450
-  _globals['_REGISTRYSERVICE']._serialized_start=1667
-  _globals['_REGISTRYSERVICE']._serialized_end=2118
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=856
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=858
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=920
+  _globals['_FEEDEVENT']._serialized_start=923
+  _globals['_FEEDEVENT']._serialized_end=1208
+  _globals['_GETRECORDREQUEST']._serialized_start=1210
+  _globals['_GETRECORDREQUEST']._serialized_end=1242
+  _globals['_GETRECORDRESPONSE']._serialized_start=1244
+  _globals['_GETRECORDRESPONSE']._serialized_end=1353
+  _globals['_LISTRECORDSREQUEST']._serialized_start=1355
+  _globals['_LISTRECORDSREQUEST']._serialized_end=1472
+  _globals['_LISTRECORDSRESPONSE']._serialized_start=1474
+  _globals['_LISTRECORDSRESPONSE']._serialized_end=1561
+  _globals['_REGISTRYSERVICE']._serialized_start=1778
+  _globals['_REGISTRYSERVICE']._serialized_end=2229
 # @@protoc_insertion_point(module_scope)

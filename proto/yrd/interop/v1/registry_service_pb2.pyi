@@ -247,12 +247,15 @@ class SubscribeRequest(_message.Message):
     REGIONS_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Opaque cursor from a previous FeedItem; empty starts at the beginning."""
     format: Global___FeedFormat.ValueType
     """Format of the records."""
     follow: _builtins.bool
     """Keep the stream open and send new records as they are accepted."""
+    max_batch_size: _builtins.int
+    """Largest number of events per response message; 0 means the server default (500)."""
     @_builtins.property
     def regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Regions to include; empty means all."""
@@ -269,10 +272,11 @@ class SubscribeRequest(_message.Message):
         regions: _abc.Iterable[_builtins.str] | None = ...,
         kinds: _abc.Iterable[Global___RecordKind.ValueType] | None = ...,
         follow: _builtins.bool = ...,
+        max_batch_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "follow", b"follow", "format", b"format", "kinds", b"kinds", "regions", b"regions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "follow", b"follow", "format", b"format", "kinds", b"kinds", "max_batch_size", b"max_batch_size", "regions", b"regions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,7 +284,31 @@ Global___SubscribeRequest: _TypeAlias = SubscribeRequest  # noqa: Y015
 
 @_typing.final
 class SubscribeResponse(_message.Message):
-    """SubscribeResponse carries one feed item."""
+    """SubscribeResponse carries a batch of feed events, in feed order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedEvent]:
+        """The events; never empty."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___FeedEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015
+
+@_typing.final
+class FeedEvent(_message.Message):
+    """FeedEvent is one accepted record on the feed."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -291,14 +319,17 @@ class SubscribeResponse(_message.Message):
     NATIVE_UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     ACCEPT_TIME_FIELD_NUMBER: _builtins.int
+    ENVELOPE_RECORD_INDEX_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Cursor to resume after this item."""
+    """Cursor to resume after this event."""
     native_payload: _builtins.bytes
     """The record in the subscriber's native format, when FEED_FORMAT_NATIVE expresses it exactly."""
     native_content_type: _builtins.str
     """Content type of native_payload."""
     native_unavailable_reason: _builtins.str
     """Why native_payload is absent when FEED_FORMAT_NATIVE was asked for."""
+    envelope_record_index: _builtins.int
+    """Position of the record within its envelope (0 for single-record formats; the row for CSV)."""
     @_builtins.property
     def record(self) -> _records_pb2.Record:
         """The record in the common schema (always present)."""
@@ -321,14 +352,15 @@ class SubscribeResponse(_message.Message):
         native_unavailable_reason: _builtins.str = ...,
         envelope: _envelope_pb2.SignedEnvelope | None = ...,
         accept_time: _timestamp_pb2.Timestamp | None = ...,
+        envelope_record_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "envelope", b"envelope", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "cursor", b"cursor", "envelope", b"envelope", "native_content_type", b"native_content_type", "native_payload", b"native_payload", "native_unavailable_reason", b"native_unavailable_reason", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "cursor", b"cursor", "envelope", b"envelope", "envelope_record_index", b"envelope_record_index", "native_content_type", b"native_content_type", "native_payload", b"native_payload", "native_unavailable_reason", b"native_unavailable_reason", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015
+Global___FeedEvent: _TypeAlias = FeedEvent  # noqa: Y015
 
 @_typing.final
 class GetRecordRequest(_message.Message):
