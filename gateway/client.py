@@ -5,8 +5,9 @@ signing, typed calls, and gateway statuses turned back into the domain exception
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +29,7 @@ from yrd.interop.v1 import (
     key_service_pb2_grpc,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
+    registry_service_pb2,
     registry_service_pb2_grpc,
     transfer_service_pb2_grpc,
 )
@@ -42,6 +44,7 @@ from gateway.security.signing import (
     key_id_of,
     raw_public_key,
     sign,
+    verify,
 )
 
 T = TypeVar("T")
@@ -83,6 +86,30 @@ def error_from_rpc(exc: grpc.RpcError) -> DomainError | TransportError:
     return TransportError(code, details)
 
 
+CHAIN_REASONS = frozenset({"SEQUENCE_GAP", "PREVIOUS_HASH_MISMATCH", "SEQUENCE_REUSED"})
+"""Refusals that mean the signer's local chain head disagrees with the gateway's."""
+
+
+def envelope_fields_of(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
+    """The signed fields of a received envelope (for checking another region's signature)."""
+    return EnvelopeFields(
+        content_type=env.content_type,
+        payload=env.payload,
+        key_id=env.key_id,
+        sequence=env.sequence,
+        previous_hash=env.previous_hash,
+        sign_time_seconds=env.sign_time.seconds,
+        sign_time_nanos=env.sign_time.nanos,
+    )
+
+
+def envelope_signature_ok(env: envelope_pb2.SignedEnvelope, public_key: bytes) -> bool:
+    """Whether the envelope carries a valid signature by public_key over its exact bytes."""
+    return key_id_of(public_key) == env.key_id and verify(
+        public_key, envelope_fields_of(env), env.signature
+    )
+
+
 @dataclass
 class EnvelopeSigner:
     """Signs envelopes with one key, keeping the per-signer sequence and hash chain."""
@@ -95,6 +122,16 @@ class EnvelopeSigner:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+
+    def head(self) -> tuple[int, bytes]:
+        """(sequence, hash) of the last envelope signed."""
+        with self._lock:
+            return self.sequence, self.previous_hash
+
+    def rewind(self, sequence: int, previous_hash: bytes) -> None:
+        """Move the chain head back (envelopes signed after it were refused, or never sent)."""
+        with self._lock:
+            self.sequence, self.previous_hash = sequence, previous_hash
 
     @property
     def key_id(self) -> str:
@@ -243,3 +280,93 @@ class GatewayClient:
         return self.call(
             self.audit.GetSignedTreeHead, audit_service_pb2.GetSignedTreeHeadRequest()
         ).tree_head
+
+    # -- record exchange ------------------------------------------------------------------------
+
+    def sync_signer(self) -> None:
+        """Set the signer's chain head to what the gateway last accepted from this key."""
+        for key in self.list_signing_keys(self.region):
+            if key.key_id == self.signer.key_id:
+                self.signer.rewind(key.last_sequence, key.last_envelope_hash)
+                return
+        raise TransportError(
+            grpc.StatusCode.NOT_FOUND, f"key {self.signer.key_id} is not registered"
+        )
+
+    def publish(
+        self, documents: Sequence[tuple[str, bytes]], batch_size: int = 100
+    ) -> list[registry_service_pb2.EnvelopeResult]:
+        """Sign each (content type, payload) and publish them over one Publish stream, in batches.
+
+        Returns one result per document, in order. A refused envelope does not advance the chain
+        at the gateway, so the envelopes signed after it are re-signed and sent again; a refusal
+        that shows the local chain head is stale makes the signer resynchronise once.
+        """
+        results: list[registry_service_pb2.EnvelopeResult | None] = [None] * len(documents)
+        outbox: queue.Queue[registry_service_pb2.PublishRequest | None] = queue.Queue()
+
+        def requests() -> Iterator[registry_service_pb2.PublishRequest]:
+            while (request := outbox.get()) is not None:
+                yield request
+
+        stream = self.registry.Publish(requests(), timeout=max(self.timeout, 300.0))
+        resynced = False
+        try:
+            start = 0
+            while start < len(documents):
+                chunk = documents[start : start + batch_size]
+                heads = []
+                envelopes = []
+                for content_type, payload in chunk:
+                    heads.append(self.signer.head())
+                    envelopes.append(self.signer.sign(content_type, payload))
+                outbox.put(registry_service_pb2.PublishRequest(envelopes=envelopes))
+                reply = next(stream)
+                refused = next((i for i, r in enumerate(reply.results) if not r.accepted), None)
+                if refused is None:
+                    results[start : start + len(chunk)] = list(reply.results)
+                    start += len(chunk)
+                    continue
+                self.signer.rewind(*heads[refused])
+                results[start : start + refused] = list(reply.results[:refused])
+                if reply.results[refused].reason in CHAIN_REASONS and not resynced:
+                    resynced = True
+                    self.sync_signer()
+                    start += refused
+                    continue
+                results[start + refused] = reply.results[refused]
+                start += refused + 1
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
+        finally:
+            outbox.put(None)
+            stream.cancel()
+        return [r for r in results if r is not None]
+
+    def subscribe(
+        self,
+        cursor: str = "",
+        *,
+        native: bool = False,
+        regions: Sequence[str] = (),
+        kinds: Sequence[registry_service_pb2.RecordKind.ValueType] = (),
+        follow: bool = False,
+        batch_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[registry_service_pb2.FeedEvent]:
+        """The feed from cursor: every event in order; with follow, waits for new ones."""
+        request = registry_service_pb2.SubscribeRequest(
+            cursor=cursor,
+            format=registry_service_pb2.FEED_FORMAT_NATIVE
+            if native
+            else registry_service_pb2.FEED_FORMAT_COMMON,
+            regions=regions,
+            kinds=kinds,
+            follow=follow,
+            max_batch_size=batch_size,
+        )
+        try:
+            for response in self.registry.Subscribe(request, timeout=timeout):
+                yield from response.events
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc

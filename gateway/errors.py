@@ -118,6 +118,148 @@ class SigningKeyRevoked(DomainError):
     reason = "SIGNING_KEY_REVOKED"
 
 
+class FailedPrecondition(DomainError):
+    """The request is well formed but the system's state does not allow it."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+# --- Record exchange (publish) -------------------------------------------------------------
+
+
+class EnvelopeMalformed(InvalidArgument):
+    """An envelope field is missing or has the wrong size."""
+
+    reason = "ENVELOPE_MALFORMED"
+
+
+class SignatureInvalid(InvalidArgument):
+    """The signature does not verify over the envelope as received."""
+
+    reason = "SIGNATURE_INVALID"
+
+
+class SigningKeyUnknown(NotFound):
+    """The envelope names a key the directory does not know."""
+
+    reason = "SIGNING_KEY_UNKNOWN"
+
+
+class SigningKeyWrongRegion(PermissionDenied):
+    """The key belongs to another region than the caller's certificate."""
+
+    reason = "SIGNING_KEY_WRONG_REGION"
+
+
+class SigningKeyNotForRecords(PermissionDenied):
+    """Only a registry's key signs records (administrators' keys sign decisions)."""
+
+    reason = "SIGNING_KEY_NOT_REGISTRY"
+
+
+class EnvelopeReplayed(AlreadyExists):
+    """This exact envelope was accepted before."""
+
+    reason = "ENVELOPE_REPLAYED"
+
+
+class SequenceReused(FailedPrecondition):
+    """A different envelope already holds this signer's sequence number (a fork)."""
+
+    reason = "SEQUENCE_REUSED"
+
+
+class SequenceGap(FailedPrecondition):
+    """The sequence skips numbers; the signer must send the missing envelopes first."""
+
+    reason = "SEQUENCE_GAP"
+
+
+class PreviousHashMismatch(FailedPrecondition):
+    """The envelope does not chain to the signer's last accepted envelope (a fork)."""
+
+    reason = "PREVIOUS_HASH_MISMATCH"
+
+
+class ContentTypeUnknown(InvalidArgument):
+    """No adapter reads this content type."""
+
+    reason = "CONTENT_TYPE_UNKNOWN"
+
+
+class ContentTypeWrongRegion(PermissionDenied):
+    """The content type is another region's format; a registry publishes its own records."""
+
+    reason = "CONTENT_TYPE_WRONG_REGION"
+
+
+class NativeRecordInvalid(InvalidArgument):
+    """The payload does not parse or validate in its region's format (all issues listed)."""
+
+    reason = "NATIVE_RECORD_INVALID"
+
+
+class MethodologyUnknown(FailedPrecondition):
+    """A project names a methodology its region has not published."""
+
+    reason = "METHODOLOGY_UNKNOWN"
+
+
+class CapacityExceedsMethodology(FailedPrecondition):
+    """A project's capacity is above its methodology's maximum."""
+
+    reason = "CAPACITY_EXCEEDS_METHODOLOGY"
+
+
+class ProjectUnknown(FailedPrecondition):
+    """An issuance names a project its region has not published."""
+
+    reason = "PROJECT_UNKNOWN"
+
+
+class ProjectNotRegistered(FailedPrecondition):
+    """The project is suspended or closed and receives no issuance."""
+
+    reason = "PROJECT_NOT_REGISTERED"
+
+
+class MonitoringOutsideCrediting(FailedPrecondition):
+    """The monitoring period is not inside the project's crediting period."""
+
+    reason = "MONITORING_OUTSIDE_CREDITING"
+
+
+class IssuanceExists(AlreadyExists):
+    """An issuance with this id was accepted before; issuances are immutable."""
+
+    reason = "ISSUANCE_EXISTS"
+
+
+class SerialsOverlap(AlreadyExists):
+    """The serials overlap serials the origin region has already issued."""
+
+    reason = "SERIALS_OVERLAP"
+
+
+class RecordConflict(FailedPrecondition):
+    """A new revision changes what a record may not change (its methodology, say)."""
+
+    reason = "RECORD_CONFLICT"
+
+
+class RecordNotFound(NotFound):
+    """No record with that name."""
+
+    reason = "RECORD_NOT_FOUND"
+
+
+class CursorInvalid(InvalidArgument):
+    """The feed cursor or page token was not issued by this gateway."""
+
+    reason = "CURSOR_INVALID"
+
+
 class NotImplementedYet(DomainError):
     """The RPC is part of the contract but not served by this version."""
 

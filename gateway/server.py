@@ -19,16 +19,20 @@ from yrd.interop.v1 import (
     recognition_service_pb2,
     reconciliation_service_pb2,
     registry_service_pb2,
+    registry_service_pb2_grpc,
     transfer_service_pb2,
 )
 
+from adapters import default_registry
+from adapters.registry import AdapterRegistry
 from gateway.config import GatewaySettings
 from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
-from gateway.rpc.servicers import AuditServicer, KeyServicer, not_yet_served
+from gateway.rpc.servicers import AuditServicer, KeyServicer, RegistryServicer, not_yet_served
 from gateway.security.pki import PKIDir, PKIError, load_signing_key
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
+from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.storage.db import Database
 
@@ -65,7 +69,12 @@ class GatewayServer:
     """One gateway process. ``start()`` binds and serves; ``stop()`` drains and closes."""
 
     def __init__(
-        self, settings: GatewaySettings, *, db: Database | None = None, clock: Clock = utc_now
+        self,
+        settings: GatewaySettings,
+        *,
+        db: Database | None = None,
+        clock: Clock = utc_now,
+        adapters: AdapterRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.pki = PKIDir(settings.cert_dir)
@@ -73,6 +82,7 @@ class GatewayServer:
         self._owns_db = db is None
         self.keys = KeyDirectory(self.db, clock)
         self.audit = AuditReader(self.db, load_signing_key(self.pki.gateway().signing_key), clock)
+        self.exchange = ExchangeService(self.db, adapters or default_registry, clock)
         self.metrics = RpcMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.port: int = 0
@@ -104,6 +114,9 @@ class GatewayServer:
         )
         for add_to_server, servicer in not_yet_served():
             add_to_server(servicer, server)
+        registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
+            RegistryServicer(self.exchange), server
+        )
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -132,3 +132,11 @@ def connect(gateway: GatewayServer, pki: PKIDir) -> Iterator[ClientFactory]:
     yield _connect
     for client in opened:
         client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """One RPC log line per call is for operators; tests keep warnings and errors only."""
+    from gateway.logs import configure_logging
+
+    configure_logging("json", "warning")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import timestamp_pb2
-from yrd.interop.v1 import audit_pb2, key_service_pb2
+from yrd.interop.v1 import audit_pb2, key_service_pb2, registry_service_pb2
 
+from gateway.services.exchange import FeedItem, PublishOutcome
 from gateway.services.keys import SigningKey
 from gateway.storage.models import AuditEntryRow
 
@@ -25,6 +26,8 @@ def signing_key(key: SigningKey) -> key_service_pb2.SigningKey:
         public_key=key.public_key,
         register_time=timestamp(key.registered_at),
         revoke_reason=key.revoke_reason or "",
+        last_sequence=key.last_sequence,
+        last_envelope_hash=key.last_hash,
     )
     if key.revoked_at is not None:
         msg.revoke_time.CopyFrom(timestamp(key.revoked_at))
@@ -42,4 +45,30 @@ def audit_entry(row: AuditEntryRow) -> audit_pb2.AuditEntry:
         previous_hash=row.previous_hash,
         entry_hash=row.entry_hash,
         create_time=timestamp(row.created_at),
+    )
+
+
+def envelope_result(outcome: PublishOutcome) -> registry_service_pb2.EnvelopeResult:
+    result = registry_service_pb2.EnvelopeResult(
+        envelope_hash=outcome.envelope_hash.hex(),
+        accepted=outcome.accepted,
+        record_names=outcome.record_names,
+    )
+    if outcome.error is not None:
+        result.reason = outcome.error.reason
+        result.message = outcome.error.message
+        result.field_errors.update(outcome.error.field_errors)
+    return result
+
+
+def feed_event(item: FeedItem) -> registry_service_pb2.FeedEvent:
+    return registry_service_pb2.FeedEvent(
+        cursor=str(item.position),
+        record=item.record,
+        native_payload=item.native_payload,
+        native_content_type=item.native_content_type,
+        native_unavailable_reason=item.native_unavailable_reason,
+        envelope=item.envelope,
+        accept_time=timestamp(item.accepted_at),
+        envelope_record_index=item.envelope_record_index,
     )

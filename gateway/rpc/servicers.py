@@ -6,7 +6,7 @@ issues implement inherit the generated base class, whose methods answer UNIMPLEM
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -18,13 +18,16 @@ from yrd.interop.v1 import (
     key_service_pb2_grpc,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
+    registry_service_pb2,
     registry_service_pb2_grpc,
     transfer_service_pb2_grpc,
 )
 
+from gateway.errors import CursorInvalid, InvalidArgument
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
+from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
 
 
@@ -82,8 +85,105 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         )
 
 
+_KINDS: dict[int, str] = {
+    registry_service_pb2.RECORD_KIND_METHODOLOGY: "methodology",
+    registry_service_pb2.RECORD_KIND_PROJECT: "project",
+    registry_service_pb2.RECORD_KIND_ISSUANCE: "issuance",
+}
+FOLLOW_POLL_S = 0.5
+"""How often a following subscriber re-reads the feed when no local notification came (records
+accepted by other gateway processes on the same database)."""
+
+
+def _position(token: str, field: str) -> int:
+    """A cursor or page token back to a feed position."""
+    if not token:
+        return 0
+    if not token.isascii() or not token.isdigit() or len(token) > 19:
+        raise CursorInvalid(
+            f"{field} was not issued by this gateway", field_errors={field: "invalid"}
+        )
+    return int(token)
+
+
+def _kind(kind: int) -> str:
+    if kind == registry_service_pb2.RECORD_KIND_UNSPECIFIED:
+        return ""
+    if kind not in _KINDS:
+        raise InvalidArgument(f"unknown record kind {kind}", field_errors={"kind": "unknown"})
+    return _KINDS[kind]
+
+
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
-    """RegistryService: the record exchange (served by the exchange issue)."""
+    """RegistryService over the ExchangeService."""
+
+    def __init__(self, exchange: ExchangeService) -> None:
+        self._exchange = exchange
+
+    def Publish(
+        self,
+        request_iterator: Iterator[registry_service_pb2.PublishRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[registry_service_pb2.PublishResponse]:
+        caller = peer_identity(context)
+        for request in request_iterator:
+            outcomes = self._exchange.publish(caller, request.envelopes)
+            yield registry_service_pb2.PublishResponse(
+                results=[convert.envelope_result(o) for o in outcomes]
+            )
+
+    def PublishEnvelope(
+        self, request: registry_service_pb2.PublishEnvelopeRequest, context: grpc.ServicerContext
+    ) -> registry_service_pb2.PublishEnvelopeResponse:
+        (outcome,) = self._exchange.publish(peer_identity(context), [request.envelope])
+        return registry_service_pb2.PublishEnvelopeResponse(result=convert.envelope_result(outcome))
+
+    def Subscribe(
+        self, request: registry_service_pb2.SubscribeRequest, context: grpc.ServicerContext
+    ) -> Iterator[registry_service_pb2.SubscribeResponse]:
+        caller = peer_identity(context)
+        after = _position(request.cursor, "cursor")
+        kinds = [_kind(k) for k in request.kinds]
+        native = (
+            caller.region if request.format == registry_service_pb2.FEED_FORMAT_NATIVE else None
+        )
+        if native is None and request.format == registry_service_pb2.FEED_FORMAT_NATIVE:
+            raise InvalidArgument("only a region's identity has a native format")
+        batch = request.max_batch_size or DEFAULT_FEED_BATCH
+        notifier = self._exchange.notifier
+        while context.is_active():
+            seen = notifier.generation()
+            items = self._exchange.read_feed(
+                after, regions=request.regions, kinds=kinds, limit=batch, native_region=native
+            )
+            if items:
+                after = items[-1].position
+                yield registry_service_pb2.SubscribeResponse(
+                    events=[convert.feed_event(i) for i in items]
+                )
+                continue
+            if not request.follow:
+                return
+            notifier.wait(seen, FOLLOW_POLL_S)
+
+    def GetRecord(
+        self, request: registry_service_pb2.GetRecordRequest, context: grpc.ServicerContext
+    ) -> registry_service_pb2.GetRecordResponse:
+        item = self._exchange.get_record(request.name)
+        return registry_service_pb2.GetRecordResponse(record=item.record, envelope=item.envelope)
+
+    def ListRecords(
+        self, request: registry_service_pb2.ListRecordsRequest, context: grpc.ServicerContext
+    ) -> registry_service_pb2.ListRecordsResponse:
+        items, after = self._exchange.list_records(
+            region=request.region,
+            kind=_kind(request.kind),
+            page_size=request.page_size,
+            after=_position(request.page_token, "page_token"),
+        )
+        return registry_service_pb2.ListRecordsResponse(
+            records=[i.record for i in items], next_page_token=str(after) if after else ""
+        )
 
 
 class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
@@ -106,7 +206,6 @@ def not_yet_served() -> list[tuple[Callable[[Any, grpc.Server], None], object]]:
     """
     return [
         # The typed stubs mark the base methods abstract; these classes deliberately leave them so.
-        (registry_service_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer()),  # type: ignore[abstract]
         (transfer_service_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer()),  # type: ignore[abstract]
         (
             recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server,

@@ -38,6 +38,8 @@ class SigningKey:
     registered_at: dt.datetime
     revoked_at: dt.datetime | None
     revoke_reason: str | None
+    last_sequence: int = 0
+    last_hash: bytes = bytes(32)
 
     @classmethod
     def of(cls, row: SigningKeyRow) -> SigningKey:
@@ -49,6 +51,8 @@ class SigningKey:
             row.registered_at,
             row.revoked_at,
             row.revoke_reason,
+            row.last_sequence,
+            row.last_hash,
         )
 
 

@@ -6,14 +6,19 @@ import datetime as dt
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     Dialect,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,6 +71,10 @@ class SigningKeyRow(Base):
     registered_by: Mapped[str] = mapped_column(String(120))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Sequence of the last envelope accepted from this key: the signer's chain head."""
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary(32), default=bytes(32))
+    """Hash of that envelope (zeros before the first)."""
 
 
 class AuditHeadRow(Base):
@@ -91,4 +100,127 @@ class AuditEntryRow(Base):
     detail: Mapped[bytes] = mapped_column(LargeBinary)
     previous_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RegionRow(Base):
+    """A region the gateway has seen; its row is locked to serialise a region's issuances."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+
+
+class EnvelopeRow(Base):
+    """A signed envelope exactly as received (payload bytes untouched)."""
+
+    __tablename__ = "envelopes"
+    __table_args__ = (UniqueConstraint("key_id", "sequence"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
+    region: Mapped[str] = mapped_column(String(6), index=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    previous_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    content_type: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_time_seconds: Mapped[int] = mapped_column(BigInteger)
+    sign_time_nanos: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RecordRow(Base):
+    """One accepted record revision; its id is the feed position (the subscriber's cursor)."""
+
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_current", "is_current", "kind", "region", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    region: Mapped[str] = mapped_column(String(6))
+    envelope_id: Mapped[int] = mapped_column(ForeignKey("envelopes.id"), index=True)
+    envelope_record_index: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    """The serialised yrd.interop.v1.Record (common schema)."""
+    is_current: Mapped[bool] = mapped_column(Boolean)
+    accepted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MethodologyRow(Base):
+    """The current revision of each methodology version, for cross-record checks."""
+
+    __tablename__ = "methodologies"
+    __table_args__ = (UniqueConstraint("region", "ref_id", "ref_version"),)
+
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    methodology_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ref_id: Mapped[str] = mapped_column(String(80))
+    """How the region's projects name it (adapter.methodology_ref)."""
+    ref_version: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    category: Mapped[int] = mapped_column(Integer)
+    status: Mapped[int] = mapped_column(Integer)
+    max_capacity_value: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    max_capacity_unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class ProjectRow(Base):
+    """The current revision of each project, for cross-record checks."""
+
+    __tablename__ = "projects"
+
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    methodology_region: Mapped[str] = mapped_column(String(6))
+    methodology_id: Mapped[str] = mapped_column(String(80))
+    methodology_version: Mapped[str] = mapped_column(String(40))
+    crediting_start: Mapped[dt.date] = mapped_column(Date)
+    crediting_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+
+
+class IssuanceRow(Base):
+    """Every issuance with its serial block (immutable once accepted)."""
+
+    __tablename__ = "issuances"
+    __table_args__ = (Index("ix_issuances_serials", "region", "serial_start", "serial_end"),)
+
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    issuance_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    project_name: Mapped[str] = mapped_column(String(300), index=True)
+    vintage: Mapped[int] = mapped_column(Integer)
+    serial_start: Mapped[int] = mapped_column(BigInteger)
+    serial_end: Mapped[int] = mapped_column(BigInteger)
+    quantity_grams: Mapped[int] = mapped_column(BigInteger)
+
+
+class UnitBlockRow(Base):
+    """A block of units in the ledger: who holds which serials, in which state."""
+
+    __tablename__ = "unit_blocks"
+    __table_args__ = (
+        Index("ix_unit_blocks_holder", "holder_region", "state"),
+        Index("ix_unit_blocks_serials", "origin_region", "serial_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    origin_region: Mapped[str] = mapped_column(String(6))
+    issuance_name: Mapped[str] = mapped_column(String(300), index=True)
+    project_name: Mapped[str] = mapped_column(String(300))
+    vintage: Mapped[int] = mapped_column(Integer)
+    serial_start: Mapped[int] = mapped_column(BigInteger)
+    serial_end: Mapped[int] = mapped_column(BigInteger)
+    holder_region: Mapped[str] = mapped_column(String(6))
+    state: Mapped[str] = mapped_column(String(20))
+    reserved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit_blocks.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

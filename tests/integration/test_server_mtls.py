@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from yrd.interop.v1 import registry_service_pb2
+from yrd.interop.v1 import transfer_service_pb2
 
 from gateway.client import GatewayClient, TransportError
 from gateway.config import GatewaySettings
@@ -169,7 +169,7 @@ def test_bad_key_gets_invalid_argument_with_field(connect: ClientFactory) -> Non
 def test_unserved_rpc_answers_unimplemented_with_reason(connect: ClientFactory) -> None:
     client = connect("310000")
     with pytest.raises(NotImplementedYet) as info:
-        client.call(client.registry.ListRecords, registry_service_pb2.ListRecordsRequest())
+        client.call(client.transfers.ListTransfers, transfer_service_pb2.ListTransfersRequest())
     assert info.value.code is grpc.StatusCode.UNIMPLEMENTED
     assert info.value.reason == "NOT_IMPLEMENTED"
 
@@ -266,7 +266,9 @@ def test_concurrent_rpc_limit_answers_resource_exhausted(
         with GatewayClient(_target(server), pki, region="310000") as client:
             stub = health_pb2_grpc.HealthStub(client.channel)
             watch = stub.Watch(health_pb2.HealthCheckRequest(), timeout=10)
-            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # holds the one slot
+            assert (
+                next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            )  # holds the one slot
             with pytest.raises(TransportError) as info:
                 client.health()
             assert info.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -52,7 +52,28 @@ def test_migrations_reach_head_and_match_the_models(database: Database) -> None:
 
 def test_upgrade_twice_is_harmless(database: Database) -> None:
     database.upgrade()
-    assert database.current_revision() == "0001"
+    assert database.current_revision() == database.head_revision()
+
+
+def test_keys_registered_before_0002_get_a_genesis_chain_head(sqlite_database: Database) -> None:
+    from alembic import command
+
+    from gateway.storage.db import alembic_config
+
+    db = sqlite_database
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO signing_keys (key_id, region, owner, public_key, registered_at, registered_by)"
+            " VALUES ('k1', '310000', 'registry', X'01', '2026-01-01 00:00:00', 'test')"
+        )
+    db.upgrade()
+    with db.transaction() as s:
+        row = s.get(SigningKeyRow, "k1")
+        assert row is not None and row.last_sequence == 0 and row.last_hash == bytes(32)
 
 
 def test_register_key_stores_it_and_audits_it(database: Database) -> None:

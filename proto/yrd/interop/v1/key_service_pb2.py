@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n yrd/interop/v1/key_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\nSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x31\n\rregister_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrevoke_reason\x18\x07 \x01(\t\">\n\x19RegisterSigningKeyRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"E\n\x1aRegisterSigningKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.SigningKey\"9\n\x17RevokeSigningKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x18RevokeSigningKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.SigningKey\"A\n\x16ListSigningKeysRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"C\n\x17ListSigningKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.yrd.interop.v1.SigningKey2\xc4\x02\n\nKeyService\x12k\n\x12RegisterSigningKey\x12).yrd.interop.v1.RegisterSigningKeyRequest\x1a*.yrd.interop.v1.RegisterSigningKeyResponse\x12\x65\n\x10RevokeSigningKey\x12\'.yrd.interop.v1.RevokeSigningKeyRequest\x1a(.yrd.interop.v1.RevokeSigningKeyResponse\x12\x62\n\x0fListSigningKeys\x12&.yrd.interop.v1.ListSigningKeysRequest\x1a\'.yrd.interop.v1.ListSigningKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n yrd/interop/v1/key_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x01\n\nSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x31\n\rregister_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrevoke_reason\x18\x07 \x01(\t\x12\x15\n\rlast_sequence\x18\x08 \x01(\x04\x12\x1a\n\x12last_envelope_hash\x18\t \x01(\x0c\">\n\x19RegisterSigningKeyRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"E\n\x1aRegisterSigningKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.SigningKey\"9\n\x17RevokeSigningKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x18RevokeSigningKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.SigningKey\"A\n\x16ListSigningKeysRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"C\n\x17ListSigningKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.yrd.interop.v1.SigningKey2\xc4\x02\n\nKeyService\x12k\n\x12RegisterSigningKey\x12).yrd.interop.v1.RegisterSigningKeyRequest\x1a*.yrd.interop.v1.RegisterSigningKeyResponse\x12\x65\n\x10RevokeSigningKey\x12\'.yrd.interop.v1.RevokeSigningKeyRequest\x1a(.yrd.interop.v1.RevokeSigningKeyResponse\x12\x62\n\x0fListSigningKeys\x12&.yrd.interop.v1.ListSigningKeysRequest\x1a\'.yrd.interop.v1.ListSigningKeysResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yrd.interop.v1.key_service_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SIGNINGKEY']._serialized_start=86
-  _globals['_SIGNINGKEY']._serialized_end=288
-  _globals['_REGISTERSIGNINGKEYREQUEST']._serialized_start=290
-  _globals['_REGISTERSIGNINGKEYREQUEST']._serialized_end=352
-  _globals['_REGISTERSIGNINGKEYRESPONSE']._serialized_start=354
-  _globals['_REGISTERSIGNINGKEYRESPONSE']._serialized_end=423
-  _globals['_REVOKESIGNINGKEYREQUEST']._serialized_start=425
-  _globals['_REVOKESIGNINGKEYREQUEST']._serialized_end=482
-  _globals['_REVOKESIGNINGKEYRESPONSE']._serialized_start=484
-  _globals['_REVOKESIGNINGKEYRESPONSE']._serialized_end=551
-  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_start=553
-  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_end=618
-  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_start=620
-  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_end=687
-  _globals['_KEYSERVICE']._serialized_start=690
-  _globals['_KEYSERVICE']._serialized_end=1014
+  _globals['_SIGNINGKEY']._serialized_end=339
+  _globals['_REGISTERSIGNINGKEYREQUEST']._serialized_start=341
+  _globals['_REGISTERSIGNINGKEYREQUEST']._serialized_end=403
+  _globals['_REGISTERSIGNINGKEYRESPONSE']._serialized_start=405
+  _globals['_REGISTERSIGNINGKEYRESPONSE']._serialized_end=474
+  _globals['_REVOKESIGNINGKEYREQUEST']._serialized_start=476
+  _globals['_REVOKESIGNINGKEYREQUEST']._serialized_end=533
+  _globals['_REVOKESIGNINGKEYRESPONSE']._serialized_start=535
+  _globals['_REVOKESIGNINGKEYRESPONSE']._serialized_end=602
+  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_start=604
+  _globals['_LISTSIGNINGKEYSREQUEST']._serialized_end=669
+  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_start=671
+  _globals['_LISTSIGNINGKEYSRESPONSE']._serialized_end=738
+  _globals['_KEYSERVICE']._serialized_start=741
+  _globals['_KEYSERVICE']._serialized_end=1065
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,8 @@ class SigningKey(_message.Message):
     REGISTER_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    LAST_ENVELOPE_HASH_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """Key id: first 32 hex characters of the SHA-256 of the raw public key."""
     region: _builtins.str
@@ -42,6 +44,10 @@ class SigningKey(_message.Message):
     """Raw 32-byte Ed25519 public key."""
     revoke_reason: _builtins.str
     """Why the key was revoked."""
+    last_sequence: _builtins.int
+    """Sequence of the last envelope the gateway accepted from this key (0 before the first)."""
+    last_envelope_hash: _builtins.bytes
+    """Hash of that envelope (32 zero bytes before the first): the signer's chain head."""
     @_builtins.property
     def register_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was registered."""
@@ -60,10 +66,12 @@ class SigningKey(_message.Message):
         register_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_reason: _builtins.str = ...,
+        last_sequence: _builtins.int = ...,
+        last_envelope_hash: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["register_time", b"register_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "owner", b"owner", "public_key", b"public_key", "region", b"region", "register_time", b"register_time", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "last_envelope_hash", b"last_envelope_hash", "last_sequence", b"last_sequence", "owner", b"owner", "public_key", b"public_key", "region", b"region", "register_time", b"register_time", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
