@@ -76,8 +76,14 @@ class ChainCheck:
 
     ok: bool
     entries: int
+    """Entries that verified, from the first."""
     head_hash: bytes
     problem: str = ""
+
+    @property
+    def first_bad_entry(self) -> int | None:
+        """Sequence of the first entry that fails, None when the whole log verifies."""
+        return None if self.ok else self.entries + 1
 
 
 def verify_chain(entries: Iterable[tuple[EntryFields, bytes]]) -> ChainCheck:

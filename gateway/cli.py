@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.client import GatewayClient, TransportError
@@ -26,10 +27,16 @@ pki_app = typer.Typer(
 db_app = typer.Typer(help="The gateway database.", no_args_is_help=True)
 keys_app = typer.Typer(help="The record-signing key directory.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+registry_app = typer.Typer(help="A registry's side of the record exchange.", no_args_is_help=True)
+adapters_app = typer.Typer(
+    help="The regional adapters (native formats ⇄ common schema).", no_args_is_help=True
+)
 app.add_typer(pki_app, name="pki")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(registry_app, name="registry")
+app.add_typer(adapters_app, name="adapters")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -226,17 +233,35 @@ def audit_verify(
     region: RegionOpt = "310000",
     role: RoleOpt = Role.REGISTRY,
     name: NameOpt = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Check a database (or a copy of one) offline instead.")
+    ] = None,
 ) -> None:
-    """Fetch the whole audit log, check every hash link and the gateway's signed tree head."""
-    from gateway.audit_client import verify_remote_log
+    """Check every hash link of the audit log and the gateway's signed tree head.
 
-    with _client(gateway, cert_dir, region, role, name) as client:
+    Online (default) it fetches the log over mTLS; with --database-url it reads the database
+    directly. Either way it names the first bad entry and exits 2 when the log does not verify.
+    """
+    if database_url:
+        from gateway.services.audit import AuditReader
+
+        db = Database.from_url(database_url)
         try:
-            result = verify_remote_log(client)
-        except (DomainError, TransportError) as exc:
-            raise _fail(str(exc)) from exc
+            result = AuditReader(db).verify()
+        finally:
+            db.dispose()
+    else:
+        from gateway.audit_client import verify_remote_log
+
+        with _client(gateway, cert_dir, region, role, name) as client:
+            try:
+                result = verify_remote_log(client)
+            except (DomainError, TransportError) as exc:
+                raise _fail(str(exc)) from exc
     if not result.ok:
-        raise _fail(f"audit log verification FAILED: {result.problem}", 2)
+        raise _fail(
+            f"audit log verification FAILED at entry {result.first_bad_entry}: {result.problem}", 2
+        )
     console.print(f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}")
 
 
@@ -254,3 +279,191 @@ def demo(
 
 def main() -> None:
     app()
+
+
+# -- registry: publish and subscribe ----------------------------------------------------------
+
+
+@registry_app.command("publish")
+def registry_publish(
+    files: Annotated[list[Path], typer.Argument(help="Native documents to publish, in order.")],
+    region: RegionOpt,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    content_type: Annotated[
+        str | None, typer.Option(help="Content type; default: the region's native format.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Envelopes per stream message.")
+    ] = 100,
+) -> None:
+    """Sign each file with the region's registry key and publish them over one stream.
+
+    The signer's sequence and previous hash are kept in signer-state.json beside the key (and
+    taken from the gateway when that file is missing). Exits 1 if any file was refused.
+    """
+    from adapters import default_registry
+    from gateway.signer_state import load_state, save_state
+
+    try:
+        documents = [(f, f.read_bytes()) for f in files]
+    except OSError as exc:
+        raise _fail(str(exc)) from exc
+    ct = content_type or default_registry.get(region).content_types[0]
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        try:
+            if not load_state(client.files, client.signer):
+                client.sync_signer()
+            results = client.publish([(ct, data) for _, data in documents], batch_size=batch_size)
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+        finally:
+            save_state(client.files, client.signer)
+    table = Table("file", "result", "records / reason")
+    refused = 0
+    for (path, _), result in zip(documents, results, strict=True):
+        if result.accepted:
+            table.add_row(str(path), "[green]accepted[/green]", "\n".join(result.record_names))
+        else:
+            refused += 1
+            detail = "\n".join(f"  {k}: {v}" for k, v in sorted(result.field_errors.items()))
+            table.add_row(
+                str(path),
+                f"[red]refused[/red] {result.reason}",
+                f"{result.message}\n{detail}".strip(),
+            )
+    console.print(table)
+    if refused:
+        raise _fail(f"{refused} of {len(documents)} file(s) refused")
+
+
+@registry_app.command("subscribe")
+def registry_subscribe(
+    region: RegionOpt,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    native: Annotated[
+        bool, typer.Option("--native", help="Records in your own native format.")
+    ] = False,
+    cursor: Annotated[str, typer.Option("--from", help="Resume after this cursor.")] = "",
+    follow: Annotated[bool, typer.Option("--follow", help="Keep streaming new records.")] = False,
+    of_region: Annotated[
+        list[str] | None, typer.Option("--of-region", help="Only these regions.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+) -> None:
+    """Print the feed of accepted records (and exit), or keep following it with --follow."""
+    import json
+
+    from google.protobuf import json_format
+
+    last = cursor
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        try:
+            for event in client.subscribe(
+                cursor, native=native, regions=of_region or (), follow=follow
+            ):
+                last = event.cursor
+                kind = event.record.WhichOneof("kind") or ""
+                record = getattr(event.record, kind)
+                if as_json:
+                    out = json_format.MessageToDict(event.record, preserving_proto_field_name=True)
+                    out["cursor"] = event.cursor
+                    if event.native_payload:
+                        out["native"] = event.native_payload.decode(
+                            "gb18030" if "csv" in event.native_content_type else "utf-8"
+                        )
+                    elif event.native_unavailable_reason:
+                        out["native_unavailable_reason"] = event.native_unavailable_reason
+                    print(json.dumps(out, ensure_ascii=False), flush=True)
+                    continue
+                form = ""
+                if native:
+                    form = (
+                        f" [{event.native_content_type}]"
+                        if event.native_payload
+                        else f" [common: {event.native_unavailable_reason}]"
+                    )
+                console.print(
+                    escape(f"{event.cursor:>8}  {kind:<11} {record.name}{form}"), highlight=False
+                )
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+        except KeyboardInterrupt:
+            pass
+    err_console.print(f"next cursor: {last or '(start)'}")
+
+
+# -- adapters -------------------------------------------------------------------------------
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """The registered regions and the content types their adapters read."""
+    from adapters import default_registry
+
+    table = Table("region", "content type", "serial unit (g)", "max document (bytes)")
+    for adapter in default_registry:
+        table.add_row(
+            adapter.region,
+            ", ".join(adapter.content_types),
+            f"{adapter.serial_unit_grams:,}",
+            f"{adapter.max_document_bytes:,}",
+        )
+    console.print(table)
+
+
+@adapters_app.command("convert")
+def adapters_convert(
+    file: Path,
+    region: RegionOpt,
+    to: Annotated[str, typer.Option(help="common (protobuf JSON) or native.")] = "common",
+    target_region: Annotated[
+        str | None, typer.Option(help="Region whose format to render.")
+    ] = None,
+) -> None:
+    """Convert a native document to the common schema, or render it in another region's format."""
+    import json
+
+    from google.protobuf import json_format
+
+    from adapters import NativeFormatError, NotExpressibleError, default_registry
+
+    if to not in ("common", "native"):
+        raise _fail("--to is common or native")
+    try:
+        source = default_registry.get(region)
+        records = source.to_common(source.content_types[0], file.read_bytes())
+    except NativeFormatError as exc:
+        for issue in exc.issues:
+            err_console.print(f"  {issue}", highlight=False)
+        raise _fail(f"{file}: {len(exc.issues)} issue(s) in the {region} document") from exc
+    except (OSError, LookupError) as exc:
+        raise _fail(str(exc)) from exc
+    if to == "common":
+        for record in records:
+            print(
+                json.dumps(
+                    json_format.MessageToDict(record, preserving_proto_field_name=True),
+                    ensure_ascii=False,
+                )
+            )
+        return
+    if target_region is None:
+        raise _fail("--to native needs --target-region")
+    try:
+        target = default_registry.get(target_region)
+    except LookupError as exc:
+        raise _fail(str(exc)) from exc
+    failed = 0
+    for record in records:
+        try:
+            data = target.from_common(record)
+        except NotExpressibleError as exc:
+            failed += 1
+            err_console.print(f"{record.name}: {exc}", highlight=False)
+            continue
+        encoding = "gb18030" if target.content_types[0].startswith("text/") else "utf-8"
+        print(data.decode(encoding))
+    if failed:
+        raise _fail(f"{failed} record(s) cannot be expressed exactly in the {target_region} format")

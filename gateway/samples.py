@@ -11,7 +11,7 @@ _EXT = {"310000": "json", "320000": "xml", "330000": "json", "340000": "csv"}
 
 
 def sample_documents(region: str) -> list[tuple[str, bytes]]:
-    """(content type, bytes) of a region's sample methodology, project and issuance, in that order."""
+    """(content type, bytes) of a region's sample methodology, project and issuance."""
     content_type = default_registry.get(region).content_types[0]
     folder = resources.files("adapters") / "samples"
     return [
