@@ -115,12 +115,16 @@ def test_pki_issue_and_revoke(pki_dir: Path, tmp_path: Path) -> None:
 def test_db_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     out = run("db", "upgrade", "--database-url", url)
-    assert "revision 0001" in out.stdout
+    from gateway.storage.db import Database
+
+    assert f"revision {Database.from_url(url).head_revision()}" in out.stdout
 
 
 class Served:
-    def __init__(self, proc: subprocess.Popen[str], port: int, lines: list[str]) -> None:
-        self.proc, self.port, self.lines = proc, port, lines
+    def __init__(
+        self, proc: subprocess.Popen[str], port: int, lines: list[str], database: str
+    ) -> None:
+        self.proc, self.port, self.lines, self.database = proc, port, lines, database
 
     @property
     def target(self) -> str:
@@ -158,7 +162,7 @@ def served(pki_dir: Path, tmp_path: Path) -> Iterator[Served]:
         proc.kill()
         proc.wait()
         pytest.fail("yrdgw serve did not start:\n" + "".join(lines))
-    yield Served(proc, port, lines)
+    yield Served(proc, port, lines, f"sqlite:///{tmp_path / 'gw.sqlite3'}")
     if proc.poll() is None:
         proc.kill()
     proc.wait()
@@ -231,3 +235,78 @@ def test_python_dash_m_gateway() -> None:
         [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "pki" in result.stdout and "serve" in result.stdout
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "samples"
+
+
+def test_registry_publish_subscribe_and_offline_audit(
+    served: Served, pki_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+
+    common = ["--gateway", served.target, "--cert-dir", str(pki_dir)]
+    files = [str(SAMPLES / f"310000-{k}.json") for k in ("methodology", "project", "issuance")]
+    out = run("registry", "publish", "--region", "310000", *common, *files)
+    assert out.stdout.count("accepted") == 3
+    state = json.loads((pki_dir / "regions/310000/registry/signer-state.json").read_text())
+    assert state["sequence"] >= 3
+    # The same issuance again is refused (issuances are immutable); the command says so and fails.
+    again = run("registry", "publish", "--region", "310000", *common, files[2], check=False)
+    assert again.returncode == 1 and "ISSUANCE_EXISTS" in again.stdout
+    # A second run continues the chain from the saved head.
+    more = run("registry", "publish", "--region", "310000", *common, files[0])
+    assert "accepted" in more.stdout
+    feed = run("registry", "subscribe", "--region", "320000", *common)
+    lines = [line for line in feed.stdout.splitlines() if line.strip()]
+    assert len(lines) == 4 and "regions/310000/issuances/SHCI-I-2025-000045" in feed.stdout
+    assert "next cursor: 4" in feed.stderr
+    resumed = run("registry", "subscribe", "--region", "320000", *common, "--from", "2", "--json")
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert [e["cursor"] for e in events] == ["3", "4"]
+    assert events[0]["issuance"]["quantity_grams"] == "392700000"
+
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=20) == 0
+    database = Path(str(served.database).removeprefix("sqlite:///"))
+    copy = tmp_path / "copy.sqlite3"
+    shutil.copy(database, copy)
+    url = f"sqlite:///{copy}"
+    assert "audit log OK" in run("audit", "verify", "--database-url", url).stdout
+    with sqlite3.connect(copy) as conn:
+        (detail,) = conn.execute("SELECT detail FROM audit_entries WHERE sequence = 14").fetchone()
+        conn.execute(
+            "UPDATE audit_entries SET detail = ? WHERE sequence = 14",
+            (bytes([detail[0] ^ 1]) + detail[1:],),
+        )
+    bad = run("audit", "verify", "--database-url", url, check=False)
+    assert bad.returncode == 2 and "FAILED at entry 14" in bad.stderr
+
+
+def test_adapters_list_and_convert(tmp_path: Path) -> None:
+    listed = run("adapters", "list").stdout
+    for region in ("310000", "320000", "330000", "340000"):
+        assert region in listed
+    common = run("adapters", "convert", "--region", "310000", str(SAMPLES / "310000-issuance.json"))
+    record = json.loads(common.stdout)
+    assert record["quantity_grams"] == "392700000"
+    assert record["serials"] == {"start": "1000001000", "end": "1392700999"}
+    native = run(
+        "adapters",
+        "convert",
+        "--region",
+        "310000",
+        "--to",
+        "native",
+        "--target-region",
+        "340000",
+        str(SAMPLES / "310000-methodology.json"),
+        check=False,
+    )
+    assert native.returncode in (0, 1)
+    assert native.stdout or "cannot be expressed" in native.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"record_type": "issuance", "reduction_tco2e": 1}')
+    refused = run("adapters", "convert", "--region", "310000", str(bad), check=False)
+    assert refused.returncode == 1 and "reduction_tco2e" in refused.stderr
