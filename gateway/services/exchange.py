@@ -475,15 +475,16 @@ class ExchangeService:
             )
         if session.get(IssuanceRow, (i.region, i.issuance_id)) is not None:
             raise errors.IssuanceExists(f"issuance {i.issuance_id} was accepted before")
+        # A region's issued ranges never overlap each other, so the only stored range that can
+        # overlap [start, end] is the one starting last at or before end: one index probe.
         clash = session.execute(
             select(IssuanceRow.issuance_id, IssuanceRow.serial_start, IssuanceRow.serial_end)
-            .where(
-                IssuanceRow.region == i.region,
-                IssuanceRow.serial_start <= i.serials.end,
-                IssuanceRow.serial_end >= i.serials.start,
-            )
+            .where(IssuanceRow.region == i.region, IssuanceRow.serial_start <= i.serials.end)
+            .order_by(IssuanceRow.serial_start.desc())
             .limit(1)
         ).first()
+        if clash is not None and clash[2] < i.serials.start:
+            clash = None
         if clash is not None:
             raise errors.SerialsOverlap(
                 f"serials {i.serials.start}..{i.serials.end} overlap issuance {clash[0]} "
