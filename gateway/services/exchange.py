@@ -8,38 +8,28 @@ only after the commit.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from google.protobuf import timestamp_pb2
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, select
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
 from adapters.base import CommonRecord
-from adapters.errors import NativeFormatError, NotExpressibleError, UnknownContentTypeError
-from adapters.quantities import capacity_within
+from adapters.errors import NotExpressibleError
 from adapters.registry import AdapterRegistry
 from gateway import errors
 from gateway.errors import DomainError
 from gateway.security.identity import Identity, Role
-from gateway.security.signing import EnvelopeFields, envelope_hash, verify
+from gateway.security.signing import EnvelopeFields, envelope_hash
 from gateway.services import Clock, utc_now
+from gateway.services.publish import PublishBatch
 from gateway.storage.db import Database
 from gateway.storage.models import (
     EnvelopeRow,
-    IssuanceRow,
-    MethodologyRow,
-    ProjectRow,
     RecordRow,
-    RegionRow,
-    SigningKeyRow,
-    UnitBlockRow,
 )
-from gateway.storage.repositories import AuditLogRepository
 
 MAX_BATCH = 1000
 """Most envelopes accepted in one Publish message."""
@@ -99,10 +89,6 @@ class FeedNotifier:
             return self._generation
 
 
-def _date(value: records_pb2.CalendarDate) -> dt.date:
-    return dt.date(value.year, value.month, value.day)
-
-
 def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     """The signed fields of an envelope, after checking their shapes."""
     problems: dict[str, str] = {}
@@ -135,32 +121,6 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     )
 
 
-def _issue_key(issue: object) -> str:
-    row, column, field = (getattr(issue, a) for a in ("row", "column", "field"))
-    return f"row {row}, {column or field}" if row is not None else str(field)
-
-
-def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
-    """The domain error for a document an adapter rejected, every issue kept."""
-    fields: dict[str, str] = {}
-    for issue in exc.issues:
-        key = _issue_key(issue)
-        fields[key] = f"{fields[key]}; {issue.reason}" if key in fields else issue.reason
-    return errors.NativeRecordInvalid(
-        str(exc), metadata={"region": exc.region}, field_errors=fields
-    )
-
-
-def _lock_region(session: Session, region: str) -> None:
-    """Take the region's row lock: a region's issuances are checked and stored one at a time."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(RegionRow).values(code=region).on_conflict_do_nothing())
-    else:
-        session.execute(sqlite.insert(RegionRow).values(code=region).on_conflict_do_nothing())
-    session.execute(select(RegionRow).where(RegionRow.code == region).with_for_update())
-
-
 class ExchangeService:
     """Publish and read records; every public method is one transaction."""
 
@@ -181,7 +141,10 @@ class ExchangeService:
     def publish(
         self, caller: Identity, envelopes: Sequence[envelope_pb2.SignedEnvelope]
     ) -> list[PublishOutcome]:
-        """Check and store each envelope in order; one outcome per envelope."""
+        """Check each envelope in order and store the accepted ones; one outcome per envelope.
+
+        The batch is one transaction; outcomes are returned only after it commits.
+        """
         if caller.role is not Role.REGISTRY or caller.region is None:
             raise errors.PermissionDenied("only registries publish records")
         if len(envelopes) > MAX_BATCH:
@@ -189,376 +152,21 @@ class ExchangeService:
                 f"at most {MAX_BATCH} envelopes per message",
                 field_errors={"envelopes": f"{len(envelopes)} > {MAX_BATCH}"},
             )
-        now = self.clock()
         outcomes: list[PublishOutcome] = []
         with self.db.transaction() as session:
+            batch = PublishBatch(session, self.adapters, caller, caller.region, self.clock())
             for env in envelopes:
                 digest = b""
                 try:
                     fields = envelope_fields(env)
                     digest = envelope_hash(fields, env.signature)
-                    with session.begin_nested():
-                        names = self._accept(
-                            session, caller, caller.region, env, fields, digest, now
-                        )
-                    outcomes.append(PublishOutcome(digest, names))
+                    outcomes.append(PublishOutcome(digest, batch.accept(env, fields, digest)))
                 except DomainError as exc:
                     outcomes.append(PublishOutcome(digest, error=exc))
+            batch.write()
         if any(o.accepted for o in outcomes):
             self.notifier.notify()
         return outcomes
-
-    def _accept(
-        self,
-        session: Session,
-        caller: Identity,
-        region: str,
-        env: envelope_pb2.SignedEnvelope,
-        fields: EnvelopeFields,
-        digest: bytes,
-        now: dt.datetime,
-    ) -> tuple[str, ...]:
-        key = session.execute(
-            select(SigningKeyRow).where(SigningKeyRow.key_id == fields.key_id).with_for_update()
-        ).scalar_one_or_none()
-        meta = {"key_id": fields.key_id}
-        if key is None:
-            raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
-        if key.region != region:
-            raise errors.SigningKeyWrongRegion(
-                f"key {key.key_id} signs for {key.region}, the caller is {region}",
-                metadata={**meta, "key_region": key.region, "caller_region": region},
-            )
-        if key.owner != "registry":
-            raise errors.SigningKeyNotForRecords(
-                f"key {key.key_id} belongs to {key.owner}; records are signed by the registry key",
-                metadata=meta,
-            )
-        if key.revoked_at is not None:
-            raise errors.SigningKeyRevoked(f"key {key.key_id} was revoked", metadata=meta)
-        if not verify(key.public_key, fields, env.signature):
-            raise errors.SignatureInvalid(
-                "the signature does not verify over the envelope as received", metadata=meta
-            )
-        self._check_chain(session, key, fields, digest)
-        try:
-            adapter = self.adapters.for_content_type(fields.content_type)
-        except UnknownContentTypeError as exc:
-            raise errors.ContentTypeUnknown(
-                str(exc), field_errors={"content_type": "no adapter reads it"}
-            ) from exc
-        if adapter.region != region:
-            raise errors.ContentTypeWrongRegion(
-                f"{fields.content_type} is the {adapter.region} format; {region} publishes its own",
-                metadata={"content_type_region": adapter.region, "caller_region": region},
-            )
-        try:
-            records = adapter.to_common(fields.content_type, fields.payload)
-        except NativeFormatError as exc:
-            raise native_error(exc) from exc
-        _lock_region(session, region)
-        row = EnvelopeRow(
-            envelope_hash=digest,
-            key_id=key.key_id,
-            region=region,
-            sequence=fields.sequence,
-            previous_hash=fields.previous_hash,
-            content_type=fields.content_type,
-            payload=fields.payload,
-            sign_time_seconds=fields.sign_time_seconds,
-            sign_time_nanos=fields.sign_time_nanos,
-            signature=env.signature,
-            received_at=now,
-        )
-        session.add(row)
-        session.flush()
-        audit = AuditLogRepository(session)
-        names: list[str] = []
-        for index, record in enumerate(records):
-            names.append(self._store(session, audit, caller, row, index, record, now))
-        key.last_sequence, key.last_hash = fields.sequence, digest
-        return tuple(names)
-
-    @staticmethod
-    def _check_chain(
-        session: Session, key: SigningKeyRow, fields: EnvelopeFields, digest: bytes
-    ) -> None:
-        meta = {
-            "key_id": key.key_id,
-            "expected_sequence": str(key.last_sequence + 1),
-            "sequence": str(fields.sequence),
-        }
-        if fields.sequence <= key.last_sequence:
-            stored = session.execute(
-                select(EnvelopeRow.envelope_hash).where(
-                    EnvelopeRow.key_id == key.key_id, EnvelopeRow.sequence == fields.sequence
-                )
-            ).scalar_one_or_none()
-            if stored == digest:
-                raise errors.EnvelopeReplayed(
-                    f"envelope {fields.sequence} of key {key.key_id} was accepted before",
-                    metadata=meta,
-                )
-            raise errors.SequenceReused(
-                f"sequence {fields.sequence} of key {key.key_id} is taken by another envelope",
-                metadata=meta,
-            )
-        if fields.sequence > key.last_sequence + 1:
-            raise errors.SequenceGap(
-                f"expected sequence {key.last_sequence + 1}, got {fields.sequence}", metadata=meta
-            )
-        if fields.previous_hash != key.last_hash:
-            raise errors.PreviousHashMismatch(
-                "previous_hash is not the hash of the signer's last accepted envelope",
-                metadata={**meta, "expected_previous_hash": key.last_hash.hex()},
-            )
-
-    def _store(
-        self,
-        session: Session,
-        audit: AuditLogRepository,
-        caller: Identity,
-        envelope: EnvelopeRow,
-        index: int,
-        record: CommonRecord,
-        now: dt.datetime,
-    ) -> str:
-        accepted = timestamp_pb2.Timestamp()
-        accepted.FromDatetime(now)
-        wrapper = records_pb2.Record(
-            accepted_time=accepted, envelope_hash=envelope.envelope_hash.hex()
-        )
-        version = ""
-        if isinstance(record, records_pb2.Methodology):
-            kind, version = "methodology", record.version
-            wrapper.methodology.CopyFrom(record)
-        elif isinstance(record, records_pb2.Project):
-            kind = "project"
-            wrapper.project.CopyFrom(record)
-        else:
-            kind = "issuance"
-            wrapper.issuance.CopyFrom(record)
-        body = wrapper.SerializeToString()
-        previous = session.execute(
-            select(RecordRow.id).where(
-                RecordRow.name == record.name, RecordRow.version == version, RecordRow.is_current
-            )
-        ).scalar_one_or_none()
-        row = RecordRow(
-            name=record.name,
-            version=version,
-            kind=kind,
-            region=record.region,
-            envelope_id=envelope.id,
-            envelope_record_index=index,
-            body=body,
-            is_current=True,
-            accepted_at=now,
-        )
-        if isinstance(record, records_pb2.Methodology):
-            self._check_methodology(session, record)
-        elif isinstance(record, records_pb2.Project):
-            self._check_project(session, record)
-        else:
-            self._check_issuance(session, record)
-        if previous is not None:
-            session.execute(
-                update(RecordRow).where(RecordRow.id == previous).values(is_current=False)
-            )
-        session.add(row)
-        session.flush()
-        detail: dict[str, object] = {
-            "envelope_hash": envelope.envelope_hash.hex(),
-            "key_id": envelope.key_id,
-            "sequence": envelope.sequence,
-            "record_index": index,
-            "record_sha256": hashlib.sha256(body).hexdigest(),
-            "revision_of": previous,
-        }
-        if isinstance(record, records_pb2.Methodology):
-            self._save_methodology(session, record, row.id)
-        elif isinstance(record, records_pb2.Project):
-            self._save_project(session, record, row.id)
-        else:
-            block = self._save_issuance(session, record, row.id, now)
-            detail["unit_block"] = block.id
-            detail["serials"] = [record.serials.start, record.serials.end]
-            detail["quantity_grams"] = record.quantity_grams
-        audit.append(
-            kind=f"{kind}.accepted",
-            subject=record.name,
-            actor_region=caller.region or "",
-            actor=caller.actor,
-            detail=detail,
-            now=now,
-        )
-        return record.name
-
-    # -- cross-record checks ------------------------------------------------------------------
-
-    def _check_methodology(self, session: Session, m: records_pb2.Methodology) -> None:
-        ref = self.adapters.get(m.region).methodology_ref(m)
-        holder = session.execute(
-            select(MethodologyRow).where(
-                MethodologyRow.region == m.region,
-                MethodologyRow.ref_id == ref.methodology_id,
-                MethodologyRow.ref_version == ref.version,
-            )
-        ).scalar_one_or_none()
-        if holder is not None and (holder.methodology_id, holder.version) != (
-            m.methodology_id,
-            m.version,
-        ):
-            raise errors.RecordConflict(
-                f"{ref.methodology_id} {ref.version} already names methodology "
-                f"{holder.methodology_id} version {holder.version}"
-            )
-
-    def _check_project(self, session: Session, p: records_pb2.Project) -> None:
-        ref = p.methodology
-        meth = session.execute(
-            select(MethodologyRow).where(
-                MethodologyRow.region == p.region,
-                MethodologyRow.ref_id == ref.methodology_id,
-                MethodologyRow.ref_version == ref.version,
-            )
-        ).scalar_one_or_none()
-        if ref.region != p.region or meth is None:
-            raise errors.MethodologyUnknown(
-                f"project {p.project_id} names methodology {ref.methodology_id} {ref.version}, "
-                f"which {p.region} has not published",
-                metadata={"methodology_id": ref.methodology_id, "version": ref.version},
-            )
-        if meth.category == _PV and meth.max_capacity_value is not None and p.HasField("capacity"):
-            maximum = records_pb2.ExactQuantity(
-                value=meth.max_capacity_value, unit=meth.max_capacity_unit or ""
-            )
-            if not capacity_within(p.capacity, maximum):
-                raise errors.CapacityExceedsMethodology(
-                    f"capacity {p.capacity.value} {p.capacity.unit} exceeds the methodology's "
-                    f"maximum {maximum.value} {maximum.unit}",
-                    field_errors={"capacity": f"above {maximum.value} {maximum.unit}"},
-                )
-        existing = session.get(ProjectRow, (p.region, p.project_id))
-        if existing is not None and (
-            existing.methodology_id,
-            existing.methodology_version,
-        ) != (ref.methodology_id, ref.version):
-            raise errors.RecordConflict(
-                f"project {p.project_id} cannot change its methodology in a new revision"
-            )
-
-    @staticmethod
-    def _check_issuance(session: Session, i: records_pb2.Issuance) -> None:
-        project = session.execute(
-            select(ProjectRow).where(ProjectRow.name == i.project)
-        ).scalar_one_or_none()
-        if project is None or project.region != i.region:
-            raise errors.ProjectUnknown(
-                f"issuance {i.issuance_id} names project {i.project}, "
-                f"which {i.region} has not published",
-                metadata={"project": i.project},
-            )
-        if project.status != records_pb2.PROJECT_STATUS_REGISTERED:
-            raise errors.ProjectNotRegistered(
-                f"project {i.project} is "
-                f"{records_pb2.ProjectStatus.Name(records_pb2.ProjectStatus.ValueType(project.status))}"
-            )
-        start, end = _date(i.monitoring_period.start), _date(i.monitoring_period.end)
-        if start < project.crediting_start or (
-            project.crediting_end is not None and end > project.crediting_end
-        ):
-            raise errors.MonitoringOutsideCrediting(
-                f"monitoring period {start}..{end} is not inside the crediting period "
-                f"{project.crediting_start}..{project.crediting_end or ''}",
-                field_errors={"monitoring_period": "outside the crediting period"},
-            )
-        if session.get(IssuanceRow, (i.region, i.issuance_id)) is not None:
-            raise errors.IssuanceExists(f"issuance {i.issuance_id} was accepted before")
-        # A region's issued ranges never overlap each other, so the only stored range that can
-        # overlap [start, end] is the one starting last at or before end: one index probe.
-        clash = session.execute(
-            select(IssuanceRow.issuance_id, IssuanceRow.serial_start, IssuanceRow.serial_end)
-            .where(IssuanceRow.region == i.region, IssuanceRow.serial_start <= i.serials.end)
-            .order_by(IssuanceRow.serial_start.desc())
-            .limit(1)
-        ).first()
-        if clash is not None and clash[2] < i.serials.start:
-            clash = None
-        if clash is not None:
-            raise errors.SerialsOverlap(
-                f"serials {i.serials.start}..{i.serials.end} overlap issuance {clash[0]} "
-                f"({clash[1]}..{clash[2]})",
-                metadata={"issuance": clash[0]},
-            )
-
-    # -- current-state rows -------------------------------------------------------------------
-
-    def _save_methodology(
-        self, session: Session, m: records_pb2.Methodology, record_id: int
-    ) -> None:
-        ref = self.adapters.get(m.region).methodology_ref(m)
-        cap = m.eligibility.max_capacity if m.eligibility.HasField("max_capacity") else None
-        row = session.get(MethodologyRow, (m.region, m.methodology_id, m.version))
-        if row is None:
-            row = MethodologyRow(
-                region=m.region, methodology_id=m.methodology_id, version=m.version
-            )
-            session.add(row)
-        row.ref_id, row.ref_version, row.record_id = ref.methodology_id, ref.version, record_id
-        row.category, row.status = m.category, m.status
-        row.max_capacity_value = cap.value if cap else None
-        row.max_capacity_unit = cap.unit if cap else None
-
-    @staticmethod
-    def _save_project(session: Session, p: records_pb2.Project, record_id: int) -> None:
-        row = session.get(ProjectRow, (p.region, p.project_id))
-        if row is None:
-            row = ProjectRow(region=p.region, project_id=p.project_id)
-            session.add(row)
-        row.name, row.record_id = p.name, record_id
-        row.methodology_region = p.methodology.region
-        row.methodology_id, row.methodology_version = (
-            p.methodology.methodology_id,
-            p.methodology.version,
-        )
-        row.crediting_start = _date(p.crediting_period.start)
-        row.crediting_end = (
-            _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None
-        )
-        row.status = p.status
-
-    @staticmethod
-    def _save_issuance(
-        session: Session, i: records_pb2.Issuance, record_id: int, now: dt.datetime
-    ) -> UnitBlockRow:
-        session.add(
-            IssuanceRow(
-                region=i.region,
-                issuance_id=i.issuance_id,
-                name=i.name,
-                record_id=record_id,
-                project_name=i.project,
-                vintage=i.vintage,
-                serial_start=i.serials.start,
-                serial_end=i.serials.end,
-                quantity_grams=i.quantity_grams,
-            )
-        )
-        block = UnitBlockRow(
-            origin_region=i.region,
-            issuance_name=i.name,
-            project_name=i.project,
-            vintage=i.vintage,
-            serial_start=i.serials.start,
-            serial_end=i.serials.end,
-            holder_region=i.region,
-            state="active",
-            created_at=now,
-        )
-        session.add(block)
-        session.flush()
-        return block
 
     # -- reading ------------------------------------------------------------------------------
 
