@@ -7,8 +7,9 @@ Rules common to every region (``../shared/regions/README.md``):
 - quantities are exact (see ``adapters.quantities``), dates are real calendar dates.
 
 Parsers raise ``ValueError`` whose message is the reason reported to the user; the field readers
-(``JsonFields``, ``XmlFields``, ``CsvFields``) attach the field name (in the region's own terms, with
-row and column for CSV) and collect every issue of a document before it is rejected.
+(``JsonFields`` for JSON objects, ``TextFields`` for XML elements and CSV rows) attach the field
+name (in the region's own terms, with row and column for CSV) and collect every issue of a
+document before it is rejected.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
+from yrd.interop.v1 import records_pb2
+
 from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
 from adapters.quantities import check_decimal
-from yrd.interop.v1 import records_pb2
 
 T = TypeVar("T")
 
@@ -45,7 +47,9 @@ _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\ud
 
 def normalize_text(value: str) -> str:
     """NFC-normalise and strip leading/trailing blanks (Unicode whitespace, e.g. U+3000)."""
-    return unicodedata.normalize("NFC", value).strip()
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    return value.strip()
 
 
 def clean_text(value: str) -> str | None:
@@ -110,7 +114,9 @@ def county_checker(region: str, region_label: str) -> Callable[[str], str]:
         if not _COUNTY.fullmatch(text):
             raise ValueError(f"{text!r} is not a 6-digit county code")
         if not text.startswith(prefix):
-            raise ValueError(f"county code {text} is not in {region_label} (must start with {prefix})")
+            raise ValueError(
+                f"county code {text} is not in {region_label} (must start with {prefix})"
+            )
         return text
 
     return check
@@ -282,7 +288,9 @@ class Issues:
     def __init__(self) -> None:
         self.items: list[FieldIssue] = []
 
-    def add(self, field: str, reason: str, *, row: int | None = None, column: str | None = None) -> None:
+    def add(
+        self, field: str, reason: str, *, row: int | None = None, column: str | None = None
+    ) -> None:
         self.items.append(FieldIssue(field, reason, row, column))
 
     def __bool__(self) -> bool:
@@ -359,9 +367,7 @@ class Fields:
             self.report(key, "is required but missing or empty")
         return value
 
-    def parsed(
-        self, key: str, parse: Callable[[str], T], *, required: bool = False
-    ) -> T | None:
+    def parsed(self, key: str, parse: Callable[[str], T], *, required: bool = False) -> T | None:
         value = self.text(key, required=required)
         if value is None:
             return None
@@ -437,6 +443,11 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not allowed")
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs_hook, parse_float=Decimal, parse_constant=_reject_constant
+)
+
+
 def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, Any]:
     """Decode strict UTF-8 JSON whose top level is an object; floats become ``Decimal``.
 
@@ -453,16 +464,15 @@ def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, 
     except UnicodeDecodeError as exc:
         fail(region, "document", f"is not valid UTF-8 (byte offset {exc.start})")
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_pairs_hook,
-            parse_float=Decimal,
-            parse_constant=_reject_constant,
-        )
+        value = _DECODER.decode(text)
     except _DuplicateKeyError as exc:
         fail(region, str(exc), "appears more than once in the same object")
     except json.JSONDecodeError as exc:
-        fail(region, "document", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        fail(
+            region,
+            "document",
+            f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        )
     except (ValueError, RecursionError) as exc:
         fail(region, "document", f"is not acceptable JSON: {exc}")
     if not isinstance(value, dict):
@@ -627,7 +637,9 @@ class CommonCheck:
             return None
         return value
 
-    def identifier(self, field: str, value: str, parse: Callable[[str], str] = check_identifier) -> str | None:
+    def identifier(
+        self, field: str, value: str, parse: Callable[[str], str] = check_identifier
+    ) -> str | None:
         if self.text(field, value, required=True) is None:
             return None
         try:
@@ -636,7 +648,7 @@ class CommonCheck:
             self.add(field, str(exc))
             return None
 
-    def date(
+    def day(
         self, field: str, value: records_pb2.CalendarDate, *, present: bool, required: bool
     ) -> date | None:
         if not present:
@@ -657,13 +669,19 @@ class CommonCheck:
         end_required: bool,
         strict: bool,
     ) -> tuple[date | None, date | None]:
-        present = owner.HasField(field)  # type: ignore[arg-type]
         value: records_pb2.DateRange = getattr(owner, field)
-        start = self.date(
-            f"{field}.start", value.start, present=present and value.HasField("start"), required=True
+        present = bool(value.ListFields())
+        start = self.day(
+            f"{field}.start",
+            value.start,
+            present=present and value.HasField("start"),
+            required=True,
         )
-        end = self.date(
-            f"{field}.end", value.end, present=present and value.HasField("end"), required=end_required
+        end = self.day(
+            f"{field}.end",
+            value.end,
+            present=present and value.HasField("end"),
+            required=end_required,
         )
         if start is not None and end is not None:
             problem = order_problem(start, end, strict=strict)
@@ -684,7 +702,9 @@ class CommonCheck:
         if actual != expected:
             self.add(field, f"{actual!r} does not match the record's identity {expected!r}")
 
-    def decimal(self, field: str, value: str, *, positive: bool, allow_negative: bool = False) -> str | None:
+    def decimal(
+        self, field: str, value: str, *, positive: bool, allow_negative: bool = False
+    ) -> str | None:
         try:
             return check_decimal(value, positive=positive, allow_negative=allow_negative)
         except ValueError as exc:

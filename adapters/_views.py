@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from yrd.interop.v1 import records_pb2
+
 from adapters._common import (
     CommonCheck,
     check_identifier,
@@ -21,7 +23,6 @@ from adapters._common import (
     split_project_name,
 )
 from adapters.quantities import CAPACITY_UNIT_WATTS, INT64_MAX
-from yrd.interop.v1 import records_pb2
 
 IdParser = Callable[[str], str]
 
@@ -132,8 +133,12 @@ def view_methodology(
     check.name("name", record.name, methodology_name(record.region, record.methodology_id))
     version = check.version("version", record.version)
     title = check.text("title", record.title, required=True)
-    _enum_set(check, "category", record.category, records_pb2.ScenarioCategory.DESCRIPTOR.values_by_number)
-    _enum_set(check, "status", record.status, records_pb2.MethodologyStatus.DESCRIPTOR.values_by_number)
+    _enum_set(
+        check, "category", record.category, records_pb2.ScenarioCategory.DESCRIPTOR.values_by_number
+    )
+    _enum_set(
+        check, "status", record.status, records_pb2.MethodologyStatus.DESCRIPTOR.values_by_number
+    )
     formula = check.text("formula", record.formula, required=False)
     filing = check.text("filing_document", record.filing_document, required=False)
     start, end = check.date_range("effective", record, end_required=False, strict=True)
@@ -226,7 +231,7 @@ def view_project(
         except ValueError as exc:
             check.add("county_code", str(exc))
     capacity = _capacity(check, "capacity", record.HasField("capacity"), record.capacity)
-    start_date = check.date(
+    start_date = check.day(
         "start_date", record.start_date, present=record.HasField("start_date"), required=False
     )
     credit_start, credit_end = check.date_range(

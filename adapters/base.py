@@ -27,6 +27,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, TypeAlias, runtime_checkable
 
+from yrd.interop.v1 import records_pb2
+
 from adapters._common import (
     MAX_DOCUMENT_BYTES,
     Issues,
@@ -36,14 +38,19 @@ from adapters._common import (
     project_name,
     split_project_name,
 )
-from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError, UnknownContentTypeError
+from adapters.errors import (
+    FieldIssue,
+    NativeFormatError,
+    NotExpressibleError,
+    UnknownContentTypeError,
+)
 from adapters.quantities import CAPACITY_UNIT_WATTS, capacity_watts, fraction_to_decimal
-from yrd.interop.v1 import records_pb2
 
 __all__ = [
     "AdapterBase",
     "CommonRecord",
     "RegionAdapter",
+    "comparable_record",
     "media_type",
 ]
 
@@ -84,7 +91,7 @@ class RegionAdapter(Protocol):
         ...
 
     def from_common(self, record: CommonRecord) -> bytes:
-        """Render a common record natively; raise ``NotExpressibleError`` if not exactly possible."""
+        """Render a record natively; raise ``NotExpressibleError`` when not exactly possible."""
         ...
 
     def methodology_ref(self, methodology: records_pb2.Methodology) -> records_pb2.MethodologyRef:
@@ -111,15 +118,17 @@ class AdapterBase(ABC):
             raise UnknownContentTypeError(content_type, self.region)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        if len(data) > self.max_document_bytes:
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if size > self.max_document_bytes:
             fail(
                 self.region,
                 "document",
-                f"is {len(data)} bytes; the limit is {self.max_document_bytes} bytes",
+                f"is {size} bytes; the limit is {self.max_document_bytes} bytes",
             )
+        data = bytes(data)
         if not data.strip():
             fail(self.region, "document", "is empty")
-        return self._parse(bytes(data))
+        return self._parse(data)
 
     def from_common(self, record: CommonRecord) -> bytes:
         issues = Issues()
@@ -172,13 +181,17 @@ class AdapterBase(ABC):
             raise NotExpressibleError(
                 self.region,
                 [
-                    FieldIssue(i.field, f"the rendering would be invalid: {i.reason}", i.row, i.column)
+                    FieldIssue(
+                        i.field, f"the rendering would be invalid: {i.reason}", i.row, i.column
+                    )
                     for i in exc.issues
                 ],
             ) from exc
         foreign = record.region != self.region
-        expected = _comparable(record, self.region, foreign=foreign)
-        got = _comparable(parsed[0], self.region, foreign=foreign) if len(parsed) == 1 else None
+        expected = comparable_record(record, self.region, foreign=foreign)
+        got = (
+            comparable_record(parsed[0], self.region, foreign=foreign) if len(parsed) == 1 else None
+        )
         if got != expected:
             fields = _differing_fields(expected, got)
             raise NotExpressibleError(
@@ -203,31 +216,32 @@ def _canonical_capacity(quantity: records_pb2.ExactQuantity) -> None:
             quantity.value, quantity.unit = watts, "W"
 
 
-def _comparable(record: CommonRecord, region: str, *, foreign: bool) -> CommonRecord:
+def comparable_record(record: CommonRecord, region: str, *, foreign: bool) -> CommonRecord:
     """The record as a rendering in ``region``'s format should reproduce it.
 
-    Own-region records must come back identical (empty optional sub-messages aside). Records of
-    another region come back re-rooted in ``region``, without the origin's ``native_ids``, and
-    with capacities possibly in another unit (compared exactly in watts).
+    Records come back identical except that empty optional sub-messages are dropped and
+    capacities may come back in the format's unit (they are compared exactly, in watts). Records
+    of another region (``foreign``) come back re-rooted in ``region``, without the origin's
+    ``native_ids``.
     """
     copy = type(record)()
-    copy.CopyFrom(record)
-    if isinstance(copy, records_pb2.Methodology):
-        if copy.HasField("eligibility") and not copy.eligibility.ListFields():
+    copy.MergeFromString(record.SerializeToString())
+    if isinstance(copy, records_pb2.Methodology) and copy.HasField("eligibility"):
+        if copy.eligibility.HasField("max_capacity"):
+            _canonical_capacity(copy.eligibility.max_capacity)
+        if not copy.eligibility.ListFields():
             copy.ClearField("eligibility")
+    if isinstance(copy, records_pb2.Project) and copy.HasField("capacity"):
+        _canonical_capacity(copy.capacity)
     if not foreign:
         return copy
     copy.region = region
     copy.native_ids.clear()
     if isinstance(copy, records_pb2.Methodology):
         copy.name = methodology_name(region, copy.methodology_id)
-        if copy.HasField("eligibility") and copy.eligibility.HasField("max_capacity"):
-            _canonical_capacity(copy.eligibility.max_capacity)
     elif isinstance(copy, records_pb2.Project):
         copy.name = project_name(region, copy.project_id)
         copy.methodology.region = region
-        if copy.HasField("capacity"):
-            _canonical_capacity(copy.capacity)
     else:
         copy.name = issuance_name(region, copy.issuance_id)
         parts = split_project_name(copy.project)

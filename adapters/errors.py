@@ -24,9 +24,10 @@ __all__ = [
 class FieldIssue:
     """One problem with one field of a document.
 
-    ``field`` names the field in the terms of the document it comes from: the region's own field
-    name for native documents (``reduction_tco2e``, ``JPL``, ``dataInfo.certifiedKg``, ``减排量``), or
-    the common-schema field path for records that cannot be rendered (``serials``, ``version``).
+    ``field`` names the field in the terms of the document it comes from: the region's own
+    field name for native documents (``reduction_tco2e``, ``JPL``, ``dataInfo.certifiedKg``,
+    ``减排量``), or the common-schema field path for records that cannot be rendered (``serials``,
+    ``version``).
     ``row`` (1-based, the header is row 1) and ``column`` are set for CSV documents.
     """
 
@@ -72,8 +73,8 @@ class NativeFormatError(AdapterError):
 class NotExpressibleError(AdapterError):
     """A common record cannot be rendered exactly in a region's native format.
 
-    ``issues`` name the common-schema fields concerned and say why (e.g. a gram-granular serial range
-    for a format that counts kilograms). Nothing is ever rounded to make a record fit.
+    ``issues`` name the common-schema fields concerned and say why (e.g. a gram-granular serial
+    range for a format that counts kilograms). Nothing is ever rounded to make a record fit.
     """
 
     def __init__(self, region: str, issues: Iterable[FieldIssue]) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from yrd.interop.v1 import records_pb2
+
 from adapters._common import (
     CommonCheck,
     Issues,
@@ -54,7 +56,6 @@ from adapters.quantities import (
     grams_to_decimal,
     native_serials_to_grams,
 )
-from yrd.interop.v1 import records_pb2
 
 __all__ = ["ShanghaiAdapter"]
 
@@ -168,7 +169,11 @@ class ShanghaiAdapter(AdapterBase):
         elif kind is None:
             fail(self.region, "record_type", "is required but missing")
         else:
-            fail(self.region, "record_type", f"{kind!r} is not one of: methodology, project, issuance")
+            fail(
+                self.region,
+                "record_type",
+                f"{kind!r} is not one of: methodology, project, issuance",
+            )
         issues.raise_native(self.region)
         assert record is not None
         return [record]
@@ -192,11 +197,13 @@ class ShanghaiAdapter(AdapterBase):
             value = p.decimal("value", required=True, allow_negative=True)
             parameters.append(
                 records_pb2.Parameter(
-                    code=code,
-                    name=p.text("name_zh"),
-                    quantity=records_pb2.ExactQuantity(value=value, unit=p.text("unit")),
-                    source=p.text("source"),
-                    year=p.year("year"),
+                    code=code or "",
+                    name=p.text("name_zh") or "",
+                    quantity=records_pb2.ExactQuantity(
+                        value=value or "", unit=p.text("unit") or ""
+                    ),
+                    source=p.text("source") or "",
+                    year=p.year("year") or 0,
                 )
             )
         eligibility: records_pb2.EligibilityRules | None = None
@@ -205,7 +212,7 @@ class ShanghaiAdapter(AdapterBase):
             max_capacity = e.decimal("max_capacity_mw", positive=True)
             lifetime = e.integer("max_lifetime_years", low=1, high=1000)
             if max_capacity is not None or lifetime is not None:
-                eligibility = records_pb2.EligibilityRules(max_lifetime_years=lifetime)
+                eligibility = records_pb2.EligibilityRules(max_lifetime_years=lifetime or 0)
                 if max_capacity is not None:
                     eligibility.max_capacity.CopyFrom(
                         records_pb2.ExactQuantity(value=max_capacity, unit="MW")
@@ -214,7 +221,8 @@ class ShanghaiAdapter(AdapterBase):
         status = f.parsed("status", choice(METHODOLOGY_STATUSES), required=True)
         if f.issues:
             return None
-        assert methodology_no and version and effective
+        assert methodology_no and version and title and effective
+        assert category is not None and status is not None
         return records_pb2.Methodology(
             name=methodology_name(self.region, methodology_no),
             region=self.region,
@@ -222,12 +230,12 @@ class ShanghaiAdapter(AdapterBase):
             version=version,
             title=title,
             category=category,
-            formula=formula,
+            formula=formula or "",
             parameters=parameters,
             eligibility=eligibility,
             effective=date_range(effective, expiry),
             status=status,
-            filing_document=filing,
+            filing_document=filing or "",
         )
 
     def _project(self, f: JsonFields) -> records_pb2.Project | None:
@@ -245,7 +253,8 @@ class ShanghaiAdapter(AdapterBase):
         status = f.parsed("status", choice(PROJECT_STATUSES), required=True)
         if f.issues:
             return None
-        assert project_no and start and end
+        assert project_no and methodology_no and version and title and owner and county
+        assert start and end and status is not None
         project = records_pb2.Project(
             name=project_name(self.region, project_no),
             region=self.region,
@@ -290,7 +299,8 @@ class ShanghaiAdapter(AdapterBase):
             )
         if f.issues:
             return None
-        assert issuance_no and project_no and start and end and serials and grams is not None
+        assert issuance_no and project_no and vintage and start and end and serials
+        assert grams is not None
         return records_pb2.Issuance(
             name=issuance_name(self.region, issuance_no),
             region=self.region,

@@ -1,4 +1,4 @@
-"""``python -m bench``: run every bench/bench_*.py in turn."""
+"""``python -m bench``: run every benchmark module of this folder in turn (``make bench``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import bench
 
 def main() -> None:
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
-        if info.name.startswith("bench_"):
-            print(f"== {info.name}")
+        if not info.name.startswith("_"):
+            print(f"== bench.{info.name}", flush=True)
             importlib.import_module(f"bench.{info.name}").main()
 
 

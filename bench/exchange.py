@@ -21,7 +21,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from yrd.interop.v1 import envelope_pb2, registry_service_pb2
 
 from gateway.client import EnvelopeSigner, GatewayClient, channel_credentials, envelope_fields_of
 from gateway.config import GatewaySettings
@@ -30,7 +30,6 @@ from gateway.samples import sample_documents
 from gateway.security.pki import PKIDir, init, load_signing_key
 from gateway.security.signing import raw_public_key, verify
 from gateway.server import GatewayServer, server_credentials
-from yrd.interop.v1 import envelope_pb2, registry_service_pb2
 
 BATCH = 100
 FEED_BATCH = 1000
@@ -90,7 +89,10 @@ def _raw_server(pki: PKIDir, feed_message: bytes) -> tuple[grpc.Server, int]:
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
-        options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+        options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+        ],
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_secure_port("127.0.0.1:0", server_credentials(pki))
@@ -117,7 +119,9 @@ def main(n: int = 10_000) -> None:
 
         settings = GatewaySettings(
             listen="127.0.0.1:0",
-            database_url=os.environ.get("YRDGW_BENCH_DATABASE_URL", f"sqlite:///{Path(tmp) / 'gw.sqlite3'}"),
+            database_url=os.environ.get(
+                "YRDGW_BENCH_DATABASE_URL", f"sqlite:///{Path(tmp) / 'gw.sqlite3'}"
+            ),
             cert_dir=pki.root,
             metrics_listen="",
             log_level="warning",
@@ -128,7 +132,9 @@ def main(n: int = 10_000) -> None:
         client = GatewayClient(
             f"127.0.0.1:{gateway.port}", pki, region="330000", max_message_bytes=64 << 20
         )
-        setup_reply = list(client.registry.Publish(iter([registry_service_pb2.PublishRequest(envelopes=setup)])))
+        setup_reply = list(
+            client.registry.Publish(iter([registry_service_pb2.PublishRequest(envelopes=setup)]))
+        )
         assert all(r.accepted for r in setup_reply[0].results), setup_reply
 
         start = time.perf_counter()
@@ -154,7 +160,10 @@ def main(n: int = 10_000) -> None:
 
         raw, port = _raw_server(pki, feed_message)
         creds = channel_credentials(pki, pki.registry("330000"))
-        options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        options = [
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+        ]
         with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel:
             echo = channel.stream_stream("/bench.Raw/Echo")
             start = time.perf_counter()

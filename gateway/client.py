@@ -338,9 +338,17 @@ class GatewayClient:
                 start += refused + 1
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
-        finally:
+        except BaseException:
             outbox.put(None)
             stream.cancel()
+            raise
+        # Half-close and let the server finish the call, rather than cancelling it under its feet.
+        outbox.put(None)
+        try:
+            for _ in stream:
+                pass
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from exc
         return [r for r in results if r is not None]
 
     def subscribe(

@@ -89,6 +89,7 @@ class GatewayServer:
         self.metrics_port: int | None = None
         self._metrics_endpoint: MetricsEndpoint | None = None
         self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
 
     def start(self) -> int:
@@ -97,8 +98,11 @@ class GatewayServer:
         if s.migrate_on_start:
             self.db.upgrade()
         added = self.keys.import_from_pki(self.pki)
+        self._executor = futures.ThreadPoolExecutor(
+            max_workers=s.max_workers, thread_name_prefix="yrdgw-rpc"
+        )
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=s.max_workers, thread_name_prefix="yrdgw-rpc"),
+            self._executor,
             interceptors=[GatewayInterceptor(RevocationList(self.pki), self.metrics)],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
@@ -152,6 +156,10 @@ class GatewayServer:
         log.info("gateway.stopping", grace_s=grace)
         self.health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        # Cancelled handlers notice within a poll interval; wait for them so no thread still holds
+        # a database connection when the engine is disposed.
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.close()
         if self._owns_db:

@@ -7,7 +7,7 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 from yrd.interop.v1 import audit_pb2, key_service_pb2, registry_service_pb2
 
-from gateway.services.exchange import FeedItem, PublishOutcome
+from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
 from gateway.services.keys import SigningKey
 from gateway.storage.models import AuditEntryRow
 
@@ -61,14 +61,19 @@ def envelope_result(outcome: PublishOutcome) -> registry_service_pb2.EnvelopeRes
     return result
 
 
-def feed_event(item: FeedItem) -> registry_service_pb2.FeedEvent:
-    return registry_service_pb2.FeedEvent(
-        cursor=str(item.position),
-        record=item.record,
-        native_payload=item.native_payload,
-        native_content_type=item.native_content_type,
-        native_unavailable_reason=item.native_unavailable_reason,
-        envelope=item.envelope,
-        accept_time=timestamp(item.accepted_at),
-        envelope_record_index=item.envelope_record_index,
-    )
+def add_feed_events(
+    response: registry_service_pb2.SubscribeResponse, items: list[FeedItem]
+) -> None:
+    """Append the items to a response in place (no intermediate messages: the feed is hot)."""
+    for item in items:
+        event = response.events.add()
+        event.cursor = str(item.position)
+        event.record.MergeFromString(item.body)
+        fill_envelope(event.envelope, item.envelope_row)
+        event.accept_time.FromDatetime(item.accepted_at)
+        event.envelope_record_index = item.envelope_record_index
+        if item.native_payload:
+            event.native_payload = item.native_payload
+            event.native_content_type = item.native_content_type
+        elif item.native_unavailable_reason:
+            event.native_unavailable_reason = item.native_unavailable_reason

@@ -126,6 +126,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         Only returns when the servicer had already aborted the call itself (then grpc's own
         abort exception is re-raised by the caller).
         """
+        if not context.is_active():
+            # The client cancelled or its deadline passed: nobody is left to answer.
+            return grpc.StatusCode.CANCELLED, "CLIENT_GONE"
         err = self._as_domain_error(exc)
         if err is None and _is_abort(context):
             return _code(context) or grpc.StatusCode.UNKNOWN, ""

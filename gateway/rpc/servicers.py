@@ -158,9 +158,9 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             )
             if items:
                 after = items[-1].position
-                yield registry_service_pb2.SubscribeResponse(
-                    events=[convert.feed_event(i) for i in items]
-                )
+                response = registry_service_pb2.SubscribeResponse()
+                convert.add_feed_events(response, items)
+                yield response
                 continue
             if not request.follow:
                 return

@@ -11,8 +11,8 @@ import datetime as dt
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from google.protobuf import timestamp_pb2
 from sqlalchemy import ColumnElement, select
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
@@ -52,18 +52,43 @@ class PublishOutcome:
         return self.error is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeedItem:
-    """One accepted record with the envelope it came in."""
+    """One accepted record with the envelope it came in, kept as stored (the feed is a hot path:
+    the record stays serialised until someone needs it as a message)."""
 
     position: int
-    record: records_pb2.Record
-    envelope: envelope_pb2.SignedEnvelope
+    body: bytes
+    """The serialised yrd.interop.v1.Record."""
+    envelope_row: Any
+    """The envelope's stored columns."""
     envelope_record_index: int
     accepted_at: dt.datetime
     native_payload: bytes = b""
     native_content_type: str = ""
     native_unavailable_reason: str = ""
+
+    @property
+    def record(self) -> records_pb2.Record:
+        return records_pb2.Record.FromString(self.body)
+
+    @property
+    def envelope(self) -> envelope_pb2.SignedEnvelope:
+        env = envelope_pb2.SignedEnvelope()
+        fill_envelope(env, self.envelope_row)
+        return env
+
+
+def fill_envelope(env: envelope_pb2.SignedEnvelope, row: Any) -> None:
+    """Set an envelope message's fields from its stored columns, in place."""
+    env.content_type = row.content_type
+    env.payload = row.payload
+    env.key_id = row.key_id
+    env.sequence = row.sequence
+    env.previous_hash = row.previous_hash
+    env.sign_time.seconds = row.sign_time_seconds
+    env.sign_time.nanos = row.sign_time_nanos
+    env.signature = row.signature
 
 
 class FeedNotifier:
@@ -200,39 +225,14 @@ class ExchangeService:
         adapter = self.adapters.get(native_region) if native_region else None
         items = []
         for row in rows:
-            record = records_pb2.Record.FromString(row.body)
-            envelope = envelope_pb2.SignedEnvelope(
-                content_type=row.content_type,
-                payload=row.payload,
-                key_id=row.key_id,
-                sequence=row.sequence,
-                previous_hash=row.previous_hash,
-                sign_time=timestamp_pb2.Timestamp(
-                    seconds=row.sign_time_seconds, nanos=row.sign_time_nanos
-                ),
-                signature=row.signature,
-            )
-            native, native_type, why = b"", "", ""
+            item = FeedItem(row.id, row.body, row, row.envelope_record_index, row.accepted_at)
             if adapter is not None:
                 try:
-                    native, native_type = (
-                        adapter.from_common(_inner(record)),
-                        adapter.content_types[0],
-                    )
+                    item.native_payload = adapter.from_common(_inner(item.record))
+                    item.native_content_type = adapter.content_types[0]
                 except NotExpressibleError as exc:
-                    why = str(exc)
-            items.append(
-                FeedItem(
-                    row.id,
-                    record,
-                    envelope,
-                    row.envelope_record_index,
-                    row.accepted_at,
-                    native,
-                    native_type,
-                    why,
-                )
-            )
+                    item.native_unavailable_reason = str(exc)
+            items.append(item)
         return items
 
     def read_feed(

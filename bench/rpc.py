@@ -1,6 +1,6 @@
 """Gateway RPC path against raw gRPC over the same mTLS, and audited writes against raw inserts.
 
-Run: ``python -m bench.bench_rpc`` (or ``make bench``). Prints calls/s and the ratio to the raw
+Run: ``python -m bench.rpc`` (or ``make bench``). Prints calls/s and the ratio to the raw
 limit measured in this same run on this machine.
 """
 

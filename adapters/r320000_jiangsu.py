@@ -1,0 +1,506 @@
+"""Jiangsu (320000): one XML document per record, pinyin-initial tags, tonnes.
+
+Spec: ``../shared/regions/320000-jiangsu.md``. Root ``<JSTPH LX="FFX|XM|QF">``. Serial numbers count
+tonnes (k = 1,000,000 g).
+
+Mapping choices:
+- ``BBH`` ``V01`` → common version ``"1"``, ``V12`` → ``"12"`` (an integer major version); rendered
+  back zero-padded to two digits (``"1"`` → ``V01``). A dotted common version such as ``"1.2"``
+  cannot be expressed.
+- ``JPL`` may carry thousands separators (``1,234``; a separator in the wrong place is an error) and
+  the suffix ``tCO2e``; it must be a whole number of tonnes. Rendered as ``1234 tCO2e``.
+- Encoding: UTF-8 unless the XML declaration names ``GB2312``, ``GBK`` or ``GB18030``. The document
+  is decoded with Python's codec and re-encoded as UTF-8 before parsing (expat itself cannot read
+  multi-byte Chinese encodings). ``GB2312`` and ``GBK`` are decoded as GB18030, their superset (as
+  the WHATWG Encoding Standard does), so GBK characters in a file labelled GB2312 are read
+  correctly. Any other declared encoding is rejected. Output is always UTF-8.
+- XML is parsed with ``defusedxml``: a DOCTYPE (hence any entity declaration) is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+import defusedxml
+import defusedxml.ElementTree
+from yrd.interop.v1 import records_pb2
+
+from adapters._common import (
+    CommonCheck,
+    Issues,
+    TextFields,
+    check_identifier,
+    choice,
+    county_checker,
+    date_range,
+    fail,
+    format_compact_date,
+    inverse,
+    issuance_name,
+    methodology_name,
+    parse_compact_date,
+    project_name,
+    to_calendar,
+    version_from_v,
+)
+from adapters._views import (
+    native_ids_supported,
+    unsupported,
+    view_issuance,
+    view_methodology,
+    view_project,
+)
+from adapters.base import AdapterBase, CommonRecord
+from adapters.quantities import (
+    GRAMS_PER_TONNE,
+    InexactQuantityError,
+    capacity_in_unit,
+    decimal_to_grams,
+    gram_serials_to_native,
+    native_serials_to_grams,
+)
+
+__all__ = ["JiangsuAdapter"]
+
+_SC = records_pb2.ScenarioCategory
+_MS = records_pb2.MethodologyStatus
+_PS = records_pb2.ProjectStatus
+
+CATEGORIES = {
+    "01": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
+    "02": _SC.SCENARIO_CATEGORY_EV_CHARGING,
+    "03": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
+    "04": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
+    "05": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
+    "99": _SC.SCENARIO_CATEGORY_OTHER,
+}
+METHODOLOGY_STATUSES = {
+    "1": _MS.METHODOLOGY_STATUS_FILED,
+    "2": _MS.METHODOLOGY_STATUS_EFFECTIVE,
+    "9": _MS.METHODOLOGY_STATUS_WITHDRAWN,
+}
+PROJECT_STATUSES = {
+    "1": _PS.PROJECT_STATUS_REGISTERED,
+    "2": _PS.PROJECT_STATUS_SUSPENDED,
+    "3": _PS.PROJECT_STATUS_CLOSED,
+}
+_CATEGORY_CODES = inverse(CATEGORIES)
+_METHODOLOGY_STATUS_CODES = inverse(METHODOLOGY_STATUSES)
+_PROJECT_STATUS_CODES = inverse(PROJECT_STATUSES)
+
+_KINDS = {
+    "FFX": ("FFXBH", "BBH", "FFXMC", "CJLB", "SXRQ", "SXJZRQ", "CS", "ZT"),
+    "XM": ("XMBH", "FFXBH", "BBH", "XMMC", "YZMC", "XZQH", "ZJRL", "BWRQ", "JRQKS", "JRQJS", "ZT"),
+    "QF": ("QFBH", "XMBH", "ND", "JCKS", "JCJS", "JPL", "XLHQS", "XLHZZ"),
+}
+_PARAMETER_TAGS = ("DM", "MC", "Z", "DW", "LY", "ND")
+
+# The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
+_DECLARATION = re.compile(
+    rb"<\?xml\s+version\s*=\s*([\"'])1\.[0-9]+\1"
+    rb"(?:\s+encoding\s*=\s*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
+    rb"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\4)?\s*\?>"
+)
+_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb2312": "gb18030", "gbk": "gb18030"}
+_ENCODINGS["gb18030"] = "gb18030"
+_TONNES = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?\s*(?:tCO2e)?", re.ASCII)
+_SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
+_SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
+def parse_tonnes(text: str) -> int:
+    """``JPL``: whole tonnes, optional thousands separators and ``tCO2e`` suffix → grams."""
+    match = _TONNES.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a quantity in tonnes such as 1,234 tCO2e")
+    whole, frac = match.group(1), match.group(2) or ""
+    if "," in whole and not _SEPARATED.fullmatch(whole):
+        raise ValueError(f"{text!r} has thousands separators in the wrong place")
+    if frac.strip("0"):
+        raise ValueError(f"{text!r} is not a whole number of tonnes")
+    return decimal_to_grams(whole.replace(",", ""), GRAMS_PER_TONNE, "t")
+
+
+def _serial(text: str) -> int:
+    if not _SERIAL.fullmatch(text):
+        raise ValueError(f"{text!r} is not a serial number (digits only)")
+    return int(text)
+
+
+def _four_digit_year(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{4}", text, re.ASCII) or text == "0000":
+        raise ValueError(f"{text!r} is not a year written YYYY")
+    return int(text)
+
+
+def check_version(text: str) -> str:
+    return version_from_v(text)
+
+
+def _decode(data: bytes, region: str) -> str:
+    """Bytes → text per the XML declaration, with the declaration removed."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        bom = True
+    else:
+        bom = False
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:2] in (b"<\x00", b"\x00<"):
+        fail(region, "document", "is UTF-16; Jiangsu documents are UTF-8 (or GB2312/GBK/GB18030)")
+    declared = "utf-8"
+    match = _DECLARATION.match(data)
+    if match is not None:
+        label = (match.group(3) or b"utf-8").decode("ascii").lower()
+        if label not in _ENCODINGS:
+            fail(
+                region,
+                "encoding",
+                f"the XML declaration names {label!r}; Jiangsu documents are UTF-8, GB2312, GBK"
+                " or GB18030",
+            )
+        declared = _ENCODINGS[label]
+        if bom and declared != "utf-8":
+            fail(region, "encoding", f"a UTF-8 byte order mark contradicts the declared {label!r}")
+        data = data[match.end() :]
+    elif data.lstrip().startswith(b"<?xml"):
+        fail(region, "document", "has a malformed XML declaration")
+    try:
+        return data.decode(declared)
+    except UnicodeDecodeError as exc:
+        name = "UTF-8" if declared == "utf-8" else "GB18030"
+        fail(region, "encoding", f"is not valid {name} (byte offset {exc.start})")
+
+
+def _parse_xml(text: str, region: str) -> ET.Element:
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
+    try:
+        root: ET.Element = defusedxml.ElementTree.fromstring(
+            text.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except defusedxml.DTDForbidden:
+        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
+        fail(region, "DOCTYPE", "entity declarations and external references are not allowed")
+    except ET.ParseError as exc:
+        line, column = exc.position
+        fail(region, "document", f"is not well-formed XML (line {line}, column {column + 1})")
+    return root
+
+
+def _only_blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
+def _leaves(
+    parent: ET.Element,
+    allowed: Iterable[str],
+    issues: Issues,
+    prefix: str,
+    repeatable: frozenset[str] = frozenset(),
+) -> tuple[dict[str, str], list[ET.Element]]:
+    """Texts of the leaf children of ``parent`` and the repeatable children, checking shape."""
+    allowed = set(allowed)
+    values: dict[str, str] = {}
+    repeated: list[ET.Element] = []
+    if not _only_blank(parent.text):
+        issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
+    for child in parent:
+        tag = child.tag if isinstance(child.tag, str) else str(child.tag)
+        if not _only_blank(child.tail):
+            issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
+        if tag not in allowed:
+            issues.add(f"{prefix}{tag}", "is not an element of this record")
+            continue
+        if tag in repeatable:
+            repeated.append(child)
+            continue
+        if tag in values:
+            issues.add(f"{prefix}{tag}", "appears more than once")
+            continue
+        if child.attrib:
+            issues.add(
+                f"{prefix}{tag}", f"has attributes ({', '.join(child.attrib)}); none are allowed"
+            )
+        if len(child):
+            issues.add(f"{prefix}{tag}", "must contain text, not elements")
+            values[tag] = ""
+            continue
+        values[tag] = child.text or ""
+    return values, repeated
+
+
+def _escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+def _render(kind: str, elements: list[tuple[str, str | list[tuple[str, str]]]]) -> bytes:
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<JSTPH LX="{kind}">']
+    for tag, value in elements:
+        if isinstance(value, str):
+            lines.append(f"  <{tag}>{_escape(value)}</{tag}>")
+        else:
+            inner = "".join(f"<{t}>{_escape(v)}</{t}>" for t, v in value)
+            lines.append(f"  <{tag}>{inner}</{tag}>")
+    lines.append("</JSTPH>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class JiangsuAdapter(AdapterBase):
+    """Jiangsu's XML records ⇄ common schema."""
+
+    region = "320000"
+    region_label = "Jiangsu"
+    content_types = ("application/vnd.yrd.320000+xml",)
+    serial_unit_grams = GRAMS_PER_TONNE
+
+    # -- native → common -----------------------------------------------------------------------
+    def _parse(self, data: bytes) -> list[CommonRecord]:
+        root = _parse_xml(_decode(data, self.region), self.region)
+        if root.tag != "JSTPH":
+            fail(self.region, "JSTPH", f"the root element is <{root.tag}>, not <JSTPH>")
+        kind = root.get("LX")
+        issues = Issues()
+        for attribute in root.attrib:
+            if attribute != "LX":
+                issues.add(f"JSTPH/@{attribute}", "is not an attribute of JSTPH")
+        if kind is None:
+            fail(self.region, "LX", "the JSTPH attribute LX (FFX, XM or QF) is required")
+        if kind not in _KINDS:
+            fail(self.region, "LX", f"{kind!r} is not one of: FFX, XM, QF")
+        repeatable = frozenset({"CS"}) if kind == "FFX" else frozenset()
+        values, params = _leaves(root, _KINDS[kind], issues, "", repeatable)
+        f = TextFields(values, issues)
+        record: CommonRecord | None
+        if kind == "FFX":
+            record = self._methodology(f, params)
+        elif kind == "XM":
+            record = self._project(f)
+        else:
+            record = self._issuance(f)
+        issues.raise_native(self.region)
+        assert record is not None
+        return [record]
+
+    def _methodology(
+        self, f: TextFields, param_elements: list[ET.Element]
+    ) -> records_pb2.Methodology | None:
+        methodology_no = f.parsed("FFXBH", check_identifier, required=True)
+        version = f.parsed("BBH", check_version, required=True)
+        title = f.text("FFXMC", required=True)
+        category = f.parsed("CJLB", choice(CATEGORIES), required=True)
+        effective = f.parsed("SXRQ", parse_compact_date, required=True)
+        expiry = f.parsed("SXJZRQ", parse_compact_date)
+        f.check_order("SXRQ", effective, "SXJZRQ", expiry, strict=True)
+        parameters: list[records_pb2.Parameter] = []
+        codes: set[str] = set()
+        for index, element in enumerate(param_elements, start=1):
+            prefix = f"CS[{index}]/"
+            if element.attrib:
+                f.issues.add(f"CS[{index}]", "has attributes; none are allowed")
+            values, _ = _leaves(element, _PARAMETER_TAGS, f.issues, prefix)
+            p = TextFields(values, f.issues, prefix=prefix)
+            code = p.text("DM", required=True)
+            if code is not None and code in codes:
+                p.report("DM", f"{code!r} appears more than once")
+            codes.add(code or "")
+            parameters.append(
+                records_pb2.Parameter(
+                    code=code or "",
+                    name=p.text("MC") or "",
+                    quantity=records_pb2.ExactQuantity(
+                        value=p.decimal("Z", required=True, allow_negative=True) or "",
+                        unit=p.text("DW") or "",
+                    ),
+                    source=p.text("LY") or "",
+                    year=p.parsed("ND", _four_digit_year) or 0,
+                )
+            )
+        status = f.parsed("ZT", choice(METHODOLOGY_STATUSES), required=True)
+        if f.issues:
+            return None
+        assert methodology_no and version and title and effective
+        assert category is not None and status is not None
+        return records_pb2.Methodology(
+            name=methodology_name(self.region, methodology_no),
+            region=self.region,
+            methodology_id=methodology_no,
+            version=version,
+            title=title,
+            category=category,
+            parameters=parameters,
+            effective=date_range(effective, expiry),
+            status=status,
+        )
+
+    def _project(self, f: TextFields) -> records_pb2.Project | None:
+        project_no = f.parsed("XMBH", check_identifier, required=True)
+        methodology_no = f.parsed("FFXBH", check_identifier, required=True)
+        version = f.parsed("BBH", check_version, required=True)
+        title = f.text("XMMC", required=True)
+        owner = f.text("YZMC", required=True)
+        county = f.parsed("XZQH", county_checker(self.region, "Jiangsu"), required=True)
+        capacity = f.decimal("ZJRL", positive=True)
+        grid = f.parsed("BWRQ", parse_compact_date)
+        start = f.parsed("JRQKS", parse_compact_date, required=True)
+        end = f.parsed("JRQJS", parse_compact_date, required=True)
+        f.check_order("JRQKS", start, "JRQJS", end, strict=True)
+        status = f.parsed("ZT", choice(PROJECT_STATUSES), required=True)
+        if f.issues:
+            return None
+        assert project_no and methodology_no and version and title and owner and county
+        assert start and end and status is not None
+        project = records_pb2.Project(
+            name=project_name(self.region, project_no),
+            region=self.region,
+            project_id=project_no,
+            methodology=records_pb2.MethodologyRef(
+                region=self.region, methodology_id=methodology_no, version=version
+            ),
+            title=title,
+            owner=owner,
+            county_code=county,
+            crediting_period=date_range(start, end),
+            status=status,
+        )
+        if capacity is not None:
+            project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
+        if grid is not None:
+            project.start_date.CopyFrom(to_calendar(grid))
+        return project
+
+    def _issuance(self, f: TextFields) -> records_pb2.Issuance | None:
+        issuance_no = f.parsed("QFBH", check_identifier, required=True)
+        project_no = f.parsed("XMBH", check_identifier, required=True)
+        vintage = f.parsed("ND", _four_digit_year, required=True)
+        start = f.parsed("JCKS", parse_compact_date, required=True)
+        end = f.parsed("JCJS", parse_compact_date, required=True)
+        f.check_order("JCKS", start, "JCJS", end, strict=False)
+        grams = f.parsed("JPL", parse_tonnes, required=True)
+        serial_start = f.parsed("XLHQS", _serial, required=True)
+        serial_end = f.parsed("XLHZZ", _serial, required=True)
+        serials: tuple[int, int] | None = None
+        if serial_start is not None and serial_end is not None:
+            try:
+                serials = native_serials_to_grams(serial_start, serial_end, GRAMS_PER_TONNE)
+            except ValueError as exc:
+                f.report("XLHZZ", str(exc))
+        if grams is not None and serials is not None and grams != serials[1] - serials[0] + 1:
+            assert serial_start is not None and serial_end is not None
+            f.report(
+                "JPL",
+                f"{grams // GRAMS_PER_TONNE} t does not equal the serial range size"
+                f" {serial_end - serial_start + 1} t",
+            )
+        if f.issues:
+            return None
+        assert issuance_no and project_no and vintage and start and end and serials
+        assert grams is not None
+        return records_pb2.Issuance(
+            name=issuance_name(self.region, issuance_no),
+            region=self.region,
+            issuance_id=issuance_no,
+            project=project_name(self.region, project_no),
+            vintage=vintage,
+            monitoring_period=date_range(start, end),
+            quantity_grams=grams,
+            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+        )
+
+    # -- common → native -----------------------------------------------------------------------
+    def _version(self, check: CommonCheck, field: str, version: str) -> str | None:
+        if check.version(field, version) is None:
+            return None
+        if not version.isdigit():
+            check.add(field, f"{version!r} has no Jiangsu form: BBH is V<integer>, e.g. V01")
+            return None
+        return f"V{int(version):02d}"
+
+    def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        unsupported(check, "formula", bool(record.formula), self.region_label)
+        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+        unsupported(
+            check,
+            "eligibility",
+            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+            self.region_label,
+        )
+        view = view_methodology(record, check, region_label=self.region_label)
+        version = self._version(check, "version", record.version)
+        if view is None or version is None or issues:
+            return None
+        elements: list[tuple[str, str | list[tuple[str, str]]]] = [
+            ("FFXBH", view.methodology_id),
+            ("BBH", version),
+            ("FFXMC", view.title),
+            ("CJLB", _CATEGORY_CODES[view.category]),
+            ("SXRQ", format_compact_date(view.effective_start)),
+        ]
+        if view.effective_end is not None:
+            elements.append(("SXJZRQ", format_compact_date(view.effective_end)))
+        for p in view.parameters:
+            children = [("DM", p.code)]
+            children += [] if p.name is None else [("MC", p.name)]
+            children.append(("Z", p.value))
+            children += [] if p.unit is None else [("DW", p.unit)]
+            children += [] if p.source is None else [("LY", p.source)]
+            children += [] if p.year is None else [("ND", f"{p.year:04d}")]
+            elements.append(("CS", children))
+        elements.append(("ZT", _METHODOLOGY_STATUS_CODES[view.status]))
+        return _render("FFX", elements)
+
+    def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        view = view_project(record, check, region=self.region, region_label=self.region_label)
+        version = self._version(check, "methodology.version", record.methodology.version)
+        if view is None or version is None:
+            return None
+        elements: list[tuple[str, str | list[tuple[str, str]]]] = [
+            ("XMBH", view.project_id),
+            ("FFXBH", view.methodology_id),
+            ("BBH", version),
+            ("XMMC", view.title),
+            ("YZMC", view.owner),
+            ("XZQH", view.county_code),
+        ]
+        if view.capacity is not None:
+            elements.append(("ZJRL", capacity_in_unit(view.capacity, "kW")))
+        if view.start_date is not None:
+            elements.append(("BWRQ", format_compact_date(view.start_date)))
+        elements += [
+            ("JRQKS", format_compact_date(view.crediting_start)),
+            ("JRQJS", format_compact_date(view.crediting_end)),
+            ("ZT", _PROJECT_STATUS_CODES[view.status]),
+        ]
+        return _render("XM", elements)
+
+    def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        view = view_issuance(record, check)
+        if view is None:
+            return None
+        try:
+            start, end = gram_serials_to_native(view.serial_start, view.serial_end, GRAMS_PER_TONNE)
+        except InexactQuantityError as exc:
+            check.add("serials", f"{exc}; Jiangsu serial numbers count tonnes")
+            return None
+        return _render(
+            "QF",
+            [
+                ("QFBH", view.issuance_id),
+                ("XMBH", view.project_id),
+                ("ND", f"{view.vintage:04d}"),
+                ("JCKS", format_compact_date(view.monitoring_start)),
+                ("JCJS", format_compact_date(view.monitoring_end)),
+                ("JPL", f"{view.quantity_grams // GRAMS_PER_TONNE} tCO2e"),
+                ("XLHQS", str(start)),
+                ("XLHZZ", str(end)),
+            ],
+        )

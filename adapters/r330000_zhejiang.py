@@ -1,0 +1,538 @@
+"""Zhejiang (330000): JSON API response envelopes, camelCase, kilograms, 19-digit string ids.
+
+Spec: ``../shared/regions/330000-zhejiang.md``. Serial numbers count grams (k = 1).
+
+Mapping choices:
+- Identity: the 19-digit ids are the common ids (``methodology_id`` = ``methodologyId``,
+  ``project_id`` = ``projectInfoId``, ``issuance_id`` = ``certificationId``), because issuances name
+  their project and projects their methodology only by these ids. The human numbers are kept in
+  ``native_ids``: ``methodologyNum`` and ``projectNum``.
+- A project's ``MethodologyRef`` is ``(330000, methodologyId, version="")``: Zhejiang names one
+  methodology version by its 19-digit id and never states the version. ``methodology_ref()`` returns
+  the same shape for a Zhejiang methodology, so the gateway resolves a project's methodology by
+  comparing ``project.methodology == adapter.methodology_ref(m)``. A project whose reference carries
+  a version cannot be rendered (``from_common`` says so).
+- ``methodologyVersion`` is a JSON integer: 1 → common ``"1"``, 12 → ``"12"``; a dotted common
+  version such as ``"1.2"`` cannot be expressed.
+- Date-times are Beijing civil time without zone. Common dates are civil dates, so each maps to its
+  calendar day in Beijing: ``creditEnd`` ``2033-12-31 23:59:59`` → 2033-12-31. The usual times are
+  ``00:00:00`` for starts (``validFrom``, ``gridDate``, ``creditStart``, ``periodStart``) and
+  ``23:59:59`` for ends (``validTo``, ``creditEnd``, ``periodEnd``); any other time is kept
+  exactly in ``native_ids`` under the field's name (e.g. ``native_ids["periodEnd"] =
+  "2024-12-31 18:00:00"``) so that the record renders back to the same bytes.
+- ``certifiedKg`` is rendered with exactly three decimals (whole grams): 309,180,000 g →
+  ``"309180.000"``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any, TypeVar
+
+from yrd.interop.v1 import records_pb2
+
+from adapters._common import (
+    CommonCheck,
+    Issues,
+    JsonFields,
+    check_identifier,
+    check_zhejiang_id,
+    choice,
+    county_checker,
+    date_range,
+    dump_json,
+    fail,
+    format_datetime,
+    integer_version,
+    inverse,
+    issuance_name,
+    load_json_object,
+    methodology_name,
+    parse_datetime,
+    project_name,
+    to_calendar,
+)
+from adapters._views import (
+    native_ids_supported,
+    unsupported,
+    view_issuance,
+    view_methodology,
+    view_project,
+)
+from adapters.base import AdapterBase, CommonRecord
+from adapters.quantities import (
+    GRAMS_PER_KG,
+    capacity_in_unit,
+    decimal_to_grams,
+    grams_to_decimal,
+    native_serials_to_grams,
+)
+
+__all__ = ["ZhejiangAdapter"]
+
+_SC = records_pb2.ScenarioCategory
+_MS = records_pb2.MethodologyStatus
+_PS = records_pb2.ProjectStatus
+
+SCENES = {
+    "PV": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
+    "EV_CHARGING": _SC.SCENARIO_CATEGORY_EV_CHARGING,
+    "TRANSIT": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
+    "CYCLING": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
+    "WASTE": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
+    "OTHER": _SC.SCENARIO_CATEGORY_OTHER,
+}
+METHODOLOGY_STATUSES = {
+    "01": _MS.METHODOLOGY_STATUS_FILED,
+    "02": _MS.METHODOLOGY_STATUS_EFFECTIVE,
+    "09": _MS.METHODOLOGY_STATUS_WITHDRAWN,
+}
+PROJECT_STATUSES = {
+    "02": _PS.PROJECT_STATUS_REGISTERED,
+    "05": _PS.PROJECT_STATUS_SUSPENDED,
+    "09": _PS.PROJECT_STATUS_CLOSED,
+}
+_SCENE_CODES = inverse(SCENES)
+_METHODOLOGY_STATUS_CODES = inverse(METHODOLOGY_STATUSES)
+_PROJECT_STATUS_CODES = inverse(PROJECT_STATUSES)
+
+_E = TypeVar("_E")
+
+START_OF_DAY = time(0, 0, 0)
+END_OF_DAY = time(23, 59, 59)
+
+_ENVELOPE_KEYS = frozenset({"successful", "msg", "dataType", "dataInfo"})
+_METHODOLOGY_KEYS = frozenset(
+    {
+        "methodologyId",
+        "methodologyNum",
+        "methodologyVersion",
+        "methodologyName",
+        "sceneType",
+        "params",
+        "validFrom",
+        "validTo",
+        "statusCode",
+    }
+)
+_PARAM_KEYS = frozenset(
+    {"paramCode", "paramName", "paramValue", "paramUnit", "dataSource", "dataYear"}
+)
+_PROJECT_KEYS = frozenset(
+    {
+        "projectInfoId",
+        "projectNum",
+        "methodologyId",
+        "projectName",
+        "orgCustomerName",
+        "areaCode",
+        "installedCapacityKw",
+        "gridDate",
+        "creditStart",
+        "creditEnd",
+        "statusCode",
+    }
+)
+_ISSUANCE_KEYS = frozenset(
+    {
+        "certificationId",
+        "projectInfoId",
+        "vintageYear",
+        "periodStart",
+        "periodEnd",
+        "certifiedKg",
+        "serialFrom",
+        "serialTo",
+    }
+)
+_NATIVE_IDS = {
+    "methodology": frozenset({"methodologyNum", "validFrom", "validTo"}),
+    "project": frozenset({"projectNum", "gridDate", "creditStart", "creditEnd"}),
+    "issuance": frozenset({"periodStart", "periodEnd"}),
+}
+
+
+def _kg_to_grams(text: str) -> int:
+    return decimal_to_grams(text, GRAMS_PER_KG, "kg")
+
+
+class _DateTimes:
+    """Reads Beijing date-times as civil dates, keeping unusual times for ``native_ids``."""
+
+    def __init__(self, f: JsonFields) -> None:
+        self.f = f
+        self.native: dict[str, str] = {}
+        self.instants: dict[str, datetime] = {}
+
+    def read(self, key: str, usual: time, *, required: bool) -> date | None:
+        instant = self.f.parsed(key, parse_datetime, required=required)
+        if instant is None:
+            return None
+        self.instants[key] = instant
+        if instant.time() != usual:
+            self.native[key] = format_datetime(instant)
+        return instant.date()
+
+    def order(self, start_key: str, end_key: str, *, strict: bool) -> None:
+        start, end = self.instants.get(start_key), self.instants.get(end_key)
+        if start is None or end is None:
+            return
+        if strict:
+            self.f.check_order(start_key, start.date(), end_key, end.date(), strict=True)
+        elif end < start:
+            self.f.report(end_key, f"must not be before {format_datetime(start)} ({start_key})")
+
+
+class ZhejiangAdapter(AdapterBase):
+    """Zhejiang's JSON envelopes ⇄ common schema."""
+
+    region = "330000"
+    region_label = "Zhejiang"
+    content_types = ("application/vnd.yrd.330000+json",)
+    serial_unit_grams = 1
+
+    def methodology_ref(self, methodology: records_pb2.Methodology) -> records_pb2.MethodologyRef:
+        """Zhejiang projects name a methodology by its 19-digit id alone (version left empty)."""
+        return records_pb2.MethodologyRef(
+            region=methodology.region, methodology_id=methodology.methodology_id, version=""
+        )
+
+    # -- native → common -----------------------------------------------------------------------
+    def _parse(self, data: bytes) -> list[CommonRecord]:
+        obj = load_json_object(data, self.region, allow_bom=True)
+        issues = Issues()
+        envelope = JsonFields(obj, issues, allowed=_ENVELOPE_KEYS)
+        successful = envelope.boolean("successful")
+        msg = obj.get("msg")
+        if msg is not None and not isinstance(msg, str):
+            envelope.report("msg", "must be a JSON string")
+        if successful is False:
+            text = msg.strip() if isinstance(msg, str) and msg.strip() else "(no msg)"
+            fail(self.region, "successful", f"the platform reported a failure: {text}")
+        kind = envelope.text("dataType", required=True)
+        kinds = {
+            "methodology": (_METHODOLOGY_KEYS, self._methodology),
+            "project": (_PROJECT_KEYS, self._project),
+            "issuance": (_ISSUANCE_KEYS, self._issuance),
+        }
+        if kind is not None and kind not in kinds:
+            envelope.report("dataType", f"{kind!r} is not one of: methodology, project, issuance")
+            kind = None
+        record: CommonRecord | None = None
+        if kind is not None:
+            keys, build = kinds[kind]
+            info = envelope.child("dataInfo", keys, required=True)
+            if info is not None:
+                record = build(info)
+        issues.raise_native(self.region)
+        assert record is not None
+        return [record]
+
+    def _methodology(self, f: JsonFields) -> records_pb2.Methodology | None:
+        times = _DateTimes(f)
+        methodology_id = f.parsed("methodologyId", check_zhejiang_id, required=True)
+        number = f.parsed("methodologyNum", check_identifier, required=True)
+        version = f.integer("methodologyVersion", required=True, high=999_999_999)
+        title = f.text("methodologyName", required=True)
+        scene = f.string_code("sceneType", required=True)
+        category = None
+        if scene is not None:
+            category = f.parsed("sceneType", choice(SCENES))
+        parameters: list[records_pb2.Parameter] = []
+        codes: set[str] = set()
+        for _, p in f.children("params", _PARAM_KEYS):
+            code = p.text("paramCode", required=True)
+            if code is not None and code in codes:
+                p.report("paramCode", f"{code!r} appears more than once")
+            codes.add(code or "")
+            parameters.append(
+                records_pb2.Parameter(
+                    code=code or "",
+                    name=p.text("paramName") or "",
+                    quantity=records_pb2.ExactQuantity(
+                        value=p.decimal("paramValue", required=True, allow_negative=True) or "",
+                        unit=p.text("paramUnit") or "",
+                    ),
+                    source=p.text("dataSource") or "",
+                    year=p.year("dataYear") or 0,
+                )
+            )
+        valid_from = times.read("validFrom", START_OF_DAY, required=True)
+        valid_to = times.read("validTo", END_OF_DAY, required=False)
+        times.order("validFrom", "validTo", strict=True)
+        status = self._status(f, METHODOLOGY_STATUSES)
+        if f.issues:
+            return None
+        assert methodology_id and number and version is not None and title and valid_from
+        assert category is not None and status is not None
+        return records_pb2.Methodology(
+            name=methodology_name(self.region, methodology_id),
+            region=self.region,
+            methodology_id=methodology_id,
+            version=str(version),
+            title=title,
+            category=category,
+            parameters=parameters,
+            effective=date_range(valid_from, valid_to),
+            status=status,
+            native_ids={"methodologyNum": number, **times.native},
+        )
+
+    @staticmethod
+    def _status(f: JsonFields, statuses: dict[str, _E]) -> _E | None:
+        if f.string_code("statusCode", required=True) is None:
+            return None
+        return f.parsed("statusCode", choice(statuses))
+
+    def _project(self, f: JsonFields) -> records_pb2.Project | None:
+        times = _DateTimes(f)
+        project_id = f.parsed("projectInfoId", check_zhejiang_id, required=True)
+        number = f.parsed("projectNum", check_identifier, required=True)
+        methodology_id = f.parsed("methodologyId", check_zhejiang_id, required=True)
+        title = f.text("projectName", required=True)
+        owner = f.text("orgCustomerName", required=True)
+        county = f.parsed("areaCode", county_checker(self.region, "Zhejiang"), required=True)
+        capacity = f.decimal("installedCapacityKw", positive=True)
+        grid = times.read("gridDate", START_OF_DAY, required=False)
+        start = times.read("creditStart", START_OF_DAY, required=True)
+        end = times.read("creditEnd", END_OF_DAY, required=True)
+        times.order("creditStart", "creditEnd", strict=True)
+        status = self._status(f, PROJECT_STATUSES)
+        if f.issues:
+            return None
+        assert project_id and number and methodology_id and title and owner and county
+        assert start and end and status is not None
+        project = records_pb2.Project(
+            name=project_name(self.region, project_id),
+            region=self.region,
+            project_id=project_id,
+            methodology=records_pb2.MethodologyRef(
+                region=self.region, methodology_id=methodology_id, version=""
+            ),
+            title=title,
+            owner=owner,
+            county_code=county,
+            crediting_period=date_range(start, end),
+            status=status,
+            native_ids={"projectNum": number, **times.native},
+        )
+        if capacity is not None:
+            project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
+        if grid is not None:
+            project.start_date.CopyFrom(to_calendar(grid))
+        return project
+
+    def _issuance(self, f: JsonFields) -> records_pb2.Issuance | None:
+        times = _DateTimes(f)
+        issuance_id = f.parsed("certificationId", check_zhejiang_id, required=True)
+        project_id = f.parsed("projectInfoId", check_zhejiang_id, required=True)
+        vintage = f.year("vintageYear", required=True)
+        start = times.read("periodStart", START_OF_DAY, required=True)
+        end = times.read("periodEnd", END_OF_DAY, required=True)
+        times.order("periodStart", "periodEnd", strict=False)
+        grams = f.parsed("certifiedKg", _kg_to_grams, required=True)
+        serial_from = f.integer("serialFrom", required=True)
+        serial_to = f.integer("serialTo", required=True)
+        serials: tuple[int, int] | None = None
+        if serial_from is not None and serial_to is not None:
+            try:
+                serials = native_serials_to_grams(serial_from, serial_to, 1)
+            except ValueError as exc:
+                f.report("serialTo", str(exc))
+        if grams is not None and serials is not None and grams != serials[1] - serials[0] + 1:
+            f.report(
+                "certifiedKg",
+                f"{f.text('certifiedKg')} kg ({grams} g) does not equal the serial range size"
+                f" {serials[1] - serials[0] + 1} g",
+            )
+        if f.issues:
+            return None
+        assert issuance_id and project_id and vintage and start and end and serials
+        assert grams is not None
+        return records_pb2.Issuance(
+            name=issuance_name(self.region, issuance_id),
+            region=self.region,
+            issuance_id=issuance_id,
+            project=project_name(self.region, project_id),
+            vintage=vintage,
+            monitoring_period=date_range(start, end),
+            quantity_grams=grams,
+            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            native_ids=times.native,
+        )
+
+    # -- common → native -----------------------------------------------------------------------
+    @staticmethod
+    def _envelope(kind: str, info: dict[str, Any]) -> bytes:
+        return dump_json({"successful": True, "msg": "", "dataType": kind, "dataInfo": info})
+
+    def _datetime(
+        self,
+        check: CommonCheck,
+        record: records_pb2.Methodology | records_pb2.Project | records_pb2.Issuance,
+        key: str,
+        field: str,
+        day: date,
+        usual: time,
+    ) -> str:
+        """The native date-time of a civil date: the kept exact time, or the usual one."""
+        kept = record.native_ids.get(key) if record.region == self.region else None
+        if kept is None:
+            return format_datetime(datetime.combine(day, usual))
+        try:
+            instant = parse_datetime(kept)
+        except ValueError as exc:
+            check.add(f"native_ids[{key!r}]", str(exc))
+            return ""
+        if instant.date() != day:
+            check.add(f"native_ids[{key!r}]", f"{kept!r} is not on the day of {field} ({day})")
+        elif instant.time() == usual:
+            check.add(
+                f"native_ids[{key!r}]",
+                f"holds the usual time {usual}; only other times are kept in native_ids",
+            )
+        return kept
+
+    def _native_number(
+        self,
+        check: CommonCheck,
+        record: records_pb2.Methodology | records_pb2.Project,
+        key: str,
+    ) -> str | None:
+        number = record.native_ids.get(key) if record.region == self.region else None
+        if number is None:
+            check.add(f"native_ids[{key!r}]", f"is required: the Zhejiang format needs {key}")
+            return None
+        return check.identifier(f"native_ids[{key!r}]", number)
+
+    def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(
+            check, record, self.region, _NATIVE_IDS["methodology"], self.region_label
+        )
+        unsupported(check, "formula", bool(record.formula), self.region_label)
+        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+        unsupported(
+            check,
+            "eligibility",
+            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+            self.region_label,
+        )
+        view = view_methodology(
+            record, check, region_label=self.region_label, id_parser=check_zhejiang_id
+        )
+        number = self._native_number(check, record, "methodologyNum")
+        version = integer_version(record.version)
+        if view is not None and version is None:
+            check.add("version", f"{record.version!r} has no Zhejiang form (an integer)")
+        if view is None or issues:
+            return None
+        info: dict[str, Any] = {
+            "methodologyId": view.methodology_id,
+            "methodologyNum": number,
+            "methodologyVersion": version,
+            "methodologyName": view.title,
+            "sceneType": _SCENE_CODES[view.category],
+        }
+        if view.parameters:
+            info["params"] = [
+                {
+                    key: value
+                    for key, value in (
+                        ("paramCode", p.code),
+                        ("paramName", p.name),
+                        ("paramValue", p.value),
+                        ("paramUnit", p.unit),
+                        ("dataSource", p.source),
+                        ("dataYear", p.year),
+                    )
+                    if value is not None
+                }
+                for p in view.parameters
+            ]
+        info["validFrom"] = self._datetime(
+            check, record, "validFrom", "effective.start", view.effective_start, START_OF_DAY
+        )
+        if view.effective_end is not None:
+            info["validTo"] = self._datetime(
+                check, record, "validTo", "effective.end", view.effective_end, END_OF_DAY
+            )
+        info["statusCode"] = _METHODOLOGY_STATUS_CODES[view.status]
+        return None if issues else self._envelope("methodology", info)
+
+    def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, _NATIVE_IDS["project"], self.region_label)
+        view = view_project(
+            record,
+            check,
+            region=self.region,
+            region_label=self.region_label,
+            id_parser=check_zhejiang_id,
+            methodology_id_parser=check_zhejiang_id,
+        )
+        number = self._native_number(check, record, "projectNum")
+        if record.methodology.version:
+            check.add(
+                "methodology.version",
+                "must be empty: Zhejiang projects name a methodology version by its 19-digit"
+                " methodologyId only",
+            )
+        if view is None or issues:
+            return None
+        info: dict[str, Any] = {
+            "projectInfoId": view.project_id,
+            "projectNum": number,
+            "methodologyId": view.methodology_id,
+            "projectName": view.title,
+            "orgCustomerName": view.owner,
+            "areaCode": view.county_code,
+        }
+        if view.capacity is not None:
+            info["installedCapacityKw"] = capacity_in_unit(view.capacity, "kW")
+        if view.start_date is not None:
+            info["gridDate"] = self._datetime(
+                check, record, "gridDate", "start_date", view.start_date, START_OF_DAY
+            )
+        info["creditStart"] = self._datetime(
+            check,
+            record,
+            "creditStart",
+            "crediting_period.start",
+            view.crediting_start,
+            START_OF_DAY,
+        )
+        info["creditEnd"] = self._datetime(
+            check, record, "creditEnd", "crediting_period.end", view.crediting_end, END_OF_DAY
+        )
+        info["statusCode"] = _PROJECT_STATUS_CODES[view.status]
+        return None if issues else self._envelope("project", info)
+
+    def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, _NATIVE_IDS["issuance"], self.region_label)
+        view = view_issuance(
+            record, check, id_parser=check_zhejiang_id, project_id_parser=check_zhejiang_id
+        )
+        if view is None:
+            return None
+        info: dict[str, Any] = {
+            "certificationId": view.issuance_id,
+            "projectInfoId": view.project_id,
+            "vintageYear": view.vintage,
+            "periodStart": self._datetime(
+                check,
+                record,
+                "periodStart",
+                "monitoring_period.start",
+                view.monitoring_start,
+                START_OF_DAY,
+            ),
+            "periodEnd": self._datetime(
+                check, record, "periodEnd", "monitoring_period.end", view.monitoring_end, END_OF_DAY
+            ),
+            "certifiedKg": grams_to_decimal(view.quantity_grams, GRAMS_PER_KG, min_decimals=3),
+            "serialFrom": view.serial_start,
+            "serialTo": view.serial_end,
+        }
+        return None if issues else self._envelope("issuance", info)

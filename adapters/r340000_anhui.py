@@ -1,0 +1,681 @@
+"""Anhui (340000): CSV files in GB18030 with Chinese headers, many records of one kind per file.
+
+Spec: ``../shared/regions/340000-anhui.md``. Serial numbers count kilograms (k = 1,000 g).
+
+Mapping choices:
+- Encoding: GB18030 only. A file that starts with a UTF-8 byte order mark, or that is valid UTF-8
+  with non-ASCII bytes and either is not valid GB18030 or does not show an Anhui header when read
+  as GB18030, is rejected with an error saying it is UTF-8 and must be GB18030 (UTF-8 Chinese text
+  often decodes as GB18030 mojibake without error, so the header is the decisive test).
+- Rows are numbered as a spreadsheet shows them: the header is row 1, blank lines count.
+- Limits: 10 MiB per file and 100,000 data rows.
+- ``版本`` ``1`` → common ``"1"``, ``1.0`` → ``"1"``, ``1.2`` → ``"1.2"``; rendered as the common
+  version (``1``). The header may spell ``装机容量(千瓦)`` with full-width parentheses.
+- ``减排量`` × ``单位`` must be whole grams; rendered in 吨 with as few decimals as exact
+  (12,345 kg → ``12.345``, 吨).
+- A methodology with several parameters is several rows, so ``from_common`` of one methodology
+  may produce several rows; ``from_common_many`` renders several records of one kind in one file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from itertools import pairwise
+
+from yrd.interop.v1 import records_pb2
+
+from adapters._common import (
+    MIB,
+    CommonCheck,
+    Issues,
+    TextFields,
+    check_identifier,
+    choice,
+    county_checker,
+    date_range,
+    fail,
+    format_slash_date,
+    inverse,
+    issuance_name,
+    methodology_name,
+    parse_slash_date,
+    project_name,
+    to_calendar,
+    version_from_dotted,
+)
+from adapters._views import (
+    MethodologyView,
+    ParamView,
+    native_ids_supported,
+    unsupported,
+    view_issuance,
+    view_methodology,
+    view_project,
+)
+from adapters.base import AdapterBase, CommonRecord, comparable_record
+from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
+from adapters.quantities import (
+    GRAMS_PER_KG,
+    GRAMS_PER_TONNE,
+    InexactQuantityError,
+    capacity_in_unit,
+    decimal_to_grams,
+    gram_serials_to_native,
+    grams_to_decimal,
+    native_serials_to_grams,
+)
+
+__all__ = ["AnhuiAdapter"]
+
+_SC = records_pb2.ScenarioCategory
+_MS = records_pb2.MethodologyStatus
+_PS = records_pb2.ProjectStatus
+
+CATEGORIES = {
+    "分布式光伏": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
+    "充电桩": _SC.SCENARIO_CATEGORY_EV_CHARGING,
+    "公共交通": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
+    "绿色出行": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
+    "垃圾分类": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
+    "其他": _SC.SCENARIO_CATEGORY_OTHER,
+}
+METHODOLOGY_STATUSES = {
+    "备案": _MS.METHODOLOGY_STATUS_FILED,
+    "生效": _MS.METHODOLOGY_STATUS_EFFECTIVE,
+    "废止": _MS.METHODOLOGY_STATUS_WITHDRAWN,
+}
+PROJECT_STATUSES = {
+    "已登记": _PS.PROJECT_STATUS_REGISTERED,
+    "暂停": _PS.PROJECT_STATUS_SUSPENDED,
+    "关闭": _PS.PROJECT_STATUS_CLOSED,
+}
+UNITS = {"吨": GRAMS_PER_TONNE, "千克": GRAMS_PER_KG, "克": 1}
+_CATEGORY_NAMES = inverse(CATEGORIES)
+_METHODOLOGY_STATUS_NAMES = inverse(METHODOLOGY_STATUSES)
+_PROJECT_STATUS_NAMES = inverse(PROJECT_STATUSES)
+
+KIND_COLUMN = "记录类型"
+CAPACITY_COLUMN = "装机容量(千瓦)"
+HEADERS: dict[str, tuple[str, ...]] = {
+    "方法学": (
+        "记录类型", "方法学编号", "版本", "方法学名称", "场景类别", "参数代码", "参数名称",
+        "参数值", "参数单位", "参数来源", "参数年度", "生效日期", "失效日期", "状态",
+    ),
+    "项目": (
+        "记录类型", "项目编号", "方法学编号", "方法学版本", "项目名称", "业主名称",
+        "行政区划代码", CAPACITY_COLUMN, "并网日期", "计入期开始", "计入期结束", "状态",
+    ),
+    "签发": (
+        "记录类型", "签发编号", "项目编号", "年份", "监测期开始", "监测期结束", "减排量",
+        "单位", "序列号起", "序列号止",
+    ),
+}  # fmt: skip
+_HEADER_ALIASES = {"装机容量（千瓦）": CAPACITY_COLUMN}
+_PARAMETER_COLUMNS = ("参数代码", "参数名称", "参数值", "参数单位", "参数来源", "参数年度")
+_SHARED_COLUMNS = ("方法学名称", "场景类别", "生效日期", "失效日期", "状态")
+
+MAX_FILE_BYTES = 10 * MIB
+MAX_ROWS = 100_000
+
+
+def _four_digit_year(text: str) -> int:
+    if len(text) != 4 or not text.isascii() or not text.isdigit() or text == "0000":
+        raise ValueError(f"{text!r} is not a year written YYYY")
+    return int(text)
+
+
+def _to_grams(text: str, *, unit_grams: int, unit: str) -> int:
+    return decimal_to_grams(text, unit_grams, unit)
+
+
+def _serial(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise ValueError(f"{text!r} is not a serial number (digits only)")
+    return int(text)
+
+
+def _looks_anhui(text: str) -> bool:
+    return KIND_COLUMN in text[:4096].split("\n", 1)[0]
+
+
+def _decode(data: bytes, region: str) -> str:
+    must = "Anhui files must be GB18030"
+    if data.startswith(b"\xef\xbb\xbf"):
+        fail(
+            region,
+            "encoding",
+            f"the file is UTF-8 (it starts with a UTF-8 byte order mark); {must}",
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        fail(region, "encoding", f"the file is UTF-16; {must}")
+    utf8: str | None = None
+    if not data.isascii():
+        try:
+            utf8 = data.decode("utf-8")
+        except UnicodeDecodeError:
+            utf8 = None
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        if utf8 is not None:
+            fail(region, "encoding", f"the file is UTF-8; {must}")
+        fail(region, "encoding", f"the file is not valid GB18030 (byte offset {exc.start})")
+    if utf8 is not None and (_looks_anhui(utf8) or not _looks_anhui(text)):
+        fail(region, "encoding", f"the file is UTF-8 (read as GB18030 it is garbled); {must}")
+    return text
+
+
+@dataclass(slots=True)
+class _MethodologyRow:
+    row: int
+    key: tuple[str, str]
+    shared: dict[str, object]
+    parameter: records_pb2.Parameter | None
+    methodology_id: str
+    version: str
+    title: str
+    category: records_pb2.ScenarioCategory.ValueType
+    status: records_pb2.MethodologyStatus.ValueType
+    effective: date
+    expiry: date | None
+
+
+class AnhuiAdapter(AdapterBase):
+    """Anhui's GB18030 CSV files ⇄ common schema."""
+
+    region = "340000"
+    region_label = "Anhui"
+    content_types = ("text/vnd.yrd.340000+csv",)
+    serial_unit_grams = GRAMS_PER_KG
+    max_document_bytes = MAX_FILE_BYTES
+    max_rows = MAX_ROWS
+
+    # -- native → common -----------------------------------------------------------------------
+    def _parse(self, data: bytes) -> list[CommonRecord]:
+        text = _decode(data, self.region)
+        issues = Issues()
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows: list[tuple[int, list[str]]] = []
+        number = 0
+        try:
+            for number, cells in enumerate(reader, start=1):
+                if number > self.max_rows + 1:
+                    fail(self.region, "file", f"has more than {self.max_rows} data rows")
+                if any(cell.strip() for cell in cells):
+                    rows.append((number, cells))
+        except csv.Error as exc:
+            fail(self.region, "file", f"row {number + 1} is not valid CSV: {exc}")
+        if not rows:
+            fail(self.region, "file", "is empty")
+        header_row, header_cells = rows[0]
+        header = [_HEADER_ALIASES.get(h, h) for h in (cell.strip() for cell in header_cells)]
+        kind = self._kind(header, header_row, issues)
+        if kind is None:
+            issues.raise_native(self.region)
+            raise AssertionError("unreachable")
+        if len(rows) == 1:
+            fail(self.region, "file", "has a header but no data rows")
+        fields: list[TextFields] = []
+        for number, cells in rows[1:]:
+            if len(cells) != len(header):
+                self._bad_width(issues, number, len(cells), header)
+                continue
+            values = dict(zip(header, cells, strict=True))
+            f = TextFields(values, issues, row=number, csv=True)
+            found = f.text(KIND_COLUMN, required=True)
+            if found is not None and found != kind:
+                f.report(KIND_COLUMN, f"{found!r} differs from the file's record kind {kind!r}")
+            fields.append(f)
+        if kind == "方法学":
+            records: list[CommonRecord] = list(self._methodologies(fields, issues))
+        elif kind == "项目":
+            records = list(self._projects(fields, issues))
+        else:
+            records = list(self._issuances(fields, issues))
+        issues.raise_native(self.region)
+        return records
+
+    def _kind(self, header: list[str], row: int, issues: Issues) -> str | None:
+        for kind, columns in HEADERS.items():
+            if header == list(columns):
+                return kind
+        duplicates = sorted({h for h in header if header.count(h) > 1})
+        for column in duplicates:
+            issues.add(column, "appears more than once in the header", row=row, column=column)
+        best = max(HEADERS, key=lambda k: len(set(HEADERS[k]) & set(header)))
+        expected = HEADERS[best]
+        missing = [c for c in expected if c not in header]
+        unknown = [c for c in header if c not in expected]
+        for column in missing:
+            issues.add(column, f"is missing from the {best} header", row=row, column=column)
+        for column in unknown:
+            issues.add(
+                column or "header",
+                f"is not a column of the {best} header",
+                row=row,
+                column=column or None,
+            )
+        if not (missing or unknown or duplicates) and set(header) == set(expected):
+            return best  # same columns in another order
+        if not issues:
+            issues.add("header", f"is not an Anhui header (expected {','.join(expected)})", row=row)
+        return None
+
+    @staticmethod
+    def _bad_width(issues: Issues, row: int, width: int, header: list[str]) -> None:
+        if width < len(header):
+            column = header[width]
+            issues.add(
+                column,
+                f"is missing: the row has {width} fields, the header has {len(header)}",
+                row=row,
+                column=column,
+            )
+        else:
+            issues.add(
+                "row",
+                f"has {width} fields, the header has {len(header)}",
+                row=row,
+            )
+
+    def _methodologies(
+        self, rows: list[TextFields], issues: Issues
+    ) -> list[records_pb2.Methodology]:
+        parsed: list[_MethodologyRow] = []
+        for f in rows:
+            item = self._methodology_row(f)
+            if item is not None:
+                parsed.append(item)
+        groups: dict[tuple[str, str], list[_MethodologyRow]] = {}
+        for item in parsed:
+            groups.setdefault(item.key, []).append(item)
+        records: list[records_pb2.Methodology] = []
+        for (methodology_id, version), items in groups.items():
+            first = items[0]
+            codes: dict[str, int] = {}
+            for item in items:
+                for column in _SHARED_COLUMNS:
+                    if item.shared[column] != first.shared[column]:
+                        issues.add(
+                            column,
+                            f"disagrees with row {first.row} of methodology {methodology_id}"
+                            f" version {version}",
+                            row=item.row,
+                            column=column,
+                        )
+                if item.parameter is None:
+                    if len(items) > 1:
+                        issues.add(
+                            "参数代码",
+                            "is required: each row of a methodology with several rows carries"
+                            " one parameter",
+                            row=item.row,
+                            column="参数代码",
+                        )
+                    continue
+                code = item.parameter.code
+                if code in codes:
+                    issues.add(
+                        "参数代码",
+                        f"{code!r} already appears in row {codes[code]} of this methodology",
+                        row=item.row,
+                        column="参数代码",
+                    )
+                codes.setdefault(code, item.row)
+            records.append(
+                records_pb2.Methodology(
+                    name=methodology_name(self.region, methodology_id),
+                    region=self.region,
+                    methodology_id=methodology_id,
+                    version=version,
+                    title=first.title,
+                    category=first.category,
+                    parameters=[i.parameter for i in items if i.parameter is not None],
+                    effective=date_range(first.effective, first.expiry),
+                    status=first.status,
+                )
+            )
+        return records
+
+    def _methodology_row(self, f: TextFields) -> _MethodologyRow | None:
+        before = len(f.issues.items)
+        methodology_id = f.parsed("方法学编号", check_identifier, required=True)
+        version = f.parsed("版本", version_from_dotted, required=True)
+        title = f.text("方法学名称", required=True)
+        category = f.parsed("场景类别", choice(CATEGORIES), required=True)
+        effective = f.parsed("生效日期", parse_slash_date, required=True)
+        expiry = f.parsed("失效日期", parse_slash_date)
+        f.check_order("生效日期", effective, "失效日期", expiry, strict=True)
+        status = f.parsed("状态", choice(METHODOLOGY_STATUSES), required=True)
+        parameter: records_pb2.Parameter | None = None
+        if any(f.text(column) is not None for column in _PARAMETER_COLUMNS):
+            parameter = records_pb2.Parameter(
+                code=f.text("参数代码", required=True) or "",
+                name=f.text("参数名称") or "",
+                quantity=records_pb2.ExactQuantity(
+                    value=f.decimal("参数值", required=True, allow_negative=True) or "",
+                    unit=f.text("参数单位") or "",
+                ),
+                source=f.text("参数来源") or "",
+                year=f.parsed("参数年度", _four_digit_year) or 0,
+            )
+        if len(f.issues.items) > before:
+            return None
+        assert methodology_id and version and title and effective
+        assert category is not None and status is not None
+        return _MethodologyRow(
+            row=f.row or 0,
+            key=(methodology_id, version),
+            shared={
+                "方法学名称": title,
+                "场景类别": category,
+                "生效日期": effective,
+                "失效日期": expiry,
+                "状态": status,
+            },
+            parameter=parameter,
+            methodology_id=methodology_id,
+            version=version,
+            title=title,
+            category=category,
+            status=status,
+            effective=effective,
+            expiry=expiry,
+        )
+
+    def _projects(self, rows: list[TextFields], issues: Issues) -> list[records_pb2.Project]:
+        records: list[records_pb2.Project] = []
+        seen: dict[str, int] = {}
+        for f in rows:
+            before = len(issues.items)
+            project_id = f.parsed("项目编号", check_identifier, required=True)
+            if project_id is not None:
+                if project_id in seen:
+                    f.report(
+                        "项目编号", f"{project_id!r} already appears in row {seen[project_id]}"
+                    )
+                seen.setdefault(project_id, f.row or 0)
+            methodology_id = f.parsed("方法学编号", check_identifier, required=True)
+            version = f.parsed("方法学版本", version_from_dotted, required=True)
+            title = f.text("项目名称", required=True)
+            owner = f.text("业主名称", required=True)
+            county = f.parsed("行政区划代码", county_checker(self.region, "Anhui"), required=True)
+            capacity = f.decimal(CAPACITY_COLUMN, positive=True)
+            grid = f.parsed("并网日期", parse_slash_date)
+            start = f.parsed("计入期开始", parse_slash_date, required=True)
+            end = f.parsed("计入期结束", parse_slash_date, required=True)
+            f.check_order("计入期开始", start, "计入期结束", end, strict=True)
+            status = f.parsed("状态", choice(PROJECT_STATUSES), required=True)
+            if len(issues.items) > before:
+                continue
+            assert project_id and methodology_id and version and title and owner and county
+            assert start and end and status is not None
+            project = records_pb2.Project(
+                name=project_name(self.region, project_id),
+                region=self.region,
+                project_id=project_id,
+                methodology=records_pb2.MethodologyRef(
+                    region=self.region, methodology_id=methodology_id, version=version
+                ),
+                title=title,
+                owner=owner,
+                county_code=county,
+                crediting_period=date_range(start, end),
+                status=status,
+            )
+            if capacity is not None:
+                project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
+            if grid is not None:
+                project.start_date.CopyFrom(to_calendar(grid))
+            records.append(project)
+        return records
+
+    def _issuances(self, rows: list[TextFields], issues: Issues) -> list[records_pb2.Issuance]:
+        records: list[records_pb2.Issuance] = []
+        seen: dict[str, int] = {}
+        blocks: list[tuple[int, int, int]] = []
+        for f in rows:
+            before = len(issues.items)
+            issuance_id = f.parsed("签发编号", check_identifier, required=True)
+            if issuance_id is not None:
+                if issuance_id in seen:
+                    f.report(
+                        "签发编号", f"{issuance_id!r} already appears in row {seen[issuance_id]}"
+                    )
+                seen.setdefault(issuance_id, f.row or 0)
+            project_id = f.parsed("项目编号", check_identifier, required=True)
+            vintage = f.parsed("年份", _four_digit_year, required=True)
+            start = f.parsed("监测期开始", parse_slash_date, required=True)
+            end = f.parsed("监测期结束", parse_slash_date, required=True)
+            f.check_order("监测期开始", start, "监测期结束", end, strict=False)
+            unit = f.text("单位", required=True)
+            unit_grams: int | None = None
+            if unit is not None:
+                unit_grams = f.parsed("单位", choice(UNITS))
+            grams: int | None = None
+            if unit is not None and unit_grams is not None:
+                grams = f.parsed(
+                    "减排量", partial(_to_grams, unit_grams=unit_grams, unit=unit), required=True
+                )
+            else:
+                f.text("减排量", required=True)
+            first = f.parsed("序列号起", _serial, required=True)
+            last = f.parsed("序列号止", _serial, required=True)
+            serials: tuple[int, int] | None = None
+            if first is not None and last is not None:
+                try:
+                    serials = native_serials_to_grams(first, last, GRAMS_PER_KG)
+                except ValueError as exc:
+                    f.report("序列号止", str(exc))
+            if grams is not None and serials is not None:
+                assert first is not None and last is not None
+                if grams != serials[1] - serials[0] + 1:
+                    f.report(
+                        "减排量",
+                        f"{f.text('减排量')} {unit} ({grams} g) does not equal the serial range"
+                        f" size {last - first + 1} 千克",
+                    )
+                blocks.append((first, last, f.row or 0))
+            if len(issues.items) > before:
+                continue
+            assert issuance_id and project_id and vintage and start and end and serials
+            assert grams is not None
+            records.append(
+                records_pb2.Issuance(
+                    name=issuance_name(self.region, issuance_id),
+                    region=self.region,
+                    issuance_id=issuance_id,
+                    project=project_name(self.region, project_id),
+                    vintage=vintage,
+                    monitoring_period=date_range(start, end),
+                    quantity_grams=grams,
+                    serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+                )
+            )
+        blocks.sort()
+        for (_, previous_last, previous_row), (first, _, row) in pairwise(blocks):
+            if first <= previous_last:
+                issues.add(
+                    "序列号起",
+                    f"overlaps the serial range of row {previous_row}",
+                    row=row,
+                    column="序列号起",
+                )
+        return records
+
+    # -- common → native -----------------------------------------------------------------------
+    def from_common_many(self, records: Sequence[CommonRecord]) -> bytes:
+        """Render several records of one kind as one file (one header, rows in order).
+
+        Each record is checked as ``from_common`` checks it; the file is then verified by parsing
+        it back (duplicate ids or overlapping serials across records make it inexpressible).
+        """
+        if not records:
+            raise ValueError("no records to render")
+        kinds = {type(record) for record in records}
+        if len(kinds) != 1:
+            raise NotExpressibleError(
+                self.region,
+                [FieldIssue("records", "an Anhui file carries records of one kind only")],
+            )
+        header: Sequence[str] = ()
+        rows: list[list[str]] = []
+        problems: list[FieldIssue] = []
+        for index, record in enumerate(records):
+            issues = Issues()
+            result = self._rows(record, issues)
+            problems += [FieldIssue(f"records[{index}].{i.field}", i.reason) for i in issues.items]
+            if result is not None:
+                header, record_rows = result
+                rows += record_rows
+        if problems:
+            raise NotExpressibleError(self.region, problems)
+        output = self._write(header, rows)
+        try:
+            parsed = self._parse(output)
+        except NativeFormatError as exc:
+            raise NotExpressibleError(
+                self.region,
+                [
+                    FieldIssue(i.field, f"the file would be invalid: {i.reason}", i.row, i.column)
+                    for i in exc.issues
+                ],
+            ) from exc
+        expected = [
+            comparable_record(r, self.region, foreign=r.region != self.region) for r in records
+        ]
+        got = [
+            comparable_record(r, self.region, foreign=o.region != self.region)
+            for r, o in zip(parsed, records, strict=False)
+        ]
+        if got != expected:
+            raise NotExpressibleError(
+                self.region,
+                [FieldIssue("records", "cannot be rendered exactly as one Anhui file")],
+            )
+        return output
+
+    @staticmethod
+    def _write(header: Sequence[str], rows: list[list[str]]) -> bytes:
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue().encode("gb18030")
+
+    def _rows(
+        self, record: CommonRecord, issues: Issues
+    ) -> tuple[tuple[str, ...], list[list[str]]] | None:
+        if isinstance(record, records_pb2.Methodology):
+            rows = self._methodology_rows(record, issues)
+            return None if rows is None else (HEADERS["方法学"], rows)
+        if isinstance(record, records_pb2.Project):
+            row = self._project_row(record, issues)
+            return None if row is None else (HEADERS["项目"], [row])
+        if isinstance(record, records_pb2.Issuance):
+            row = self._issuance_row(record, issues)
+            return None if row is None else (HEADERS["签发"], [row])
+        raise TypeError(f"not a common record: {type(record).__name__}")
+
+    def _render(self, record: CommonRecord, issues: Issues) -> bytes | None:
+        result = self._rows(record, issues)
+        return None if result is None else self._write(*result)
+
+    def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
+        return self._render(record, issues)
+
+    def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
+        return self._render(record, issues)
+
+    def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
+        return self._render(record, issues)
+
+    def _methodology_rows(
+        self, record: records_pb2.Methodology, issues: Issues
+    ) -> list[list[str]] | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        unsupported(check, "formula", bool(record.formula), self.region_label)
+        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+        unsupported(
+            check,
+            "eligibility",
+            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+            self.region_label,
+        )
+        view = view_methodology(record, check, region_label=self.region_label)
+        if view is None or issues:
+            return None
+        params: Sequence[ParamView | None] = view.parameters or [None]
+        return [self._methodology_row_cells(view, param) for param in params]
+
+    @staticmethod
+    def _methodology_row_cells(view: MethodologyView, param: ParamView | None) -> list[str]:
+        end = view.effective_end
+        return [
+            "方法学",
+            view.methodology_id,
+            view.version,
+            view.title,
+            _CATEGORY_NAMES[view.category],
+            param.code if param else "",
+            (param.name or "") if param else "",
+            param.value if param else "",
+            (param.unit or "") if param else "",
+            (param.source or "") if param else "",
+            f"{param.year:04d}" if param and param.year is not None else "",
+            format_slash_date(view.effective_start),
+            format_slash_date(end) if end is not None else "",
+            _METHODOLOGY_STATUS_NAMES[view.status],
+        ]
+
+    def _project_row(self, record: records_pb2.Project, issues: Issues) -> list[str] | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        view = view_project(record, check, region=self.region, region_label=self.region_label)
+        version = check.version("methodology.version", record.methodology.version)
+        if view is None or version is None:
+            return None
+        return [
+            "项目",
+            view.project_id,
+            view.methodology_id,
+            version,
+            view.title,
+            view.owner,
+            view.county_code,
+            capacity_in_unit(view.capacity, "kW") if view.capacity is not None else "",
+            format_slash_date(view.start_date) if view.start_date is not None else "",
+            format_slash_date(view.crediting_start),
+            format_slash_date(view.crediting_end),
+            _PROJECT_STATUS_NAMES[view.status],
+        ]
+
+    def _issuance_row(self, record: records_pb2.Issuance, issues: Issues) -> list[str] | None:
+        check = CommonCheck(issues)
+        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
+        view = view_issuance(record, check)
+        if view is None:
+            return None
+        try:
+            first, last = gram_serials_to_native(view.serial_start, view.serial_end, GRAMS_PER_KG)
+        except InexactQuantityError as exc:
+            check.add("serials", f"{exc}; Anhui serial numbers count kilograms")
+            return None
+        return [
+            "签发",
+            view.issuance_id,
+            view.project_id,
+            f"{view.vintage:04d}",
+            format_slash_date(view.monitoring_start),
+            format_slash_date(view.monitoring_end),
+            grams_to_decimal(view.quantity_grams, GRAMS_PER_TONNE),
+            "吨",
+            str(first),
+            str(last),
+        ]

@@ -1,0 +1,179 @@
+"""Benchmark: records/s of each region's ``to_common``, against the raw parse of the same bytes.
+
+Run ``python -m bench.adapters`` (``--records N`` to change the batch, default 10,000 per
+region). For each region it generates a batch of valid native documents of all three record kinds
+(one record per JSON/XML document; Anhui as three CSV files of many rows), then measures
+
+- ``to_common``: the adapter parsing, validating and mapping to the common schema;
+- ``raw``: the bare parse of the same bytes, no mapping (``json.loads``, ``defusedxml`` parse,
+  GB18030 decode + ``csv.reader``), the limit the adapter cannot beat;
+
+and prints records/s for both and their ratio (to_common / raw), the best of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+
+import defusedxml.ElementTree
+
+from adapters import RegionAdapter, default_registry
+
+SAMPLES = resources.files("adapters") / "samples"
+
+
+def _sample(name: str) -> str:
+    data = (SAMPLES / name).read_bytes()
+    return data.decode("gb18030" if name.endswith(".csv") else "utf-8")
+
+
+def shanghai(n: int) -> list[bytes]:
+    kinds = [
+        json.loads(_sample(f"310000-{k}.json")) for k in ("methodology", "project", "issuance")
+    ]
+    docs = []
+    for i in range(n):
+        obj = dict(kinds[i % 3])
+        if obj["record_type"] == "methodology":
+            obj["methodology_no"] = f"SHCI-M-PV-{2000 + i % 100:04d}-{i % 100:02d}"
+        elif obj["record_type"] == "project":
+            obj["project_no"] = f"SHCI-P-2024-{i:06d}"
+        else:
+            obj["issuance_no"] = f"SHCI-I-2025-{i:06d}"
+            obj["serial_start"] = i * 1_000_000 + 1
+            obj["serial_end"] = i * 1_000_000 + 392_700
+        docs.append(json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8"))
+    return docs
+
+
+def jiangsu(n: int) -> list[bytes]:
+    kinds = [_sample(f"320000-{k}.xml") for k in ("methodology", "project", "issuance")]
+    docs = []
+    for i in range(n):
+        text = kinds[i % 3]
+        text = text.replace("JS-FFX-GF-001", f"JS-FFX-GF-{i:06d}")
+        text = text.replace("JS-XM-2024-0456", f"JS-XM-2024-{i:06d}")
+        text = text.replace("JS-QF-2025-0012", f"JS-QF-2025-{i:06d}")
+        text = text.replace("<XLHQS>20001</XLHQS>", f"<XLHQS>{i * 1000 + 1}</XLHQS>")
+        text = text.replace("<XLHZZ>20502</XLHZZ>", f"<XLHZZ>{i * 1000 + 502}</XLHZZ>")
+        docs.append(text.encode("utf-8"))
+    return docs
+
+
+def zhejiang(n: int) -> list[bytes]:
+    kinds = [
+        json.loads(_sample(f"330000-{k}.json")) for k in ("methodology", "project", "issuance")
+    ]
+    docs = []
+    for i in range(n):
+        obj = json.loads(json.dumps(kinds[i % 3]))
+        info = obj["dataInfo"]
+        for key in ("methodologyId", "projectInfoId", "certificationId"):
+            if key in info:
+                info[key] = f"{1_526_163_848_812_433_408 + i:019d}"
+        if "serialFrom" in info:
+            info["serialFrom"] = i * 1_000_000_000 + 1
+            info["serialTo"] = i * 1_000_000_000 + 309_180_000
+        docs.append(json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8"))
+    return docs
+
+
+def anhui(n: int) -> list[bytes]:
+    files = []
+    for kind, count in zip(
+        ("methodology", "project", "issuance"), (n // 3, n // 3, n - 2 * (n // 3)), strict=True
+    ):
+        header, first = _sample(f"340000-{kind}.csv").split("\r\n")[:2]
+        cells = next(csv.reader([first]))
+        rows = []
+        for i in range(count):
+            row = list(cells)
+            row[1] = f"{row[1]}-{i:06d}"
+            if kind == "issuance":
+                row[6], row[7], row[8], row[9] = (
+                    "1.5",
+                    "吨",
+                    str(i * 2000 + 1),
+                    str(i * 2000 + 1500),
+                )
+            rows.append(row)
+        buffer = io.StringIO(newline="")
+        buffer.write(header + "\r\n")
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+        files.append(buffer.getvalue().encode("gb18030"))
+    return files
+
+
+def _json_raw(doc: bytes) -> int:
+    json.loads(doc)
+    return 1
+
+
+def _xml_raw(doc: bytes) -> int:
+    defusedxml.ElementTree.fromstring(doc, forbid_dtd=True)
+    return 1
+
+
+def _csv_raw(doc: bytes) -> int:
+    return len(list(csv.reader(io.StringIO(doc.decode("gb18030"), newline="")))) - 1
+
+
+REGIONS: dict[str, tuple[str, Callable[[int], list[bytes]], Callable[[bytes], int]]] = {
+    "310000": ("Shanghai JSON", shanghai, _json_raw),
+    "320000": ("Jiangsu XML", jiangsu, _xml_raw),
+    "330000": ("Zhejiang JSON", zhejiang, _json_raw),
+    "340000": ("Anhui CSV", anhui, _csv_raw),
+}
+
+
+def _best(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = run()
+        best = min(best, time.perf_counter() - start)
+    return best, count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--records", type=int, default=10_000, help="records per region")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
+    args = parser.parse_args(argv)
+
+    print(f"to_common vs raw parse, {args.records} records per region, best of {args.repeat}")
+    print(f"{'region':<22}{'to_common rec/s':>17}{'raw rec/s':>13}{'ratio':>8}")
+    for region, (label, generate, raw) in REGIONS.items():
+        adapter: RegionAdapter = default_registry.get(region)
+        content_type = adapter.content_types[0]
+        docs = generate(args.records)
+
+        def mapped(
+            docs: list[bytes] = docs, adapter: RegionAdapter = adapter, ct: str = content_type
+        ) -> int:
+            return sum(len(adapter.to_common(ct, doc)) for doc in docs)
+
+        def bare(docs: list[bytes] = docs, raw: Callable[[bytes], int] = raw) -> int:
+            return sum(raw(doc) for doc in docs)
+
+        mapped_time, mapped_count = _best(args.repeat, mapped)
+        raw_time, raw_count = _best(args.repeat, bare)
+        assert mapped_count == raw_count == args.records
+        mapped_rate = raw_count / mapped_time
+        raw_rate = raw_count / raw_time
+        print(
+            f"{region} {label:<15}{mapped_rate:>17,.0f}{raw_rate:>13,.0f}"
+            f"{mapped_rate / raw_rate:>8.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
