@@ -32,11 +32,12 @@ POLICY: Mapping[str, frozenset[Role]] = {
     f"{_P}TransferService/ListUnitBlocks": ANY,
     # Recognition: registries and administrators request; only administrators decide.
     f"{_P}RecognitionService/RequestRecognition": frozenset({R, A}),
-    f"{_P}RecognitionService/DecideRecognition": frozenset({A}),
+    f"{_P}RecognitionService/ApproveRecognition": frozenset({A}),
+    f"{_P}RecognitionService/RejectRecognition": frozenset({A}),
     f"{_P}RecognitionService/RevokeRecognition": frozenset({A}),
     f"{_P}RecognitionService/GetRecognition": ANY,
     f"{_P}RecognitionService/ListRecognitions": ANY,
-    f"{_P}RecognitionService/CheckRecognition": ANY,
+    f"{_P}RecognitionService/CheckRecognized": ANY,
     # Reconciliation: registries submit snapshots; administrators (and the gateway's jobs) run it.
     f"{_P}ReconciliationService/SubmitHoldings": frozenset({R}),
     f"{_P}ReconciliationService/RunReconciliation": frozenset({A, G}),

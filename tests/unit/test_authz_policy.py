@@ -50,7 +50,8 @@ def test_unknown_methods_are_denied() -> None:
 
 def test_registry_cannot_decide_or_manage_keys() -> None:
     for method in (
-        "/yrd.interop.v1.RecognitionService/DecideRecognition",
+        "/yrd.interop.v1.RecognitionService/ApproveRecognition",
+        "/yrd.interop.v1.RecognitionService/RejectRecognition",
         "/yrd.interop.v1.RecognitionService/RevokeRecognition",
         "/yrd.interop.v1.KeyService/RegisterSigningKey",
         "/yrd.interop.v1.KeyService/RevokeSigningKey",

@@ -26,7 +26,7 @@ from yrd.interop.v1 import envelope_pb2 as yrd_dot_interop_dot_v1_dot_envelope__
 from yrd.interop.v1 import recognition_pb2 as yrd_dot_interop_dot_v1_dot_recognition__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(yrd/interop/v1/recognition_service.proto\x12\x0eyrd.interop.v1\x1a\x1dyrd/interop/v1/envelope.proto\x1a yrd/interop/v1/recognition.proto\"\x92\x01\n\x16RecognitionApplication\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1b\n\x13recognising_regions\x18\x03 \x03(\t\x12\x39\n\nconditions\x18\x04 \x01(\x0b\x32%.yrd.interop.v1.RecognitionConditions\"d\n\x12RecognitionVerdict\x12\x13\n\x0brecognition\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.yrd.interop.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"<\n\x15RecognitionRevocation\x12\x13\n\x0brecognition\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"M\n\x19RequestRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"O\n\x1aRequestRecognitionResponse\x12\x31\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x1b.yrd.interop.v1.Recognition\"L\n\x18\x44\x65\x63ideRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"M\n\x19\x44\x65\x63ideRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"L\n\x18RevokeRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"M\n\x19RevokeRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"%\n\x15GetRecognitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16GetRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"\xa8\x01\n\x17ListRecognitionsRequest\x12\x1a\n\x12recognising_region\x18\x01 \x01(\t\x12\x19\n\x11requesting_region\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .yrd.interop.v1.RecognitionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"f\n\x18ListRecognitionsResponse\x12\x31\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x1b.yrd.interop.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"K\n\x17\x43heckRecognitionRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0f\n\x07vintage\x18\x02 \x01(\x05\x12\x0e\n\x06region\x18\x03 \x01(\t\"\x8c\x01\n\x18\x43heckRecognitionResponse\x12\x12\n\nrecognised\x18\x01 \x01(\x08\x12\x14\n\x0crecognitions\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x36\n\x14\x65ts_adjustment_ratio\x18\x04 \x01(\x0b\x32\x18.yrd.interop.v1.Fraction2\x84\x05\n\x12RecognitionService\x12k\n\x12RequestRecognition\x12).yrd.interop.v1.RequestRecognitionRequest\x1a*.yrd.interop.v1.RequestRecognitionResponse\x12h\n\x11\x44\x65\x63ideRecognition\x12(.yrd.interop.v1.DecideRecognitionRequest\x1a).yrd.interop.v1.DecideRecognitionResponse\x12h\n\x11RevokeRecognition\x12(.yrd.interop.v1.RevokeRecognitionRequest\x1a).yrd.interop.v1.RevokeRecognitionResponse\x12_\n\x0eGetRecognition\x12%.yrd.interop.v1.GetRecognitionRequest\x1a&.yrd.interop.v1.GetRecognitionResponse\x12\x65\n\x10ListRecognitions\x12\'.yrd.interop.v1.ListRecognitionsRequest\x1a(.yrd.interop.v1.ListRecognitionsResponse\x12\x65\n\x10\x43heckRecognition\x12\'.yrd.interop.v1.CheckRecognitionRequest\x1a(.yrd.interop.v1.CheckRecognitionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(yrd/interop/v1/recognition_service.proto\x12\x0eyrd.interop.v1\x1a\x1dyrd/interop/v1/envelope.proto\x1a yrd/interop/v1/recognition.proto\"\x92\x01\n\x16RecognitionApplication\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x1b\n\x13recognising_regions\x18\x03 \x03(\t\x12\x39\n\nconditions\x18\x04 \x01(\x0b\x32%.yrd.interop.v1.RecognitionConditions\"d\n\x12RecognitionVerdict\x12\x13\n\x0brecognition\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.yrd.interop.v1.Verdict\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"<\n\x15RecognitionRevocation\x12\x13\n\x0brecognition\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"M\n\x19RequestRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"O\n\x1aRequestRecognitionResponse\x12\x31\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x1b.yrd.interop.v1.Recognition\"M\n\x19\x41pproveRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"N\n\x1a\x41pproveRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"L\n\x18RejectRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"M\n\x19RejectRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"L\n\x18RevokeRecognitionRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"M\n\x19RevokeRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"%\n\x15GetRecognitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16GetRecognitionResponse\x12\x30\n\x0brecognition\x18\x01 \x01(\x0b\x32\x1b.yrd.interop.v1.Recognition\"\xa8\x01\n\x17ListRecognitionsRequest\x12\x1a\n\x12recognising_region\x18\x01 \x01(\t\x12\x19\n\x11requesting_region\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .yrd.interop.v1.RecognitionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"f\n\x18ListRecognitionsResponse\x12\x31\n\x0crecognitions\x18\x01 \x03(\x0b\x32\x1b.yrd.interop.v1.Recognition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x16\x43heckRecognizedRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0f\n\x07vintage\x18\x02 \x01(\x05\x12\x0e\n\x06region\x18\x03 \x01(\t\"\x8b\x01\n\x17\x43heckRecognizedResponse\x12\x12\n\nrecognised\x18\x01 \x01(\x08\x12\x14\n\x0crecognitions\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x36\n\x14\x65ts_adjustment_ratio\x18\x04 \x01(\x0b\x32\x18.yrd.interop.v1.Fraction2\xee\x05\n\x12RecognitionService\x12k\n\x12RequestRecognition\x12).yrd.interop.v1.RequestRecognitionRequest\x1a*.yrd.interop.v1.RequestRecognitionResponse\x12k\n\x12\x41pproveRecognition\x12).yrd.interop.v1.ApproveRecognitionRequest\x1a*.yrd.interop.v1.ApproveRecognitionResponse\x12h\n\x11RejectRecognition\x12(.yrd.interop.v1.RejectRecognitionRequest\x1a).yrd.interop.v1.RejectRecognitionResponse\x12h\n\x11RevokeRecognition\x12(.yrd.interop.v1.RevokeRecognitionRequest\x1a).yrd.interop.v1.RevokeRecognitionResponse\x12_\n\x0eGetRecognition\x12%.yrd.interop.v1.GetRecognitionRequest\x1a&.yrd.interop.v1.GetRecognitionResponse\x12\x65\n\x10ListRecognitions\x12\'.yrd.interop.v1.ListRecognitionsRequest\x1a(.yrd.interop.v1.ListRecognitionsResponse\x12\x62\n\x0f\x43heckRecognized\x12&.yrd.interop.v1.CheckRecognizedRequest\x1a\'.yrd.interop.v1.CheckRecognizedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,26 +43,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTRECOGNITIONREQUEST']._serialized_end=515
   _globals['_REQUESTRECOGNITIONRESPONSE']._serialized_start=517
   _globals['_REQUESTRECOGNITIONRESPONSE']._serialized_end=596
-  _globals['_DECIDERECOGNITIONREQUEST']._serialized_start=598
-  _globals['_DECIDERECOGNITIONREQUEST']._serialized_end=674
-  _globals['_DECIDERECOGNITIONRESPONSE']._serialized_start=676
-  _globals['_DECIDERECOGNITIONRESPONSE']._serialized_end=753
-  _globals['_REVOKERECOGNITIONREQUEST']._serialized_start=755
-  _globals['_REVOKERECOGNITIONREQUEST']._serialized_end=831
-  _globals['_REVOKERECOGNITIONRESPONSE']._serialized_start=833
-  _globals['_REVOKERECOGNITIONRESPONSE']._serialized_end=910
-  _globals['_GETRECOGNITIONREQUEST']._serialized_start=912
-  _globals['_GETRECOGNITIONREQUEST']._serialized_end=949
-  _globals['_GETRECOGNITIONRESPONSE']._serialized_start=951
-  _globals['_GETRECOGNITIONRESPONSE']._serialized_end=1025
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=1028
-  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=1196
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=1198
-  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=1300
-  _globals['_CHECKRECOGNITIONREQUEST']._serialized_start=1302
-  _globals['_CHECKRECOGNITIONREQUEST']._serialized_end=1377
-  _globals['_CHECKRECOGNITIONRESPONSE']._serialized_start=1380
-  _globals['_CHECKRECOGNITIONRESPONSE']._serialized_end=1520
-  _globals['_RECOGNITIONSERVICE']._serialized_start=1523
-  _globals['_RECOGNITIONSERVICE']._serialized_end=2167
+  _globals['_APPROVERECOGNITIONREQUEST']._serialized_start=598
+  _globals['_APPROVERECOGNITIONREQUEST']._serialized_end=675
+  _globals['_APPROVERECOGNITIONRESPONSE']._serialized_start=677
+  _globals['_APPROVERECOGNITIONRESPONSE']._serialized_end=755
+  _globals['_REJECTRECOGNITIONREQUEST']._serialized_start=757
+  _globals['_REJECTRECOGNITIONREQUEST']._serialized_end=833
+  _globals['_REJECTRECOGNITIONRESPONSE']._serialized_start=835
+  _globals['_REJECTRECOGNITIONRESPONSE']._serialized_end=912
+  _globals['_REVOKERECOGNITIONREQUEST']._serialized_start=914
+  _globals['_REVOKERECOGNITIONREQUEST']._serialized_end=990
+  _globals['_REVOKERECOGNITIONRESPONSE']._serialized_start=992
+  _globals['_REVOKERECOGNITIONRESPONSE']._serialized_end=1069
+  _globals['_GETRECOGNITIONREQUEST']._serialized_start=1071
+  _globals['_GETRECOGNITIONREQUEST']._serialized_end=1108
+  _globals['_GETRECOGNITIONRESPONSE']._serialized_start=1110
+  _globals['_GETRECOGNITIONRESPONSE']._serialized_end=1184
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_start=1187
+  _globals['_LISTRECOGNITIONSREQUEST']._serialized_end=1355
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_start=1357
+  _globals['_LISTRECOGNITIONSRESPONSE']._serialized_end=1459
+  _globals['_CHECKRECOGNIZEDREQUEST']._serialized_start=1461
+  _globals['_CHECKRECOGNIZEDREQUEST']._serialized_end=1535
+  _globals['_CHECKRECOGNIZEDRESPONSE']._serialized_start=1538
+  _globals['_CHECKRECOGNIZEDRESPONSE']._serialized_end=1677
+  _globals['_RECOGNITIONSERVICE']._serialized_start=1680
+  _globals['_RECOGNITIONSERVICE']._serialized_end=2430
 # @@protoc_insertion_point(module_scope)

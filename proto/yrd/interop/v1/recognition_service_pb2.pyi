@@ -60,7 +60,7 @@ Global___RecognitionApplication: _TypeAlias = RecognitionApplication  # noqa: Y0
 
 @_typing.final
 class RecognitionVerdict(_message.Message):
-    """RecognitionVerdict is the signed body of DecideRecognitionRequest."""
+    """RecognitionVerdict is the signed body of ApproveRecognitionRequest and RejectRecognitionRequest."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -163,8 +163,8 @@ class RequestRecognitionResponse(_message.Message):
 Global___RequestRecognitionResponse: _TypeAlias = RequestRecognitionResponse  # noqa: Y015
 
 @_typing.final
-class DecideRecognitionRequest(_message.Message):
-    """DecideRecognitionRequest carries a signed RecognitionVerdict."""
+class ApproveRecognitionRequest(_message.Message):
+    """ApproveRecognitionRequest carries a signed RecognitionVerdict with VERDICT_APPROVE."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -184,11 +184,11 @@ class DecideRecognitionRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___DecideRecognitionRequest: _TypeAlias = DecideRecognitionRequest  # noqa: Y015
+Global___ApproveRecognitionRequest: _TypeAlias = ApproveRecognitionRequest  # noqa: Y015
 
 @_typing.final
-class DecideRecognitionResponse(_message.Message):
-    """DecideRecognitionResponse returns the recognition after the decision."""
+class ApproveRecognitionResponse(_message.Message):
+    """ApproveRecognitionResponse returns the recognition after the approval."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -208,7 +208,55 @@ class DecideRecognitionResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___DecideRecognitionResponse: _TypeAlias = DecideRecognitionResponse  # noqa: Y015
+Global___ApproveRecognitionResponse: _TypeAlias = ApproveRecognitionResponse  # noqa: Y015
+
+@_typing.final
+class RejectRecognitionRequest(_message.Message):
+    """RejectRecognitionRequest carries a signed RecognitionVerdict with VERDICT_REJECT."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.SignedEnvelope:
+        """Envelope whose payload is a serialised RecognitionVerdict."""
+
+    def __init__(
+        self,
+        *,
+        envelope: _envelope_pb2.SignedEnvelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectRecognitionRequest: _TypeAlias = RejectRecognitionRequest  # noqa: Y015
+
+@_typing.final
+class RejectRecognitionResponse(_message.Message):
+    """RejectRecognitionResponse returns the recognition after the rejection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOGNITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recognition(self) -> _recognition_pb2.Recognition:
+        """The recognition."""
+
+    def __init__(
+        self,
+        *,
+        recognition: _recognition_pb2.Recognition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recognition", b"recognition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recognition", b"recognition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectRecognitionResponse: _TypeAlias = RejectRecognitionResponse  # noqa: Y015
 
 @_typing.final
 class RevokeRecognitionRequest(_message.Message):
@@ -371,8 +419,8 @@ class ListRecognitionsResponse(_message.Message):
 Global___ListRecognitionsResponse: _TypeAlias = ListRecognitionsResponse  # noqa: Y015
 
 @_typing.final
-class CheckRecognitionRequest(_message.Message):
-    """CheckRecognitionRequest asks whether a region recognises a project's units."""
+class CheckRecognizedRequest(_message.Message):
+    """CheckRecognizedRequest asks whether a region recognises a project's units."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -398,11 +446,11 @@ class CheckRecognitionRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CheckRecognitionRequest: _TypeAlias = CheckRecognitionRequest  # noqa: Y015
+Global___CheckRecognizedRequest: _TypeAlias = CheckRecognizedRequest  # noqa: Y015
 
 @_typing.final
-class CheckRecognitionResponse(_message.Message):
-    """CheckRecognitionResponse answers the question."""
+class CheckRecognizedResponse(_message.Message):
+    """CheckRecognizedResponse answers the question."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -436,4 +484,4 @@ class CheckRecognitionResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CheckRecognitionResponse: _TypeAlias = CheckRecognitionResponse  # noqa: Y015
+Global___CheckRecognizedResponse: _TypeAlias = CheckRecognizedResponse  # noqa: Y015

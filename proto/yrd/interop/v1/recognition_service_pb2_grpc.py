@@ -40,10 +40,15 @@ class RecognitionServiceStub:
                 request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RequestRecognitionRequest.SerializeToString,
                 response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RequestRecognitionResponse.FromString,
                 _registered_method=True)
-        self.DecideRecognition = channel.unary_unary(
-                '/yrd.interop.v1.RecognitionService/DecideRecognition',
-                request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionRequest.SerializeToString,
-                response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionResponse.FromString,
+        self.ApproveRecognition = channel.unary_unary(
+                '/yrd.interop.v1.RecognitionService/ApproveRecognition',
+                request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionRequest.SerializeToString,
+                response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionResponse.FromString,
+                _registered_method=True)
+        self.RejectRecognition = channel.unary_unary(
+                '/yrd.interop.v1.RecognitionService/RejectRecognition',
+                request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionRequest.SerializeToString,
+                response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionResponse.FromString,
                 _registered_method=True)
         self.RevokeRecognition = channel.unary_unary(
                 '/yrd.interop.v1.RecognitionService/RevokeRecognition',
@@ -60,10 +65,10 @@ class RecognitionServiceStub:
                 request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ListRecognitionsRequest.SerializeToString,
                 response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ListRecognitionsResponse.FromString,
                 _registered_method=True)
-        self.CheckRecognition = channel.unary_unary(
-                '/yrd.interop.v1.RecognitionService/CheckRecognition',
-                request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionRequest.SerializeToString,
-                response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionResponse.FromString,
+        self.CheckRecognized = channel.unary_unary(
+                '/yrd.interop.v1.RecognitionService/CheckRecognized',
+                request_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedRequest.SerializeToString,
+                response_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedResponse.FromString,
                 _registered_method=True)
 
 
@@ -78,8 +83,15 @@ class RecognitionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def DecideRecognition(self, request, context):
-        """DecideRecognition records an administrator's signed approval or rejection.
+    def ApproveRecognition(self, request, context):
+        """ApproveRecognition records a signed approval by an administrator of the recognising region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectRecognition(self, request, context):
+        """RejectRecognition records a signed rejection by an administrator of the recognising region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,8 +118,8 @@ class RecognitionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CheckRecognition(self, request, context):
-        """CheckRecognition answers whether a region recognises a project's units of a vintage.
+    def CheckRecognized(self, request, context):
+        """CheckRecognized answers whether a region recognises a project's units of a vintage.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,10 +133,15 @@ def add_RecognitionServiceServicer_to_server(servicer, server):
                     request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RequestRecognitionRequest.FromString,
                     response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RequestRecognitionResponse.SerializeToString,
             ),
-            'DecideRecognition': grpc.unary_unary_rpc_method_handler(
-                    servicer.DecideRecognition,
-                    request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionRequest.FromString,
-                    response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionResponse.SerializeToString,
+            'ApproveRecognition': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveRecognition,
+                    request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionRequest.FromString,
+                    response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionResponse.SerializeToString,
+            ),
+            'RejectRecognition': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectRecognition,
+                    request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionRequest.FromString,
+                    response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionResponse.SerializeToString,
             ),
             'RevokeRecognition': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeRecognition,
@@ -141,10 +158,10 @@ def add_RecognitionServiceServicer_to_server(servicer, server):
                     request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ListRecognitionsRequest.FromString,
                     response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ListRecognitionsResponse.SerializeToString,
             ),
-            'CheckRecognition': grpc.unary_unary_rpc_method_handler(
-                    servicer.CheckRecognition,
-                    request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionRequest.FromString,
-                    response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionResponse.SerializeToString,
+            'CheckRecognized': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRecognized,
+                    request_deserializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedRequest.FromString,
+                    response_serializer=yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,7 +203,7 @@ class RecognitionService:
             _registered_method=True)
 
     @staticmethod
-    def DecideRecognition(request,
+    def ApproveRecognition(request,
             target,
             options=(),
             channel_credentials=None,
@@ -199,9 +216,36 @@ class RecognitionService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/yrd.interop.v1.RecognitionService/DecideRecognition',
-            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionRequest.SerializeToString,
-            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.DecideRecognitionResponse.FromString,
+            '/yrd.interop.v1.RecognitionService/ApproveRecognition',
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionRequest.SerializeToString,
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.ApproveRecognitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectRecognition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yrd.interop.v1.RecognitionService/RejectRecognition',
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionRequest.SerializeToString,
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.RejectRecognitionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -294,7 +338,7 @@ class RecognitionService:
             _registered_method=True)
 
     @staticmethod
-    def CheckRecognition(request,
+    def CheckRecognized(request,
             target,
             options=(),
             channel_credentials=None,
@@ -307,9 +351,9 @@ class RecognitionService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/yrd.interop.v1.RecognitionService/CheckRecognition',
-            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionRequest.SerializeToString,
-            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognitionResponse.FromString,
+            '/yrd.interop.v1.RecognitionService/CheckRecognized',
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedRequest.SerializeToString,
+            yrd_dot_interop_dot_v1_dot_recognition__service__pb2.CheckRecognizedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,16 +35,18 @@ class RecognitionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RecognitionServiceAsyncStub: ...
     RequestRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.RequestRecognitionRequest, _recognition_service_pb2.RequestRecognitionResponse]
     """RequestRecognition asks other regions to recognise a subject of the caller's region."""
-    DecideRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.DecideRecognitionRequest, _recognition_service_pb2.DecideRecognitionResponse]
-    """DecideRecognition records an administrator's signed approval or rejection."""
+    ApproveRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.ApproveRecognitionRequest, _recognition_service_pb2.ApproveRecognitionResponse]
+    """ApproveRecognition records a signed approval by an administrator of the recognising region."""
+    RejectRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.RejectRecognitionRequest, _recognition_service_pb2.RejectRecognitionResponse]
+    """RejectRecognition records a signed rejection by an administrator of the recognising region."""
     RevokeRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.RevokeRecognitionRequest, _recognition_service_pb2.RevokeRecognitionResponse]
     """RevokeRecognition revokes a recognition in force (administrators of the recogniser)."""
     GetRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.GetRecognitionRequest, _recognition_service_pb2.GetRecognitionResponse]
     """GetRecognition returns one recognition."""
     ListRecognitions: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.ListRecognitionsRequest, _recognition_service_pb2.ListRecognitionsResponse]
     """ListRecognitions lists recognitions, page by page."""
-    CheckRecognition: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.CheckRecognitionRequest, _recognition_service_pb2.CheckRecognitionResponse]
-    """CheckRecognition answers whether a region recognises a project's units of a vintage."""
+    CheckRecognized: _grpc.UnaryUnaryMultiCallable[_recognition_service_pb2.CheckRecognizedRequest, _recognition_service_pb2.CheckRecognizedResponse]
+    """CheckRecognized answers whether a region recognises a project's units of a vintage."""
 
 @_typing.type_check_only
 class RecognitionServiceAsyncStub(RecognitionServiceStub):
@@ -53,16 +55,18 @@ class RecognitionServiceAsyncStub(RecognitionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RequestRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.RequestRecognitionRequest, _recognition_service_pb2.RequestRecognitionResponse]  # type: ignore[assignment]
     """RequestRecognition asks other regions to recognise a subject of the caller's region."""
-    DecideRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.DecideRecognitionRequest, _recognition_service_pb2.DecideRecognitionResponse]  # type: ignore[assignment]
-    """DecideRecognition records an administrator's signed approval or rejection."""
+    ApproveRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.ApproveRecognitionRequest, _recognition_service_pb2.ApproveRecognitionResponse]  # type: ignore[assignment]
+    """ApproveRecognition records a signed approval by an administrator of the recognising region."""
+    RejectRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.RejectRecognitionRequest, _recognition_service_pb2.RejectRecognitionResponse]  # type: ignore[assignment]
+    """RejectRecognition records a signed rejection by an administrator of the recognising region."""
     RevokeRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.RevokeRecognitionRequest, _recognition_service_pb2.RevokeRecognitionResponse]  # type: ignore[assignment]
     """RevokeRecognition revokes a recognition in force (administrators of the recogniser)."""
     GetRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.GetRecognitionRequest, _recognition_service_pb2.GetRecognitionResponse]  # type: ignore[assignment]
     """GetRecognition returns one recognition."""
     ListRecognitions: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.ListRecognitionsRequest, _recognition_service_pb2.ListRecognitionsResponse]  # type: ignore[assignment]
     """ListRecognitions lists recognitions, page by page."""
-    CheckRecognition: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.CheckRecognitionRequest, _recognition_service_pb2.CheckRecognitionResponse]  # type: ignore[assignment]
-    """CheckRecognition answers whether a region recognises a project's units of a vintage."""
+    CheckRecognized: _aio.UnaryUnaryMultiCallable[_recognition_service_pb2.CheckRecognizedRequest, _recognition_service_pb2.CheckRecognizedResponse]  # type: ignore[assignment]
+    """CheckRecognized answers whether a region recognises a project's units of a vintage."""
 
 class RecognitionServiceServicer(metaclass=_abc_1.ABCMeta):
     """RecognitionService manages the mutual recognition of methodologies and projects."""
@@ -76,12 +80,20 @@ class RecognitionServiceServicer(metaclass=_abc_1.ABCMeta):
         """RequestRecognition asks other regions to recognise a subject of the caller's region."""
 
     @_abc_1.abstractmethod
-    def DecideRecognition(
+    def ApproveRecognition(
         self,
-        request: _recognition_service_pb2.DecideRecognitionRequest,
+        request: _recognition_service_pb2.ApproveRecognitionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_recognition_service_pb2.DecideRecognitionResponse, _abc.Awaitable[_recognition_service_pb2.DecideRecognitionResponse]]:
-        """DecideRecognition records an administrator's signed approval or rejection."""
+    ) -> _typing.Union[_recognition_service_pb2.ApproveRecognitionResponse, _abc.Awaitable[_recognition_service_pb2.ApproveRecognitionResponse]]:
+        """ApproveRecognition records a signed approval by an administrator of the recognising region."""
+
+    @_abc_1.abstractmethod
+    def RejectRecognition(
+        self,
+        request: _recognition_service_pb2.RejectRecognitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recognition_service_pb2.RejectRecognitionResponse, _abc.Awaitable[_recognition_service_pb2.RejectRecognitionResponse]]:
+        """RejectRecognition records a signed rejection by an administrator of the recognising region."""
 
     @_abc_1.abstractmethod
     def RevokeRecognition(
@@ -108,11 +120,11 @@ class RecognitionServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListRecognitions lists recognitions, page by page."""
 
     @_abc_1.abstractmethod
-    def CheckRecognition(
+    def CheckRecognized(
         self,
-        request: _recognition_service_pb2.CheckRecognitionRequest,
+        request: _recognition_service_pb2.CheckRecognizedRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_recognition_service_pb2.CheckRecognitionResponse, _abc.Awaitable[_recognition_service_pb2.CheckRecognitionResponse]]:
-        """CheckRecognition answers whether a region recognises a project's units of a vintage."""
+    ) -> _typing.Union[_recognition_service_pb2.CheckRecognizedResponse, _abc.Awaitable[_recognition_service_pb2.CheckRecognizedResponse]]:
+        """CheckRecognized answers whether a region recognises a project's units of a vintage."""
 
 def add_RecognitionServiceServicer_to_server(servicer: RecognitionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -61,8 +61,8 @@ class _TransferStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfe
     DESCRIPTOR: _descriptor.EnumDescriptor
     TRANSFER_STATE_UNSPECIFIED: _TransferState.ValueType  # 0
     """Not set; never valid."""
-    TRANSFER_STATE_PENDING: _TransferState.ValueType  # 1
-    """Proposed; the blocks are reserved."""
+    TRANSFER_STATE_PROPOSED: _TransferState.ValueType  # 1
+    """Proposed and pending; the blocks are reserved."""
     TRANSFER_STATE_COMPLETED: _TransferState.ValueType  # 2
     """Accepted by the destination; the blocks moved."""
     TRANSFER_STATE_REJECTED: _TransferState.ValueType  # 3
@@ -77,8 +77,8 @@ class TransferState(_TransferState, metaclass=_TransferStateEnumTypeWrapper):
 
 TRANSFER_STATE_UNSPECIFIED: TransferState.ValueType  # 0
 """Not set; never valid."""
-TRANSFER_STATE_PENDING: TransferState.ValueType  # 1
-"""Proposed; the blocks are reserved."""
+TRANSFER_STATE_PROPOSED: TransferState.ValueType  # 1
+"""Proposed and pending; the blocks are reserved."""
 TRANSFER_STATE_COMPLETED: TransferState.ValueType  # 2
 """Accepted by the destination; the blocks moved."""
 TRANSFER_STATE_REJECTED: TransferState.ValueType  # 3
@@ -251,7 +251,7 @@ class Transfer(_message.Message):
 
     @_builtins.property
     def resolve_time(self) -> _timestamp_pb2.Timestamp:
-        """When it reached its final state; absent while pending."""
+        """When it reached its final state; absent while proposed."""
 
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
