@@ -67,9 +67,15 @@ def signing_input(fields: EnvelopeFields) -> bytes:
     )
 
 
-def envelope_hash(fields: EnvelopeFields, signature: bytes) -> bytes:
-    """SHA-256 identifying an envelope: over its signing input and signature."""
-    return hashlib.sha256(signing_input(fields) + _field(signature)).digest()
+def envelope_hash(
+    fields: EnvelopeFields, signature: bytes, *, signed: bytes | None = None
+) -> bytes:
+    """SHA-256 identifying an envelope: over its signing input and signature.
+
+    ``signed`` is the signing input when the caller has it already (it is costly to rebuild).
+    """
+    data = signed if signed is not None else signing_input(fields)
+    return hashlib.sha256(data + _field(signature)).digest()
 
 
 def sign(private_key: ed25519.Ed25519PrivateKey, fields: EnvelopeFields) -> bytes:
@@ -77,13 +83,15 @@ def sign(private_key: ed25519.Ed25519PrivateKey, fields: EnvelopeFields) -> byte
     return private_key.sign(signing_input(fields))
 
 
-def verify(public_key: bytes, fields: EnvelopeFields, signature: bytes) -> bool:
+def verify(
+    public_key: bytes, fields: EnvelopeFields, signature: bytes, *, signed: bytes | None = None
+) -> bool:
     """Whether signature is a valid Ed25519 signature of the envelope by public_key."""
     if len(public_key) != 32 or len(signature) != 64:
         return False
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(public_key).verify(
-            signature, signing_input(fields)
+            signature, signed if signed is not None else signing_input(fields)
         )
     except (InvalidSignature, ValueError):
         return False

@@ -22,7 +22,6 @@ from adapters.registry import AdapterRegistry
 from gateway import errors
 from gateway.errors import DomainError
 from gateway.security.identity import Identity, Role
-from gateway.security.signing import EnvelopeFields, envelope_hash
 from gateway.services import Clock, utc_now
 from gateway.services.publish import PublishBatch
 from gateway.storage.db import Database
@@ -114,38 +113,6 @@ class FeedNotifier:
             return self._generation
 
 
-def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
-    """The signed fields of an envelope, after checking their shapes."""
-    problems: dict[str, str] = {}
-    if not env.content_type:
-        problems["content_type"] = "required"
-    if len(env.key_id) != 32:
-        problems["key_id"] = "must be 32 hex characters"
-    if env.sequence < 1:
-        problems["sequence"] = "must be 1 or more"
-    if len(env.previous_hash) != 32:
-        problems["previous_hash"] = "must be 32 bytes"
-    if len(env.signature) != 64:
-        problems["signature"] = "must be 64 bytes"
-    if not env.HasField("sign_time"):
-        problems["sign_time"] = "required"
-    elif not 0 <= env.sign_time.nanos < 1_000_000_000:
-        problems["sign_time"] = "nanos out of range"
-    if not env.payload:
-        problems["payload"] = "required"
-    if problems:
-        raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
-    return EnvelopeFields(
-        content_type=env.content_type,
-        payload=env.payload,
-        key_id=env.key_id,
-        sequence=env.sequence,
-        previous_hash=env.previous_hash,
-        sign_time_seconds=env.sign_time.seconds,
-        sign_time_nanos=env.sign_time.nanos,
-    )
-
-
 class ExchangeService:
     """Publish and read records; every public method is one transaction."""
 
@@ -180,14 +147,14 @@ class ExchangeService:
         outcomes: list[PublishOutcome] = []
         with self.db.transaction() as session:
             batch = PublishBatch(session, self.adapters, caller, caller.region, self.clock())
-            for env in envelopes:
-                digest = b""
+            for prepared in batch.prepare(envelopes):
+                if prepared.error is not None:
+                    outcomes.append(PublishOutcome(prepared.digest, error=prepared.error))
+                    continue
                 try:
-                    fields = envelope_fields(env)
-                    digest = envelope_hash(fields, env.signature)
-                    outcomes.append(PublishOutcome(digest, batch.accept(env, fields, digest)))
+                    outcomes.append(PublishOutcome(prepared.digest, batch.accept(prepared)))
                 except DomainError as exc:
-                    outcomes.append(PublishOutcome(digest, error=exc))
+                    outcomes.append(PublishOutcome(prepared.digest, error=exc))
             batch.write()
         if any(o.accepted for o in outcomes):
             self.notifier.notify()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, records_pb2
@@ -30,7 +31,7 @@ from adapters.registry import AdapterRegistry
 from gateway import errors
 from gateway.audit import EntryFields, canonical_json, entry_hash
 from gateway.security.identity import Identity
-from gateway.security.signing import EnvelopeFields, verify
+from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
 from gateway.storage.models import (
     AuditEntryRow,
     AuditHeadRow,
@@ -45,6 +46,8 @@ from gateway.storage.models import (
 )
 
 _PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
+_PREFETCH_RANGES = 2000
+"""Most stored serial ranges fetched at once for a batch's overlap checks (else: one probe each)."""
 # Statements built once: they run for every issuance of every batch.
 _ISSUANCE_EXISTS = select(IssuanceRow.issuance_id).where(
     IssuanceRow.region == bindparam("region"), IssuanceRow.issuance_id == bindparam("issuance_id")
@@ -62,6 +65,38 @@ _REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:
     return dt.date(value.year, value.month, value.day)
+
+
+def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
+    """The signed fields of an envelope, after checking their shapes."""
+    problems: dict[str, str] = {}
+    if not env.content_type:
+        problems["content_type"] = "required"
+    if len(env.key_id) != 32:
+        problems["key_id"] = "must be 32 hex characters"
+    if env.sequence < 1:
+        problems["sequence"] = "must be 1 or more"
+    if len(env.previous_hash) != 32:
+        problems["previous_hash"] = "must be 32 bytes"
+    if len(env.signature) != 64:
+        problems["signature"] = "must be 64 bytes"
+    if not env.HasField("sign_time"):
+        problems["sign_time"] = "required"
+    elif not 0 <= env.sign_time.nanos < 1_000_000_000:
+        problems["sign_time"] = "nanos out of range"
+    if not env.payload:
+        problems["payload"] = "required"
+    if problems:
+        raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
+    return EnvelopeFields(
+        content_type=env.content_type,
+        payload=env.payload,
+        key_id=env.key_id,
+        sequence=env.sequence,
+        previous_hash=env.previous_hash,
+        sign_time_seconds=env.sign_time.seconds,
+        sign_time_nanos=env.sign_time.nanos,
+    )
 
 
 def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
@@ -128,6 +163,28 @@ class _Head:
 
 
 @dataclass
+class Prepared:
+    """An envelope after the work that needs no database: shape, hash, and the adapter's parse.
+
+    Errors found here are reported at the step the issue orders them (a parse error only after
+    the key, signature and chain checks have passed)."""
+
+    env: envelope_pb2.SignedEnvelope
+    fields: EnvelopeFields | None = None
+    signed: bytes = b""
+    digest: bytes = b""
+    error: errors.DomainError | None = None
+    records: list[CommonRecord] = field(default_factory=list)
+    parse_error: errors.DomainError | None = None
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+@dataclass
 class PublishBatch:
     """Checks a batch's envelopes one by one, then writes the accepted ones together."""
 
@@ -146,6 +203,10 @@ class PublishBatch:
     _issuance_ids: set[str] = field(default_factory=set)
     _ranges: list[tuple[int, int, str]] = field(default_factory=list)
     _current: dict[tuple[str, str], _Planned] = field(default_factory=dict)
+    _existing_ids: set[str] = field(default_factory=set)
+    _prefetched_ids: set[str] = field(default_factory=set)
+    _db_ranges: list[tuple[int, int, str]] = field(default_factory=list)
+    _db_span: tuple[int, int] = (1, 0)
 
     def __post_init__(self) -> None:
         lock_region(self.session, self.region)
@@ -153,37 +214,102 @@ class PublishBatch:
         accepted.FromDatetime(self.now)
         self._accepted_time = accepted
 
+    # -- before the checks: parse and prefetch ------------------------------------------------
+
+    def prepare(self, envelopes: Sequence[envelope_pb2.SignedEnvelope]) -> list[Prepared]:
+        """Hash and parse every envelope, then fetch in a few queries what the checks will ask."""
+        prepared = [self._prepare(env) for env in envelopes]
+        self._prefetch([r for p in prepared for r in p.records])
+        return prepared
+
+    def _prepare(self, env: envelope_pb2.SignedEnvelope) -> Prepared:
+        p = Prepared(env)
+        try:
+            p.fields = envelope_fields(env)
+        except errors.DomainError as exc:
+            p.error = exc
+            return p
+        p.signed = signing_input(p.fields)
+        p.digest = envelope_hash(p.fields, env.signature, signed=p.signed)
+        try:
+            adapter = self.adapters.for_content_type(p.fields.content_type)
+        except UnknownContentTypeError as exc:
+            p.parse_error = errors.ContentTypeUnknown(
+                str(exc), field_errors={"content_type": "no adapter reads it"}
+            )
+            return p
+        if adapter.region != self.region:
+            p.parse_error = errors.ContentTypeWrongRegion(
+                f"{p.fields.content_type} is the {adapter.region} format; "
+                f"{self.region} publishes its own",
+                metadata={"content_type_region": adapter.region, "caller_region": self.region},
+            )
+            return p
+        try:
+            p.records = adapter.to_common(p.fields.content_type, p.fields.payload)
+        except NativeFormatError as exc:
+            p.parse_error = native_error(exc)
+        return p
+
+    def _prefetch(self, records: list[CommonRecord]) -> None:
+        issuances = [r for r in records if isinstance(r, records_pb2.Issuance)]
+        if not issuances:
+            return
+        conn = self.session.connection()
+        ids = sorted({i.issuance_id for i in issuances})
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            found = conn.execute(
+                select(IssuanceRow.issuance_id).where(
+                    IssuanceRow.region == self.region, IssuanceRow.issuance_id.in_(part)
+                )
+            )
+            self._existing_ids.update(found.scalars())
+        self._prefetched_ids.update(ids)
+        low = min(i.serials.start for i in issuances)
+        high = max(i.serials.end for i in issuances)
+        rows = conn.execute(
+            select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
+            .where(
+                IssuanceRow.region == self.region,
+                IssuanceRow.serial_start <= high,
+                IssuanceRow.serial_end >= low,
+            )
+            .order_by(IssuanceRow.serial_start)
+            .limit(_PREFETCH_RANGES + 1)
+        ).all()
+        if len(rows) <= _PREFETCH_RANGES:
+            # Every stored range that can meet the batch's serials, so no per-issuance probe.
+            self._db_ranges = [(a, b, iid) for a, b, iid in rows]
+            self._db_span = (low, high)
+        names = sorted({i.project for i in issuances} - self._projects.keys())
+        for chunk in range(0, len(names), 500):
+            part = names[chunk : chunk + 500]
+            for row in self.session.execute(
+                select(ProjectRow).where(ProjectRow.name.in_(part))
+            ).scalars():
+                self._projects[row.name] = _project_of(row)
+            for name in part:
+                self._projects.setdefault(name, None)
+
     # -- per envelope -----------------------------------------------------------------------------
 
-    def accept(
-        self, env: envelope_pb2.SignedEnvelope, fields: EnvelopeFields, digest: bytes
-    ) -> tuple[str, ...]:
-        """Check one envelope; on success plan its rows and return its record names."""
+    def accept(self, p: Prepared) -> tuple[str, ...]:
+        """Check one prepared envelope; on success plan its rows and return its record names."""
+        fields, env, digest = p.fields, p.env, p.digest
+        assert fields is not None
         key = self._key(fields.key_id)
         self._check_key(key, fields)
         assert key is not None
-        if not verify(key.public_key, fields, env.signature):
+        if not verify(key.public_key, fields, env.signature, signed=p.signed):
             raise errors.SignatureInvalid(
                 "the signature does not verify over the envelope as received",
                 metadata={"key_id": key.key_id},
             )
         self._check_chain(key, fields, digest)
-        try:
-            adapter = self.adapters.for_content_type(fields.content_type)
-        except UnknownContentTypeError as exc:
-            raise errors.ContentTypeUnknown(
-                str(exc), field_errors={"content_type": "no adapter reads it"}
-            ) from exc
-        if adapter.region != self.region:
-            raise errors.ContentTypeWrongRegion(
-                f"{fields.content_type} is the {adapter.region} format; "
-                f"{self.region} publishes its own",
-                metadata={"content_type_region": adapter.region, "caller_region": self.region},
-            )
-        try:
-            records = adapter.to_common(fields.content_type, fields.payload)
-        except NativeFormatError as exc:
-            raise native_error(exc) from exc
+        if p.parse_error is not None:
+            raise p.parse_error
+        records = p.records
         # Check every record against the database and the batch so far, without changing either,
         # so a refusal of any record of the envelope leaves no trace.
         overlay = _Overlay(self)
@@ -336,6 +462,8 @@ class PublishBatch:
     def issuance_exists(self, region: str, issuance_id: str) -> bool:
         if issuance_id in self._issuance_ids:
             return True
+        if region == self.region and issuance_id in self._prefetched_ids:
+            return issuance_id in self._existing_ids
         found = self.session.connection().execute(
             _ISSUANCE_EXISTS, {"region": region, "issuance_id": issuance_id}
         )
@@ -343,9 +471,12 @@ class PublishBatch:
 
     def overlapping(self, region: str, start: int, end: int) -> str | None:
         """The id of an issuance whose serials overlap [start, end], if any."""
-        i = bisect.bisect_right(self._ranges, (end, 2**63, "")) - 1
-        if i >= 0 and self._ranges[i][1] >= start:
-            return self._ranges[i][2]
+        for ranges in (self._ranges, self._db_ranges):
+            i = bisect.bisect_right(ranges, (end, 2**63, "")) - 1
+            if i >= 0 and ranges[i][1] >= start:
+                return ranges[i][2]
+        if region == self.region and self._db_span[0] <= start and end <= self._db_span[1]:
+            return None  # the prefetch held every stored range that could meet [start, end]
         clash = (
             self.session.connection().execute(_LAST_RANGE, {"region": region, "end": end}).first()
         )
@@ -358,11 +489,20 @@ class PublishBatch:
         if not self.envelopes:
             return
         s = self.session
-        envelope_ids = list(
-            s.execute(
-                insert(EnvelopeRow).returning(EnvelopeRow.id, sort_by_parameter_order=True),
-                self.envelopes,
-            ).scalars()
+        # The audit head is locked first and held to the commit: every publish writes its feed
+        # rows under it, so feed positions become visible in order (a subscriber's cursor never
+        # passes a position a slower transaction fills later), and the ids below can be taken
+        # from max(id) without a race. Core executemany: the ORM adds nothing for rows written once.
+        audit_head = s.execute(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).scalar_one()
+        conn = s.connection()
+        envelopes, records = _table(EnvelopeRow), _table(RecordRow)
+        first_envelope = (conn.execute(select(func.max(envelopes.c.id))).scalar() or 0) + 1
+        envelope_ids = [first_envelope + i for i in range(len(self.envelopes))]
+        conn.execute(
+            insert(envelopes),
+            [{**row, "id": eid} for row, eid in zip(self.envelopes, envelope_ids, strict=True)],
         )
         names = {(p.record.name, p.version) for p in self.planned}
         previous = {
@@ -380,24 +520,25 @@ class PublishBatch:
                 .where(RecordRow.id.in_(previous.values()))
                 .values(is_current=False)
             )
-        record_ids = list(
-            s.execute(
-                insert(RecordRow).returning(RecordRow.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "name": p.record.name,
-                        "version": p.version,
-                        "kind": p.kind,
-                        "region": p.record.region,
-                        "envelope_id": envelope_ids[p.envelope],
-                        "envelope_record_index": p.index,
-                        "body": p.body,
-                        "is_current": p.is_current,
-                        "accepted_at": self.now,
-                    }
-                    for p in self.planned
-                ],
-            ).scalars()
+        first_record = (conn.execute(select(func.max(records.c.id))).scalar() or 0) + 1
+        record_ids = [first_record + i for i in range(len(self.planned))]
+        conn.execute(
+            insert(records),
+            [
+                {
+                    "name": p.record.name,
+                    "version": p.version,
+                    "kind": p.kind,
+                    "region": p.record.region,
+                    "envelope_id": envelope_ids[p.envelope],
+                    "envelope_record_index": p.index,
+                    "body": p.body,
+                    "is_current": p.is_current,
+                    "accepted_at": self.now,
+                    "id": rid,
+                }
+                for p, rid in zip(self.planned, record_ids, strict=True)
+            ],
         )
         issuances, blocks = [], []
         for planned, record_id in zip(self.planned, record_ids, strict=True):
@@ -437,19 +578,16 @@ class PublishBatch:
                     }
                 )
         if issuances:
-            s.execute(insert(IssuanceRow), issuances)
-            s.execute(insert(UnitBlockRow), blocks)
-        self._write_audit(previous)
-        for key_id, head in self._heads.items():
+            conn.execute(insert(_table(IssuanceRow)), issuances)
+            conn.execute(insert(_table(UnitBlockRow)), blocks)
+        self._write_audit(audit_head, previous)
+        for key_id, chain in self._heads.items():
             key = self._keys[key_id]
-            if key is not None and head.sequence != key.last_sequence:
-                key.last_sequence, key.last_hash = head.sequence, head.hash
+            if key is not None and chain.sequence != key.last_sequence:
+                key.last_sequence, key.last_hash = chain.sequence, chain.hash
         s.flush()
 
-    def _write_audit(self, previous: dict[tuple[str, str], int]) -> None:
-        head = self.session.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
+    def _write_audit(self, head: AuditHeadRow, previous: dict[tuple[str, str], int]) -> None:
         sequence, last = head.sequence, head.head_hash
         rows = []
         for p in self.planned:
@@ -491,7 +629,7 @@ class PublishBatch:
                     "created_at": self.now,
                 }
             )
-        self.session.execute(insert(AuditEntryRow), rows)
+        self.session.connection().execute(insert(_table(AuditEntryRow)), rows)
         head.sequence, head.head_hash = sequence, last
 
     def _save_methodology(self, m: records_pb2.Methodology, record_id: int) -> None:
@@ -524,6 +662,17 @@ class PublishBatch:
             _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None
         )
         row.status = p.status
+
+
+def _project_of(row: ProjectRow) -> _Project:
+    return _Project(
+        row.region,
+        row.project_id,
+        (row.methodology_id, row.methodology_version),
+        row.crediting_start,
+        row.crediting_end,
+        row.status,
+    )
 
 
 def _methodology_of(row: MethodologyRow) -> _Methodology:
