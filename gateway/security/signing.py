@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -44,6 +45,12 @@ def raw_public_key(private_key: ed25519.Ed25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
+
+
+@lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> ed25519.Ed25519PublicKey:
+    """The key object for raw bytes, cached: the same few registry keys sign every envelope."""
+    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
 def _field(data: bytes) -> bytes:
@@ -90,7 +97,7 @@ def verify(
     if len(public_key) != 32 or len(signature) != 64:
         return False
     try:
-        ed25519.Ed25519PublicKey.from_public_bytes(public_key).verify(
+        _public_key(public_key).verify(
             signature, signed if signed is not None else signing_input(fields)
         )
     except (InvalidSignature, ValueError):
