@@ -99,6 +99,72 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     )
 
 
+def check_signer(key: SigningKeyRow | None, fields: EnvelopeFields, region: str) -> None:
+    """The key exists, belongs to the caller's region, is a registry key, and is not revoked."""
+    meta = {"key_id": fields.key_id}
+    if key is None:
+        raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
+    if key.region != region:
+        raise errors.SigningKeyWrongRegion(
+            f"key {key.key_id} signs for {key.region}, the caller is {region}",
+            metadata={**meta, "key_region": key.region, "caller_region": region},
+        )
+    if key.owner != "registry":
+        raise errors.SigningKeyNotForRecords(
+            f"key {key.key_id} belongs to {key.owner}; records are signed by the registry key",
+            metadata=meta,
+        )
+    if key.revoked_at is not None:
+        raise errors.SigningKeyRevoked(f"key {key.key_id} was revoked", metadata=meta)
+
+
+def check_chain(
+    session: Session,
+    key_id: str,
+    last_sequence: int,
+    last_hash: bytes,
+    fields: EnvelopeFields,
+    digest: bytes,
+    earlier: bytes | None = None,
+) -> None:
+    """The envelope is exactly the next of its signer's chain (replay, gap and fork refused).
+
+    ``earlier`` is the hash of an envelope with the same sequence accepted earlier in the same
+    batch, when there is one.
+    """
+    meta = {
+        "key_id": key_id,
+        "expected_sequence": str(last_sequence + 1),
+        "sequence": str(fields.sequence),
+    }
+    if fields.sequence <= last_sequence:
+        stored = (
+            earlier
+            or session.execute(
+                select(EnvelopeRow.envelope_hash).where(
+                    EnvelopeRow.key_id == key_id, EnvelopeRow.sequence == fields.sequence
+                )
+            ).scalar_one_or_none()
+        )
+        if stored == digest:
+            raise errors.EnvelopeReplayed(
+                f"envelope {fields.sequence} of key {key_id} was accepted before", metadata=meta
+            )
+        raise errors.SequenceReused(
+            f"sequence {fields.sequence} of key {key_id} is taken by another envelope",
+            metadata=meta,
+        )
+    if fields.sequence > last_sequence + 1:
+        raise errors.SequenceGap(
+            f"expected sequence {last_sequence + 1}, got {fields.sequence}", metadata=meta
+        )
+    if fields.previous_hash != last_hash:
+        raise errors.PreviousHashMismatch(
+            "previous_hash is not the hash of the signer's last accepted envelope",
+            metadata={**meta, "expected_previous_hash": last_hash.hex()},
+        )
+
+
 def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
     """The domain error for a document an adapter rejected, every issue kept."""
     fields: dict[str, str] = {}
@@ -348,63 +414,19 @@ class PublishBatch:
         return self._keys[key_id]
 
     def _check_key(self, key: SigningKeyRow | None, fields: EnvelopeFields) -> None:
-        meta = {"key_id": fields.key_id}
-        if key is None:
-            raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
-        if key.region != self.region:
-            raise errors.SigningKeyWrongRegion(
-                f"key {key.key_id} signs for {key.region}, the caller is {self.region}",
-                metadata={**meta, "key_region": key.region, "caller_region": self.region},
-            )
-        if key.owner != "registry":
-            raise errors.SigningKeyNotForRecords(
-                f"key {key.key_id} belongs to {key.owner}; records are signed by the registry key",
-                metadata=meta,
-            )
-        if key.revoked_at is not None:
-            raise errors.SigningKeyRevoked(f"key {key.key_id} was revoked", metadata=meta)
+        check_signer(key, fields, self.region)
 
     def _check_chain(self, key: SigningKeyRow, fields: EnvelopeFields, digest: bytes) -> None:
         head = self._heads[key.key_id]
-        meta = {
-            "key_id": key.key_id,
-            "expected_sequence": str(head.sequence + 1),
-            "sequence": str(fields.sequence),
-        }
-        if fields.sequence <= head.sequence:
-            stored = (
-                next(
-                    (
-                        e["envelope_hash"]
-                        for e in self.envelopes
-                        if e["key_id"] == key.key_id and e["sequence"] == fields.sequence
-                    ),
-                    None,
-                )
-                or self.session.execute(
-                    select(EnvelopeRow.envelope_hash).where(
-                        EnvelopeRow.key_id == key.key_id, EnvelopeRow.sequence == fields.sequence
-                    )
-                ).scalar_one_or_none()
-            )
-            if stored == digest:
-                raise errors.EnvelopeReplayed(
-                    f"envelope {fields.sequence} of key {key.key_id} was accepted before",
-                    metadata=meta,
-                )
-            raise errors.SequenceReused(
-                f"sequence {fields.sequence} of key {key.key_id} is taken by another envelope",
-                metadata=meta,
-            )
-        if fields.sequence > head.sequence + 1:
-            raise errors.SequenceGap(
-                f"expected sequence {head.sequence + 1}, got {fields.sequence}", metadata=meta
-            )
-        if fields.previous_hash != head.hash:
-            raise errors.PreviousHashMismatch(
-                "previous_hash is not the hash of the signer's last accepted envelope",
-                metadata={**meta, "expected_previous_hash": head.hash.hex()},
-            )
+        earlier = next(
+            (
+                e["envelope_hash"]
+                for e in self.envelopes
+                if e["key_id"] == key.key_id and e["sequence"] == fields.sequence
+            ),
+            None,
+        )
+        check_chain(self.session, key.key_id, head.sequence, head.hash, fields, digest, earlier)
 
     def _plan(self, envelope: int, index: int, record: CommonRecord) -> None:
         wrapper = records_pb2.Record(accepted_time=self._accepted_time)

@@ -221,6 +221,33 @@ class UnitBlockRow(Base):
     serial_end: Mapped[int] = mapped_column(BigInteger)
     holder_region: Mapped[str] = mapped_column(String(6))
     state: Mapped[str] = mapped_column(String(20))
-    reserved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    reserved_by: Mapped[str | None] = mapped_column(String(300), nullable=True, index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit_blocks.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class TransferRow(Base):
+    """A cross-region transfer: two-phase, resolved exactly once."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        UniqueConstraint("source_region", "transfer_id"),
+        Index("ix_transfers_state_expires", "state", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    transfer_id: Mapped[str] = mapped_column(String(120))
+    source_region: Mapped[str] = mapped_column(String(6))
+    destination_region: Mapped[str] = mapped_column(String(6), index=True)
+    purpose: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    quantity_grams: Mapped[int] = mapped_column(BigInteger)
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the proposal's payload: the same id must come with byte-identical requests."""
+    proposal_envelope: Mapped[bytes] = mapped_column(LargeBinary(32))
+    answer_envelope: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
