@@ -29,8 +29,11 @@ from yrd.interop.v1 import (
     key_service_pb2_grpc,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
+    records_pb2,
     registry_service_pb2,
     registry_service_pb2_grpc,
+    transfer_pb2,
+    transfer_service_pb2,
     transfer_service_pb2_grpc,
 )
 
@@ -46,6 +49,7 @@ from gateway.security.signing import (
     sign,
     verify,
 )
+from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE
 
 T = TypeVar("T")
 _BY_REASON: dict[str, type[DomainError]] = {}
@@ -378,3 +382,108 @@ class GatewayClient:
                 yield from response.events
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
+
+    # -- transfers ------------------------------------------------------------------------------
+
+    def _signed_call(
+        self,
+        method: Callable[..., T],
+        build: Callable[[envelope_pb2.SignedEnvelope], pb_message.Message],
+        content_type: str,
+        payload: bytes,
+    ) -> T:
+        """Sign payload, call, and keep the local chain head in step with the gateway's.
+
+        A refused request did not advance the chain at the gateway, so the head is rewound; a
+        refusal that shows the head is stale resynchronises it and tries once more.
+        """
+        for attempt in (1, 2):
+            head = self.signer.head()
+            envelope = self.signer.sign(content_type, payload)
+            try:
+                return self.call(method, build(envelope))
+            except DomainError as exc:
+                self.signer.rewind(*head)
+                if exc.reason in CHAIN_REASONS and attempt == 1:
+                    self.sync_signer()
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def propose_transfer(
+        self,
+        transfer_id: str,
+        destination: str,
+        *,
+        origin: str = "",
+        ranges: Sequence[tuple[int, int]] = (),
+        project: str = "",
+        vintage: int = 0,
+        quantity_grams: int = 0,
+        purpose: transfer_pb2.TransferPurpose.ValueType = transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
+    ) -> transfer_pb2.Transfer:
+        """Propose moving serial ranges (of origin) or a quantity of a project's vintage."""
+        units = transfer_pb2.UnitSelection()
+        if ranges:
+            units.ranges.origin_region = origin
+            units.ranges.ranges.extend(records_pb2.SerialRange(start=s, end=e) for s, e in ranges)
+        else:
+            units.quantity.project, units.quantity.vintage = project, vintage
+            units.quantity.quantity_grams = quantity_grams
+        proposal = transfer_service_pb2.TransferProposal(
+            transfer_id=transfer_id, destination_region=destination, units=units, purpose=purpose
+        )
+        return self._signed_call(
+            self.transfers.ProposeTransfer,
+            lambda env: transfer_service_pb2.ProposeTransferRequest(envelope=env),
+            PROPOSAL_TYPE,
+            proposal.SerializeToString(),
+        ).transfer
+
+    def _answer(
+        self, method: Callable[..., T], request: type[pb_message.Message], name: str, reason: str
+    ) -> T:
+        payload = transfer_service_pb2.TransferAnswer(
+            transfer=name, reason=reason
+        ).SerializeToString()
+        return self._signed_call(method, lambda env: request(envelope=env), ANSWER_TYPE, payload)
+
+    def accept_transfer(self, name: str) -> transfer_pb2.Transfer:
+        return self._answer(
+            self.transfers.AcceptTransfer, transfer_service_pb2.AcceptTransferRequest, name, ""
+        ).transfer
+
+    def reject_transfer(self, name: str, reason: str) -> transfer_pb2.Transfer:
+        return self._answer(
+            self.transfers.RejectTransfer, transfer_service_pb2.RejectTransferRequest, name, reason
+        ).transfer
+
+    def cancel_transfer(self, name: str, reason: str) -> transfer_pb2.Transfer:
+        return self._answer(
+            self.transfers.CancelTransfer, transfer_service_pb2.CancelTransferRequest, name, reason
+        ).transfer
+
+    def get_transfer(self, name: str) -> transfer_pb2.Transfer:
+        return self.call(
+            self.transfers.GetTransfer, transfer_service_pb2.GetTransferRequest(name=name)
+        ).transfer
+
+    def holdings(
+        self,
+        region: str = "",
+        state: records_pb2.UnitBlockState.ValueType = records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED,
+    ) -> list[records_pb2.UnitBlock]:
+        """Every ledger block held by region (all regions when empty), page by page."""
+        out: list[records_pb2.UnitBlock] = []
+        token = ""
+        while True:
+            page = self.call(
+                self.transfers.ListUnitBlocks,
+                transfer_service_pb2.ListUnitBlocksRequest(
+                    holder_region=region, state=state, page_size=1000, page_token=token
+                ),
+            )
+            out.extend(page.blocks)
+            token = page.next_page_token
+            if not token:
+                return out

@@ -67,6 +67,9 @@ class GatewaySettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
 
+    proposal_ttl_s: float = Field(default=24 * 3600, gt=0)
+    """How long a transfer proposal waits for the destination's answer before it expires."""
+
     migrate_on_start: bool = True
     """Run Alembic migrations to head when the server starts."""
 

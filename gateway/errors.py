@@ -260,6 +260,87 @@ class CursorInvalid(InvalidArgument):
     reason = "CURSOR_INVALID"
 
 
+# --- Transfers (numbered checks; metadata["check"] carries the number) ------------------------
+
+
+class PayloadMalformed(InvalidArgument):
+    """The signed payload is not the message the RPC expects."""
+
+    reason = "PAYLOAD_MALFORMED"
+
+
+class CallerNotSource(PermissionDenied):
+    """Check 1: only the source region proposes, cancels and retires its units."""
+
+    reason = "CALLER_NOT_SOURCE"
+
+
+class CallerNotDestination(PermissionDenied):
+    """Check 1: only the destination region accepts or rejects a transfer."""
+
+    reason = "CALLER_NOT_DESTINATION"
+
+
+class TransferIdReused(AlreadyExists):
+    """Check 3: the transfer id was used before with a different request."""
+
+    reason = "TRANSFER_ID_REUSED"
+
+
+class SerialsUnknown(FailedPrecondition):
+    """Check 4: some serials are in no block of the ledger."""
+
+    reason = "SERIALS_UNKNOWN"
+
+
+class SerialsNotHeld(FailedPrecondition):
+    """Check 4: some serials are held by another region."""
+
+    reason = "SERIALS_NOT_HELD"
+
+
+class SerialsNotActive(FailedPrecondition):
+    """Check 4: some serials are reserved by another transfer, retired or cancelled."""
+
+    reason = "SERIALS_NOT_ACTIVE"
+
+
+class InsufficientUnits(FailedPrecondition):
+    """Check 4: the project and vintage do not have the quantity asked for, active and held."""
+
+    reason = "INSUFFICIENT_UNITS"
+
+
+class NotRecognised(FailedPrecondition):
+    """Check 5: the destination does not recognise the units' methodology or project."""
+
+    reason = "NOT_RECOGNISED"
+
+
+class SameRegion(InvalidArgument):
+    """Check 6: source and destination are the same region."""
+
+    reason = "SAME_REGION"
+
+
+class TransferNotFound(NotFound):
+    """No such transfer."""
+
+    reason = "TRANSFER_NOT_FOUND"
+
+
+class TransferNotPending(FailedPrecondition):
+    """The transfer was already resolved; it resolves exactly once."""
+
+    reason = "TRANSFER_NOT_PENDING"
+
+
+class TransferExpired(FailedPrecondition):
+    """The proposal passed its deadline before the answer came."""
+
+    reason = "TRANSFER_EXPIRED"
+
+
 class NotImplementedYet(DomainError):
     """The RPC is part of the contract but not served by this version."""
 

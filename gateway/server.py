@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
 from concurrent import futures
@@ -21,6 +22,7 @@ from yrd.interop.v1 import (
     registry_service_pb2,
     registry_service_pb2_grpc,
     transfer_service_pb2,
+    transfer_service_pb2_grpc,
 )
 
 from adapters import default_registry
@@ -28,12 +30,19 @@ from adapters.registry import AdapterRegistry
 from gateway.config import GatewaySettings
 from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
-from gateway.rpc.servicers import AuditServicer, KeyServicer, RegistryServicer, not_yet_served
+from gateway.rpc.servicers import (
+    AuditServicer,
+    KeyServicer,
+    RegistryServicer,
+    TransferServicer,
+    not_yet_served,
+)
 from gateway.security.pki import PKIDir, PKIError, load_signing_key
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
+from gateway.services.ledger import LedgerService
 from gateway.storage.db import Database
 
 log = structlog.get_logger("yrdgw.server")
@@ -83,6 +92,9 @@ class GatewayServer:
         self.keys = KeyDirectory(self.db, clock)
         self.audit = AuditReader(self.db, load_signing_key(self.pki.gateway().signing_key), clock)
         self.exchange = ExchangeService(self.db, adapters or default_registry, clock)
+        self.ledger = LedgerService(
+            self.db, clock, proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s)
+        )
         self.metrics = RpcMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.port: int = 0
@@ -120,6 +132,9 @@ class GatewayServer:
             add_to_server(servicer, server)
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.exchange), server
+        )
+        transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(
+            TransferServicer(self.ledger), server
         )
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)

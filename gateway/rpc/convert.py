@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import timestamp_pb2
-from yrd.interop.v1 import audit_pb2, key_service_pb2, registry_service_pb2
+from yrd.interop.v1 import (
+    audit_pb2,
+    key_service_pb2,
+    records_pb2,
+    registry_service_pb2,
+    transfer_pb2,
+)
 
 from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
 from gateway.services.keys import SigningKey
+from gateway.services.ledger import STATE_PROTO, BlockView, TransferView
 from gateway.storage.models import AuditEntryRow
 
 
@@ -77,3 +84,46 @@ def add_feed_events(
             event.native_content_type = item.native_content_type
         elif item.native_unavailable_reason:
             event.native_unavailable_reason = item.native_unavailable_reason
+
+
+_BLOCK_STATE = {
+    "active": records_pb2.UNIT_BLOCK_STATE_ACTIVE,
+    "reserved": records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER,
+    "retired": records_pb2.UNIT_BLOCK_STATE_RETIRED,
+    "cancelled": records_pb2.UNIT_BLOCK_STATE_CANCELLED,
+}
+
+
+def unit_block(b: BlockView) -> records_pb2.UnitBlock:
+    return records_pb2.UnitBlock(
+        name=f"regions/{b.origin_region}/blocks/{b.id}",
+        origin_region=b.origin_region,
+        issuance=b.issuance,
+        project=b.project,
+        vintage=b.vintage,
+        serials=records_pb2.SerialRange(start=b.serial_start, end=b.serial_end),
+        holder_region=b.holder_region,
+        state=_BLOCK_STATE[b.state],
+        reserved_by=b.reserved_by or "",
+        parent=f"regions/{b.origin_region}/blocks/{b.parent_id}" if b.parent_id else "",
+    )
+
+
+def transfer(t: TransferView) -> transfer_pb2.Transfer:
+    msg = transfer_pb2.Transfer(
+        name=t.name,
+        transfer_id=t.transfer_id,
+        source_region=t.source_region,
+        destination_region=t.destination_region,
+        blocks=[unit_block(b) for b in t.blocks],
+        quantity_grams=t.quantity_grams,
+        purpose=transfer_pb2.TransferPurpose.ValueType(t.purpose),
+        state=STATE_PROTO[t.state],
+        propose_time=timestamp(t.proposed_at),
+        expire_time=timestamp(t.expires_at),
+    )
+    if t.resolved_at is not None:
+        msg.resolve_time.CopyFrom(timestamp(t.resolved_at))
+    if t.reason:
+        msg.reasons.add(reason=t.state, message=t.reason)
+    return msg

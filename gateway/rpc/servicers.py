@@ -18,17 +18,20 @@ from yrd.interop.v1 import (
     key_service_pb2_grpc,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
+    records_pb2,
     registry_service_pb2,
     registry_service_pb2_grpc,
+    transfer_service_pb2,
     transfer_service_pb2_grpc,
 )
 
-from gateway.errors import CursorInvalid, InvalidArgument
+from gateway.errors import CursorInvalid, InvalidArgument, NotImplementedYet
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
+from gateway.services.ledger import STATE_PROTO, LedgerService
 
 
 class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
@@ -186,8 +189,86 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
 
+_TRANSFER_STATES: dict[int, str] = {v: k for k, v in STATE_PROTO.items()}
+_BLOCK_STATES: dict[int, str] = {
+    records_pb2.UNIT_BLOCK_STATE_ACTIVE: "active",
+    records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER: "reserved",
+    records_pb2.UNIT_BLOCK_STATE_RETIRED: "retired",
+    records_pb2.UNIT_BLOCK_STATE_CANCELLED: "cancelled",
+}
+
+
 class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
-    """TransferService: the two-phase ledger (served by the transfers issue)."""
+    """TransferService over the LedgerService (Retire is served by a later change)."""
+
+    def __init__(self, ledger: LedgerService) -> None:
+        self._ledger = ledger
+
+    def ProposeTransfer(
+        self, request: transfer_service_pb2.ProposeTransferRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.ProposeTransferResponse:
+        view = self._ledger.propose(peer_identity(context), request.envelope)
+        return transfer_service_pb2.ProposeTransferResponse(transfer=convert.transfer(view))
+
+    def AcceptTransfer(
+        self, request: transfer_service_pb2.AcceptTransferRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.AcceptTransferResponse:
+        view = self._ledger.accept(peer_identity(context), request.envelope)
+        return transfer_service_pb2.AcceptTransferResponse(transfer=convert.transfer(view))
+
+    def RejectTransfer(
+        self, request: transfer_service_pb2.RejectTransferRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.RejectTransferResponse:
+        view = self._ledger.reject(peer_identity(context), request.envelope)
+        return transfer_service_pb2.RejectTransferResponse(transfer=convert.transfer(view))
+
+    def CancelTransfer(
+        self, request: transfer_service_pb2.CancelTransferRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.CancelTransferResponse:
+        view = self._ledger.cancel(peer_identity(context), request.envelope)
+        return transfer_service_pb2.CancelTransferResponse(transfer=convert.transfer(view))
+
+    def GetTransfer(
+        self, request: transfer_service_pb2.GetTransferRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.GetTransferResponse:
+        return transfer_service_pb2.GetTransferResponse(
+            transfer=convert.transfer(self._ledger.get(request.name))
+        )
+
+    def ListTransfers(
+        self, request: transfer_service_pb2.ListTransfersRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.ListTransfersResponse:
+        views, after = self._ledger.list_transfers(
+            source=request.source_region,
+            destination=request.destination_region,
+            state=_TRANSFER_STATES.get(request.state, ""),
+            page_size=request.page_size,
+            after=_position(request.page_token, "page_token"),
+        )
+        return transfer_service_pb2.ListTransfersResponse(
+            transfers=[convert.transfer(v) for v in views],
+            next_page_token=str(after) if after else "",
+        )
+
+    def ListUnitBlocks(
+        self, request: transfer_service_pb2.ListUnitBlocksRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.ListUnitBlocksResponse:
+        blocks, after = self._ledger.blocks(
+            holder=request.holder_region,
+            origin=request.origin_region,
+            state=_BLOCK_STATES.get(request.state, ""),
+            page_size=request.page_size,
+            after=_position(request.page_token, "page_token"),
+        )
+        return transfer_service_pb2.ListUnitBlocksResponse(
+            blocks=[convert.unit_block(b) for b in blocks],
+            next_page_token=str(after) if after else "",
+        )
+
+    def Retire(
+        self, request: transfer_service_pb2.RetireRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.RetireResponse:
+        raise NotImplementedYet("retirement is not served yet (transfers issue, next change)")
 
 
 class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceServicer):
@@ -206,7 +287,6 @@ def not_yet_served() -> list[tuple[Callable[[Any, grpc.Server], None], object]]:
     """
     return [
         # The typed stubs mark the base methods abstract; these classes deliberately leave them so.
-        (transfer_service_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer()),  # type: ignore[abstract]
         (
             recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server,
             RecognitionServicer(),  # type: ignore[abstract]

@@ -1,0 +1,266 @@
+"""The ledger and two-phase transfers at the service layer, on SQLite and PostgreSQL: every
+numbered check with its code and nothing changed, idempotent retries, splits, and the invariants
+after every step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from yrd.interop.v1 import envelope_pb2, records_pb2, transfer_pb2, transfer_service_pb2
+
+from adapters import default_registry
+from gateway import errors
+from gateway.client import EnvelopeSigner
+from gateway.samples import sample_documents
+from gateway.security.identity import Identity, Role
+from gateway.security.pki import PKIDir, load_signing_key
+from gateway.services.exchange import ExchangeService
+from gateway.services.keys import KeyDirectory
+from gateway.services.ledger import (
+    ANSWER_TYPE,
+    PROPOSAL_TYPE,
+    LedgerService,
+    check_invariants,
+)
+from gateway.storage.db import Database
+from gateway.storage.models import AuditEntryRow, TransferRow, UnitBlockRow
+
+SH, AH, JS = "310000", "340000", "320000"
+# Anhui's PV issuance AH-QF-2025-0101: 373.01 t on kilogram serials 1..373010.
+AH_ISSUANCE = (1_000, 373_010_999)
+NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
+
+
+class World:
+    """A database with the samples published, a ledger, and one signer per registry."""
+
+    def __init__(self, db: Database, pki: PKIDir) -> None:
+        self.db = db
+        self.now = NOW
+        KeyDirectory(db).import_from_pki(pki)
+        exchange = ExchangeService(db, default_registry)
+        self.signers = {
+            r: EnvelopeSigner(load_signing_key(pki.registry(r).signing_key)) for r in (SH, JS, AH)
+        }
+        for region in (SH, JS, AH):
+            envelopes = [self.signers[region].sign(ct, d) for ct, d in sample_documents(region)]
+            assert all(
+                o.accepted for o in exchange.publish(Identity(Role.REGISTRY, region), envelopes)
+            )
+        self.ledger = LedgerService(db, clock=lambda: self.now, proposal_ttl=dt.timedelta(hours=1))
+
+    def envelope(
+        self, region: str, content_type: str, payload: bytes
+    ) -> envelope_pb2.SignedEnvelope:
+        return self.signers[region].sign(content_type, payload)
+
+    def propose(
+        self,
+        region: str,
+        transfer_id: str,
+        destination: str,
+        ranges: list[tuple[int, int]] | None = None,
+        *,
+        origin: str = AH,
+        project: str = "",
+        vintage: int = 0,
+        grams: int = 0,
+    ) -> transfer_pb2.Transfer | object:
+        units = transfer_pb2.UnitSelection()
+        if ranges is not None:
+            units.ranges.origin_region = origin
+            units.ranges.ranges.extend(records_pb2.SerialRange(start=s, end=e) for s, e in ranges)
+        else:
+            units.quantity.project, units.quantity.vintage, units.quantity.quantity_grams = (
+                project,
+                vintage,
+                grams,
+            )
+        body = transfer_service_pb2.TransferProposal(
+            transfer_id=transfer_id, destination_region=destination, units=units
+        ).SerializeToString()
+        head = self.signers[region].head()
+        env = self.envelope(region, PROPOSAL_TYPE, body)
+        try:
+            return self.ledger.propose(Identity(Role.REGISTRY, region), env)
+        except errors.DomainError:
+            self.signers[region].rewind(*head)
+            raise
+
+    def answer(self, op: str, region: str, name: str, reason: str = "") -> object:
+        body = transfer_service_pb2.TransferAnswer(transfer=name, reason=reason).SerializeToString()
+        head = self.signers[region].head()
+        env = self.envelope(region, ANSWER_TYPE, body)
+        try:
+            return getattr(self.ledger, op)(Identity(Role.REGISTRY, region), env)
+        except errors.DomainError:
+            self.signers[region].rewind(*head)
+            raise
+
+    def snapshot(self) -> tuple[object, ...]:
+        with self.db.transaction() as s:
+            blocks = tuple(
+                s.execute(
+                    select(
+                        UnitBlockRow.origin_region,
+                        UnitBlockRow.serial_start,
+                        UnitBlockRow.serial_end,
+                        UnitBlockRow.holder_region,
+                        UnitBlockRow.state,
+                        UnitBlockRow.reserved_by,
+                    ).order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
+                ).all()
+            )
+            transfers = s.execute(select(func.count()).select_from(TransferRow)).scalar_one()
+            audit = s.execute(select(func.count()).select_from(AuditEntryRow)).scalar_one()
+        return blocks, transfers, audit
+
+    def invariants(self) -> None:
+        report = check_invariants(self.db)
+        assert report.ok, report.problems
+
+
+@pytest.fixture
+def world(database: Database, pki: PKIDir) -> World:
+    w = World(database, pki)
+    w.invariants()
+    return w
+
+
+def holder_of(w: World, origin: str, serial: int) -> tuple[str, str]:
+    with w.db.transaction() as s:
+        row = s.execute(
+            select(UnitBlockRow.holder_region, UnitBlockRow.state).where(
+                UnitBlockRow.origin_region == origin,
+                UnitBlockRow.serial_start <= serial,
+                UnitBlockRow.serial_end >= serial,
+            )
+        ).one()
+    return row[0], row[1]
+
+
+def test_propose_reserves_and_accept_moves_exactly_those_serials(world: World) -> None:
+    t = world.propose(AH, "t-1", SH, [(1_000, 100_999)])
+    assert isinstance(t, object)
+    view = world.ledger.get("regions/340000/transfers/t-1")
+    assert view.state == "PROPOSED" and view.quantity_grams == 100_000
+    assert holder_of(world, AH, 50_000) == (AH, "reserved")
+    assert holder_of(world, AH, 101_000) == (AH, "active")  # the rest of the block was split off
+    world.invariants()
+    done = world.answer("accept", SH, view.name)
+    assert done.state == "COMPLETED"
+    assert holder_of(world, AH, 1_000) == (SH, "active")
+    assert holder_of(world, AH, 100_999) == (SH, "active")
+    assert holder_of(world, AH, 101_000) == (AH, "active")
+    world.invariants()
+
+
+def test_quantity_selection_splits_the_last_block(world: World) -> None:
+    view = world.propose(
+        AH,
+        "q-1",
+        JS,
+        project="regions/340000/projects/AH-XM-2024-0031",
+        vintage=2024,
+        grams=2_500_000,
+    )
+    assert view.quantity_grams == 2_500_000
+    world.answer("reject", JS, view.name, "not needed")
+    assert holder_of(world, AH, 1_000) == (AH, "active")
+    world.invariants()
+
+
+def test_same_request_twice_gives_the_first_answer(world: World) -> None:
+    body = transfer_service_pb2.TransferProposal(
+        transfer_id="idem",
+        destination_region=SH,
+        units=transfer_pb2.UnitSelection(
+            ranges=transfer_pb2.SerialRanges(
+                origin_region=AH, ranges=[records_pb2.SerialRange(start=1_000, end=1_999)]
+            )
+        ),
+    ).SerializeToString()
+    env = world.envelope(AH, PROPOSAL_TYPE, body)
+    first = world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+    before = world.snapshot()
+    again = world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+    assert again == first and world.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "check"),
+    [
+        ("id reused with another body", "TRANSFER_ID_REUSED", "3"),
+        ("serials never issued", "SERIALS_UNKNOWN", "4"),
+        ("serials held by another region", "SERIALS_NOT_HELD", "4"),
+        ("serials already reserved", "SERIALS_NOT_ACTIVE", "4"),
+        ("quantity larger than holdings", "INSUFFICIENT_UNITS", "4"),
+        ("source is destination", "SAME_REGION", "6"),
+        ("accept by a third region", "CALLER_NOT_DESTINATION", "1"),
+        ("cancel by the destination", "CALLER_NOT_SOURCE", "1"),
+        ("answer after resolution", "TRANSFER_NOT_PENDING", ""),
+        ("accept after the deadline", "TRANSFER_EXPIRED", ""),
+    ],
+)
+def test_each_check_refuses_with_its_code_and_changes_nothing(
+    world: World, case: str, reason: str, check: str
+) -> None:
+    pending = world.propose(AH, "base", SH, [(1_000, 9_999)]).name
+    actions: dict[str, Callable[[], object]] = {
+        "id reused with another body": lambda: world.propose(AH, "base", SH, [(1_000, 19_999)]),
+        "serials never issued": lambda: world.propose(
+            AH, "x", SH, [(900_000_000_000, 900_000_000_999)]
+        ),
+        "serials held by another region": lambda: world.propose(SH, "x", JS, [(20_000, 29_999)]),
+        "serials already reserved": lambda: world.propose(AH, "x", JS, [(5_000, 15_000)]),
+        "quantity larger than holdings": lambda: world.propose(
+            AH,
+            "x",
+            SH,
+            project="regions/340000/projects/AH-XM-2024-0031",
+            vintage=2024,
+            grams=10**12,
+        ),
+        "source is destination": lambda: world.propose(AH, "x", AH, [(20_000, 29_999)]),
+        "accept by a third region": lambda: world.answer("accept", JS, pending),
+        "cancel by the destination": lambda: world.answer("cancel", SH, pending, "no"),
+        "answer after resolution": lambda: world.answer("accept", SH, pending),
+        "accept after the deadline": lambda: world.answer("accept", SH, pending),
+    }
+    if case == "answer after resolution":
+        world.answer("reject", SH, pending, "changed my mind")
+    if case == "accept after the deadline":
+        world.now = NOW + dt.timedelta(hours=2)
+    before = world.snapshot()
+    with pytest.raises(errors.DomainError) as info:
+        actions[case]()
+    assert info.value.reason == reason, info.value.message
+    assert info.value.metadata.get("check", "") == check
+    assert world.snapshot() == before
+    world.invariants()
+
+
+def test_cancel_and_expiry_release_the_units(world: World) -> None:
+    a = world.propose(AH, "c-1", SH, [(1_000, 1_999)]).name
+    b = world.propose(AH, "e-1", SH, [(2_000, 2_999)]).name
+    world.answer("cancel", AH, a, "wrong amount")
+    assert world.ledger.get(a).state == "CANCELLED"
+    world.now = NOW + dt.timedelta(hours=2)
+    assert world.ledger.expire_due() == [b]
+    assert world.ledger.get(b).state == "EXPIRED"
+    assert holder_of(world, AH, 2_500) == (AH, "active")
+    assert world.ledger.expire_due() == []  # resolved exactly once
+    world.invariants()
+
+
+def test_invariant_check_catches_a_broken_ledger(world: World) -> None:
+    with world.db.transaction() as s:
+        block = s.execute(
+            select(UnitBlockRow).where(UnitBlockRow.origin_region == AH).limit(1)
+        ).scalar_one()
+        block.serial_end -= 1  # one gram vanishes
+    report = check_invariants(world.db)
+    assert not report.ok and any("blocks cover" in p for p in report.problems)
