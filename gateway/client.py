@@ -49,7 +49,7 @@ from gateway.security.signing import (
     sign,
     verify,
 )
-from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE
+from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE, RETIREMENT_TYPE
 
 T = TypeVar("T")
 _BY_REASON: dict[str, type[DomainError]] = {}
@@ -487,3 +487,40 @@ class GatewayClient:
             token = page.next_page_token
             if not token:
                 return out
+
+    def retire(
+        self,
+        retirement_id: str,
+        purpose: transfer_pb2.TransferPurpose.ValueType,
+        beneficiary: str,
+        *,
+        origin: str = "",
+        ranges: Sequence[tuple[int, int]] = (),
+        project: str = "",
+        vintage: int = 0,
+        quantity_grams: int = 0,
+        compliance_year: int = 0,
+        declared_obligation_grams: int = 0,
+    ) -> transfer_pb2.Retirement:
+        """Retire held units (serial ranges of origin, or a quantity of a project's vintage)."""
+        units = transfer_pb2.UnitSelection()
+        if ranges:
+            units.ranges.origin_region = origin
+            units.ranges.ranges.extend(records_pb2.SerialRange(start=s, end=e) for s, e in ranges)
+        else:
+            units.quantity.project, units.quantity.vintage = project, vintage
+            units.quantity.quantity_grams = quantity_grams
+        order = transfer_service_pb2.RetirementOrder(
+            retirement_id=retirement_id,
+            units=units,
+            purpose=purpose,
+            beneficiary=beneficiary,
+            compliance_year=compliance_year,
+            declared_obligation_grams=declared_obligation_grams,
+        )
+        return self._signed_call(
+            self.transfers.Retire,
+            lambda env: transfer_service_pb2.RetireRequest(envelope=env),
+            RETIREMENT_TYPE,
+            order.SerializeToString(),
+        ).retirement

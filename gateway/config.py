@@ -6,10 +6,11 @@ Loaded once at the edge (the CLI) and passed down as a frozen object.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,23 @@ from pydantic_settings import (
 
 DELTA_REGIONS: tuple[str, ...] = ("310000", "320000", "330000", "340000")
 """GB/T 2260 codes of the four delta regions: Shanghai, Jiangsu, Zhejiang, Anhui."""
+
+
+class EtsOffsetPolicy(BaseModel):
+    """How much of an ETS compliance entity's obligation carbon-inclusive units may offset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_share: Decimal = Field(gt=0, le=1)
+    """Cap on offsets as a share of the entity's declared obligation for the year (all its
+    offsets of that year counted), e.g. 0.05 for Shanghai."""
+
+    max_outside_share: Decimal | None = Field(default=None, gt=0, le=1)
+    """Cap on offsets from units issued outside the ETS region, as a share of the obligation
+    (Beijing's rule: 0.025); None for no separate cap."""
+
+    vintage_window_years: int | None = Field(default=None, ge=0)
+    """Units' vintage must be within this many years before the compliance year; None: any."""
 
 
 class GatewaySettings(BaseSettings):
@@ -66,6 +84,13 @@ class GatewaySettings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level logged."""
+
+    ets_offset_policies: dict[str, EtsOffsetPolicy] = Field(
+        default_factory=lambda: {
+            "310000": EtsOffsetPolicy(max_share=Decimal("0.05"), vintage_window_years=3)
+        }
+    )
+    """ETS regions and their offset policies; retiring as ETS_OFFSET elsewhere is refused."""
 
     proposal_ttl_s: float = Field(default=24 * 3600, gt=0)
     """How long a transfer proposal waits for the destination's answer before it expires."""

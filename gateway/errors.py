@@ -341,6 +341,48 @@ class TransferExpired(FailedPrecondition):
     reason = "TRANSFER_EXPIRED"
 
 
+class CallerNotHolder(PermissionDenied):
+    """Check 1: only the holder retires its units."""
+
+    reason = "CALLER_NOT_HOLDER"
+
+
+class RetirementIdReused(AlreadyExists):
+    """Check 3: the retirement id was used before with a different request."""
+
+    reason = "RETIREMENT_ID_REUSED"
+
+
+class EtsNotWholeTonnes(FailedPrecondition):
+    """Check 7: ETS offsets are made in whole tonnes."""
+
+    reason = "ETS_NOT_WHOLE_TONNES"
+
+
+class EtsRegionWithoutPolicy(FailedPrecondition):
+    """Check 7: the holder region has no ETS offset policy, so no ETS offsets there."""
+
+    reason = "ETS_REGION_WITHOUT_POLICY"
+
+
+class EtsCapExceeded(FailedPrecondition):
+    """Check 7: the entity's offsets for the year would pass the policy's share of its duty."""
+
+    reason = "ETS_CAP_EXCEEDED"
+
+
+class EtsOutsideCapExceeded(FailedPrecondition):
+    """Check 7: offsets from units issued outside the ETS region would pass their cap."""
+
+    reason = "ETS_OUTSIDE_CAP_EXCEEDED"
+
+
+class EtsVintageOutsideWindow(FailedPrecondition):
+    """Check 7: a unit's vintage is outside the policy's window before the compliance year."""
+
+    reason = "ETS_VINTAGE_OUTSIDE_WINDOW"
+
+
 class NotImplementedYet(DomainError):
     """The RPC is part of the contract but not served by this version."""
 

@@ -93,7 +93,10 @@ class GatewayServer:
         self.audit = AuditReader(self.db, load_signing_key(self.pki.gateway().signing_key), clock)
         self.exchange = ExchangeService(self.db, adapters or default_registry, clock)
         self.ledger = LedgerService(
-            self.db, clock, proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s)
+            self.db,
+            clock,
+            proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
+            ets_policies=settings.ets_offset_policies,
         )
         self.metrics = RpcMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)

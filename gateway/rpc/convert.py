@@ -15,7 +15,7 @@ from yrd.interop.v1 import (
 
 from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
 from gateway.services.keys import SigningKey
-from gateway.services.ledger import STATE_PROTO, BlockView, TransferView
+from gateway.services.ledger import STATE_PROTO, BlockView, RetirementView, TransferView
 from gateway.storage.models import AuditEntryRow
 
 
@@ -127,3 +127,23 @@ def transfer(t: TransferView) -> transfer_pb2.Transfer:
     if t.reason:
         msg.reasons.add(reason=t.state, message=t.reason)
     return msg
+
+
+def retirement(r: RetirementView) -> transfer_pb2.Retirement:
+    exact = r.ratio * r.quantity_grams
+    return transfer_pb2.Retirement(
+        name=r.name,
+        retirement_id=r.retirement_id,
+        holder_region=r.holder_region,
+        blocks=[unit_block(b) for b in r.blocks],
+        quantity_grams=r.quantity_grams,
+        purpose=transfer_pb2.TransferPurpose.ValueType(r.purpose),
+        beneficiary=r.beneficiary,
+        compliance_year=r.compliance_year,
+        retire_time=timestamp(r.retired_at),
+        credited_grams=r.credited_grams,
+        ratio_numerator=r.ratio.numerator,
+        ratio_denominator=r.ratio.denominator,
+        # quantity × ratio − credited is a multiple of 1/ratio.denominator.
+        rounding_remainder_numerator=int((exact - r.credited_grams) * r.ratio.denominator),
+    )

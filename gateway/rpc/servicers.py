@@ -25,7 +25,7 @@ from yrd.interop.v1 import (
     transfer_service_pb2_grpc,
 )
 
-from gateway.errors import CursorInvalid, InvalidArgument, NotImplementedYet
+from gateway.errors import CursorInvalid, InvalidArgument
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
@@ -199,7 +199,7 @@ _BLOCK_STATES: dict[int, str] = {
 
 
 class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
-    """TransferService over the LedgerService (Retire is served by a later change)."""
+    """TransferService over the LedgerService."""
 
     def __init__(self, ledger: LedgerService) -> None:
         self._ledger = ledger
@@ -268,7 +268,8 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
     def Retire(
         self, request: transfer_service_pb2.RetireRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.RetireResponse:
-        raise NotImplementedYet("retirement is not served yet (transfers issue, next change)")
+        view = self._ledger.retire(peer_identity(context), request.envelope)
+        return transfer_service_pb2.RetireResponse(retirement=convert.retirement(view))
 
 
 class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceServicer):

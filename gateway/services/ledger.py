@@ -19,8 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Protocol
 
 import structlog
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
+from gateway.config import EtsOffsetPolicy
 from gateway.security.identity import Identity, Role
 from gateway.security.signing import envelope_hash, signing_input, verify
 from gateway.services import Clock, utc_now
@@ -39,6 +42,7 @@ from gateway.storage.models import (
     AuditHeadRow,
     EnvelopeRow,
     IssuanceRow,
+    RetirementRow,
     SigningKeyRow,
     TransferRow,
     UnitBlockRow,
@@ -48,6 +52,13 @@ from gateway.storage.repositories import AuditLogRepository
 log = structlog.get_logger("yrdgw.ledger")
 
 PROPOSAL_TYPE = "application/vnd.yrd.transfer-proposal+proto"
+RETIREMENT_TYPE = "application/vnd.yrd.retirement-order+proto"
+TONNE = 1_000_000
+_RETIRE_PURPOSES = (
+    transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
+    transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
+    transfer_pb2.TRANSFER_PURPOSE_CHARITABLE,
+)
 ANSWER_TYPE = "application/vnd.yrd.transfer-answer+proto"
 ACTIVE, RESERVED, RETIRED, CANCELLED = "active", "reserved", "retired", "cancelled"
 PROPOSED, COMPLETED, REJECTED, CANCELLED_T, EXPIRED = (
@@ -73,6 +84,10 @@ class RecognitionPolicy(Protocol):
         """None when recognised, else a human-readable reason."""
         ...
 
+    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
+        """The adjustment ratio ``region`` applies when the block offsets its ETS; None: 1."""
+        ...
+
 
 class AllowAllRecognition:
     """Every region recognises every unit: the stand-in until mutual recognition is enforced."""
@@ -84,6 +99,9 @@ class AllowAllRecognition:
         )
 
     def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
+        return None
+
+    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
         return None
 
 
@@ -138,6 +156,23 @@ class TransferView:
     blocks: tuple[BlockView, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RetirementView:
+    """A retirement and the blocks it consumed."""
+
+    name: str
+    retirement_id: str
+    holder_region: str
+    purpose: int
+    beneficiary: str
+    compliance_year: int
+    quantity_grams: int
+    credited_grams: int
+    ratio: Fraction
+    retired_at: dt.datetime
+    blocks: tuple[BlockView, ...]
+
+
 def _check(err: errors.DomainError, number: int) -> errors.DomainError:
     err.metadata.setdefault("check", str(number))
     return err
@@ -163,11 +198,13 @@ class LedgerService:
         clock: Clock = utc_now,
         recognition: RecognitionPolicy | None = None,
         proposal_ttl: dt.timedelta = dt.timedelta(hours=24),
+        ets_policies: Mapping[str, EtsOffsetPolicy] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.recognition = recognition or AllowAllRecognition()
         self.proposal_ttl = proposal_ttl
+        self.ets_policies = dict(ets_policies or {})
 
     # -- the signed request ---------------------------------------------------------------------
 
@@ -441,6 +478,209 @@ class LedgerService:
         return [
             _split(session, b, max(start, b.serial_start), min(end, b.serial_end)) for b in blocks
         ]
+
+    # -- retirement -----------------------------------------------------------------------------
+
+    def retire(self, caller: Identity, env: envelope_pb2.SignedEnvelope) -> RetirementView:
+        """Retire units the caller holds, for good (checks 1–5, and 7 for ETS offsets)."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            signed = self._open(session, caller, env, RETIREMENT_TYPE)
+            try:
+                order = transfer_service_pb2.RetirementOrder.FromString(signed.payload)
+            except DecodeError as exc:
+                raise errors.PayloadMalformed("payload is not a RetirementOrder") from exc
+            holder = caller.region
+            assert holder is not None
+            self._validate_order(order)
+            name = f"regions/{holder}/retirements/{order.retirement_id}"
+            request_sha = hashlib.sha256(signed.payload).digest()
+            existing = session.execute(
+                select(RetirementRow).where(RetirementRow.name == name)
+            ).scalar_one_or_none()
+            if existing is not None:
+                if existing.request_sha256 == request_sha:
+                    return self._retirement_view(session, existing)
+                raise _check(
+                    errors.RetirementIdReused(
+                        f"retirement id {order.retirement_id} was used for another request",
+                        metadata={"retirement": name},
+                    ),
+                    3,
+                )
+            self._chain_and_store(session, signed, now)
+            blocks = self._select(session, holder, order.units)
+            quantity = sum(b.serial_end - b.serial_start + 1 for b in blocks)
+            exact, outside = Fraction(0), Fraction(0)
+            ets = order.purpose == transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET
+            for block in blocks:
+                size = block.serial_end - block.serial_start + 1
+                ratio = Fraction(1)
+                if ets:
+                    reason = self.recognition.recognises(session, holder, block)
+                    if reason is not None:
+                        raise _check(
+                            errors.NotRecognised(
+                                f"{holder} does not recognise {block.project_name}: {reason}"
+                            ),
+                            5,
+                        )
+                    ratio = self.recognition.ets_ratio(session, holder, block) or Fraction(1)
+                exact += size * ratio
+                if block.origin_region != holder:
+                    outside += size * ratio
+            credited = math.floor(exact)
+            if ets:
+                self._check_ets(
+                    session, holder, order, quantity, credited, math.floor(outside), blocks
+                )
+            effective = exact / quantity
+            row = RetirementRow(
+                name=name,
+                retirement_id=order.retirement_id,
+                holder_region=holder,
+                purpose=order.purpose,
+                beneficiary=order.beneficiary.strip(),
+                compliance_year=order.compliance_year,
+                declared_obligation_grams=order.declared_obligation_grams,
+                quantity_grams=quantity,
+                outside_grams=math.floor(outside),
+                credited_grams=credited,
+                ratio_numerator=effective.numerator,
+                ratio_denominator=effective.denominator,
+                request_sha256=request_sha,
+                envelope_hash=signed.digest,
+                retired_at=now,
+            )
+            session.add(row)
+            for block in blocks:
+                block.state, block.retired_by = RETIRED, name
+            session.flush()
+            AuditLogRepository(session).append(
+                kind="units.retired",
+                subject=name,
+                actor_region=holder,
+                actor=caller.actor,
+                detail={
+                    "envelope_hash": signed.digest.hex(),
+                    "purpose": transfer_pb2.TransferPurpose.Name(order.purpose),
+                    "beneficiary": row.beneficiary,
+                    "compliance_year": row.compliance_year,
+                    "quantity_grams": quantity,
+                    "credited_grams": credited,
+                    "ratio": f"{effective.numerator}/{effective.denominator}",
+                    "rounding": str(exact - credited),
+                    "blocks": [[b.origin_region, b.serial_start, b.serial_end] for b in blocks],
+                },
+                now=now,
+            )
+            return self._retirement_view(session, row)
+
+    @staticmethod
+    def _validate_order(order: transfer_service_pb2.RetirementOrder) -> None:
+        problems: dict[str, str] = {}
+        if not order.retirement_id or len(order.retirement_id) > 120 or "/" in order.retirement_id:
+            problems["retirement_id"] = "required, at most 120 characters, no '/'"
+        if order.purpose not in _RETIRE_PURPOSES:
+            problems["purpose"] = "ETS_OFFSET, VOLUNTARY_NEUTRALITY or CHARITABLE"
+        if not order.beneficiary.strip():
+            problems["beneficiary"] = "required"
+        if order.units.WhichOneof("selection") is None:
+            problems["units"] = "serial ranges or a quantity are required"
+        if order.purpose == transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET:
+            if order.compliance_year < 2000:
+                problems["compliance_year"] = "required for an ETS offset"
+            if order.declared_obligation_grams <= 0:
+                problems["declared_obligation_grams"] = "required for an ETS offset"
+        if problems:
+            raise errors.InvalidArgument("invalid retirement order", field_errors=problems)
+
+    def _check_ets(
+        self,
+        session: Session,
+        region: str,
+        order: transfer_service_pb2.RetirementOrder,
+        quantity: int,
+        credited: int,
+        credited_outside: int,
+        blocks: Sequence[UnitBlockRow],
+    ) -> None:
+        """Check 7: the ETS region's offset policy."""
+        policy = self.ets_policies.get(region)
+        if policy is None:
+            raise _check(errors.EtsRegionWithoutPolicy(f"{region} runs no ETS offset policy"), 7)
+        if quantity % TONNE:
+            raise _check(
+                errors.EtsNotWholeTonnes(
+                    f"{quantity} g is not a whole number of tonnes",
+                    field_errors={"units": "whole tonnes only"},
+                ),
+                7,
+            )
+        if policy.vintage_window_years is not None:
+            lowest = order.compliance_year - policy.vintage_window_years
+            for block in blocks:
+                if not lowest <= block.vintage <= order.compliance_year:
+                    raise _check(
+                        errors.EtsVintageOutsideWindow(
+                            f"vintage {block.vintage} is outside {lowest}..{order.compliance_year}"
+                        ),
+                        7,
+                    )
+        earlier, earlier_outside = session.execute(
+            select(
+                func.coalesce(func.sum(RetirementRow.credited_grams), 0),
+                func.coalesce(func.sum(RetirementRow.outside_grams), 0),
+            ).where(
+                RetirementRow.holder_region == region,
+                RetirementRow.beneficiary == order.beneficiary.strip(),
+                RetirementRow.compliance_year == order.compliance_year,
+                RetirementRow.purpose == transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
+            )
+        ).one()
+        obligation = order.declared_obligation_grams
+        cap = Fraction(policy.max_share) * obligation
+        meta = {"earlier_grams": str(earlier), "cap_grams": str(math.floor(cap))}
+        if earlier + credited > cap:
+            raise _check(
+                errors.EtsCapExceeded(
+                    f"{earlier} g offset before + {credited} g now > {math.floor(cap)} g "
+                    f"({policy.max_share} of {obligation} g)",
+                    metadata=meta,
+                ),
+                7,
+            )
+        if policy.max_outside_share is not None:
+            outside_cap = Fraction(policy.max_outside_share) * obligation
+            if earlier_outside + credited_outside > outside_cap:
+                raise _check(
+                    errors.EtsOutsideCapExceeded(
+                        f"{earlier_outside + credited_outside} g from outside {region} > "
+                        f"{math.floor(outside_cap)} g",
+                    ),
+                    7,
+                )
+
+    @staticmethod
+    def _retirement_view(session: Session, row: RetirementRow) -> RetirementView:
+        blocks = session.execute(
+            select(UnitBlockRow)
+            .where(UnitBlockRow.retired_by == row.name)
+            .order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
+        ).scalars()
+        return RetirementView(
+            row.name,
+            row.retirement_id,
+            row.holder_region,
+            row.purpose,
+            row.beneficiary,
+            row.compliance_year,
+            row.quantity_grams,
+            row.credited_grams,
+            Fraction(row.ratio_numerator, row.ratio_denominator),
+            row.retired_at,
+            tuple(BlockView.of(b) for b in blocks),
+        )
 
     # -- answers --------------------------------------------------------------------------------
 
@@ -793,6 +1033,16 @@ def check_invariants(db: Database) -> InvariantReport:
             .all()
         )
         problems += [f"block {i} is not reserved but names a transfer" for i in stray]
+        unowned = (
+            session.execute(
+                select(UnitBlockRow.id).where(
+                    (UnitBlockRow.state == RETIRED) & UnitBlockRow.retired_by.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        problems += [f"retired block {i} names no retirement" for i in unowned]
         issued = dict(
             session.execute(
                 select(IssuanceRow.region, func.sum(IssuanceRow.quantity_grams)).group_by(

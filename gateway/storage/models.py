@@ -222,6 +222,8 @@ class UnitBlockRow(Base):
     holder_region: Mapped[str] = mapped_column(String(6))
     state: Mapped[str] = mapped_column(String(20))
     reserved_by: Mapped[str | None] = mapped_column(String(300), nullable=True, index=True)
+    retired_by: Mapped[str | None] = mapped_column(String(300), nullable=True, index=True)
+    """The retirement that consumed the block (retired blocks never move again)."""
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit_blocks.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -251,3 +253,31 @@ class TransferRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RetirementRow(Base):
+    """A retirement: units used for good (ETS offset, neutrality, charity)."""
+
+    __tablename__ = "retirements"
+    __table_args__ = (
+        UniqueConstraint("holder_region", "retirement_id"),
+        Index("ix_retirements_entity_year", "holder_region", "beneficiary", "compliance_year"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    retirement_id: Mapped[str] = mapped_column(String(120))
+    holder_region: Mapped[str] = mapped_column(String(6))
+    purpose: Mapped[int] = mapped_column(Integer)
+    beneficiary: Mapped[str] = mapped_column(String(300))
+    compliance_year: Mapped[int] = mapped_column(Integer)
+    declared_obligation_grams: Mapped[int] = mapped_column(BigInteger)
+    quantity_grams: Mapped[int] = mapped_column(BigInteger)
+    outside_grams: Mapped[int] = mapped_column(BigInteger)
+    """Of the quantity, grams issued outside the holder region (for the outside-region cap)."""
+    credited_grams: Mapped[int] = mapped_column(BigInteger)
+    ratio_numerator: Mapped[int] = mapped_column(BigInteger)
+    ratio_denominator: Mapped[int] = mapped_column(BigInteger)
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    retired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -300,6 +300,10 @@ class Retirement(_message.Message):
     BENEFICIARY_FIELD_NUMBER: _builtins.int
     COMPLIANCE_YEAR_FIELD_NUMBER: _builtins.int
     RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    CREDITED_GRAMS_FIELD_NUMBER: _builtins.int
+    RATIO_NUMERATOR_FIELD_NUMBER: _builtins.int
+    RATIO_DENOMINATOR_FIELD_NUMBER: _builtins.int
+    ROUNDING_REMAINDER_NUMERATOR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Global resource name: "regions/{holder_region}/retirements/{retirement_id}"."""
     retirement_id: _builtins.str
@@ -314,6 +318,14 @@ class Retirement(_message.Message):
     """Beneficiary (the compliance entity for an ETS offset)."""
     compliance_year: _builtins.int
     """Compliance year for an ETS offset; 0 otherwise."""
+    credited_grams: _builtins.int
+    """Offset credited for an ETS offset: floor(quantity × adjustment ratio), in grams."""
+    ratio_numerator: _builtins.int
+    """Numerator of the adjustment ratio applied (1 when none applies)."""
+    ratio_denominator: _builtins.int
+    """Denominator of the adjustment ratio applied (1 when none applies)."""
+    rounding_remainder_numerator: _builtins.int
+    """Grams lost to rounding down: quantity × ratio − credited, as numerator over ratio_denominator."""
     @_builtins.property
     def blocks(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.UnitBlock]:
         """Blocks retired."""
@@ -334,10 +346,14 @@ class Retirement(_message.Message):
         beneficiary: _builtins.str = ...,
         compliance_year: _builtins.int = ...,
         retire_time: _timestamp_pb2.Timestamp | None = ...,
+        credited_grams: _builtins.int = ...,
+        ratio_numerator: _builtins.int = ...,
+        ratio_denominator: _builtins.int = ...,
+        rounding_remainder_numerator: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retire_time", b"retire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "blocks", b"blocks", "compliance_year", b"compliance_year", "holder_region", b"holder_region", "name", b"name", "purpose", b"purpose", "quantity_grams", b"quantity_grams", "retire_time", b"retire_time", "retirement_id", b"retirement_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "blocks", b"blocks", "compliance_year", b"compliance_year", "credited_grams", b"credited_grams", "holder_region", b"holder_region", "name", b"name", "purpose", b"purpose", "quantity_grams", b"quantity_grams", "ratio_denominator", b"ratio_denominator", "ratio_numerator", b"ratio_numerator", "retire_time", b"retire_time", "retirement_id", b"retirement_id", "rounding_remainder_numerator", b"rounding_remainder_numerator"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

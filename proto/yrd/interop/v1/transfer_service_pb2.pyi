@@ -94,6 +94,7 @@ class RetirementOrder(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     BENEFICIARY_FIELD_NUMBER: _builtins.int
     COMPLIANCE_YEAR_FIELD_NUMBER: _builtins.int
+    DECLARED_OBLIGATION_GRAMS_FIELD_NUMBER: _builtins.int
     retirement_id: _builtins.str
     """Client-chosen id, the idempotency key."""
     purpose: _transfer_pb2.TransferPurpose.ValueType
@@ -102,6 +103,8 @@ class RetirementOrder(_message.Message):
     """Beneficiary; for an ETS offset, the compliance entity."""
     compliance_year: _builtins.int
     """Compliance year for an ETS offset."""
+    declared_obligation_grams: _builtins.int
+    """The compliance entity's declared obligation for that year, in grams (ETS offsets only)."""
     @_builtins.property
     def units(self) -> _transfer_pb2.UnitSelection:
         """Units to retire."""
@@ -114,10 +117,11 @@ class RetirementOrder(_message.Message):
         purpose: _transfer_pb2.TransferPurpose.ValueType = ...,
         beneficiary: _builtins.str = ...,
         compliance_year: _builtins.int = ...,
+        declared_obligation_grams: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["units", b"units"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "compliance_year", b"compliance_year", "purpose", b"purpose", "retirement_id", b"retirement_id", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "compliance_year", b"compliance_year", "declared_obligation_grams", b"declared_obligation_grams", "purpose", b"purpose", "retirement_id", b"retirement_id", "units", b"units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
