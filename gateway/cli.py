@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -467,3 +469,286 @@ def adapters_convert(
         print(data.decode(encoding))
     if failed:
         raise _fail(f"{failed} record(s) cannot be expressed exactly in the {target_region} format")
+
+
+# -- transfers and the ledger -------------------------------------------------------------------
+
+transfer_app = typer.Typer(
+    help="Two-phase cross-region transfers and retirements.", no_args_is_help=True
+)
+ledger_app = typer.Typer(help="The unit ledger.", no_args_is_help=True)
+app.add_typer(transfer_app, name="transfer")
+app.add_typer(ledger_app, name="ledger")
+
+PURPOSES = {
+    "transfer": 1,
+    "ets-offset": 2,
+    "voluntary-neutrality": 3,
+    "charitable": 4,
+}
+
+
+@contextmanager
+def _signing_registry(gateway: str, cert_dir: Path, region: str) -> Iterator[GatewayClient]:
+    """A registry client whose signer continues its saved chain (or the gateway's head)."""
+    from gateway.signer_state import load_state, save_state
+
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        try:
+            if not load_state(client.files, client.signer):
+                client.sync_signer()
+            yield client
+        except (DomainError, TransportError) as exc:
+            raise _fail(f"{getattr(exc, 'reason', '')} {exc}".strip()) from exc
+        finally:
+            save_state(client.files, client.signer)
+
+
+def _parse_ranges(ranges: list[str]) -> list[tuple[int, int]]:
+    out = []
+    for text in ranges:
+        start, sep, end = text.partition("-")
+        if not sep or not start.isdigit() or not end.isdigit():
+            raise _fail(f"--range takes START-END in grams, got {text!r}")
+        out.append((int(start), int(end)))
+    return out
+
+
+def _show_transfer(t: Any) -> None:
+    from google.protobuf import json_format
+
+    state = json_format.MessageToDict(t, preserving_proto_field_name=True)
+    blocks = state.pop("blocks", [])
+    table = Table("field", "value", title=t.name)
+    for key, value in state.items():
+        table.add_row(key, str(value))
+    for b in blocks:
+        serials = b["serials"]
+        table.add_row(
+            "block", f"{b['origin_region']} {serials['start']}..{serials['end']} {b['state']}"
+        )
+    console.print(table)
+
+
+@transfer_app.command("propose")
+def transfer_propose(
+    transfer_id: str,
+    region: RegionOpt,
+    to: Annotated[str, typer.Option("--to", help="Destination region code.")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    origin: Annotated[str, typer.Option(help="Origin region of the serial ranges.")] = "",
+    serial_range: Annotated[
+        list[str] | None, typer.Option("--range", help="START-END in grams (repeatable).")
+    ] = None,
+    project: Annotated[str, typer.Option(help="Project resource name, to take a quantity.")] = "",
+    vintage: Annotated[int, typer.Option(help="Vintage, with --project.")] = 0,
+    grams: Annotated[int, typer.Option(help="Quantity in grams, with --project.")] = 0,
+) -> None:
+    """Propose moving serial ranges (or a quantity of a project's vintage) to another region."""
+    ranges = _parse_ranges(serial_range or [])
+    with _signing_registry(gateway, cert_dir, region) as client:
+        t = client.propose_transfer(
+            transfer_id,
+            to,
+            origin=origin or region,
+            ranges=ranges,
+            project=project,
+            vintage=vintage,
+            quantity_grams=grams,
+        )
+    _show_transfer(t)
+
+
+def _answer(kind: str, name: str, region: str, gateway: str, cert_dir: Path, reason: str) -> None:
+    with _signing_registry(gateway, cert_dir, region) as client:
+        if kind == "accept":
+            t = client.accept_transfer(name)
+        elif kind == "reject":
+            t = client.reject_transfer(name, reason)
+        else:
+            t = client.cancel_transfer(name, reason)
+    _show_transfer(t)
+
+
+@transfer_app.command("accept")
+def transfer_accept(
+    name: str,
+    region: RegionOpt,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Accept a transfer proposed to your region: its units move to you."""
+    _answer("accept", name, region, gateway, cert_dir, "")
+
+
+@transfer_app.command("reject")
+def transfer_reject(
+    name: str,
+    region: RegionOpt,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Reject a transfer proposed to your region: its units are released."""
+    _answer("reject", name, region, gateway, cert_dir, reason)
+
+
+@transfer_app.command("cancel")
+def transfer_cancel(
+    name: str,
+    region: RegionOpt,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Cancel your own pending proposal."""
+    _answer("cancel", name, region, gateway, cert_dir, reason)
+
+
+@transfer_app.command("retire")
+def transfer_retire(
+    retirement_id: str,
+    region: RegionOpt,
+    purpose: Annotated[str, typer.Option(help="ets-offset, voluntary-neutrality or charitable.")],
+    beneficiary: Annotated[str, typer.Option(help="Beneficiary (the compliance entity for ETS).")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    origin: Annotated[str, typer.Option(help="Origin region of the serial ranges.")] = "",
+    serial_range: Annotated[
+        list[str] | None, typer.Option("--range", help="START-END in grams (repeatable).")
+    ] = None,
+    compliance_year: Annotated[int, typer.Option(help="ETS compliance year.")] = 0,
+    obligation_grams: Annotated[int, typer.Option(help="Entity's declared obligation, grams.")] = 0,
+) -> None:
+    """Retire units your region holds, for good."""
+    if purpose not in PURPOSES or purpose == "transfer":
+        raise _fail("--purpose is ets-offset, voluntary-neutrality or charitable")
+    with _signing_registry(gateway, cert_dir, region) as client:
+        r = client.retire(
+            retirement_id,
+            PURPOSES[purpose],  # type: ignore[arg-type]
+            beneficiary,
+            origin=origin or region,
+            ranges=_parse_ranges(serial_range or []),
+            compliance_year=compliance_year,
+            declared_obligation_grams=obligation_grams,
+        )
+    console.print(
+        f"retired {r.quantity_grams:,} g as {r.name}; credited {r.credited_grams:,} g "
+        f"(ratio {r.ratio_numerator}/{r.ratio_denominator})"
+    )
+
+
+@transfer_app.command("show")
+def transfer_show(
+    name: str,
+    region: RegionOpt = "310000",
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Show one transfer."""
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        try:
+            t = client.get_transfer(name)
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+    _show_transfer(t)
+
+
+@transfer_app.command("list")
+def transfer_list(
+    region: RegionOpt = "310000",
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    source: Annotated[str, typer.Option(help="Only from this region.")] = "",
+    destination: Annotated[str, typer.Option(help="Only to this region.")] = "",
+) -> None:
+    """List transfers."""
+    from yrd.interop.v1 import transfer_pb2, transfer_service_pb2
+
+    table = Table("transfer", "from", "to", "grams", "state")
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        token = ""
+        try:
+            while True:
+                page = client.call(
+                    client.transfers.ListTransfers,
+                    transfer_service_pb2.ListTransfersRequest(
+                        source_region=source,
+                        destination_region=destination,
+                        page_size=500,
+                        page_token=token,
+                    ),
+                )
+                for t in page.transfers:
+                    state = transfer_pb2.TransferState.Name(t.state).removeprefix("TRANSFER_STATE_")
+                    table.add_row(
+                        t.name,
+                        t.source_region,
+                        t.destination_region,
+                        f"{t.quantity_grams:,}",
+                        state,
+                    )
+                token = page.next_page_token
+                if not token:
+                    break
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+    console.print(table)
+
+
+@ledger_app.command("holdings")
+def ledger_holdings(
+    region: RegionOpt,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """The blocks a region holds, with totals per origin and state."""
+    from yrd.interop.v1 import records_pb2
+
+    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        try:
+            blocks = client.holdings(region)
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+    table = Table("origin", "project", "vintage", "serials", "grams", "state")
+    totals: dict[tuple[str, str], int] = {}
+    for b in blocks:
+        state = records_pb2.UnitBlockState.Name(b.state).removeprefix("UNIT_BLOCK_STATE_").lower()
+        size = b.serials.end - b.serials.start + 1
+        totals[(b.origin_region, state)] = totals.get((b.origin_region, state), 0) + size
+        table.add_row(
+            b.origin_region,
+            b.project,
+            str(b.vintage),
+            f"{b.serials.start}..{b.serials.end}",
+            f"{size:,}",
+            state,
+        )
+    console.print(table)
+    for (origin, state), grams in sorted(totals.items()):
+        console.print(f"{region} holds {grams:,} g from {origin}, {state}")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (default: the configuration's).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the ledger's invariants on the database; exits 2 and lists the problems if any fail."""
+    from gateway.services.ledger import check_invariants
+
+    settings = load_settings(config, **({"database_url": database_url} if database_url else {}))
+    db = Database.from_url(settings.database_url)
+    try:
+        report = check_invariants(db)
+    finally:
+        db.dispose()
+    if not report.ok:
+        for problem in report.problems:
+            err_console.print(f"  {problem}", highlight=False)
+        raise _fail(f"{len(report.problems)} invariant violation(s)", 2)
+    console.print("ledger invariants hold")

@@ -94,10 +94,11 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                     "(both in the audit log)"
                 )
             failures += _exchange(console, clients)
+            failures += _transfers(console, clients[0], clients[3])
             check = verify_remote_log(sh)
             failures += not check.ok
             console.print(
-                f"[bold]8.[/bold] audit log verified end to end by 310000: "
+                f"[bold]10.[/bold] audit log verified end to end by 310000: "
                 f"{'OK' if check.ok else 'FAILED ' + check.problem}, {check.entries} entries, "
                 f"head {check.head_hash.hex()[:16]}…"
             )
@@ -105,7 +106,7 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 client.close()
         finally:
             server.stop(grace=1.0)
-        console.print("[bold]9.[/bold] gateway stopped gracefully")
+        console.print("[bold]11.[/bold] gateway stopped gracefully")
         if failures:
             console.print(f"[red]demo finished with {failures} failure(s)[/red]")
             return 1
@@ -156,4 +157,65 @@ def _exchange(console: Console, clients: list[GatewayClient]) -> int:
         "checks every origin signature itself:"
     )
     console.print(table)
+    return failures
+
+
+def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
+    """Steps 8 and 9: Anhui → Shanghai transfer, accepted, partly retired as an ETS offset."""
+    from yrd.interop.v1 import transfer_pb2
+
+    failures = 0
+    # Anhui's PV issuance AH-QF-2025-0101: 373.01 t on gram serials 1,000..373,010,999.
+    proposal = ah.propose_transfer(
+        "ah-sh-2025-001", "310000", origin="340000", ranges=[(1_000, 50_000_999)]
+    )
+    done = sh.accept_transfer(proposal.name)
+    failures += done.state != transfer_pb2.TRANSFER_STATE_COMPLETED
+    console.print(
+        f"[bold]8.[/bold] Anhui proposes {proposal.quantity_grams:,} g of its PV issuance to "
+        "Shanghai "
+        f"({proposal.name}); Shanghai accepts: "
+        f"{transfer_pb2.TransferState.Name(done.state).removeprefix('TRANSFER_STATE_')}"
+    )
+    retired = sh.retire(
+        "sh-ets-2025-001",
+        transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
+        "上海某钢铁有限公司",
+        origin="340000",
+        ranges=[(1_000, 10_000_999)],
+        compliance_year=2025,
+        declared_obligation_grams=1_000 * 1_000_000,
+    )
+    console.print(
+        f"[bold]9.[/bold] Shanghai retires {retired.quantity_grams:,} g as an ETS offset for "
+        f"{retired.beneficiary} (2025): credited {retired.credited_grams:,} g"
+    )
+    refusals = [
+        (
+            "Anhui proposes serials it no longer holds",
+            lambda: ah.propose_transfer(
+                "ah-sh-2025-002", "310000", origin="340000", ranges=[(1_000, 1_999)]
+            ),
+        ),
+        (
+            "Shanghai retires 0.5 t as an ETS offset",
+            lambda: sh.retire(
+                "sh-ets-2025-002",
+                transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
+                "上海某钢铁有限公司",
+                origin="340000",
+                ranges=[(10_001_000, 10_500_999)],
+                compliance_year=2025,
+                declared_obligation_grams=1_000 * 1_000_000,
+            ),
+        ),
+    ]
+    for label, attempt in refusals:
+        try:
+            attempt()
+            failures += 1
+            console.print(f"   [red]{label}: accepted, but should have been refused[/red]")
+        except DomainError as exc:
+            check = exc.metadata.get("check", "?")
+            console.print(f"   {label}: refused by check {check}, {exc.code.name} / {exc.reason}")
     return failures
