@@ -5,6 +5,7 @@ registry clients, and a walk through everything that works so far.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -190,7 +191,7 @@ def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
         f"[bold]9.[/bold] Shanghai retires {retired.quantity_grams:,} g as an ETS offset for "
         f"{retired.beneficiary} (2025): credited {retired.credited_grams:,} g"
     )
-    refusals = [
+    refusals: list[tuple[str, Callable[[], object]]] = [
         (
             "Anhui proposes serials it no longer holds",
             lambda: ah.propose_transfer(
