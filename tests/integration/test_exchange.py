@@ -5,63 +5,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
 from yrd.interop.v1 import envelope_pb2, registry_service_pb2
 
 from gateway.client import EnvelopeSigner, GatewayClient, envelope_signature_ok
-from gateway.config import GatewaySettings
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, load_signing_key, load_signing_public_key
 from gateway.server import GatewayServer
-from gateway.storage.db import Database
-from gateway.storage.models import AuditEntryRow, EnvelopeRow, IssuanceRow, RecordRow, UnitBlockRow
+from tests.integration.conftest import counts, publish_samples
 
 REGIONS = ("310000", "320000", "330000", "340000")
 TOTAL_SAMPLE_RECORDS = 3 * 3 + 6  # Anhui's CSV files carry two rows each
-
-
-@pytest.fixture
-def server(pki: PKIDir, database: Database, tmp_path: Path) -> Iterator[GatewayServer]:
-    settings = GatewaySettings(
-        listen="127.0.0.1:0", cert_dir=pki.root, metrics_listen="", log_level="warning"
-    )
-    gw = GatewayServer(settings, db=database)
-    gw.start()
-    yield gw
-    gw.stop(grace=0.5)
-
-
-@pytest.fixture
-def client_for(server: GatewayServer, pki: PKIDir) -> Iterator[Callable[..., GatewayClient]]:
-    opened: list[GatewayClient] = []
-
-    def make(region: str, role: Role = Role.REGISTRY, name: str | None = None) -> GatewayClient:
-        c = GatewayClient(f"127.0.0.1:{server.port}", pki, region=region, role=role, name=name)
-        opened.append(c)
-        return c
-
-    yield make
-    for c in opened:
-        c.close()
-
-
-def counts(db: Database) -> dict[str, int]:
-    with db.transaction() as s:
-        return {
-            model.__tablename__: s.execute(select(func.count()).select_from(model)).scalar_one()
-            for model in (EnvelopeRow, RecordRow, AuditEntryRow, IssuanceRow, UnitBlockRow)
-        }
-
-
-def publish_samples(client_for: Callable[..., GatewayClient]) -> None:
-    for region in REGIONS:
-        results = client_for(region).publish(sample_documents(region))
-        assert [r.accepted for r in results] == [True, True, True], [r.message for r in results]
 
 
 def test_samples_published_and_every_subscriber_gets_them(
