@@ -92,11 +92,15 @@ class RecognitionPolicy(Protocol):
 class AllowAllRecognition:
     """Every region recognises every unit: the stand-in until mutual recognition is enforced."""
 
+    _announced = False
+
     def __init__(self) -> None:
-        log.warning(
-            "recognition.allow_all",
-            detail="check 5 (destination recognises the units) passes every transfer",
-        )
+        if not AllowAllRecognition._announced:  # once per process, not once per service
+            AllowAllRecognition._announced = True
+            log.warning(
+                "recognition.allow_all",
+                detail="check 5 (destination recognises the units) passes every transfer",
+            )
 
     def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
         return None
