@@ -310,3 +310,56 @@ def test_adapters_list_and_convert(tmp_path: Path) -> None:
     bad.write_text('{"record_type": "issuance", "reduction_tco2e": 1}')
     refused = run("adapters", "convert", "--region", "310000", str(bad), check=False)
     assert refused.returncode == 1 and "reduction_tco2e" in refused.stderr
+
+
+def test_transfer_and_ledger_commands(served: Served, pki_dir: Path) -> None:
+    common = ["--gateway", served.target, "--cert-dir", str(pki_dir)]
+    files = [str(SAMPLES / f"340000-{k}.csv") for k in ("methodology", "project", "issuance")]
+    run("registry", "publish", "--region", "340000", *common, *files)
+    proposed = run(
+        "transfer",
+        "propose",
+        "t-cli-1",
+        "--region",
+        "340000",
+        "--to",
+        "310000",
+        "--range",
+        "1000-2000999",
+        *common,
+    )
+    assert "TRANSFER_STATE_PROPOSED" in proposed.stdout
+    name = "regions/340000/transfers/t-cli-1"
+    wrong = run("transfer", "accept", name, "--region", "320000", *common, check=False)
+    assert wrong.returncode == 1 and "CALLER_NOT_DESTINATION" in wrong.stderr
+    accepted = run("transfer", "accept", name, "--region", "310000", *common)
+    assert "TRANSFER_STATE_COMPLETED" in accepted.stdout
+    listed = run("transfer", "list", *common)
+    assert name in listed.stdout and "COMPLETED" in listed.stdout
+    holdings = run("ledger", "holdings", "--region", "310000", *common)
+    assert "310000 holds 2,000,000 g from 340000, active" in holdings.stdout
+    retired = run(
+        "transfer",
+        "retire",
+        "r-cli-1",
+        "--region",
+        "310000",
+        "--purpose",
+        "ets-offset",
+        "--beneficiary",
+        "上海某钢铁有限公司",
+        "--origin",
+        "340000",
+        "--range",
+        "1000-1000999",
+        "--compliance-year",
+        "2025",
+        "--obligation-grams",
+        "100000000",
+        *common,
+    )
+    assert "credited 1,000,000 g" in retired.stdout
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=20) == 0
+    check = run("ledger", "check", "--database-url", served.database)
+    assert "ledger invariants hold" in check.stdout

@@ -403,3 +403,56 @@ def test_voluntary_retirement_needs_no_ets_policy(world: World) -> None:
     )
     assert r.quantity_grams == 501 and r.credited_grams == 501
     world.invariants()
+
+
+def test_check_2_bad_signature_refuses_and_changes_nothing(world: World) -> None:
+    body = transfer_service_pb2.TransferProposal(
+        transfer_id="sig",
+        destination_region=SH,
+        units=transfer_pb2.UnitSelection(
+            ranges=transfer_pb2.SerialRanges(
+                origin_region=AH, ranges=[records_pb2.SerialRange(start=1_000, end=1_999)]
+            )
+        ),
+    ).SerializeToString()
+    head = world.signers[AH].head()
+    env = world.envelope(AH, PROPOSAL_TYPE, body)
+    env.signature = bytes([env.signature[0] ^ 1]) + env.signature[1:]
+    before = world.snapshot()
+    with pytest.raises(errors.SignatureInvalid) as info:
+        world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+    assert info.value.metadata["check"] == "2"
+    assert world.snapshot() == before
+    world.signers[AH].rewind(*head)
+    with pytest.raises(
+        errors.SigningKeyWrongRegion
+    ) as wrong:  # Shanghai's key, Anhui's certificate
+        world.ledger.propose(Identity(Role.REGISTRY, AH), world.envelope(SH, PROPOSAL_TYPE, body))
+    assert wrong.value.metadata["check"] == "2"
+    assert world.snapshot() == before
+
+
+class _OnlyOrigin:
+    """A recognition policy under which no region recognises another's units (configuration, not
+    a mock: the stance of a region that has recognised nothing yet)."""
+
+    def recognises(self, session: object, region: str, block: UnitBlockRow) -> str | None:
+        return None if region == block.origin_region else "no recognition in force"
+
+    def ets_ratio(self, session: object, region: str, block: UnitBlockRow) -> None:
+        return None
+
+
+def test_check_5_destination_must_recognise_on_propose_and_on_accept(world: World) -> None:
+    pending = world.propose(AH, "before", SH, [(1_000, 1_999)]).name  # allowed when proposed
+    world.ledger.recognition = _OnlyOrigin()  # the recognition is revoked
+    before = world.snapshot()
+    with pytest.raises(errors.NotRecognised) as info:
+        world.propose(AH, "after", SH, [(2_000, 2_999)])
+    assert info.value.metadata["check"] == "5"
+    with pytest.raises(errors.NotRecognised) as at_accept:
+        world.answer("accept", SH, pending)
+    assert at_accept.value.metadata["check"] == "5"
+    assert world.snapshot() == before
+    world.answer("reject", SH, pending, "no longer recognised")  # the destination can still reject
+    world.invariants()
