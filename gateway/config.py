@@ -92,6 +92,16 @@ class GatewaySettings(BaseSettings):
     )
     """ETS regions and their offset policies; retiring as ETS_OFFSET elsewhere is refused."""
 
+    recognition_enforced: bool = True
+    """Transfers and ETS offsets need the destination's recognition (check 5); False lets every
+    region accept every unit (a stand-in for tests and migrations, logged at start)."""
+
+    recognition_approvals: dict[str, int] = Field(default_factory=lambda: {"310000": 2})
+    """Distinct administrators of a recognising region who must approve (others: 1)."""
+
+    delta_wide_needs_every_region: bool = False
+    """Whether a delta-wide recognition is in force only once every region approved it."""
+
     proposal_ttl_s: float = Field(default=24 * 3600, gt=0)
     """How long a transfer proposal waits for the destination's answer before it expires."""
 

@@ -95,11 +95,15 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                     "(both in the audit log)"
                 )
             failures += _exchange(console, clients)
-            failures += _transfers(console, clients[0], clients[3])
+            with (
+                GatewayClient(target, pki, region="310000", role=Role.ADMIN, name="admin-a") as a,
+                GatewayClient(target, pki, region="310000", role=Role.ADMIN, name="admin-b") as b,
+            ):
+                failures += _recognition_and_transfers(console, clients[0], clients[3], a, b)
             check = verify_remote_log(sh)
             failures += not check.ok
             console.print(
-                f"[bold]10.[/bold] audit log verified end to end by 310000: "
+                f"[bold]11.[/bold] audit log verified end to end by 310000: "
                 f"{'OK' if check.ok else 'FAILED ' + check.problem}, {check.entries} entries, "
                 f"head {check.head_hash.hex()[:16]}…"
             )
@@ -107,7 +111,7 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 client.close()
         finally:
             server.stop(grace=1.0)
-        console.print("[bold]11.[/bold] gateway stopped gracefully")
+        console.print("[bold]12.[/bold] gateway stopped gracefully")
         if failures:
             console.print(f"[red]demo finished with {failures} failure(s)[/red]")
             return 1
@@ -161,11 +165,53 @@ def _exchange(console: Console, clients: list[GatewayClient]) -> int:
     return failures
 
 
-def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
-    """Steps 8 and 9: Anhui → Shanghai transfer, accepted, partly retired as an ETS offset."""
-    from yrd.interop.v1 import transfer_pb2
+def _recognition_and_transfers(
+    console: Console,
+    sh: GatewayClient,
+    ah: GatewayClient,
+    admin_a: GatewayClient,
+    admin_b: GatewayClient,
+) -> int:
+    """Steps 8–10: recognition with its assessment and quorum, a transfer and an ETS offset,
+    and a revocation failing a pending transfer."""
+    from yrd.interop.v1 import recognition_pb2, transfer_pb2
 
     failures = 0
+    try:
+        ah.propose_transfer("ah-sh-2025-000", "310000", origin="340000", ranges=[(1_000, 1_999)])
+        failures += 1
+    except DomainError as exc:
+        console.print(
+            f"[bold]8.[/bold] before any recognition, Anhui → Shanghai is refused: check "
+            f"{exc.metadata.get('check')} {exc.reason}"
+        )
+    (rec,) = ah.request_recognition(
+        "regions/340000/methodologies/AH-FFX-PV-2024-02", version="1", regions=["310000"]
+    )
+    table = Table("parameter", "Anhui (filed)", "Shanghai (filed)", "normalised", "differs")
+    for p in rec.assessment.parameters:
+        table.add_row(
+            p.code,
+            f"{p.subject.value} {p.subject.unit}",
+            f"{p.counterpart.value} {p.counterpart.unit}",
+            f"{p.subject_normalised} vs {p.counterpart_normalised} {p.normalised_unit}",
+            "yes" if p.differs else "no",
+        )
+    console.print("   Anhui asks Shanghai to recognise its PV methodology; the assessment:")
+    console.print(table)
+    r = rec.assessment.suggested_ratio
+    console.print(
+        f"   suggested ETS adjustment ratio {r.numerator}/{r.denominator}; "
+        f"{rec.required_approvals} Shanghai approvals needed"
+    )
+    admin_a.approve_recognition(
+        rec.name, "电网排放因子差异已审阅 / grid factor difference reviewed"
+    )
+    rec = admin_b.approve_recognition(rec.name, "同意互认 / approved")
+    state = recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
+    failures += rec.state != recognition_pb2.RECOGNITION_STATE_APPROVED
+    console.print(f"   admin-a and admin-b of Shanghai approve (signed): {state}")
+
     # Anhui's PV issuance AH-QF-2025-0101: 373.01 t on gram serials 1,000..373,010,999.
     proposal = ah.propose_transfer(
         "ah-sh-2025-001", "310000", origin="340000", ranges=[(1_000, 50_000_999)]
@@ -173,7 +219,7 @@ def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
     done = sh.accept_transfer(proposal.name)
     failures += done.state != transfer_pb2.TRANSFER_STATE_COMPLETED
     console.print(
-        f"[bold]8.[/bold] Anhui proposes {proposal.quantity_grams:,} g of its PV issuance to "
+        f"[bold]9.[/bold] Anhui proposes {proposal.quantity_grams:,} g of its PV issuance to "
         "Shanghai "
         f"({proposal.name}); Shanghai accepts: "
         f"{transfer_pb2.TransferState.Name(done.state).removeprefix('TRANSFER_STATE_')}"
@@ -188,7 +234,7 @@ def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
         declared_obligation_grams=1_000 * 1_000_000,
     )
     console.print(
-        f"[bold]9.[/bold] Shanghai retires {retired.quantity_grams:,} g as an ETS offset for "
+        f"   Shanghai retires {retired.quantity_grams:,} g as an ETS offset for "
         f"{retired.beneficiary} (2025): credited {retired.credited_grams:,} g"
     )
     refusals: list[tuple[str, Callable[[], object]]] = [
@@ -219,4 +265,17 @@ def _transfers(console: Console, sh: GatewayClient, ah: GatewayClient) -> int:
         except DomainError as exc:
             check = exc.metadata.get("check", "?")
             console.print(f"   {label}: refused by check {check}, {exc.code.name} / {exc.reason}")
+    pending = ah.propose_transfer(
+        "ah-sh-2025-003", "310000", origin="340000", ranges=[(60_001_000, 70_000_999)]
+    )
+    admin_a.revoke_recognition(rec.name, "参数复核 / parameters under review")
+    try:
+        sh.accept_transfer(pending.name)
+        failures += 1
+    except DomainError as exc:
+        console.print(
+            f"[bold]10.[/bold] Shanghai revokes the recognition; accepting the pending "
+            f"{pending.name} now fails: check {exc.metadata.get('check')} {exc.reason}"
+        )
+    sh.reject_transfer(pending.name, "recognition revoked")
     return failures

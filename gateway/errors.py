@@ -399,3 +399,42 @@ def all_error_classes() -> list[type[DomainError]]:
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return list(reversed(found))
+
+
+# --- Mutual recognition: the domain package's errors, each with its gRPC code ---------------
+
+_KIND_BASE: dict[str, type[DomainError]] = {
+    "invalid_argument": InvalidArgument,
+    "permission_denied": PermissionDenied,
+    "failed_precondition": FailedPrecondition,
+    "not_found": NotFound,
+    "already_exists": AlreadyExists,
+}
+
+
+def _recognition_classes() -> dict[str, type[DomainError]]:
+    from mutual_recognition.errors import all_error_classes as domain_classes
+
+    known = {cls.reason: cls for cls in all_error_classes()}
+    made: dict[str, type[DomainError]] = {}
+    for domain in domain_classes():
+        base = _KIND_BASE[domain.kind]
+        existing = known.get(domain.reason)
+        if existing is not None and issubclass(existing, base):
+            made[domain.reason] = existing  # the same reason, already a gateway error
+            continue
+        made[domain.reason] = type(
+            domain.__name__, (base,), {"reason": domain.reason, "__doc__": domain.__doc__}
+        )
+    return made
+
+
+RECOGNITION_ERRORS = _recognition_classes()
+"""Reason → gateway error class for every mutual_recognition error."""
+
+
+def from_recognition_error(exc: Exception) -> DomainError:
+    """The gateway error for a mutual_recognition error (same reason, message and metadata)."""
+    reason = getattr(exc, "reason", "")
+    cls = RECOGNITION_ERRORS.get(reason, FailedPrecondition)
+    return cls(str(getattr(exc, "message", exc)), metadata=dict(getattr(exc, "metadata", {})))

@@ -18,6 +18,7 @@ from yrd.interop.v1 import (
     key_service_pb2,
     key_service_pb2_grpc,
     recognition_service_pb2,
+    recognition_service_pb2_grpc,
     reconciliation_service_pb2,
     registry_service_pb2,
     registry_service_pb2_grpc,
@@ -33,6 +34,7 @@ from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
 from gateway.rpc.servicers import (
     AuditServicer,
     KeyServicer,
+    RecognitionServicer,
     RegistryServicer,
     TransferServicer,
     not_yet_served,
@@ -43,6 +45,7 @@ from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import LedgerService
+from gateway.services.recognition import EnforcedRecognition, RecognitionService
 from gateway.storage.db import Database
 
 log = structlog.get_logger("yrdgw.server")
@@ -92,9 +95,22 @@ class GatewayServer:
         self.keys = KeyDirectory(self.db, clock)
         self.audit = AuditReader(self.db, load_signing_key(self.pki.gateway().signing_key), clock)
         self.exchange = ExchangeService(self.db, adapters or default_registry, clock)
+        import mutual_recognition as mr
+
+        self.recognition = RecognitionService(
+            self.db,
+            mr.ApprovalPolicy(
+                approvals=dict(settings.recognition_approvals),
+                delta_wide_needs_every_region=settings.delta_wide_needs_every_region,
+            ),
+            clock,
+        )
         self.ledger = LedgerService(
             self.db,
             clock,
+            recognition=EnforcedRecognition(self.recognition)
+            if settings.recognition_enforced
+            else None,
             proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
             ets_policies=settings.ets_offset_policies,
         )
@@ -135,6 +151,9 @@ class GatewayServer:
             add_to_server(servicer, server)
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.exchange), server
+        )
+        recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
+            RecognitionServicer(self.recognition), server
         )
         transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(
             TransferServicer(self.ledger), server

@@ -5,18 +5,22 @@ from __future__ import annotations
 import datetime as dt
 
 from google.protobuf import timestamp_pb2
+from sqlalchemy import select
 from yrd.interop.v1 import (
     audit_pb2,
     key_service_pb2,
+    recognition_pb2,
     records_pb2,
     registry_service_pb2,
     transfer_pb2,
 )
 
+import mutual_recognition as mr
 from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
 from gateway.services.keys import SigningKey
 from gateway.services.ledger import STATE_PROTO, BlockView, RetirementView, TransferView
-from gateway.storage.models import AuditEntryRow
+from gateway.storage.db import Database
+from gateway.storage.models import AuditEntryRow, EnvelopeRow
 
 
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -147,3 +151,63 @@ def retirement(r: RetirementView) -> transfer_pb2.Retirement:
         # quantity × ratio − credited is a multiple of 1/ratio.denominator.
         rounding_remainder_numerator=int((exact - r.credited_grams) * r.ratio.denominator),
     )
+
+
+_RECOGNITION_STATE = {
+    "requested": recognition_pb2.RECOGNITION_STATE_REQUESTED,
+    "approved": recognition_pb2.RECOGNITION_STATE_APPROVED,
+    "rejected": recognition_pb2.RECOGNITION_STATE_REJECTED,
+    "revoked": recognition_pb2.RECOGNITION_STATE_REVOKED,
+    "expired": recognition_pb2.RECOGNITION_STATE_EXPIRED,
+}
+
+
+def recognition(
+    rec: mr.Recognition, assessment: bytes, db: Database
+) -> recognition_pb2.Recognition:
+    """The proto form of a recognition, with each decision's signed envelope attached."""
+    state = mr.effective_state(rec, dt.datetime.now(dt.UTC))
+    msg = recognition_pb2.Recognition(
+        name=rec.name,
+        subject=rec.subject.name,
+        requesting_region=rec.requesting_region,
+        recognising_region=rec.recognising_region,
+        state=_RECOGNITION_STATE[state.value],
+        required_approvals=rec.required_approvals,
+        assessment=recognition_pb2.EquivalenceAssessment.FromString(assessment),
+        request_time=timestamp(rec.requested_at),
+        revoke_reason=rec.revoke_reason or "",
+    )
+    c = rec.conditions
+    msg.conditions.vintage_from = c.vintage_from or 0
+    msg.conditions.vintage_to = c.vintage_to or 0
+    if c.ets_adjustment_ratio is not None:
+        msg.conditions.ets_adjustment_ratio.numerator = c.ets_adjustment_ratio.numerator
+        msg.conditions.ets_adjustment_ratio.denominator = c.ets_adjustment_ratio.denominator
+    if c.expire_date is not None:
+        day = c.expire_date
+        msg.conditions.expire_date.year, msg.conditions.expire_date.month = day.year, day.month
+        msg.conditions.expire_date.day = day.day
+    if rec.revoked_at is not None:
+        msg.revoke_time.CopyFrom(timestamp(rec.revoked_at))
+    hashes = [d.envelope for d in rec.decisions if d.envelope]
+    envelopes: dict[bytes, EnvelopeRow] = {}
+    if hashes:
+        with db.transaction() as session:
+            for row in session.execute(
+                select(EnvelopeRow).where(EnvelopeRow.envelope_hash.in_(hashes))
+            ).scalars():
+                envelopes[row.envelope_hash] = row
+    for d in rec.decisions:
+        item = msg.decisions.add(
+            region=d.region,
+            admin=d.admin,
+            verdict=recognition_pb2.VERDICT_APPROVE
+            if d.verdict is mr.DecisionVerdict.APPROVE
+            else recognition_pb2.VERDICT_REJECT,
+            comment=d.comment,
+            decide_time=timestamp(d.decided_at),
+        )
+        if d.envelope in envelopes:
+            fill_envelope(item.envelope, envelopes[d.envelope])
+    return msg

@@ -16,6 +16,8 @@ from yrd.interop.v1 import (
     audit_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
+    recognition_pb2,
+    recognition_service_pb2,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
     records_pb2,
@@ -25,6 +27,7 @@ from yrd.interop.v1 import (
     transfer_service_pb2_grpc,
 )
 
+import mutual_recognition as mr
 from gateway.errors import CursorInvalid, InvalidArgument
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
@@ -32,6 +35,7 @@ from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import STATE_PROTO, LedgerService
+from gateway.services.recognition import RecognitionService
 
 
 class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
@@ -273,7 +277,90 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
 
 
 class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceServicer):
-    """RecognitionService: mutual recognition (served by the recognition issue)."""
+    """RecognitionService over the gateway's RecognitionService."""
+
+    def __init__(self, service: RecognitionService) -> None:
+        self._service = service
+
+    def _message(self, found: tuple[mr.Recognition, bytes]) -> recognition_pb2.Recognition:
+        return convert.recognition(found[0], found[1], self._service.db)
+
+    def RequestRecognition(
+        self,
+        request: recognition_service_pb2.RequestRecognitionRequest,
+        context: grpc.ServicerContext,
+    ) -> recognition_service_pb2.RequestRecognitionResponse:
+        made = self._service.request(peer_identity(context), request.envelope)
+        return recognition_service_pb2.RequestRecognitionResponse(
+            recognitions=[self._message(m) for m in made]
+        )
+
+    def ApproveRecognition(
+        self,
+        request: recognition_service_pb2.ApproveRecognitionRequest,
+        context: grpc.ServicerContext,
+    ) -> recognition_service_pb2.ApproveRecognitionResponse:
+        found = self._service.approve(peer_identity(context), request.envelope)
+        return recognition_service_pb2.ApproveRecognitionResponse(recognition=self._message(found))
+
+    def RejectRecognition(
+        self,
+        request: recognition_service_pb2.RejectRecognitionRequest,
+        context: grpc.ServicerContext,
+    ) -> recognition_service_pb2.RejectRecognitionResponse:
+        found = self._service.reject(peer_identity(context), request.envelope)
+        return recognition_service_pb2.RejectRecognitionResponse(recognition=self._message(found))
+
+    def RevokeRecognition(
+        self,
+        request: recognition_service_pb2.RevokeRecognitionRequest,
+        context: grpc.ServicerContext,
+    ) -> recognition_service_pb2.RevokeRecognitionResponse:
+        found = self._service.revoke(peer_identity(context), request.envelope)
+        return recognition_service_pb2.RevokeRecognitionResponse(recognition=self._message(found))
+
+    def GetRecognition(
+        self, request: recognition_service_pb2.GetRecognitionRequest, context: grpc.ServicerContext
+    ) -> recognition_service_pb2.GetRecognitionResponse:
+        found = self._service.get(request.name)
+        return recognition_service_pb2.GetRecognitionResponse(recognition=self._message(found))
+
+    def ListRecognitions(
+        self,
+        request: recognition_service_pb2.ListRecognitionsRequest,
+        context: grpc.ServicerContext,
+    ) -> recognition_service_pb2.ListRecognitionsResponse:
+        state = ""
+        if request.state:
+            state = (
+                recognition_pb2.RecognitionState.Name(request.state)
+                .removeprefix("RECOGNITION_STATE_")
+                .lower()
+            )
+        found, after = self._service.list_recognitions(
+            recognising=request.recognising_region,
+            requesting=request.requesting_region,
+            state=state,
+            page_size=request.page_size,
+            after=request.page_token,
+        )
+        return recognition_service_pb2.ListRecognitionsResponse(
+            recognitions=[self._message(f) for f in found], next_page_token=after
+        )
+
+    def CheckRecognized(
+        self, request: recognition_service_pb2.CheckRecognizedRequest, context: grpc.ServicerContext
+    ) -> recognition_service_pb2.CheckRecognizedResponse:
+        verdict = self._service.check(request.region, request.project, request.vintage)
+        reply = recognition_service_pb2.CheckRecognizedResponse(
+            recognised=verdict.recognised,
+            recognitions=list(verdict.relied_on),
+            reason="" if verdict.recognised else verdict.reason,
+        )
+        if verdict.ets_ratio is not None:
+            reply.ets_adjustment_ratio.numerator = verdict.ets_ratio.numerator
+            reply.ets_adjustment_ratio.denominator = verdict.ets_ratio.denominator
+        return reply
 
 
 class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServiceServicer):
@@ -288,10 +375,6 @@ def not_yet_served() -> list[tuple[Callable[[Any, grpc.Server], None], object]]:
     """
     return [
         # The typed stubs mark the base methods abstract; these classes deliberately leave them so.
-        (
-            recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server,
-            RecognitionServicer(),  # type: ignore[abstract]
-        ),
         (
             reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server,
             ReconciliationServicer(),  # type: ignore[abstract]

@@ -99,8 +99,11 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     )
 
 
-def check_signer(key: SigningKeyRow | None, fields: EnvelopeFields, region: str) -> None:
-    """The key exists, belongs to the caller's region, is a registry key, and is not revoked."""
+def check_signer(
+    key: SigningKeyRow | None, fields: EnvelopeFields, region: str, owner: str = "registry"
+) -> None:
+    """The key exists, belongs to the caller's region and owner (the registry, or that
+    administrator), and is not revoked."""
     meta = {"key_id": fields.key_id}
     if key is None:
         raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
@@ -109,9 +112,9 @@ def check_signer(key: SigningKeyRow | None, fields: EnvelopeFields, region: str)
             f"key {key.key_id} signs for {key.region}, the caller is {region}",
             metadata={**meta, "key_region": key.region, "caller_region": region},
         )
-    if key.owner != "registry":
+    if key.owner != owner:
         raise errors.SigningKeyNotForRecords(
-            f"key {key.key_id} belongs to {key.owner}; records are signed by the registry key",
+            f"key {key.key_id} belongs to {key.owner}, not to the caller ({owner})",
             metadata=meta,
         )
     if key.revoked_at is not None:

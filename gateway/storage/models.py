@@ -281,3 +281,22 @@ class RetirementRow(Base):
     request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
     envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     retired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RecognitionRow(Base):
+    """A recognition as the domain package defines it (JSON), indexed for the transfer check."""
+
+    __tablename__ = "recognitions"
+    __table_args__ = (Index("ix_recognitions_subject", "subject_name", "recognising_region"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject_name: Mapped[str] = mapped_column(String(300))
+    requesting_region: Mapped[str] = mapped_column(String(6))
+    recognising_region: Mapped[str] = mapped_column(String(6), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    group_id: Mapped[str] = mapped_column(String(200), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    """mutual_recognition.model.Recognition as JSON (gateway.recognition_codec)."""
+    assessment: Mapped[bytes] = mapped_column(LargeBinary)
+    """The serialised yrd.interop.v1.EquivalenceAssessment attached at request time."""
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

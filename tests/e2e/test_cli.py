@@ -137,6 +137,7 @@ def served(pki_dir: Path, tmp_path: Path) -> Iterator[Served]:
     config.write_text(
         f'listen = "127.0.0.1:0"\ndatabase_url = "sqlite:///{tmp_path / "gw.sqlite3"}"\n'
         f'cert_dir = "{pki_dir}"\nmetrics_listen = ""\nlog_format = "json"\nshutdown_grace_s = 3\n'
+        "recognition_enforced = false\n"
     )
     proc = subprocess.Popen(
         [YRDGW, "serve", "--config", str(config)],

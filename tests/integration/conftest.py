@@ -23,8 +23,14 @@ REGIONS = ("310000", "320000", "330000", "340000")
 
 @pytest.fixture
 def server(pki: PKIDir, database: Database, tmp_path: Path) -> Iterator[GatewayServer]:
+    # Transfer mechanics are tested here with every region recognising every unit; the
+    # recognition tests start gateways that enforce it.
     settings = GatewaySettings(
-        listen="127.0.0.1:0", cert_dir=pki.root, metrics_listen="", log_level="warning"
+        listen="127.0.0.1:0",
+        cert_dir=pki.root,
+        metrics_listen="",
+        log_level="warning",
+        recognition_enforced=False,
     )
     gw = GatewayServer(settings, db=database)
     gw.start()

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from yrd.interop.v1 import recognition_service_pb2
+from yrd.interop.v1 import reconciliation_service_pb2
 
 from gateway.client import GatewayClient, TransportError
 from gateway.config import GatewaySettings
@@ -170,8 +170,8 @@ def test_unserved_rpc_answers_unimplemented_with_reason(connect: ClientFactory) 
     client = connect("310000")
     with pytest.raises(NotImplementedYet) as info:
         client.call(
-            client.recognition.ListRecognitions,
-            recognition_service_pb2.ListRecognitionsRequest(),
+            client.reconciliation.ListReconciliationReports,
+            reconciliation_service_pb2.ListReconciliationReportsRequest(),
         )
     assert info.value.code is grpc.StatusCode.UNIMPLEMENTED
     assert info.value.reason == "NOT_IMPLEMENTED"

@@ -1,0 +1,512 @@
+"""Mutual recognition at the gateway: storage, signed requests and decisions, and the question
+every transfer asks. The rules themselves live in the ``mutual_recognition`` domain package."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from fractions import Fraction
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from yrd.interop.v1 import (
+    envelope_pb2,
+    recognition_pb2,
+    recognition_service_pb2,
+    records_pb2,
+)
+
+import mutual_recognition as mr
+from gateway import errors
+from gateway.config import DELTA_REGIONS
+from gateway.recognition_codec import dumps, loads
+from gateway.security.identity import Identity, Role
+from gateway.security.signing import envelope_hash, signing_input, verify
+from gateway.services import Clock, utc_now
+from gateway.services.publish import check_chain, check_signer, envelope_fields
+from gateway.storage.db import Database
+from gateway.storage.models import (
+    AuditHeadRow,
+    EnvelopeRow,
+    MethodologyRow,
+    ProjectRow,
+    RecognitionRow,
+    RecordRow,
+    SigningKeyRow,
+    UnitBlockRow,
+)
+from gateway.storage.repositories import AuditLogRepository
+
+APPLICATION_TYPE = "application/vnd.yrd.recognition-application+proto"
+VERDICT_TYPE = "application/vnd.yrd.recognition-verdict+proto"
+REVOCATION_TYPE = "application/vnd.yrd.recognition-revocation+proto"
+T = TypeVar("T")
+
+
+@contextmanager
+def _domain() -> Iterator[None]:
+    """Domain errors become gateway errors (same reason, message, metadata)."""
+    try:
+        yield
+    except mr.RecognitionError as exc:
+        raise errors.from_recognition_error(exc) from exc
+
+
+def _actor(identity: Identity) -> mr.Actor:
+    return mr.Actor(identity.region, mr.Role(identity.role.value), identity.name)
+
+
+def assessment_proto(a: mr.Assessment | None) -> recognition_pb2.EquivalenceAssessment:
+    """The proto form of an assessment (empty when there is none)."""
+    if a is None:
+        return recognition_pb2.EquivalenceAssessment()
+    msg = recognition_pb2.EquivalenceAssessment(
+        counterpart=a.counterpart, same_category=a.same_category, summary=a.summary
+    )
+    for p in a.parameters:
+        item = msg.parameters.add(
+            code=p.code,
+            subject_normalised=p.subject_normalised,
+            counterpart_normalised=p.counterpart_normalised,
+            normalised_unit=p.normalised_unit,
+            differs=p.differs,
+        )
+        if p.subject is not None:
+            item.subject.value, item.subject.unit = p.subject.value, p.subject.unit
+        if p.counterpart is not None:
+            item.counterpart.value, item.counterpart.unit = p.counterpart.value, p.counterpart.unit
+    if a.suggested_ratio is not None:
+        msg.suggested_ratio.numerator = a.suggested_ratio.numerator
+        msg.suggested_ratio.denominator = a.suggested_ratio.denominator
+    return msg
+
+
+class RecognitionService:
+    """Requests, decisions, revocations and checks; every public method is one transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        policy: mr.ApprovalPolicy | None = None,
+        clock: Clock = utc_now,
+        regions: Sequence[str] = DELTA_REGIONS,
+    ) -> None:
+        self.db = db
+        self.policy = policy or mr.ApprovalPolicy()
+        self.clock = clock
+        self.regions = tuple(regions)
+
+    # -- signed requests ------------------------------------------------------------------------
+
+    def _open(
+        self,
+        session: Session,
+        caller: Identity,
+        env: envelope_pb2.SignedEnvelope,
+        content_type: str,
+        now: dt.datetime,
+    ) -> tuple[bytes, bytes]:
+        """Verify the caller's own key signed the envelope; chain and store it. Returns the
+        payload and the envelope hash."""
+        if caller.region is None:
+            raise errors.PermissionDenied("the gateway does not sign recognition requests")
+        fields = envelope_fields(env)
+        if fields.content_type != content_type:
+            raise errors.PayloadMalformed(
+                f"content type must be {content_type}",
+                field_errors={"content_type": f"expected {content_type}"},
+            )
+        key = session.execute(
+            select(SigningKeyRow).where(SigningKeyRow.key_id == fields.key_id).with_for_update()
+        ).scalar_one_or_none()
+        check_signer(key, fields, caller.region, owner=caller.actor)
+        assert key is not None
+        signed = signing_input(fields)
+        if not verify(key.public_key, fields, env.signature, signed=signed):
+            raise errors.SignatureInvalid(
+                "the signature does not verify", metadata={"key_id": key.key_id}
+            )
+        digest = envelope_hash(fields, env.signature, signed=signed)
+        check_chain(session, key.key_id, key.last_sequence, key.last_hash, fields, digest)
+        session.execute(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).scalar_one()
+        next_id = (
+            session.execute(
+                select(EnvelopeRow.id).order_by(EnvelopeRow.id.desc()).limit(1)
+            ).scalar()
+            or 0
+        ) + 1
+        session.add(
+            EnvelopeRow(
+                id=next_id,
+                envelope_hash=digest,
+                key_id=key.key_id,
+                region=key.region,
+                sequence=fields.sequence,
+                previous_hash=fields.previous_hash,
+                content_type=fields.content_type,
+                payload=fields.payload,
+                sign_time_seconds=fields.sign_time_seconds,
+                sign_time_nanos=fields.sign_time_nanos,
+                signature=env.signature,
+                received_at=now,
+            )
+        )
+        key.last_sequence, key.last_hash = fields.sequence, digest
+        return fields.payload, digest
+
+    @staticmethod
+    def _parse(cls: Callable[[bytes], T], payload: bytes, what: str) -> T:
+        try:
+            return cls(payload)
+        except DecodeError as exc:
+            raise errors.PayloadMalformed(f"payload is not a {what}") from exc
+
+    # -- request --------------------------------------------------------------------------------
+
+    def request(
+        self, caller: Identity, env: envelope_pb2.SignedEnvelope
+    ) -> list[tuple[mr.Recognition, bytes]]:
+        """Ask other regions to recognise a methodology version or project of the caller."""
+        now = self.clock()
+        with self.db.transaction() as session, _domain():
+            payload, digest = self._open(session, caller, env, APPLICATION_TYPE, now)
+            app = self._parse(
+                recognition_service_pb2.RecognitionApplication.FromString,
+                payload,
+                "RecognitionApplication",
+            )
+            subject, methodology = self._subject(session, app)
+            conditions = self._conditions(app.conditions)
+            counterparts: dict[str, list[records_pb2.Methodology]] = {}
+            for region in app.recognising_regions or [
+                r for r in self.regions if r != subject.region
+            ]:
+                counterparts[region] = self._methodologies(session, region)
+            assessments = (
+                {
+                    region: mr.assess(methodology, found, recognising_region=region)
+                    for region, found in counterparts.items()
+                }
+                if methodology is not None
+                else None
+            )
+            suggested = {a.suggested_ratio for a in (assessments or {}).values()}
+            if conditions.ets_adjustment_ratio is None and len(suggested) == 1:
+                # No ratio proposed: adopt the assessment's (capped at 1), so a recogniser never
+                # credits an ETS offset beyond what its own grid factor would.
+                ratio = suggested.pop()
+                if ratio is not None:
+                    conditions = dataclasses.replace(conditions, ets_adjustment_ratio=ratio)
+            existing = [loads(r.body) for r in self._rows(session, subject.name)]
+            created = mr.request(
+                request_id=uuid.uuid4().hex[:16],
+                subject=subject,
+                actor=_actor(caller),
+                now=now,
+                policy=self.policy,
+                recognising_regions=tuple(app.recognising_regions),
+                conditions=conditions,
+                assessments=assessments,
+                known_regions=self.regions,
+                existing=existing,
+            )
+            out = []
+            for rec in created:
+                blob = assessment_proto(rec.assessment).SerializeToString()
+                session.add(
+                    RecognitionRow(
+                        id=rec.id,
+                        subject_name=rec.subject.name,
+                        requesting_region=rec.requesting_region,
+                        recognising_region=rec.recognising_region,
+                        state=rec.state.value,
+                        group_id=rec.group,
+                        body=dumps(rec),
+                        assessment=blob,
+                        requested_at=now,
+                    )
+                )
+                self._audit(session, caller, "recognition.requested", rec, digest, now)
+                out.append((rec, blob))
+            return out
+
+    def _subject(
+        self, session: Session, app: recognition_service_pb2.RecognitionApplication
+    ) -> tuple[mr.Subject, records_pb2.Methodology | None]:
+        """The subject, known to the gateway, and the methodology to assess (if any)."""
+        if "/methodologies/" in app.subject:
+            subject = mr.Subject.methodology(app.subject, app.version)
+            parts = app.subject.split("/")
+            row = session.get(MethodologyRow, (parts[1], parts[3], app.version))
+        else:
+            subject = mr.Subject.project(app.subject)
+            project = session.execute(
+                select(ProjectRow).where(ProjectRow.name == app.subject)
+            ).scalar_one_or_none()
+            if project is None:
+                raise errors.RecordNotFound(
+                    f"no project {app.subject}", metadata={"name": app.subject}
+                )
+            row = session.execute(
+                select(MethodologyRow).where(
+                    MethodologyRow.region == project.region,
+                    MethodologyRow.ref_id == project.methodology_id,
+                    MethodologyRow.ref_version == project.methodology_version,
+                )
+            ).scalar_one_or_none()
+        if row is None:
+            raise errors.RecordNotFound(
+                f"no methodology {app.subject} version {app.version}",
+                metadata={"name": app.subject},
+            )
+        body = session.get(RecordRow, row.record_id)
+        assert body is not None
+        return subject, records_pb2.Record.FromString(body.body).methodology
+
+    @staticmethod
+    def _methodologies(session: Session, region: str) -> list[records_pb2.Methodology]:
+        bodies = session.execute(
+            select(RecordRow.body)
+            .join(MethodologyRow, MethodologyRow.record_id == RecordRow.id)
+            .where(MethodologyRow.region == region)
+        ).scalars()
+        return [records_pb2.Record.FromString(b).methodology for b in bodies]
+
+    @staticmethod
+    def _conditions(c: recognition_pb2.RecognitionConditions) -> mr.Conditions:
+        ratio = None
+        if c.HasField("ets_adjustment_ratio"):
+            if c.ets_adjustment_ratio.denominator <= 0:
+                raise errors.InvalidArgument(
+                    "the ratio's denominator must be positive",
+                    field_errors={"conditions.ets_adjustment_ratio": "denominator <= 0"},
+                )
+            ratio = Fraction(c.ets_adjustment_ratio.numerator, c.ets_adjustment_ratio.denominator)
+        expire = None
+        if c.HasField("expire_date"):
+            try:
+                expire = dt.date(c.expire_date.year, c.expire_date.month, c.expire_date.day)
+            except ValueError as exc:
+                raise errors.InvalidArgument(
+                    str(exc), field_errors={"conditions.expire_date": "not a calendar date"}
+                ) from exc
+        return mr.Conditions(
+            vintage_from=c.vintage_from or None,
+            vintage_to=c.vintage_to or None,
+            ets_adjustment_ratio=ratio,
+            expire_date=expire,
+        )
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def approve(
+        self, caller: Identity, env: envelope_pb2.SignedEnvelope
+    ) -> tuple[mr.Recognition, bytes]:
+        return self._decide(caller, env, mr.DecisionVerdict.APPROVE)
+
+    def reject(
+        self, caller: Identity, env: envelope_pb2.SignedEnvelope
+    ) -> tuple[mr.Recognition, bytes]:
+        return self._decide(caller, env, mr.DecisionVerdict.REJECT)
+
+    def _decide(
+        self, caller: Identity, env: envelope_pb2.SignedEnvelope, verdict: mr.DecisionVerdict
+    ) -> tuple[mr.Recognition, bytes]:
+        now = self.clock()
+        with self.db.transaction() as session, _domain():
+            if caller.role is not Role.ADMIN:
+                raise errors.RoleNotAllowed("only administrators decide recognitions")
+            payload, digest = self._open(session, caller, env, VERDICT_TYPE, now)
+            body = self._parse(
+                recognition_service_pb2.RecognitionVerdict.FromString, payload, "RecognitionVerdict"
+            )
+            wanted = (
+                recognition_pb2.VERDICT_APPROVE
+                if verdict is mr.DecisionVerdict.APPROVE
+                else recognition_pb2.VERDICT_REJECT
+            )
+            if body.verdict != wanted:
+                raise errors.InvalidArgument(
+                    "the signed verdict does not match the RPC",
+                    field_errors={"verdict": "mismatch"},
+                )
+            row, rec = self._load(session, body.recognition)
+            change = mr.approve if verdict is mr.DecisionVerdict.APPROVE else mr.reject
+            rec = change(rec, _actor(caller), body.comment, now, envelope=digest)
+            self._save(row, rec)
+            self._audit(
+                session, caller, f"recognition.{verdict.value}d", rec, digest, now, body.comment
+            )
+            return rec, row.assessment
+
+    def revoke(
+        self, caller: Identity, env: envelope_pb2.SignedEnvelope
+    ) -> tuple[mr.Recognition, bytes]:
+        now = self.clock()
+        with self.db.transaction() as session, _domain():
+            if caller.role is not Role.ADMIN:
+                raise errors.RoleNotAllowed("only administrators revoke recognitions")
+            payload, digest = self._open(session, caller, env, REVOCATION_TYPE, now)
+            body = self._parse(
+                recognition_service_pb2.RecognitionRevocation.FromString,
+                payload,
+                "RecognitionRevocation",
+            )
+            row, rec = self._load(session, body.recognition)
+            rec = mr.revoke(rec, _actor(caller), body.reason, now, envelope=digest)
+            self._save(row, rec)
+            self._audit(session, caller, "recognition.revoked", rec, digest, now, body.reason)
+            return rec, row.assessment
+
+    # -- reading and the transfer question ------------------------------------------------------
+
+    def get(self, name: str) -> tuple[mr.Recognition, bytes]:
+        with self.db.transaction() as session:
+            row, rec = self._load(session, name, lock=False)
+            return rec, row.assessment
+
+    def list_recognitions(
+        self,
+        *,
+        recognising: str = "",
+        requesting: str = "",
+        state: str = "",
+        page_size: int = 0,
+        after: str = "",
+    ) -> tuple[list[tuple[mr.Recognition, bytes]], str]:
+        if not 0 <= page_size <= 1000:
+            raise errors.InvalidArgument(
+                "page_size must be 0..1000", field_errors={"page_size": "out of range"}
+            )
+        limit = page_size or 100
+        stmt = (
+            select(RecognitionRow)
+            .where(RecognitionRow.id > after)
+            .order_by(RecognitionRow.id)
+            .limit(limit + 1)
+        )
+        if recognising:
+            stmt = stmt.where(RecognitionRow.recognising_region == recognising)
+        if requesting:
+            stmt = stmt.where(RecognitionRow.requesting_region == requesting)
+        now = self.clock()
+        with self.db.transaction() as session:
+            rows = list(session.execute(stmt).scalars())
+        out = [(loads(r.body), r.assessment) for r in rows[:limit]]
+        if state:
+            out = [(rec, a) for rec, a in out if mr.effective_state(rec, now).value == state]
+        return out, (rows[limit - 1].id if len(rows) > limit else "")
+
+    def verdict(self, session: Session, region: str, project_name: str, vintage: int) -> mr.Verdict:
+        """Does region recognise the project's units of that vintage (inside the caller's
+        transaction)?"""
+        project = session.execute(
+            select(ProjectRow).where(ProjectRow.name == project_name)
+        ).scalar_one_or_none()
+        if project is None:
+            return mr.Verdict(False, "NOT_RECOGNISED", message=f"unknown project {project_name}")
+        meth = session.execute(
+            select(MethodologyRow).where(
+                MethodologyRow.region == project.region,
+                MethodologyRow.ref_id == project.methodology_id,
+                MethodologyRow.ref_version == project.methodology_version,
+            )
+        ).scalar_one_or_none()
+        meth_name = f"regions/{project.region}/methodologies/{meth.methodology_id}" if meth else ""
+        version = meth.version if meth else ""
+        rows = session.execute(
+            select(RecognitionRow.body).where(
+                RecognitionRow.subject_name.in_([project_name, meth_name])
+            )
+        ).scalars()
+        with _domain():
+            return mr.is_recognised(
+                [loads(b) for b in rows],
+                region=region,
+                origin_region=project.region,
+                methodology_name=meth_name,
+                methodology_version=version,
+                project_name=project_name,
+                vintage=vintage,
+                now=self.clock(),
+            )
+
+    def check(self, region: str, project_name: str, vintage: int) -> mr.Verdict:
+        with self.db.transaction() as session:
+            return self.verdict(session, region, project_name, vintage)
+
+    # -- storage helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(session: Session, subject_name: str) -> list[RecognitionRow]:
+        return list(
+            session.execute(
+                select(RecognitionRow).where(RecognitionRow.subject_name == subject_name)
+            ).scalars()
+        )
+
+    @staticmethod
+    def _load(
+        session: Session, name: str, lock: bool = True
+    ) -> tuple[RecognitionRow, mr.Recognition]:
+        rid = name.removeprefix("recognitions/")
+        stmt = select(RecognitionRow).where(RecognitionRow.id == rid)
+        row = session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
+        if row is None:
+            raise errors.RECOGNITION_ERRORS["RECOGNITION_NOT_FOUND"](
+                f"no recognition {name}", metadata={"recognition": name}
+            )
+        return row, loads(row.body)
+
+    @staticmethod
+    def _save(row: RecognitionRow, rec: mr.Recognition) -> None:
+        row.body, row.state = dumps(rec), rec.state.value
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        caller: Identity,
+        kind: str,
+        rec: mr.Recognition,
+        envelope: bytes,
+        now: dt.datetime,
+        comment: str = "",
+    ) -> None:
+        AuditLogRepository(session).append(
+            kind=kind,
+            subject=rec.name,
+            actor_region=caller.region or "",
+            actor=caller.actor,
+            detail={
+                "envelope_hash": envelope.hex(),
+                "subject": rec.subject.name,
+                "version": rec.subject.version,
+                "recognising_region": rec.recognising_region,
+                "state": rec.state.value,
+                "approvals": len(rec.approvals),
+                "required_approvals": rec.required_approvals,
+                "comment": comment,
+            },
+            now=now,
+        )
+
+
+class EnforcedRecognition:
+    """Transfer check 5 through the recognitions in force (the ledger's RecognitionPolicy)."""
+
+    def __init__(self, service: RecognitionService) -> None:
+        self.service = service
+
+    def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
+        verdict = self.service.verdict(session, region, block.project_name, block.vintage)
+        return None if verdict.recognised else f"{verdict.reason}: {verdict.message}"
+
+    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
+        return self.service.verdict(session, region, block.project_name, block.vintage).ets_ratio

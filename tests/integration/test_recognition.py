@@ -1,0 +1,107 @@
+"""Mutual recognition end to end over mTLS, on SQLite and PostgreSQL, with recognition enforced:
+a transfer is refused before recognition, accepted after the quorum, refused after revocation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import grpc
+import pytest
+from yrd.interop.v1 import recognition_pb2, transfer_pb2
+
+from gateway import errors
+from gateway.client import GatewayClient, envelope_signature_ok
+from gateway.config import GatewaySettings
+from gateway.security.identity import Role
+from gateway.security.pki import PKIDir, load_signing_public_key
+from gateway.server import GatewayServer
+from gateway.services.ledger import check_invariants
+from gateway.storage.db import Database
+from tests.integration.conftest import counts, publish_samples
+
+AH, SH, JS = "340000", "310000", "320000"
+AH_PV = "regions/340000/methodologies/AH-FFX-PV-2024-02"
+
+
+@pytest.fixture
+def enforcing(pki: PKIDir, database: Database) -> Iterator[Callable[..., GatewayClient]]:
+    settings = GatewaySettings(
+        listen="127.0.0.1:0", cert_dir=pki.root, metrics_listen="", log_level="warning"
+    )
+    assert settings.recognition_enforced and settings.recognition_approvals == {SH: 2}
+    gw = GatewayServer(settings, db=database)
+    gw.start()
+    opened: list[GatewayClient] = []
+
+    def make(region: str, role: Role = Role.REGISTRY, name: str | None = None) -> GatewayClient:
+        c = GatewayClient(f"127.0.0.1:{gw.port}", pki, region=region, role=role, name=name)
+        opened.append(c)
+        return c
+
+    publish_samples(make)
+    yield make
+    for c in opened:
+        c.close()
+    gw.stop(grace=0.5)
+
+
+def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
+    enforcing: Callable[..., GatewayClient], database: Database, pki: PKIDir
+) -> None:
+    ah, sh = enforcing(AH), enforcing(SH)
+    admin_a, admin_b = enforcing(SH, Role.ADMIN, "admin-a"), enforcing(SH, Role.ADMIN, "admin-b")
+
+    with pytest.raises(errors.NotRecognised) as before:
+        ah.propose_transfer("t-0", SH, origin=AH, ranges=[(1_000, 1_000_999)])
+    assert before.value.metadata["check"] == "5"
+
+    (rec,) = ah.request_recognition(AH_PV, version="1", regions=[SH])
+    assert rec.state == recognition_pb2.RECOGNITION_STATE_REQUESTED
+    assert rec.required_approvals == 2
+    grid = next(p for p in rec.assessment.parameters if p.code == "EF_grid")
+    assert (grid.subject_normalised, grid.counterpart_normalised) == ("0.6782", "0.42")
+    assert grid.normalised_unit == "kgCO2/kWh" and grid.differs
+    ratio = rec.assessment.suggested_ratio
+    assert Fraction(ratio.numerator, ratio.denominator) == Fraction("0.42") / Fraction("0.6782")
+
+    rec = admin_a.approve_recognition(rec.name, "电网因子差异已审阅")
+    assert rec.state == recognition_pb2.RECOGNITION_STATE_REQUESTED  # one of two approvals
+    with pytest.raises(errors.NotRecognised):
+        ah.propose_transfer("t-1", SH, origin=AH, ranges=[(1_000, 1_000_999)])
+
+    before_counts = counts(database)
+    with pytest.raises(errors.DomainError) as twice:
+        admin_a.approve_recognition(rec.name, "again")
+    assert twice.value.reason == "ALREADY_DECIDED_BY_ADMIN"
+    with pytest.raises(errors.DomainError) as wrong_region:
+        enforcing(JS, Role.ADMIN, "admin-a").approve_recognition(rec.name, "not mine")
+    assert wrong_region.value.reason == "WRONG_REGION"
+    assert wrong_region.value.code is grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(errors.RoleNotAllowed):
+        sh.approve_recognition(rec.name, "a registry cannot decide")
+    assert counts(database) == before_counts
+
+    rec = admin_b.approve_recognition(rec.name, "同意互认")
+    assert rec.state == recognition_pb2.RECOGNITION_STATE_APPROVED
+    keys = {k.key_id: k.public_key for k in sh.list_signing_keys(SH)}
+    for decision in rec.decisions:  # each decision carries its administrator's signed envelope
+        assert envelope_signature_ok(decision.envelope, keys[decision.envelope.key_id])
+    assert load_signing_public_key(pki.admin(SH, "admin-b").signing_public_key) in keys.values()
+
+    check = sh.check_recognized(SH, "regions/340000/projects/AH-XM-2024-0031", 2024)
+    assert check.recognised and rec.name in check.recognitions
+    t = ah.propose_transfer("t-2", SH, origin=AH, ranges=[(1_000, 1_000_999)])
+    assert sh.accept_transfer(t.name).quantity_grams == 1_000_000
+
+    pending = ah.propose_transfer("t-3", SH, origin=AH, ranges=[(2_000_000, 2_999_999)])
+    admin_a.revoke_recognition(rec.name, "方法学参数复核")
+    with pytest.raises(errors.NotRecognised) as at_accept:
+        sh.accept_transfer(pending.name)
+    assert at_accept.value.metadata["check"] == "5"
+    with pytest.raises(errors.NotRecognised):
+        ah.propose_transfer("t-4", SH, origin=AH, ranges=[(3_000_000, 3_999_999)])
+    assert not sh.check_recognized(SH, "regions/340000/projects/AH-XM-2024-0031", 2024).recognised
+    rejected = sh.reject_transfer(pending.name, "recognition revoked")
+    assert rejected.state == transfer_pb2.TRANSFER_STATE_REJECTED
+    assert check_invariants(database).ok
