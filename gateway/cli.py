@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -488,20 +488,11 @@ PURPOSES = {
 }
 
 
-@contextmanager
-def _signing_registry(gateway: str, cert_dir: Path, region: str) -> Iterator[GatewayClient]:
+def _signing_registry(
+    gateway: str, cert_dir: Path, region: str
+) -> AbstractContextManager[GatewayClient]:
     """A registry client whose signer continues its saved chain (or the gateway's head)."""
-    from gateway.signer_state import load_state, save_state
-
-    with _client(gateway, cert_dir, region, Role.REGISTRY, None) as client:
-        try:
-            if not load_state(client.files, client.signer):
-                client.sync_signer()
-            yield client
-        except (DomainError, TransportError) as exc:
-            raise _fail(f"{getattr(exc, 'reason', '')} {exc}".strip()) from exc
-        finally:
-            save_state(client.files, client.signer)
+    return _signing_client(gateway, cert_dir, region, Role.REGISTRY, None)
 
 
 def _parse_ranges(ranges: list[str]) -> list[tuple[int, int]]:
@@ -752,3 +743,199 @@ def ledger_check(
             err_console.print(f"  {problem}", highlight=False)
         raise _fail(f"{len(report.problems)} invariant violation(s)", 2)
     console.print("ledger invariants hold")
+
+
+# -- mutual recognition -------------------------------------------------------------------------
+
+recognition_app = typer.Typer(
+    help="Mutual recognition of methodologies and projects.", no_args_is_help=True
+)
+app.add_typer(recognition_app, name="recognition")
+
+
+@contextmanager
+def _signing_client(
+    gateway: str, cert_dir: Path, region: str, role: Role, name: str | None
+) -> Iterator[GatewayClient]:
+    """A client whose signer (registry or administrator key) continues its saved chain."""
+    from gateway.signer_state import load_state, save_state
+
+    with _client(gateway, cert_dir, region, role, name) as client:
+        try:
+            if not load_state(client.files, client.signer):
+                client.sync_signer()
+            yield client
+        except (DomainError, TransportError) as exc:
+            raise _fail(f"{getattr(exc, 'reason', '')} {exc}".strip()) from exc
+        finally:
+            save_state(client.files, client.signer)
+
+
+def _show_recognition(rec: Any) -> None:
+    from yrd.interop.v1 import recognition_pb2
+
+    state = recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
+    console.print(
+        f"[bold]{rec.name}[/bold]  {rec.subject}: {rec.requesting_region} → "
+        f"{rec.recognising_region}  {state}  approvals {sum(d.verdict == 1 for d in rec.decisions)}"
+        f"/{rec.required_approvals}",
+        highlight=False,
+    )
+    a = rec.assessment
+    if a.parameters:
+        table = Table(
+            "parameter",
+            "subject (filed)",
+            "counterpart (filed)",
+            "normalised",
+            "differs",
+            title=f"equivalence with {a.counterpart or '(no counterpart)'}",
+        )
+        for p in a.parameters:
+            table.add_row(
+                p.code,
+                f"{p.subject.value} {p.subject.unit}" if p.HasField("subject") else "—",
+                f"{p.counterpart.value} {p.counterpart.unit}" if p.HasField("counterpart") else "—",
+                f"{p.subject_normalised or '—'} vs {p.counterpart_normalised or '—'} "
+                f"{p.normalised_unit}",
+                "[red]yes[/red]" if p.differs else "no",
+            )
+        console.print(table)
+    if a.HasField("suggested_ratio"):
+        console.print(
+            f"suggested ETS ratio {a.suggested_ratio.numerator}/{a.suggested_ratio.denominator}"
+        )
+    if a.summary:
+        console.print(a.summary, highlight=False)
+    c = rec.conditions
+    if c.HasField("ets_adjustment_ratio"):
+        console.print(
+            f"ETS ratio in force: {c.ets_adjustment_ratio.numerator}/"
+            f"{c.ets_adjustment_ratio.denominator}"
+        )
+    for d in rec.decisions:
+        verdict = "approved" if d.verdict == 1 else "rejected"
+        console.print(f"  {d.region}/{d.admin} {verdict}: {d.comment}", highlight=False)
+
+
+@recognition_app.command("request")
+def recognition_request(
+    subject: Annotated[
+        str, typer.Argument(help="regions/R/methodologies/ID or regions/R/projects/ID")
+    ],
+    region: RegionOpt,
+    version: Annotated[str, typer.Option(help="Methodology version.")] = "",
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="Recognising regions (all others when omitted)."),
+    ] = None,
+    name: NameOpt = None,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Ask other regions to recognise your methodology version or project (as the registry, or
+    as an administrator with --name)."""
+    role = Role.ADMIN if name else Role.REGISTRY
+    with _signing_client(gateway, cert_dir, region, role, name) as client:
+        made = client.request_recognition(subject, version=version, regions=to or ())
+    for rec in made:
+        _show_recognition(rec)
+
+
+def _decide(
+    kind: str, recognition: str, region: str, name: str, text: str, gateway: str, cert_dir: Path
+) -> None:
+    with _signing_client(gateway, cert_dir, region, Role.ADMIN, name) as client:
+        if kind == "approve":
+            rec = client.approve_recognition(recognition, text)
+        elif kind == "reject":
+            rec = client.reject_recognition(recognition, text)
+        else:
+            rec = client.revoke_recognition(recognition, text)
+    _show_recognition(rec)
+
+
+@recognition_app.command("approve")
+def recognition_approve(
+    recognition: str,
+    region: RegionOpt,
+    name: Annotated[str, typer.Option("--name", help="Administrator name.")],
+    comment: Annotated[str, typer.Option(help="Comment (required).")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Approve a recognition your region was asked for (signed with your key)."""
+    _decide("approve", recognition, region, name, comment, gateway, cert_dir)
+
+
+@recognition_app.command("reject")
+def recognition_reject(
+    recognition: str,
+    region: RegionOpt,
+    name: Annotated[str, typer.Option("--name", help="Administrator name.")],
+    comment: Annotated[str, typer.Option(help="Comment (required).")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Reject a recognition your region was asked for."""
+    _decide("reject", recognition, region, name, comment, gateway, cert_dir)
+
+
+@recognition_app.command("revoke")
+def recognition_revoke(
+    recognition: str,
+    region: RegionOpt,
+    name: Annotated[str, typer.Option("--name", help="Administrator name.")],
+    reason: Annotated[str, typer.Option(help="Reason (required).")],
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Revoke a recognition in force: pending transfers relying on it fail at accept."""
+    _decide("revoke", recognition, region, name, reason, gateway, cert_dir)
+
+
+@recognition_app.command("show")
+def recognition_show(
+    recognition: str,
+    region: RegionOpt = "310000",
+    name: NameOpt = None,
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """Show a recognition with its assessment side by side."""
+    with _client(gateway, cert_dir, region, Role.ADMIN if name else Role.REGISTRY, name) as client:
+        try:
+            rec = client.get_recognition(recognition)
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+    _show_recognition(rec)
+
+
+@recognition_app.command("list")
+def recognition_list(
+    region: RegionOpt = "310000",
+    name: NameOpt = None,
+    recognising: Annotated[str, typer.Option(help="Only recognitions by this region.")] = "",
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    cert_dir: CertDirOpt = Path("certs/dev"),
+) -> None:
+    """List recognitions."""
+    from yrd.interop.v1 import recognition_pb2
+
+    with _client(gateway, cert_dir, region, Role.ADMIN if name else Role.REGISTRY, name) as client:
+        try:
+            found = client.list_recognitions(recognising=recognising)
+        except (DomainError, TransportError) as exc:
+            raise _fail(str(exc)) from exc
+    table = Table("recognition", "subject", "by", "state", "approvals")
+    for rec in found:
+        state = recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
+        approvals = sum(d.verdict == recognition_pb2.VERDICT_APPROVE for d in rec.decisions)
+        table.add_row(
+            rec.name,
+            rec.subject,
+            rec.recognising_region,
+            state,
+            f"{approvals}/{rec.required_approvals}",
+        )
+    console.print(table)

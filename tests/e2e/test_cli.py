@@ -364,3 +364,86 @@ def test_transfer_and_ledger_commands(served: Served, pki_dir: Path) -> None:
     assert served.proc.wait(timeout=20) == 0
     check = run("ledger", "check", "--database-url", served.database)
     assert "ledger invariants hold" in check.stdout
+
+
+def test_recognition_commands(served: Served, pki_dir: Path) -> None:
+    common = ["--gateway", served.target, "--cert-dir", str(pki_dir)]
+    for region, ext in (("340000", "csv"), ("310000", "json")):
+        files = [
+            str(SAMPLES / f"{region}-{k}.{ext}") for k in ("methodology", "project", "issuance")
+        ]
+        run("registry", "publish", "--region", region, *common, *files)
+    requested = run(
+        "recognition",
+        "request",
+        "regions/340000/methodologies/AH-FFX-PV-2024-02",
+        "--version",
+        "1",
+        "--to",
+        "310000",
+        "--region",
+        "340000",
+        *common,
+    )
+    assert (
+        "EF_grid" in requested.stdout
+        and "0.6782" in requested.stdout
+        and "0.42" in requested.stdout
+    )
+    name = next(w for w in requested.stdout.split() if w.startswith("recognitions/"))
+    denied = run(
+        "recognition",
+        "approve",
+        name,
+        "--region",
+        "320000",
+        "--name",
+        "admin-a",
+        "--comment",
+        "x",
+        *common,
+        check=False,
+    )
+    assert denied.returncode == 1 and "WRONG_REGION" in denied.stderr
+    run(
+        "recognition",
+        "approve",
+        name,
+        "--region",
+        "310000",
+        "--name",
+        "admin-a",
+        "--comment",
+        "审阅",
+        *common,
+    )
+    approved = run(
+        "recognition",
+        "approve",
+        name,
+        "--region",
+        "310000",
+        "--name",
+        "admin-b",
+        "--comment",
+        "同意",
+        *common,
+    )
+    assert "APPROVED" in approved.stdout
+    listed = run("recognition", "list", "--recognising", "310000", *common)
+    assert name in listed.stdout and "2/2" in listed.stdout
+    shown = run("recognition", "show", name, *common)
+    assert "admin-b approved: 同意" in shown.stdout
+    revoked = run(
+        "recognition",
+        "revoke",
+        name,
+        "--region",
+        "310000",
+        "--name",
+        "admin-a",
+        "--reason",
+        "复核",
+        *common,
+    )
+    assert "REVOKED" in revoked.stdout
