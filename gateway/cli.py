@@ -911,6 +911,49 @@ def recognition_show(
     _show_recognition(rec)
 
 
+@recognition_app.command("units")
+def recognition_units(
+    recognition: str,
+    config: ConfigOpt = None,
+    database_url: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+) -> None:
+    """Report the units the recognising region holds under a recognition (e.g. after it was
+    revoked: completed transfers stand, and this lists what they brought in)."""
+    from gateway.services.recognition import RecognitionService
+
+    settings = load_settings(config, **({"database_url": database_url} if database_url else {}))
+    db = Database.from_url(settings.database_url)
+    try:
+        rec, blocks = RecognitionService(db).held_under(recognition)
+    except DomainError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        db.dispose()
+    table = Table(
+        "origin",
+        "project",
+        "vintage",
+        "serials",
+        "grams",
+        "state",
+        title=f"{rec.recognising_region} holds under {rec.name} ({rec.state.value})",
+    )
+    total = 0
+    for b in blocks:
+        size = b.serial_end - b.serial_start + 1
+        total += size
+        table.add_row(
+            b.origin_region,
+            b.project_name,
+            str(b.vintage),
+            f"{b.serial_start}..{b.serial_end}",
+            f"{size:,}",
+            b.state,
+        )
+    console.print(table)
+    console.print(f"{len(blocks)} block(s), {total:,} g")
+
+
 @recognition_app.command("list")
 def recognition_list(
     region: RegionOpt = "310000",

@@ -438,6 +438,42 @@ class RecognitionService:
                 now=self.clock(),
             )
 
+    def held_under(self, name: str) -> tuple[mr.Recognition, list[UnitBlockRow]]:
+        """The recognition and the units its recognising region holds under it (their origin's
+        projects covered by its subject) — after a revocation, the units that stand although
+        the recognition no longer does (no retroactive clawback)."""
+        with self.db.transaction() as session:
+            _, rec = self._load(session, name, lock=False)
+            if rec.subject.kind is mr.SubjectKind.PROJECT:
+                projects = [rec.subject.name]
+            else:
+                parts = rec.subject.name.split("/")
+                meth = session.get(MethodologyRow, (parts[1], parts[3], rec.subject.version or ""))
+                projects = (
+                    list(
+                        session.execute(
+                            select(ProjectRow.name).where(
+                                ProjectRow.region == meth.region,
+                                ProjectRow.methodology_id == meth.ref_id,
+                                ProjectRow.methodology_version == meth.ref_version,
+                            )
+                        ).scalars()
+                    )
+                    if meth is not None
+                    else []
+                )
+            blocks = list(
+                session.execute(
+                    select(UnitBlockRow)
+                    .where(
+                        UnitBlockRow.holder_region == rec.recognising_region,
+                        UnitBlockRow.project_name.in_(projects),
+                    )
+                    .order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
+                ).scalars()
+            )
+            return rec, blocks
+
     def check(self, region: str, project_name: str, vintage: int) -> mr.Verdict:
         with self.db.transaction() as session:
             return self.verdict(session, region, project_name, vintage)

@@ -105,3 +105,23 @@ def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
     rejected = sh.reject_transfer(pending.name, "recognition revoked")
     assert rejected.state == transfer_pb2.TRANSFER_STATE_REJECTED
     assert check_invariants(database).ok
+
+
+def test_units_held_under_a_revoked_recognition_are_reported(
+    enforcing: Callable[..., GatewayClient], database: Database
+) -> None:
+    from gateway.services.recognition import RecognitionService
+
+    ah, sh = enforcing(AH), enforcing(SH)
+    (rec,) = ah.request_recognition(AH_PV, version="1", regions=[SH])
+    for name in ("admin-a", "admin-b"):
+        enforcing(SH, Role.ADMIN, name).approve_recognition(rec.name, "ok")
+    t = ah.propose_transfer("t-held", SH, origin=AH, ranges=[(1_000, 3_000_999)])
+    sh.accept_transfer(t.name)
+    enforcing(SH, Role.ADMIN, "admin-a").revoke_recognition(rec.name, "review")
+    revoked, blocks = RecognitionService(database).held_under(rec.name)
+    assert revoked.state.value == "revoked"
+    # The completed transfer stands (no clawback), and the report lists what it brought in.
+    assert [(b.origin_region, b.serial_start, b.serial_end, b.holder_region) for b in blocks] == [
+        (AH, 1_000, 3_000_999, SH)
+    ]
