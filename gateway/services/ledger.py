@@ -236,6 +236,10 @@ class LedgerService:
         except errors.DomainError as exc:
             raise _check(exc, 2) from exc
         assert key is not None
+        # Every ledger write takes its locks in one order — signing key, audit head, transfer,
+        # blocks — so concurrent proposals, answers and expiries across gateway processes queue
+        # instead of deadlocking, and a retried request always sees the first one's transfer.
+        _lock_audit_head(session)
         signed = signing_input(fields)
         if not verify(key.public_key, fields, env.signature, signed=signed):
             raise _check(
@@ -265,10 +269,7 @@ class LedgerService:
             fields,
             signed.digest,
         )
-        # Envelope ids are taken under the audit-head lock (as the publish path does).
-        session.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
+        # Envelope ids are taken under the audit-head lock, held since _open (as publish does).
         next_id = (session.execute(select(func.max(EnvelopeRow.id))).scalar() or 0) + 1
         session.execute(
             insert(EnvelopeRow),
@@ -772,6 +773,7 @@ class LedgerService:
         gateway = Identity(Role.GATEWAY, None)
         expired: list[str] = []
         with self.db.transaction() as session:
+            _lock_audit_head(session)
             rows = (
                 session.execute(
                     select(TransferRow)
@@ -931,6 +933,10 @@ class LedgerService:
             },
             now=now,
         )
+
+
+def _lock_audit_head(session: Session) -> None:
+    session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
 
 
 def _split(session: Session, block: UnitBlockRow, start: int, end: int) -> UnitBlockRow:

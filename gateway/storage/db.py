@@ -6,6 +6,7 @@ success and rolls back on any exception. Repositories never commit.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -62,7 +63,9 @@ def alembic_config(engine: Engine | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("gateway.storage") / "migrations"))
     if engine is not None:
-        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        # ConfigParser interpolates '%': escape it (percent-encoded passwords, ?options=...%3D...).
+        url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+        cfg.set_main_option("sqlalchemy.url", url)
     return cfg
 
 
@@ -72,6 +75,11 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer and every transaction begins IMMEDIATE; waiting threads would
+        # otherwise poll busy_timeout, which serves them unfairly (seconds of tail latency).
+        self._turn: threading.Lock | None = (
+            threading.Lock() if engine.dialect.name == "sqlite" else None
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -84,7 +92,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits when the block ends, rolls back on any exception."""
-        with self._sessions.begin() as session:
+        if self._turn is None:
+            with self._sessions.begin() as session:
+                yield session
+            return
+        with self._turn, self._sessions.begin() as session:
             yield session
 
     def upgrade(self, revision: str = "head") -> None:
