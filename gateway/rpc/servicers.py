@@ -360,6 +360,10 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         if verdict.ets_ratio is not None:
             reply.ets_adjustment_ratio.numerator = verdict.ets_ratio.numerator
             reply.ets_adjustment_ratio.denominator = verdict.ets_ratio.denominator
+        if verdict.relied_on and verdict.relied_on[0].startswith("recognitions/"):
+            reply.conditions.CopyFrom(
+                self._message(self._service.get(verdict.relied_on[0])).conditions
+            )
         return reply
 
 

@@ -91,6 +91,8 @@ def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
 
     check = sh.check_recognized(SH, "regions/340000/projects/AH-XM-2024-0031", 2024)
     assert check.recognised and rec.name in check.recognitions
+    adopted = check.conditions.ets_adjustment_ratio  # the assessment's ratio, none was proposed
+    assert Fraction(adopted.numerator, adopted.denominator) == Fraction(2100, 3391)
     t = ah.propose_transfer("t-2", SH, origin=AH, ranges=[(1_000, 1_000_999)])
     assert sh.accept_transfer(t.name).quantity_grams == 1_000_000
 

@@ -458,6 +458,7 @@ class CheckRecognizedResponse(_message.Message):
     RECOGNITIONS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ETS_ADJUSTMENT_RATIO_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
     recognised: _builtins.bool
     """Whether the units are recognised."""
     reason: _builtins.str
@@ -470,6 +471,10 @@ class CheckRecognizedResponse(_message.Message):
     def ets_adjustment_ratio(self) -> _recognition_pb2.Fraction:
         """ETS adjustment ratio in force, when one applies."""
 
+    @_builtins.property
+    def conditions(self) -> _recognition_pb2.RecognitionConditions:
+        """Conditions of the recognition the answer rests on (the first of recognitions)."""
+
     def __init__(
         self,
         *,
@@ -477,10 +482,11 @@ class CheckRecognizedResponse(_message.Message):
         recognitions: _abc.Iterable[_builtins.str] | None = ...,
         reason: _builtins.str = ...,
         ets_adjustment_ratio: _recognition_pb2.Fraction | None = ...,
+        conditions: _recognition_pb2.RecognitionConditions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ets_adjustment_ratio", b"ets_adjustment_ratio"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "ets_adjustment_ratio", b"ets_adjustment_ratio"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ets_adjustment_ratio", b"ets_adjustment_ratio", "reason", b"reason", "recognised", b"recognised", "recognitions", b"recognitions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "ets_adjustment_ratio", b"ets_adjustment_ratio", "reason", b"reason", "recognised", b"recognised", "recognitions", b"recognitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
