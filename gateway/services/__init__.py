@@ -11,3 +11,14 @@ Clock = Callable[[], dt.datetime]
 def utc_now() -> dt.datetime:
     """The current time, UTC-aware."""
     return dt.datetime.now(dt.UTC)
+
+
+def page_limit(page_size: int, *, maximum: int = 1000, default: int = 100) -> int:
+    """The number of items a List RPC returns for a requested page_size (0: the default)."""
+    from gateway.errors import InvalidArgument
+
+    if not 0 <= page_size <= maximum:
+        raise InvalidArgument(
+            f"page_size must be 0..{maximum}", field_errors={"page_size": "out of range"}
+        )
+    return page_size or default

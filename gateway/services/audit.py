@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.audit import ChainCheck, EntryFields, sign_tree_head, verify_chain
-from gateway.errors import InvalidArgument
 from gateway.security.signing import key_id_of, raw_public_key
-from gateway.services import Clock, utc_now
+from gateway.services import Clock, page_limit, utc_now
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow
 from gateway.storage.repositories import AuditLogRepository, entry_fields
@@ -46,11 +45,7 @@ class AuditReader:
 
     def page(self, start: int, size: int) -> tuple[Sequence[AuditEntryRow], int]:
         """Entries from start; returns them and the next sequence (0 at the end)."""
-        if size < 0 or size > MAX_PAGE:
-            raise InvalidArgument(
-                f"page_size must be 0..{MAX_PAGE}", field_errors={"page_size": "out of range"}
-            )
-        limit = size or DEFAULT_PAGE
+        limit = page_limit(size, maximum=MAX_PAGE, default=DEFAULT_PAGE)
         with self.db.transaction() as session:
             rows = AuditLogRepository(session).page(max(start, 1), limit + 1)
         more = len(rows) > limit

@@ -22,7 +22,7 @@ from adapters.registry import AdapterRegistry
 from gateway import errors
 from gateway.errors import DomainError
 from gateway.security.identity import Identity, Role
-from gateway.services import Clock, utc_now
+from gateway.services import Clock, page_limit, utc_now
 from gateway.services.publish import PublishBatch
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -242,11 +242,7 @@ class ExchangeService:
     ) -> tuple[list[FeedItem], int]:
         """Current records in feed order, page by page; returns the page and the position to
         resume after (0 on the last page)."""
-        if not 0 <= page_size <= 1000:
-            raise errors.InvalidArgument(
-                "page_size must be 0..1000", field_errors={"page_size": "out of range"}
-            )
-        limit = page_size or 100
+        limit = page_limit(page_size)
         where: list[ColumnElement[bool]] = [RecordRow.is_current.is_(True), RecordRow.id > after]
         if region:
             where.append(RecordRow.region == region)

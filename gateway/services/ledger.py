@@ -35,7 +35,7 @@ from gateway import errors
 from gateway.config import EtsOffsetPolicy
 from gateway.security.identity import Identity, Role
 from gateway.security.signing import envelope_hash, signing_input, verify
-from gateway.services import Clock, utc_now
+from gateway.services import Clock, page_limit, utc_now
 from gateway.services.publish import check_chain, check_signer, envelope_fields
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -830,11 +830,7 @@ class LedgerService:
         after: int = 0,
     ) -> tuple[list[TransferView], int]:
         """Transfers in id order, page by page; returns the page and the id to resume after."""
-        if not 0 <= page_size <= 1000:
-            raise errors.InvalidArgument(
-                "page_size must be 0..1000", field_errors={"page_size": "out of range"}
-            )
-        limit = page_size or 100
+        limit = page_limit(page_size)
         stmt = (
             select(TransferRow)
             .where(TransferRow.id > after)
@@ -863,11 +859,7 @@ class LedgerService:
         after: int = 0,
     ) -> tuple[list[BlockView], int]:
         """Ledger blocks in id order, page by page."""
-        if not 0 <= page_size <= 1000:
-            raise errors.InvalidArgument(
-                "page_size must be 0..1000", field_errors={"page_size": "out of range"}
-            )
-        limit = page_size or 100
+        limit = page_limit(page_size)
         stmt = (
             select(UnitBlockRow)
             .where(UnitBlockRow.id > after)

@@ -27,7 +27,7 @@ from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.security.signing import envelope_hash, signing_input, verify
-from gateway.services import Clock, utc_now
+from gateway.services import Clock, page_limit, utc_now
 from gateway.services.publish import check_chain, check_signer, envelope_fields
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -381,11 +381,7 @@ class RecognitionService:
         page_size: int = 0,
         after: str = "",
     ) -> tuple[list[tuple[mr.Recognition, bytes]], str]:
-        if not 0 <= page_size <= 1000:
-            raise errors.InvalidArgument(
-                "page_size must be 0..1000", field_errors={"page_size": "out of range"}
-            )
-        limit = page_size or 100
+        limit = page_limit(page_size)
         stmt = (
             select(RecognitionRow)
             .where(RecognitionRow.id > after)
