@@ -292,6 +292,25 @@ class LedgerService:
         )
         signed.key.last_sequence, signed.key.last_hash = signed.sequence, signed.digest
 
+    def _repeat(
+        self, session: Session, caller: Identity, signed: _Signed, name: str, now: dt.datetime
+    ) -> None:
+        """A request repeated under its id with byte-identical content. Resent as the very same
+        envelope, nothing is stored; signed anew, its envelope takes its place in the signer's
+        chain (so a client that re-signs its retries stays in step) and is audited."""
+        try:
+            self._chain_and_store(session, signed, now)
+        except errors.EnvelopeReplayed:
+            return
+        AuditLogRepository(session).append(
+            kind="request.repeated",
+            subject=name,
+            actor_region=caller.region or "",
+            actor=caller.actor,
+            detail={"envelope_hash": signed.digest.hex(), "sequence": signed.sequence},
+            now=now,
+        )
+
     # -- propose --------------------------------------------------------------------------------
 
     def propose(self, caller: Identity, env: envelope_pb2.SignedEnvelope) -> TransferView:
@@ -313,7 +332,9 @@ class LedgerService:
             ).scalar_one_or_none()
             if existing is not None:
                 if existing.request_sha256 == request_sha:
-                    return self._view(session, existing)  # the same request again: the first answer
+                    # The same request again: the first answer, and the chain moves on.
+                    self._repeat(session, caller, signed, existing.name, now)
+                    return self._view(session, existing)
                 raise _check(
                     errors.TransferIdReused(
                         f"transfer id {proposal.transfer_id} was used for another request",
@@ -505,6 +526,7 @@ class LedgerService:
             ).scalar_one_or_none()
             if existing is not None:
                 if existing.request_sha256 == request_sha:
+                    self._repeat(session, caller, signed, existing.name, now)
                     return self._retirement_view(session, existing)
                 raise _check(
                     errors.RetirementIdReused(
