@@ -456,3 +456,12 @@ def test_check_5_destination_must_recognise_on_propose_and_on_accept(world: Worl
     assert world.snapshot() == before
     world.answer("reject", SH, pending, "no longer recognised")  # the destination can still reject
     world.invariants()
+
+
+def test_retry_signed_anew_answers_the_first_and_keeps_the_chain_in_step(world: World) -> None:
+    first = world.propose(AH, "resigned", SH, [(1_000, 1_999)])
+    again = world.propose(AH, "resigned", SH, [(1_000, 1_999)])  # same body, new envelope
+    assert again == first
+    # The signer's next request chains on without a resync.
+    assert world.propose(AH, "next", SH, [(2_000, 2_999)]).state == "PROPOSED"
+    world.invariants()
