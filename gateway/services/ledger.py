@@ -27,23 +27,19 @@ from typing import Protocol
 
 import structlog
 from google.protobuf.message import DecodeError
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
 from gateway.config import EtsOffsetPolicy
 from gateway.security.identity import Identity, Role
-from gateway.security.signing import envelope_hash, signing_input, verify
 from gateway.services import Clock, page_limit, utc_now
-from gateway.services.publish import check_chain, check_signer, envelope_fields
+from gateway.services.signed import SignedRequest, lock_audit_head, open_signed, store_signed
 from gateway.storage.db import Database
 from gateway.storage.models import (
-    AuditHeadRow,
-    EnvelopeRow,
     IssuanceRow,
     RetirementRow,
-    SigningKeyRow,
     TransferRow,
     UnitBlockRow,
 )
@@ -182,17 +178,6 @@ def _check(err: errors.DomainError, number: int) -> errors.DomainError:
     return err
 
 
-@dataclass
-class _Signed:
-    key: SigningKeyRow
-    digest: bytes
-    sequence: int
-    payload: bytes
-    fields_sign_seconds: int
-    fields_sign_nanos: int
-    envelope: envelope_pb2.SignedEnvelope
-
-
 class LedgerService:
     """Transfers and the ledger's invariants; every public method is one transaction."""
 
@@ -218,82 +203,27 @@ class LedgerService:
         caller: Identity,
         env: envelope_pb2.SignedEnvelope,
         content_type: str,
-    ) -> _Signed:
-        """Checks 1–2: the caller's registry key signed exactly these bytes."""
+    ) -> SignedRequest:
+        """Checks 1–2: the caller's registry key signed exactly these bytes.
+
+        Every ledger write takes its locks in one order — signing key, audit head, transfer,
+        blocks — so concurrent proposals, answers and expiries across gateway processes queue
+        instead of deadlocking, and a retried request always sees the first one's transfer.
+        """
         if caller.role is not Role.REGISTRY or caller.region is None:
             raise _check(errors.PermissionDenied("only registries sign transfer requests"), 1)
-        fields = envelope_fields(env)
-        if fields.content_type != content_type:
-            raise errors.PayloadMalformed(
-                f"content type must be {content_type}",
-                field_errors={"content_type": f"expected {content_type}"},
-            )
-        key = session.execute(
-            select(SigningKeyRow).where(SigningKeyRow.key_id == fields.key_id).with_for_update()
-        ).scalar_one_or_none()
         try:
-            check_signer(key, fields, caller.region)
+            return open_signed(session, caller, env, content_type)
+        except (errors.EnvelopeMalformed, errors.PayloadMalformed):
+            raise
         except errors.DomainError as exc:
             raise _check(exc, 2) from exc
-        assert key is not None
-        # Every ledger write takes its locks in one order — signing key, audit head, transfer,
-        # blocks — so concurrent proposals, answers and expiries across gateway processes queue
-        # instead of deadlocking, and a retried request always sees the first one's transfer.
-        _lock_audit_head(session)
-        signed = signing_input(fields)
-        if not verify(key.public_key, fields, env.signature, signed=signed):
-            raise _check(
-                errors.SignatureInvalid(
-                    "the signature does not verify", metadata={"key_id": key.key_id}
-                ),
-                2,
-            )
-        return _Signed(
-            key,
-            envelope_hash(fields, env.signature, signed=signed),
-            fields.sequence,
-            fields.payload,
-            fields.sign_time_seconds,
-            fields.sign_time_nanos,
-            env,
-        )
 
-    def _chain_and_store(self, session: Session, signed: _Signed, now: dt.datetime) -> None:
-        """The chain check, then the envelope row and the signer's new head."""
-        fields = envelope_fields(signed.envelope)
-        check_chain(
-            session,
-            signed.key.key_id,
-            signed.key.last_sequence,
-            signed.key.last_hash,
-            fields,
-            signed.digest,
-        )
-        # Envelope ids are taken under the audit-head lock, held since _open (as publish does).
-        next_id = (session.execute(select(func.max(EnvelopeRow.id))).scalar() or 0) + 1
-        session.execute(
-            insert(EnvelopeRow),
-            [
-                {
-                    "id": next_id,
-                    "envelope_hash": signed.digest,
-                    "key_id": signed.key.key_id,
-                    "region": signed.key.region,
-                    "sequence": signed.sequence,
-                    "previous_hash": fields.previous_hash,
-                    "content_type": fields.content_type,
-                    "payload": signed.payload,
-                    "sign_time_seconds": signed.fields_sign_seconds,
-                    "sign_time_nanos": signed.fields_sign_nanos,
-                    "signature": signed.envelope.signature,
-                    "received_at": now,
-                }
-            ],
-        )
-        signed.key.last_sequence, signed.key.last_hash = signed.sequence, signed.digest
+    def _chain_and_store(self, session: Session, signed: SignedRequest, now: dt.datetime) -> None:
+        store_signed(session, signed, now)
 
     def _repeat(
-        self, session: Session, caller: Identity, signed: _Signed, name: str, now: dt.datetime
+        self, session: Session, caller: Identity, signed: SignedRequest, name: str, now: dt.datetime
     ) -> None:
         """A request repeated under its id with byte-identical content. Resent as the very same
         envelope, nothing is stored; signed anew, its envelope takes its place in the signer's
@@ -307,7 +237,7 @@ class LedgerService:
             subject=name,
             actor_region=caller.region or "",
             actor=caller.actor,
-            detail={"envelope_hash": signed.digest.hex(), "sequence": signed.sequence},
+            detail={"envelope_hash": signed.digest.hex(), "sequence": signed.fields.sequence},
             now=now,
         )
 
@@ -795,7 +725,7 @@ class LedgerService:
         gateway = Identity(Role.GATEWAY, None)
         expired: list[str] = []
         with self.db.transaction() as session:
-            _lock_audit_head(session)
+            lock_audit_head(session)
             rows = (
                 session.execute(
                     select(TransferRow)
@@ -947,10 +877,6 @@ class LedgerService:
             },
             now=now,
         )
-
-
-def _lock_audit_head(session: Session) -> None:
-    session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
 
 
 def _split(session: Session, block: UnitBlockRow, start: int, end: int) -> UnitBlockRow:

@@ -26,18 +26,14 @@ from gateway import errors
 from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
-from gateway.security.signing import envelope_hash, signing_input, verify
 from gateway.services import Clock, page_limit, utc_now
-from gateway.services.publish import check_chain, check_signer, envelope_fields
+from gateway.services.signed import open_signed, store_signed
 from gateway.storage.db import Database
 from gateway.storage.models import (
-    AuditHeadRow,
-    EnvelopeRow,
     MethodologyRow,
     ProjectRow,
     RecognitionRow,
     RecordRow,
-    SigningKeyRow,
     UnitBlockRow,
 )
 from gateway.storage.repositories import AuditLogRepository
@@ -113,53 +109,9 @@ class RecognitionService:
     ) -> tuple[bytes, bytes]:
         """Verify the caller's own key signed the envelope; chain and store it. Returns the
         payload and the envelope hash."""
-        if caller.region is None:
-            raise errors.PermissionDenied("the gateway does not sign recognition requests")
-        fields = envelope_fields(env)
-        if fields.content_type != content_type:
-            raise errors.PayloadMalformed(
-                f"content type must be {content_type}",
-                field_errors={"content_type": f"expected {content_type}"},
-            )
-        key = session.execute(
-            select(SigningKeyRow).where(SigningKeyRow.key_id == fields.key_id).with_for_update()
-        ).scalar_one_or_none()
-        check_signer(key, fields, caller.region, owner=caller.actor)
-        assert key is not None
-        signed = signing_input(fields)
-        if not verify(key.public_key, fields, env.signature, signed=signed):
-            raise errors.SignatureInvalid(
-                "the signature does not verify", metadata={"key_id": key.key_id}
-            )
-        digest = envelope_hash(fields, env.signature, signed=signed)
-        check_chain(session, key.key_id, key.last_sequence, key.last_hash, fields, digest)
-        session.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
-        next_id = (
-            session.execute(
-                select(EnvelopeRow.id).order_by(EnvelopeRow.id.desc()).limit(1)
-            ).scalar()
-            or 0
-        ) + 1
-        session.add(
-            EnvelopeRow(
-                id=next_id,
-                envelope_hash=digest,
-                key_id=key.key_id,
-                region=key.region,
-                sequence=fields.sequence,
-                previous_hash=fields.previous_hash,
-                content_type=fields.content_type,
-                payload=fields.payload,
-                sign_time_seconds=fields.sign_time_seconds,
-                sign_time_nanos=fields.sign_time_nanos,
-                signature=env.signature,
-                received_at=now,
-            )
-        )
-        key.last_sequence, key.last_hash = fields.sequence, digest
-        return fields.payload, digest
+        signed = open_signed(session, caller, env, content_type)
+        store_signed(session, signed, now)
+        return signed.payload, signed.digest
 
     @staticmethod
     def _parse(cls: Callable[[bytes], T], payload: bytes, what: str) -> T:
