@@ -735,3 +735,40 @@ def choice(mapping: dict[str, T]) -> Callable[[str], T]:
 
 def inverse(mapping: dict[str, T]) -> dict[T, str]:
     return {value: key for key, value in mapping.items()}
+
+
+def build_project(
+    region: str,
+    project_id: str,
+    methodology: tuple[str, str],
+    *,
+    title: str,
+    owner: str,
+    county: str,
+    crediting: tuple[date, date],
+    status: records_pb2.ProjectStatus.ValueType,
+    capacity: tuple[str, str] | None = None,
+    grid_date: date | None = None,
+    native_ids: dict[str, str] | None = None,
+) -> records_pb2.Project:
+    """A common Project from validated native values; ``methodology`` is (id, version) as the
+    region's projects name it, ``capacity`` an exact (value, unit) when given."""
+    project = records_pb2.Project(
+        name=project_name(region, project_id),
+        region=region,
+        project_id=project_id,
+        methodology=records_pb2.MethodologyRef(
+            region=region, methodology_id=methodology[0], version=methodology[1]
+        ),
+        title=title,
+        owner=owner,
+        county_code=county,
+        crediting_period=date_range(*crediting),
+        status=status,
+        native_ids=native_ids or {},
+    )
+    if capacity is not None:
+        project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity[0], unit=capacity[1]))
+    if grid_date is not None:
+        project.start_date.CopyFrom(to_calendar(grid_date))
+    return project

@@ -31,6 +31,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     TextFields,
+    build_project,
     check_identifier,
     choice,
     county_checker,
@@ -42,7 +43,6 @@ from adapters._common import (
     methodology_name,
     parse_compact_date,
     project_name,
-    to_calendar,
     version_from_v,
 )
 from adapters._views import (
@@ -353,24 +353,18 @@ class JiangsuAdapter(AdapterBase):
             return None
         assert project_no and methodology_no and version and title and owner and county
         assert start and end and status is not None
-        project = records_pb2.Project(
-            name=project_name(self.region, project_no),
-            region=self.region,
-            project_id=project_no,
-            methodology=records_pb2.MethodologyRef(
-                region=self.region, methodology_id=methodology_no, version=version
-            ),
+        return build_project(
+            self.region,
+            project_no,
+            (methodology_no, version),
             title=title,
             owner=owner,
-            county_code=county,
-            crediting_period=date_range(start, end),
+            county=county,
+            crediting=(start, end),
             status=status,
+            capacity=None if capacity is None else (capacity, "kW"),
+            grid_date=grid,
         )
-        if capacity is not None:
-            project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
-        if grid is not None:
-            project.start_date.CopyFrom(to_calendar(grid))
-        return project
 
     def _issuance(self, f: TextFields) -> records_pb2.Issuance | None:
         issuance_no = f.parsed("QFBH", check_identifier, required=True)

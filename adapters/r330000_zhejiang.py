@@ -35,6 +35,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    build_project,
     check_identifier,
     check_zhejiang_id,
     choice,
@@ -50,7 +51,6 @@ from adapters._common import (
     methodology_name,
     parse_datetime,
     project_name,
-    to_calendar,
 )
 from adapters._views import (
     native_ids_supported,
@@ -302,25 +302,19 @@ class ZhejiangAdapter(AdapterBase):
             return None
         assert project_id and number and methodology_id and title and owner and county
         assert start and end and status is not None
-        project = records_pb2.Project(
-            name=project_name(self.region, project_id),
-            region=self.region,
-            project_id=project_id,
-            methodology=records_pb2.MethodologyRef(
-                region=self.region, methodology_id=methodology_id, version=""
-            ),
+        return build_project(
+            self.region,
+            project_id,
+            (methodology_id, ""),
             title=title,
             owner=owner,
-            county_code=county,
-            crediting_period=date_range(start, end),
+            county=county,
+            crediting=(start, end),
             status=status,
+            capacity=None if capacity is None else (capacity, "kW"),
+            grid_date=grid,
             native_ids={"projectNum": number, **times.native},
         )
-        if capacity is not None:
-            project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
-        if grid is not None:
-            project.start_date.CopyFrom(to_calendar(grid))
-        return project
 
     def _issuance(self, f: JsonFields) -> records_pb2.Issuance | None:
         times = _DateTimes(f)

@@ -34,6 +34,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     TextFields,
+    build_project,
     check_identifier,
     choice,
     county_checker,
@@ -45,7 +46,6 @@ from adapters._common import (
     methodology_name,
     parse_slash_date,
     project_name,
-    to_calendar,
     version_from_dotted,
 )
 from adapters._views import (
@@ -415,24 +415,20 @@ class AnhuiAdapter(AdapterBase):
                 continue
             assert project_id and methodology_id and version and title and owner and county
             assert start and end and status is not None
-            project = records_pb2.Project(
-                name=project_name(self.region, project_id),
-                region=self.region,
-                project_id=project_id,
-                methodology=records_pb2.MethodologyRef(
-                    region=self.region, methodology_id=methodology_id, version=version
-                ),
-                title=title,
-                owner=owner,
-                county_code=county,
-                crediting_period=date_range(start, end),
-                status=status,
+            records.append(
+                build_project(
+                    self.region,
+                    project_id,
+                    (methodology_id, version),
+                    title=title,
+                    owner=owner,
+                    county=county,
+                    crediting=(start, end),
+                    status=status,
+                    capacity=None if capacity is None else (capacity, "kW"),
+                    grid_date=grid,
+                )
             )
-            if capacity is not None:
-                project.capacity.CopyFrom(records_pb2.ExactQuantity(value=capacity, unit="kW"))
-            if grid is not None:
-                project.start_date.CopyFrom(to_calendar(grid))
-            records.append(project)
         return records
 
     def _issuances(self, rows: list[TextFields], issues: Issues) -> list[records_pb2.Issuance]:
