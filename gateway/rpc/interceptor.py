@@ -120,24 +120,21 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             return NotImplementedYet("this RPC is part of the contract but not served yet")
         return exc if isinstance(exc, DomainError) else None
 
-    def _abort(self, context: grpc.ServicerContext, exc: Exception) -> tuple[grpc.StatusCode, str]:
-        """Abort the call with the status exc maps to; returns (code, reason) for the log line.
-
-        Only returns when the servicer had already aborted the call itself (then grpc's own
-        abort exception is re-raised by the caller).
-        """
+    def _outcome(
+        self, context: grpc.ServicerContext, exc: Exception
+    ) -> tuple[grpc.StatusCode, str, grpc.Status | None]:
+        """What a failed call ends with: (code, reason) for the log line, and the status to
+        abort with — None when nobody is left to answer or the servicer already aborted."""
         if not context.is_active():
             # The client cancelled or its deadline passed: nobody is left to answer.
-            return grpc.StatusCode.CANCELLED, "CLIENT_GONE"
+            return grpc.StatusCode.CANCELLED, "CLIENT_GONE", None
         err = self._as_domain_error(exc)
-        if err is None and _is_abort(context):
-            return _code(context) or grpc.StatusCode.UNKNOWN, ""
-        if err is None:
-            log.error("rpc.unexpected_error", exc_info=exc)
-            context.abort_with_status(internal_status())
-        else:
-            context.abort_with_status(to_grpc_status(err))
-        raise AssertionError("unreachable: abort_with_status raises")
+        if err is not None:
+            return err.code, err.reason, to_grpc_status(err)
+        if _is_abort(context):
+            return _code(context) or grpc.StatusCode.UNKNOWN, "", None
+        log.error("rpc.unexpected_error", exc_info=exc)
+        return grpc.StatusCode.INTERNAL, "INTERNAL", internal_status()
 
     def _guard(self, method: str, context: grpc.ServicerContext, run: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -148,9 +145,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             self._admit(method, ident)
             return run()
         except Exception as exc:
-            err = self._as_domain_error(exc)
-            code, reason = (err.code, err.reason) if err else (grpc.StatusCode.INTERNAL, "INTERNAL")
-            code, reason = self._abort(context, exc)
+            code, reason, status = self._outcome(context, exc)
+            if status is not None:
+                context.abort_with_status(status)  # raises
             raise
         finally:
             self._finish(method, ident, code, start, reason)
@@ -166,9 +163,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             self._admit(method, ident)
             yield from run()
         except Exception as exc:
-            err = self._as_domain_error(exc)
-            code, reason = (err.code, err.reason) if err else (grpc.StatusCode.INTERNAL, "INTERNAL")
-            code, reason = self._abort(context, exc)
+            code, reason, status = self._outcome(context, exc)
+            if status is not None:
+                context.abort_with_status(status)  # raises
             raise
         finally:
             self._finish(method, ident, code, start, reason)
