@@ -76,12 +76,11 @@ STATE_PROTO = {
 class RecognitionPolicy(Protocol):
     """Answers check 5: does ``region`` recognise these units?"""
 
-    def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
-        """None when recognised, else a human-readable reason."""
-        ...
-
-    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
-        """The adjustment ratio ``region`` applies when the block offsets its ETS; None: 1."""
+    def verdict(
+        self, session: Session, region: str, block: UnitBlockRow
+    ) -> tuple[str | None, Fraction | None]:
+        """(None when recognised, else a human-readable reason; the adjustment ratio ``region``
+        applies when the block offsets its ETS, None meaning 1)."""
         ...
 
 
@@ -98,11 +97,10 @@ class AllowAllRecognition:
                 detail="check 5 (destination recognises the units) passes every transfer",
             )
 
-    def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
-        return None
-
-    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
-        return None
+    def verdict(
+        self, session: Session, region: str, block: UnitBlockRow
+    ) -> tuple[str | None, Fraction | None]:
+        return None, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +217,27 @@ class LedgerService:
         except errors.DomainError as exc:
             raise _check(exc, 2) from exc
 
-    def _chain_and_store(self, session: Session, signed: SignedRequest, now: dt.datetime) -> None:
-        store_signed(session, signed, now)
+    def _recognised(
+        self, session: Session, region: str, blocks: Sequence[UnitBlockRow]
+    ) -> dict[tuple[str, int], Fraction | None]:
+        """Check 5: ``region`` recognises every block (asked once per project and vintage);
+        returns the ETS ratio in force for each."""
+        ratios: dict[tuple[str, int], Fraction | None] = {}
+        for block in blocks:
+            key = (block.project_name, block.vintage)
+            if key in ratios:
+                continue
+            reason, ratios[key] = self.recognition.verdict(session, region, block)
+            if reason is not None:
+                raise _check(
+                    errors.NotRecognised(
+                        f"{region} does not recognise {block.project_name} "
+                        f"(vintage {block.vintage}): {reason}",
+                        metadata={"project": block.project_name},
+                    ),
+                    5,
+                )
+        return ratios
 
     def _repeat(
         self, session: Session, caller: Identity, signed: SignedRequest, name: str, now: dt.datetime
@@ -229,7 +246,7 @@ class LedgerService:
         envelope, nothing is stored; signed anew, its envelope takes its place in the signer's
         chain (so a client that re-signs its retries stays in step) and is audited."""
         try:
-            self._chain_and_store(session, signed, now)
+            store_signed(session, signed, now)
         except errors.EnvelopeReplayed:
             return
         AuditLogRepository(session).append(
@@ -274,19 +291,9 @@ class LedgerService:
                 )
             if proposal.destination_region == source:
                 raise _check(errors.SameRegion("source and destination are the same region"), 6)
-            self._chain_and_store(session, signed, now)
+            store_signed(session, signed, now)
             blocks = self._select(session, source, proposal.units)
-            for block in blocks:
-                reason = self.recognition.recognises(session, proposal.destination_region, block)
-                if reason is not None:
-                    raise _check(
-                        errors.NotRecognised(
-                            f"{proposal.destination_region} does not recognise "
-                            f"{block.project_name}: {reason}",
-                            metadata={"project": block.project_name},
-                        ),
-                        5,
-                    )
+            self._recognised(session, proposal.destination_region, blocks)
             quantity = sum(b.serial_end - b.serial_start + 1 for b in blocks)
             row = TransferRow(
                 name=name,
@@ -465,24 +472,15 @@ class LedgerService:
                     ),
                     3,
                 )
-            self._chain_and_store(session, signed, now)
+            store_signed(session, signed, now)
             blocks = self._select(session, holder, order.units)
             quantity = sum(b.serial_end - b.serial_start + 1 for b in blocks)
             exact, outside = Fraction(0), Fraction(0)
             ets = order.purpose == transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET
+            ratios = self._recognised(session, holder, blocks) if ets else {}
             for block in blocks:
                 size = block.serial_end - block.serial_start + 1
-                ratio = Fraction(1)
-                if ets:
-                    reason = self.recognition.recognises(session, holder, block)
-                    if reason is not None:
-                        raise _check(
-                            errors.NotRecognised(
-                                f"{holder} does not recognise {block.project_name}: {reason}"
-                            ),
-                            5,
-                        )
-                    ratio = self.recognition.ets_ratio(session, holder, block) or Fraction(1)
+                ratio = ratios.get((block.project_name, block.vintage)) or Fraction(1)
                 exact += size * ratio
                 if block.origin_region != holder:
                     outside += size * ratio
@@ -696,17 +694,8 @@ class LedgerService:
                 )
             blocks = self._reserved(session, row)
             if outcome == COMPLETED:
-                for block in blocks:
-                    reason = self.recognition.recognises(session, row.destination_region, block)
-                    if reason is not None:
-                        raise _check(
-                            errors.NotRecognised(
-                                f"{row.destination_region} no longer recognises "
-                                f"{block.project_name}: {reason}"
-                            ),
-                            5,
-                        )
-            self._chain_and_store(session, signed, now)
+                self._recognised(session, row.destination_region, blocks)
+            store_signed(session, signed, now)
             for block in blocks:
                 if outcome == COMPLETED:
                     block.holder_region = row.destination_region

@@ -368,7 +368,7 @@ class PublishBatch:
         fields, env, digest = p.fields, p.env, p.digest
         assert fields is not None
         key = self._key(fields.key_id)
-        self._check_key(key, fields)
+        check_signer(key, fields, self.region)
         assert key is not None
         if not verify(key.public_key, fields, env.signature, signed=p.signed):
             raise errors.SignatureInvalid(
@@ -415,9 +415,6 @@ class PublishBatch:
             if row is not None:
                 self._heads[key_id] = _Head(row.last_sequence, row.last_hash)
         return self._keys[key_id]
-
-    def _check_key(self, key: SigningKeyRow | None, fields: EnvelopeFields) -> None:
-        check_signer(key, fields, self.region)
 
     def _check_chain(self, key: SigningKeyRow, fields: EnvelopeFields, digest: bytes) -> None:
         head = self._heads[key.key_id]

@@ -488,9 +488,8 @@ class EnforcedRecognition:
     def __init__(self, service: RecognitionService) -> None:
         self.service = service
 
-    def recognises(self, session: Session, region: str, block: UnitBlockRow) -> str | None:
-        verdict = self.service.verdict(session, region, block.project_name, block.vintage)
-        return None if verdict.recognised else f"{verdict.reason}: {verdict.message}"
-
-    def ets_ratio(self, session: Session, region: str, block: UnitBlockRow) -> Fraction | None:
-        return self.service.verdict(session, region, block.project_name, block.vintage).ets_ratio
+    def verdict(
+        self, session: Session, region: str, block: UnitBlockRow
+    ) -> tuple[str | None, Fraction | None]:
+        v = self.service.verdict(session, region, block.project_name, block.vintage)
+        return (None if v.recognised else f"{v.reason}: {v.message}"), v.ets_ratio

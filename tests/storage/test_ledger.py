@@ -436,11 +436,8 @@ class _OnlyOrigin:
     """A recognition policy under which no region recognises another's units (configuration, not
     a mock: the stance of a region that has recognised nothing yet)."""
 
-    def recognises(self, session: object, region: str, block: UnitBlockRow) -> str | None:
-        return None if region == block.origin_region else "no recognition in force"
-
-    def ets_ratio(self, session: object, region: str, block: UnitBlockRow) -> None:
-        return None
+    def verdict(self, session: object, region: str, block: UnitBlockRow) -> tuple[str | None, None]:
+        return (None if region == block.origin_region else "no recognition in force"), None
 
 
 def test_check_5_destination_must_recognise_on_propose_and_on_accept(world: World) -> None:
