@@ -125,6 +125,13 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class RequestMalformed(InvalidArgument):
+    """The request bytes do not decode as the RPC's request message (truncated, wrong wire type,
+    invalid UTF-8 in a string, nested too deep)."""
+
+    reason = "REQUEST_MALFORMED"
+
+
 # --- Record exchange (publish) -------------------------------------------------------------
 
 
@@ -381,6 +388,25 @@ class EtsVintageOutsideWindow(FailedPrecondition):
     """Check 7: a unit's vintage is outside the policy's window before the compliance year."""
 
     reason = "ETS_VINTAGE_OUTSIDE_WINDOW"
+
+
+class SnapshotInvalid(InvalidArgument):
+    """A holdings snapshot is malformed: no header first, a bad range or state, overlapping blocks,
+    a time in the future."""
+
+    reason = "SNAPSHOT_INVALID"
+
+
+class SnapshotMissing(FailedPrecondition):
+    """The region has not submitted a holdings snapshot to reconcile."""
+
+    reason = "SNAPSHOT_MISSING"
+
+
+class ReportNotFound(NotFound):
+    """No reconciliation report has that name."""
+
+    reason = "REPORT_NOT_FOUND"
 
 
 class NotImplementedYet(DomainError):

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -300,3 +302,89 @@ class RecognitionRow(Base):
     assessment: Mapped[bytes] = mapped_column(LargeBinary)
     """The serialised yrd.interop.v1.EquivalenceAssessment attached at request time."""
     requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class HoldingsSnapshotRow(Base):
+    """A registry's holdings snapshot and, taken in the same transaction, the ledger's view."""
+
+    __tablename__ = "holdings_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    region: Mapped[str] = mapped_column(String(6), index=True)
+    snapshot_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    """The time the registry says its snapshot describes."""
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    """When the gateway took its own side (under the audit-head lock)."""
+    audit_sequence: Mapped[int] = mapped_column(BigInteger)
+    """Size of the audit log when the ledger side was taken: the end of the transfer window."""
+    submitted_by: Mapped[str] = mapped_column(String(120))
+    block_count: Mapped[int] = mapped_column(BigInteger)
+    quantity_grams: Mapped[int] = mapped_column(BigInteger)
+
+
+class SnapshotBlockRow(Base):
+    """Staging rows: one block of a snapshot, on the registry's side or the ledger's."""
+
+    __tablename__ = "snapshot_blocks"
+    __table_args__ = (
+        Index("ix_snapshot_blocks_lookup", "snapshot_id", "side", "origin_region", "serial_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("holdings_snapshots.id"))
+    side: Mapped[str] = mapped_column(String(8))
+    """``registry`` (what the registry claims) or ``ledger`` (what the ledger gives it)."""
+    origin_region: Mapped[str] = mapped_column(String(6))
+    serial_start: Mapped[int] = mapped_column(BigInteger)
+    serial_end: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20))
+
+
+class SnapshotTransferRow(Base):
+    """Staging rows: a transfer the registry believes completed since its previous snapshot."""
+
+    __tablename__ = "snapshot_transfers"
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("holdings_snapshots.id"), primary_key=True)
+    transfer_name: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class ReconciliationReportRow(Base):
+    """A signed reconciliation report (the serialised yrd.interop.v1.ReconciliationReport)."""
+
+    __tablename__ = "reconciliation_reports"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    region: Mapped[str] = mapped_column(String(6), index=True)
+    snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("holdings_snapshots.id"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(40))
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JobRunRow(Base):
+    """One run of a scheduled job: the row is the claim, so each scheduled time runs once."""
+
+    __tablename__ = "job_runs"
+
+    job_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scheduled_for: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SchedulerJobRow(Base):
+    """APScheduler 3's SQLAlchemyJobStore table, created here so that Alembic owns the schema
+    (the job store's own ``create(checkfirst=True)`` then finds it and does nothing)."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True, nullable=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)
