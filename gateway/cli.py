@@ -279,6 +279,29 @@ def demo(
     raise typer.Exit(run_demo(console, keep))
 
 
+@app.command("console")
+def console_command(
+    region: RegionOpt,
+    admin: Annotated[str, typer.Option("--admin", help="Administrator name, e.g. admin-a.")],
+    cert_dir: CertDirOpt = Path("certs/dev"),
+    gateway: GatewayOpt = "127.0.0.1:50051",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0: a free one.")
+    ] = 0,
+) -> None:
+    """Start the administrators' web console on 127.0.0.1: a client of the gateway with your
+    certificate that signs your decisions with your key. Open the URL it prints (with its token)."""
+    from gateway.console import run_console
+
+    try:
+        code = run_console(
+            gateway=gateway, cert_dir=cert_dir, region=region, admin=admin, port=port
+        )
+    except (PKIError, OSError, DomainError, TransportError) as exc:
+        raise _fail(f"{getattr(exc, 'reason', '')} {exc}".strip()) from exc
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()
 
@@ -982,3 +1005,15 @@ def recognition_list(
             f"{approvals}/{rec.required_approvals}",
         )
     console.print(table)
+
+
+# Operator commands on the gateway host (gateway.cli_ops): reconciliation, scheduler, expiry.
+def _register_operator_commands() -> None:
+    from gateway.cli_ops import reconcile_app, scheduler_command, transfer_expire
+
+    app.add_typer(reconcile_app, name="reconcile")
+    app.command("scheduler")(scheduler_command)
+    transfer_app.command("expire")(transfer_expire)
+
+
+_register_operator_commands()

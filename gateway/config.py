@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -107,6 +107,49 @@ class GatewaySettings(BaseSettings):
 
     migrate_on_start: bool = True
     """Run Alembic migrations to head when the server starts."""
+
+    scheduler_enabled: bool = True
+    """Run the scheduled jobs inside ``yrdgw serve`` (``yrdgw scheduler`` runs them alone). With
+    several gateway processes on one database, each scheduled run still happens once."""
+
+    scheduler_timezone: str = "Asia/Shanghai"
+    """Time zone the cron expressions are read in."""
+
+    reconcile_cron: str = "0 2 * * *"
+    """When to reconcile every region's latest holdings snapshot: crontab (minute hour day month
+    day-of-week), or six fields with seconds first."""
+
+    expire_cron: str = "* * * * *"
+    """When to expire transfer proposals past their deadline."""
+
+    verify_cron: str = "30 3 * * *"
+    """When to check the ledger invariants and the whole audit chain."""
+
+    job_misfire_grace_s: int = Field(default=300, gt=0)
+    """A run that could not start within this many seconds of its time is skipped (the next one
+    catches up); runs missed meanwhile are coalesced into one."""
+
+    reconcile_regions: tuple[str, ...] = DELTA_REGIONS
+    """Regions the scheduled reconciliation covers."""
+
+    @field_validator("reconcile_cron", "expire_cron", "verify_cron")
+    @classmethod
+    def _cron_parses(cls, value: str) -> str:
+        from gateway.scheduler import cron_trigger
+
+        cron_trigger(value, "UTC")  # raises ValueError on a bad expression
+        return value
+
+    @field_validator("scheduler_timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import grpc
 import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from yrd.interop.v1 import (
@@ -20,14 +25,15 @@ from yrd.interop.v1 import (
     recognition_service_pb2,
     recognition_service_pb2_grpc,
     reconciliation_service_pb2,
+    reconciliation_service_pb2_grpc,
     registry_service_pb2,
     registry_service_pb2_grpc,
     transfer_service_pb2,
     transfer_service_pb2_grpc,
 )
 
-from adapters import default_registry
 from adapters.registry import AdapterRegistry
+from gateway.app import build_services
 from gateway.config import GatewaySettings
 from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
@@ -35,17 +41,13 @@ from gateway.rpc.servicers import (
     AuditServicer,
     KeyServicer,
     RecognitionServicer,
+    ReconciliationServicer,
     RegistryServicer,
     TransferServicer,
-    not_yet_served,
 )
-from gateway.security.pki import PKIDir, PKIError, load_signing_key
+from gateway.scheduler import GatewayScheduler
+from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
-from gateway.services.audit import AuditReader
-from gateway.services.exchange import ExchangeService
-from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService
-from gateway.services.recognition import EnforcedRecognition, RecognitionService
 from gateway.storage.db import Database
 
 log = structlog.get_logger("yrdgw.server")
@@ -64,16 +66,78 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
 """Full names of the yrd.interop.v1 services this server exposes."""
 
 
+class CertificateReloader:
+    """The gateway's TLS certificate, key and client CA, re-read when their files change.
+
+    grpc asks ``fetch`` before every new connection's handshake: it answers a new configuration
+    once the files changed (a certificate replaced while the server runs), else None. Connections
+    already open keep the certificate they were made with, so no call in flight fails. A key that
+    does not match its certificate (caught between the two files being replaced) is not taken;
+    the next connection looks again.
+    """
+
+    def __init__(self, pki: PKIDir) -> None:
+        self._pki = pki
+        self._files = pki.gateway()
+        self._lock = threading.Lock()
+        for path in self._paths():
+            if not path.exists():
+                raise PKIError(f"missing {path}; run `yrdgw pki init --dir {pki.root}`")
+        self._stamp = self._stat()
+        config = self._load()
+        if config is None:
+            raise PKIError(f"{self._files.key} does not match {self._files.cert}")
+        self.initial, self.serial = config
+
+    def _paths(self) -> tuple[Path, Path, Path]:
+        return (self._pki.ca_cert, self._files.cert, self._files.key)
+
+    def _stat(self) -> tuple[tuple[int, int], ...]:
+        stats = [os.stat(path) for path in self._paths()]
+        return tuple((st.st_mtime_ns, st.st_size) for st in stats)
+
+    def _load(self) -> tuple[grpc.ServerCertificateConfiguration, int] | None:
+        """The configuration from the files and the certificate's serial; None on a mismatch."""
+        key_pem, cert_pem = self._files.key.read_bytes(), self._files.cert.read_bytes()
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except ValueError:
+            return None  # a file caught half written
+        raw = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if cert.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
+            return None
+        config = grpc.ssl_server_certificate_configuration(
+            [(key_pem, cert_pem)], root_certificates=self._pki.ca_cert.read_bytes()
+        )
+        return config, cert.serial_number
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """A new configuration when the files changed since the last one taken, else None."""
+        with self._lock:
+            try:
+                stamp = self._stat()
+                if stamp == self._stamp:
+                    return None
+                loaded = self._load()
+            except OSError:
+                return None  # a file being replaced: keep serving the current certificate
+            if loaded is None:
+                return None
+            self._stamp = stamp
+            config, self.serial = loaded
+        log.info("gateway.certificate_reloaded", serial=format(self.serial, "x"))
+        return config
+
+
 def server_credentials(pki: PKIDir) -> grpc.ServerCredentials:
-    """mTLS credentials: the gateway certificate, and client certificates required from the CA."""
-    files = pki.gateway()
-    for path in (pki.ca_cert, files.cert, files.key):
-        if not path.exists():
-            raise PKIError(f"missing {path}; run `yrdgw pki init --dir {pki.root}`")
-    return grpc.ssl_server_credentials(
-        [(files.key.read_bytes(), files.cert.read_bytes())],
-        root_certificates=pki.ca_cert.read_bytes(),
-        require_client_auth=True,
+    """mTLS credentials: the gateway certificate (replaced on the fly when its files change), and
+    client certificates required from the CA."""
+    reloader = CertificateReloader(pki)
+    # The typing stubs omit that the fetcher may answer None ("no change").
+    fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], reloader.fetch)
+    return grpc.dynamic_ssl_server_credentials(
+        reloader.initial, fetch, require_client_authentication=True
     )
 
 
@@ -92,33 +156,24 @@ class GatewayServer:
         self.pki = PKIDir(settings.cert_dir)
         self.db = db if db is not None else Database.from_url(settings.database_url)
         self._owns_db = db is None
-        self.keys = KeyDirectory(self.db, clock)
-        self.audit = AuditReader(self.db, load_signing_key(self.pki.gateway().signing_key), clock)
-        self.exchange = ExchangeService(self.db, adapters or default_registry, clock)
-        import mutual_recognition as mr
-
-        self.recognition = RecognitionService(
-            self.db,
-            mr.ApprovalPolicy(
-                approvals=dict(settings.recognition_approvals),
-                delta_wide_needs_every_region=settings.delta_wide_needs_every_region,
-            ),
-            clock,
-        )
-        self.ledger = LedgerService(
-            self.db,
-            clock,
-            recognition=EnforcedRecognition(self.recognition)
-            if settings.recognition_enforced
-            else None,
-            proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
-            ets_policies=settings.ets_offset_policies,
+        self.services = build_services(settings, self.db, clock=clock, adapters=adapters)
+        self.keys = self.services.keys
+        self.audit = self.services.audit
+        self.exchange = self.services.exchange
+        self.recognition = self.services.recognition
+        self.ledger = self.services.ledger
+        self.reconciliation = self.services.reconciliation
+        self.scheduler: GatewayScheduler | None = (
+            GatewayScheduler(settings, self.services.jobs, clock)
+            if settings.scheduler_enabled
+            else None
         )
         self.metrics = RpcMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.port: int = 0
         self.metrics_port: int | None = None
         self._metrics_endpoint: MetricsEndpoint | None = None
+        self.revocations: RevocationList | None = None
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._stopped = threading.Event()
@@ -132,9 +187,10 @@ class GatewayServer:
         self._executor = futures.ThreadPoolExecutor(
             max_workers=s.max_workers, thread_name_prefix="yrdgw-rpc"
         )
+        self.revocations = RevocationList(self.pki)
         server = grpc.server(
             self._executor,
-            interceptors=[GatewayInterceptor(RevocationList(self.pki), self.metrics)],
+            interceptors=[GatewayInterceptor(self.revocations, self.metrics)],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
@@ -147,8 +203,9 @@ class GatewayServer:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
-        for add_to_server, servicer in not_yet_served():
-            add_to_server(servicer, server)
+        reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server(
+            ReconciliationServicer(self.reconciliation), server
+        )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.exchange), server
         )
@@ -174,6 +231,8 @@ class GatewayServer:
         if s.metrics_listen:
             self._metrics_endpoint = MetricsEndpoint(self.metrics, s.metrics_listen)
             self.metrics_port = self._metrics_endpoint.port
+        if self.scheduler is not None:
+            self.scheduler.start()
         log.info(
             "gateway.started",
             listen=s.listen,
@@ -192,6 +251,8 @@ class GatewayServer:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("gateway.stopping", grace_s=grace)
         self.health.enter_graceful_shutdown()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self._server.stop(grace).wait()
         # Cancelled handlers notice within a poll interval; wait for them so no thread still holds
         # a database connection when the engine is disposed.
@@ -203,16 +264,31 @@ class GatewayServer:
             self.db.dispose()
         log.info("gateway.stopped")
 
+    def reload_revocations(self) -> None:
+        """Re-read the CRL now (SIGHUP); a CRL that does not verify is logged and ignored."""
+        if self.revocations is None:
+            return
+        try:
+            revoked = self.revocations.reload()
+        except PKIError as exc:
+            log.error("gateway.crl_rejected", error=str(exc))
+            return
+        log.info("gateway.crl_reloaded", revoked=revoked)
+
     def serve_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP re-reads the CRL."""
         done = threading.Event()
 
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("gateway.signal", signal=signal.Signals(signum).name)
             done.set()
 
+        def _on_hangup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_revocations()
+
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGHUP, _on_hangup)
         self.start()
         done.wait()
         self.stop()

@@ -1,13 +1,12 @@
 """Thin servicers: translate the request, call the service layer, translate the result.
 
-Errors are domain exceptions; the interceptor maps them to statuses. Services whose RPCs later
-issues implement inherit the generated base class, whose methods answer UNIMPLEMENTED.
+Errors are domain exceptions; the interceptor maps them to statuses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+import datetime as dt
+from collections.abc import Iterator
 
 import grpc
 from yrd.interop.v1 import (
@@ -19,6 +18,7 @@ from yrd.interop.v1 import (
     recognition_pb2,
     recognition_service_pb2,
     recognition_service_pb2_grpc,
+    reconciliation_service_pb2,
     reconciliation_service_pb2_grpc,
     records_pb2,
     registry_service_pb2,
@@ -28,7 +28,7 @@ from yrd.interop.v1 import (
 )
 
 import mutual_recognition as mr
-from gateway.errors import CursorInvalid, InvalidArgument
+from gateway.errors import CursorInvalid, InvalidArgument, SnapshotInvalid
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
@@ -36,6 +36,7 @@ from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import STATE_PROTO, LedgerService
 from gateway.services.recognition import RecognitionService
+from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
 
 
 class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
@@ -368,19 +369,69 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
 
 
 class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServiceServicer):
-    """ReconciliationService: batch reconciliation (served by the reconciliation issue)."""
+    """ReconciliationService over the gateway's ReconciliationService."""
 
+    def __init__(self, service: ReconciliationService) -> None:
+        self._service = service
 
-def not_yet_served() -> list[tuple[Callable[[Any, grpc.Server], None], object]]:
-    """Services whose RPCs later issues implement: every call answers UNIMPLEMENTED.
+    def SubmitHoldings(
+        self,
+        request_iterator: Iterator[reconciliation_service_pb2.SubmitHoldingsRequest],
+        context: grpc.ServicerContext,
+    ) -> reconciliation_service_pb2.SubmitHoldingsResponse:
+        snapshot = SnapshotBuilder()
+        for request in request_iterator:
+            part = request.WhichOneof("part")
+            if part == "header":
+                if not request.header.HasField("snapshot_time"):
+                    raise SnapshotInvalid(
+                        "the header needs the snapshot time",
+                        field_errors={"header.snapshot_time": "required"},
+                    )
+                snapshot.header(
+                    request.header.snapshot_time.ToDatetime(dt.UTC),
+                    request.header.completed_transfer_ids,
+                )
+            elif part == "blocks":
+                snapshot.add(
+                    (b.origin_region, b.serials.start, b.serials.end, b.state)
+                    for b in request.blocks.blocks
+                )
+            else:
+                raise SnapshotInvalid("a stream message carries a header or blocks")
+        summary = self._service.submit(peer_identity(context), snapshot)
+        return reconciliation_service_pb2.SubmitHoldingsResponse(
+            snapshot=summary.name,
+            block_count=summary.block_count,
+            quantity_grams=summary.quantity_grams,
+        )
 
-    The generated base methods raise NotImplementedError, which the interceptor maps to
-    UNIMPLEMENTED with reason NOT_IMPLEMENTED.
-    """
-    return [
-        # The typed stubs mark the base methods abstract; these classes deliberately leave them so.
-        (
-            reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server,
-            ReconciliationServicer(),  # type: ignore[abstract]
-        ),
-    ]
+    def RunReconciliation(
+        self,
+        request: reconciliation_service_pb2.RunReconciliationRequest,
+        context: grpc.ServicerContext,
+    ) -> reconciliation_service_pb2.RunReconciliationResponse:
+        report = self._service.run(peer_identity(context), request.region)
+        return reconciliation_service_pb2.RunReconciliationResponse(report=report)
+
+    def GetReconciliationReport(
+        self,
+        request: reconciliation_service_pb2.GetReconciliationReportRequest,
+        context: grpc.ServicerContext,
+    ) -> reconciliation_service_pb2.GetReconciliationReportResponse:
+        report = self._service.get(request.name)
+        return reconciliation_service_pb2.GetReconciliationReportResponse(report=report)
+
+    def ListReconciliationReports(
+        self,
+        request: reconciliation_service_pb2.ListReconciliationReportsRequest,
+        context: grpc.ServicerContext,
+    ) -> reconciliation_service_pb2.ListReconciliationReportsResponse:
+        reports, before = self._service.list(
+            region=request.region,
+            page_size=request.page_size,
+            before=_position(request.page_token, "page_token"),
+        )
+        return reconciliation_service_pb2.ListReconciliationReportsResponse(
+            reports=reports, next_page_token=str(before) if before else ""
+        )

@@ -16,13 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from yrd.interop.v1 import reconciliation_service_pb2
 
 from gateway.client import GatewayClient, TransportError
 from gateway.config import GatewaySettings
 from gateway.errors import (
     CertificateRevoked,
-    NotImplementedYet,
     RoleNotAllowed,
     SigningKeyInvalid,
     WrongRegion,
@@ -164,17 +162,6 @@ def test_bad_key_gets_invalid_argument_with_field(connect: ClientFactory) -> Non
         admin.register_signing_key("registry", b"\x00" * 31)
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.field_errors == {"public_key": "must be 32 raw bytes"}
-
-
-def test_unserved_rpc_answers_unimplemented_with_reason(connect: ClientFactory) -> None:
-    client = connect("310000")
-    with pytest.raises(NotImplementedYet) as info:
-        client.call(
-            client.reconciliation.ListReconciliationReports,
-            reconciliation_service_pb2.ListReconciliationReportsRequest(),
-        )
-    assert info.value.code is grpc.StatusCode.UNIMPLEMENTED
-    assert info.value.reason == "NOT_IMPLEMENTED"
 
 
 def test_oversized_message_is_refused(
