@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
 @dataclass
@@ -45,6 +45,11 @@ class RpcMetrics:
                 5,
                 10,
             ),
+        )
+        self.in_flight = Gauge(
+            "yrdgw_rpc_in_flight",
+            "RPCs inside a handler right now (bounded by max_concurrent_rpcs).",
+            registry=self.registry,
         )
 
     def observe(self, method: str, code: str, seconds: float) -> None:

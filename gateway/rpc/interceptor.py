@@ -15,12 +15,14 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from gateway.errors import (
     CertificateRevoked,
     DomainError,
     IdentityMissing,
     NotImplementedYet,
+    RequestMalformed,
     RoleNotAllowed,
 )
 from gateway.metrics import RpcMetrics
@@ -44,7 +46,8 @@ def peer_identity(context: grpc.ServicerContext) -> Identity:
 
 
 class RevocationList:
-    """The CRL's serials, reloaded when crl.pem changes (checked at most once a second)."""
+    """The CRL's serials: loaded at start, reloaded when crl.pem changes (checked at most once a
+    second) and whenever ``reload()`` is called (``yrdgw serve`` calls it on SIGHUP)."""
 
     def __init__(self, pki: PKIDir) -> None:
         self._pki = pki
@@ -53,6 +56,12 @@ class RevocationList:
         self._checked = 0.0
         self._serials: frozenset[int] = frozenset()
         self._refresh(force=True)
+
+    def reload(self) -> int:
+        """Read the CRL now, whatever its modification time says; returns how many serials it
+        revokes. A CRL that does not verify raises PKIError and the previous list stays."""
+        self._refresh(force=True)
+        return len(self._serials)
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -140,6 +149,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         start = time.perf_counter()
         ident: Identity | None = None
         code, reason = grpc.StatusCode.OK, ""
+        self._metrics.in_flight.inc()
         try:
             ident = peer_identity(context)
             self._admit(method, ident)
@@ -150,6 +160,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
                 context.abort_with_status(status)  # raises
             raise
         finally:
+            self._metrics.in_flight.dec()
             self._finish(method, ident, code, start, reason)
 
     def _guard_stream(
@@ -158,6 +169,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         start = time.perf_counter()
         ident: Identity | None = None
         code, reason = grpc.StatusCode.OK, ""
+        self._metrics.in_flight.inc()
         try:
             ident = peer_identity(context)
             self._admit(method, ident)
@@ -168,6 +180,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
                 context.abort_with_status(status)  # raises
             raise
         finally:
+            self._metrics.in_flight.dec()
             self._finish(method, ident, code, start, reason)
 
     def intercept_service(
@@ -179,29 +192,87 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method: str = handler_call_details.method
-        des, ser = handler.request_deserializer, handler.response_serializer
+        des, ser = _tolerant(handler.request_deserializer), handler.response_serializer
         if handler.unary_unary:
             inner_uu = handler.unary_unary
             return grpc.unary_unary_rpc_method_handler(
-                lambda req, ctx: self._guard(method, ctx, lambda: inner_uu(req, ctx)), des, ser
+                lambda req, ctx: self._guard(method, ctx, lambda: inner_uu(_decoded(req), ctx)),
+                des,
+                ser,
             )
         if handler.unary_stream:
             inner_us = handler.unary_stream
             return grpc.unary_stream_rpc_method_handler(
-                lambda req, ctx: self._guard_stream(method, ctx, lambda: inner_us(req, ctx)),
+                lambda req, ctx: self._guard_stream(
+                    method, ctx, lambda: inner_us(_decoded(req), ctx)
+                ),
                 des,
                 ser,
             )
         if handler.stream_unary:
             inner_su = handler.stream_unary
             return grpc.stream_unary_rpc_method_handler(
-                lambda it, ctx: self._guard(method, ctx, lambda: inner_su(it, ctx)), des, ser
+                lambda it, ctx: self._guard(method, ctx, lambda: inner_su(_each_decoded(it), ctx)),
+                des,
+                ser,
             )
         inner_ss = handler.stream_stream
         assert inner_ss is not None, "a handler has exactly one of the four kinds"
         return grpc.stream_stream_rpc_method_handler(
-            lambda it, ctx: self._guard_stream(method, ctx, lambda: inner_ss(it, ctx)), des, ser
+            lambda it, ctx: self._guard_stream(
+                method, ctx, lambda: inner_ss(_each_decoded(it), ctx)
+            ),
+            des,
+            ser,
         )
+
+
+class _Undecodable:
+    """Stands in for a request message whose bytes did not decode.
+
+    grpc answers INTERNAL when a deserializer raises, before any handler (or this interceptor)
+    runs; decoding into this marker instead lets the caller be authenticated and authorised
+    first, then refused with INVALID_ARGUMENT (REQUEST_MALFORMED).
+    """
+
+    __slots__ = ("message_type", "problem")
+
+    def __init__(self, message_type: str, problem: str) -> None:
+        self.message_type = message_type
+        self.problem = problem
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The handler's deserializer, answering ``_Undecodable`` instead of raising."""
+    if deserialize is None:
+        return None
+    owner = getattr(deserialize, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    message_type = str(getattr(descriptor, "full_name", "the request message"))
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, RecursionError) as exc:
+            return _Undecodable(message_type, str(exc) or type(exc).__name__)
+
+    return decode
+
+
+def _decoded(request: Any) -> Any:
+    """The request, or RequestMalformed when its bytes did not decode."""
+    if isinstance(request, _Undecodable):
+        raise RequestMalformed(
+            f"the request is not a valid {request.message_type}: {request.problem}",
+            metadata={"message_type": request.message_type},
+        )
+    return request
+
+
+def _each_decoded(requests: Iterator[Any]) -> Iterator[Any]:
+    """A request stream whose first undecodable message raises RequestMalformed."""
+    for request in requests:
+        yield _decoded(request)
 
 
 def _is_abort(context: grpc.ServicerContext) -> bool:
