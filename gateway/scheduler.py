@@ -122,17 +122,17 @@ class JobFailed(Exception):
     """A job found something wrong (it is recorded as failed, with the detail)."""
 
 
-_current: GatewayScheduler | None = None
-_current_lock = threading.Lock()
+_active: dict[str, GatewayScheduler] = {}
+_active_lock = threading.Lock()
 
 
-def run_job(job_id: str) -> None:
-    """The function the job store names (``gateway.scheduler:run_job``); runs the job through the
-    scheduler active in this process."""
-    with _current_lock:
-        scheduler = _current
+def run_job(database: str, job_id: str) -> None:
+    """The function the job store names (``gateway.scheduler:run_job``): runs the job through
+    this process's scheduler for that database (the job store keeps only these two strings)."""
+    with _active_lock:
+        scheduler = _active.get(database)
     if scheduler is None:
-        log.warning("job.no_scheduler", job=job_id)
+        log.warning("job.no_scheduler", job=job_id, database=database)
         return
     scheduler.run_claimed(job_id)
 
@@ -151,6 +151,7 @@ class GatewayScheduler:
             VERIFY: cron_trigger(settings.verify_cron, zone),
         }
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{id(self):x}"
+        self.database = jobs.db.engine.url.render_as_string(hide_password=True)
         self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=jobs.db.engine)},
             executors={"default": ThreadPoolExecutor(max_workers=3)},
@@ -163,18 +164,19 @@ class GatewayScheduler:
         )
 
     def start(self) -> None:
-        """Register the jobs (replacing their stored definitions) and start running them."""
-        global _current
-        with _current_lock:
-            if _current is not None:
-                raise RuntimeError("one scheduler per process")
-            _current = self
+        """Register the jobs (replacing their stored definitions) and start running them. A
+        second scheduler for the same database in one process stays idle (the first runs them)."""
+        with _active_lock:
+            if self.database in _active:
+                log.warning("scheduler.already_running", database=self.database)
+                return
+            _active[self.database] = self
         self._scheduler.start()
         for job_id, trigger in self.triggers.items():
             self._scheduler.add_job(
                 "gateway.scheduler:run_job",
                 trigger=trigger,
-                args=[job_id],
+                args=[self.database, job_id],
                 id=job_id,
                 name=job_id,
                 replace_existing=True,
@@ -187,12 +189,11 @@ class GatewayScheduler:
 
     def stop(self) -> None:
         """Stop scheduling and wait for running jobs to finish."""
-        global _current
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
-        with _current_lock:
-            if _current is self:
-                _current = None
+        with _active_lock:
+            if _active.get(self.database) is self:
+                del _active[self.database]
         log.info("scheduler.stopped", instance=self.instance)
 
     def run_claimed(self, job_id: str, now: dt.datetime | None = None) -> tuple[str, str] | None:

@@ -68,18 +68,30 @@ class AuditReader:
         )
 
     def verify(self) -> ChainCheck:
-        """Walk the whole chain in pages and check it."""
+        """Walk the chain in pages up to the head recorded when the walk starts, and check it
+        ends at that head (entries appended meanwhile are left for the next walk)."""
+        with self.db.transaction() as session:
+            size, head = AuditLogRepository(session).head()
 
         def entries() -> Iterator[tuple[EntryFields, bytes]]:
             start = 1
-            while start:
-                rows, start = self.page(start, MAX_PAGE)
+            while 0 < start <= size:
+                rows, start = self.page(start, min(MAX_PAGE, size - start + 1))
                 for row in rows:
                     yield entry_fields(row), row.entry_hash
 
         check = verify_chain(entries())
         if not check.ok:
             return check
+        if (size, head) != (check.entries, check.head_hash):
+            # Entries removed from the end leave a shorter chain that is valid by itself.
+            return ChainCheck(
+                False,
+                check.entries,
+                check.head_hash,
+                f"the log ends at entry {check.entries} but its recorded head is entry {size}",
+            )
+        return check
         with self.db.transaction() as session:
             size, head = AuditLogRepository(session).head()
         if (size, head) != (check.entries, check.head_hash):

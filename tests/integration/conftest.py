@@ -31,6 +31,7 @@ def server(pki: PKIDir, database: Database, tmp_path: Path) -> Iterator[GatewayS
         metrics_listen="",
         log_level="warning",
         recognition_enforced=False,
+        scheduler_enabled=False,  # the scheduler's tests start their own
     )
     gw = GatewayServer(settings, db=database)
     gw.start()
