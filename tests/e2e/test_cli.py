@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,12 +133,13 @@ class Served:
 
 
 @pytest.fixture
-def served(pki_dir: Path, tmp_path: Path) -> Iterator[Served]:
+def served(pki_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """`yrdgw serve` on a SQLite file; indirect parametrisation adds TOML lines."""
     config = tmp_path / "gateway.toml"
     config.write_text(
         f'listen = "127.0.0.1:0"\ndatabase_url = "sqlite:///{tmp_path / "gw.sqlite3"}"\n'
         f'cert_dir = "{pki_dir}"\nmetrics_listen = ""\nlog_format = "json"\nshutdown_grace_s = 3\n'
-        "recognition_enforced = false\n"
+        "recognition_enforced = false\n" + getattr(request, "param", "")
     )
     proc = subprocess.Popen(
         [YRDGW, "serve", "--config", str(config)],
@@ -447,3 +449,62 @@ def test_recognition_commands(served: Served, pki_dir: Path) -> None:
         *common,
     )
     assert "REVOKED" in revoked.stdout
+
+
+@pytest.mark.parametrize(
+    "served", ["proposal_ttl_s = 4\nscheduler_enabled = false\n"], indirect=True
+)
+def test_reconcile_and_expire_commands(served: Served, pki_dir: Path, tmp_path: Path) -> None:
+    common = ["--gateway", served.target, "--cert-dir", str(pki_dir)]
+    files = [str(SAMPLES / f"340000-{k}.csv") for k in ("methodology", "project", "issuance")]
+    run("registry", "publish", "--region", "340000", *common, *files)
+    run(
+        "transfer",
+        "propose",
+        "t-stuck",
+        "--region",
+        "340000",
+        "--to",
+        "320000",
+        *common,
+        "--range",
+        "1000-2000999",
+    )
+    ops = ["--database-url", served.database]
+    env = {"YRDGW_CERT_DIR": str(pki_dir)}
+    snapshot = tmp_path / "ah.json"
+    run("reconcile", "snapshot", "--region", "340000", "--out", str(snapshot), *ops, env=env)
+    doc = json.loads(snapshot.read_text())
+    reserved = [(b["start"], b["end"]) for b in doc["blocks"] if b["state"] == "reserved"]
+    assert reserved == [(1000, 2000999)] and doc["blocks"][0]["state"] == "reserved"
+    clean = run("reconcile", "run", "--snapshot", str(snapshot), *ops, env=env)
+    assert "COMPLETED" in clean.stdout and "reconciliations/1" in clean.stdout
+    assert "totals" in clean.stderr and "unit blocks" in clean.stderr  # the progress bars
+
+    # Plant one discrepancy: the registry thinks the reserved units are still active.
+    doc["blocks"][0]["state"] = "active"
+    snapshot.write_text(json.dumps(doc))
+    found = run("reconcile", "run", "--snapshot", str(snapshot), *ops, env=env, check=False)
+    assert found.returncode == 3, found.stdout + found.stderr
+    assert "TOTALS_INCONSISTENT" in found.stdout and "STATE_MISMATCH" in found.stdout
+    listed = run("reconcile", "list", *ops, env=env)
+    assert "reconciliations/2" in listed.stdout and "reconciliations/1" in listed.stdout
+    as_csv = run("reconcile", "report", "2", "--format", "csv", *ops, env=env).stdout
+    rows = [line.split(",") for line in as_csv.strip().splitlines()]
+    assert rows[0][:4] == ["report", "region", "status", "kind"]
+    mismatch = [r for r in rows if r[3] == "STATE_MISMATCH"]
+    assert [r[4:8] for r in mismatch] == [["340000", "1000", "2000999", ""]]
+    as_json = json.loads(run("reconcile", "report", "reconciliations/2", *ops, env=env).stdout)
+    assert as_json["status"] == "RECONCILIATION_STATUS_TOTALS_INCONSISTENT"
+    assert as_json["counts"] == {"TOTAL_MISMATCH": 2, "STATE_MISMATCH": 1}
+    assert as_json["signature"] and as_json["key_id"]
+
+    time.sleep(4.5)  # past the four-second deadline
+    expired = run("transfer", "expire", *ops, env=env)
+    assert "1 expired: regions/340000/transfers/t-stuck" in expired.stdout
+    assert "0 expired" in run("transfer", "expire", *ops, env=env).stdout
+    shown = run(
+        "transfer", "show", "regions/340000/transfers/t-stuck", "--region", "340000", *common
+    )
+    assert "EXPIRED" in shown.stdout
+    assert "ledger invariants hold" in run("ledger", "check", *ops).stdout
