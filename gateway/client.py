@@ -473,6 +473,31 @@ class GatewayClient:
             self.transfers.GetTransfer, transfer_service_pb2.GetTransferRequest(name=name)
         ).transfer
 
+    def list_transfers(
+        self,
+        source: str = "",
+        destination: str = "",
+        state: transfer_pb2.TransferState.ValueType = transfer_pb2.TRANSFER_STATE_UNSPECIFIED,
+        limit: int = 10_000,
+    ) -> list[transfer_pb2.Transfer]:
+        """Transfers in the order they were proposed, page by page, up to ``limit``."""
+        out: list[transfer_pb2.Transfer] = []
+        token = ""
+        while len(out) < limit:
+            req = transfer_service_pb2.ListTransfersRequest(
+                source_region=source,
+                destination_region=destination,
+                state=state,
+                page_size=min(1000, limit - len(out)),
+                page_token=token,
+            )
+            page = self.call(self.transfers.ListTransfers, req)
+            out.extend(page.transfers)
+            token = page.next_page_token
+            if not token:
+                break
+        return out
+
     def holdings(
         self,
         region: str = "",

@@ -100,10 +100,14 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 GatewayClient(target, pki, region="310000", role=Role.ADMIN, name="admin-b") as b,
             ):
                 failures += _recognition_and_transfers(console, clients[0], clients[3], a, b)
+                with GatewayClient(
+                    target, pki, region="340000", role=Role.ADMIN, name="admin-a"
+                ) as ah_admin:
+                    failures += _reconciliation(console, pki, clients[0], clients[3], a, ah_admin)
             check = verify_remote_log(sh)
             failures += not check.ok
             console.print(
-                f"[bold]11.[/bold] audit log verified end to end by 310000: "
+                f"[bold]12.[/bold] audit log verified end to end by 310000: "
                 f"{'OK' if check.ok else 'FAILED ' + check.problem}, {check.entries} entries, "
                 f"head {check.head_hash.hex()[:16]}…"
             )
@@ -111,7 +115,7 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 client.close()
         finally:
             server.stop(grace=1.0)
-        console.print("[bold]12.[/bold] gateway stopped gracefully")
+        console.print("[bold]13.[/bold] gateway stopped gracefully")
         if failures:
             console.print(f"[red]demo finished with {failures} failure(s)[/red]")
             return 1
@@ -278,4 +282,68 @@ def _recognition_and_transfers(
             f"{pending.name} now fails: check {exc.metadata.get('check')} {exc.reason}"
         )
     sh.reject_transfer(pending.name, "recognition revoked")
+    return failures
+
+
+def _reconciliation(
+    console: Console,
+    pki: PKIDir,
+    sh: GatewayClient,
+    ah: GatewayClient,
+    sh_admin: GatewayClient,
+    ah_admin: GatewayClient,
+) -> int:
+    """Step 11: both registries send their holdings; Anhui's agree with the ledger, Shanghai's
+    carry one planted mistake (the retired units still counted as active) and the run finds it."""
+    import datetime as dt
+
+    from yrd.interop.v1 import reconciliation_pb2, records_pb2, transfer_pb2
+
+    from gateway.report_export import short_kind, short_status
+    from gateway.security.pki import load_signing_key
+    from gateway.security.reports import verify_report
+    from gateway.security.signing import raw_public_key
+
+    def view(client: GatewayClient, region: str) -> list[reconciliation_pb2.HeldBlock]:
+        return [
+            reconciliation_pb2.HeldBlock(
+                origin_region=b.origin_region, serials=b.serials, state=b.state
+            )
+            for b in client.holdings(region)
+        ]
+
+    completed = [t.name for t in sh.list_transfers(state=transfer_pb2.TRANSFER_STATE_COMPLETED)]
+    now = dt.datetime.now(dt.UTC)
+    ah.submit_holdings(now, view(ah, "340000"), completed)
+    agreed = ah_admin.run_reconciliation("340000")
+    planted = view(sh, "310000")
+    for block in planted:
+        if block.state == records_pb2.UNIT_BLOCK_STATE_RETIRED:
+            block.state = records_pb2.UNIT_BLOCK_STATE_ACTIVE
+    sh.submit_holdings(now, planted, completed)
+    report = sh_admin.run_reconciliation("310000")
+    gateway_key = raw_public_key(load_signing_key(pki.gateway().signing_key))
+    failures = int(agreed.status != reconciliation_pb2.RECONCILIATION_STATUS_COMPLETED)
+    failures += int(
+        not any(
+            d.kind == reconciliation_pb2.DISCREPANCY_KIND_STATE_MISMATCH
+            for d in report.discrepancies
+        )
+    )
+    failures += int(not verify_report(gateway_key, report))
+    console.print(
+        f"[bold]11.[/bold] reconciliation: Anhui's snapshot → {short_status(agreed)}; "
+        f"Shanghai's (retired units planted as active) → {short_status(report)} "
+        f"({report.name}, signature {'verified' if verify_report(gateway_key, report) else 'BAD'})"
+    )
+    table = Table("kind", "origin", "ranges", "grams", "detail")
+    for d in report.discrepancies:
+        table.add_row(
+            short_kind(d.kind),
+            d.origin_region,
+            ", ".join(f"{r.start:,}..{r.end:,}" for r in d.ranges) or "-",
+            f"{d.quantity_grams:,}",
+            d.detail,
+        )
+    console.print(table)
     return failures
