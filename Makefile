@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTO_FILES := $(wildcard proto/yrd/interop/v1/*.proto)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: demo test install proto proto-check lint typecheck buf-lint buf-breaking buf-baseline pytest bench clean
+.PHONY: demo test install proto proto-check lint typecheck buf-lint buf-breaking buf-baseline pytest chromium bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -47,7 +47,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+## The console's browser tests drive Debian's Chromium (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+pytest: $(STAMP) chromium
 	$(BIN)/pytest
 
 test: proto-check buf-lint buf-breaking lint typecheck pytest
