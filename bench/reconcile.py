@@ -4,10 +4,12 @@ A ledger of N blocks held by Shanghai (written straight into the table: setup, n
 Shanghai streams its snapshot of the same N blocks over one mTLS SubmitHoldings stream (batches of
 1,000; parsing, checks, staging, the ledger side copied beside it, the overlap check, the audit
 entry, one transaction), and its administrator runs the staged comparison (totals, serial ranges by
-window functions, transfers) with one planted difference. The raw limit is an executemany of the
-same N rows into a bare table of the same columns, one transaction. Printed: snapshot blocks/s and
-its ratio to the raw insert rate; blocks compared/s (both sides) and its ratio too. On SQLite, and
-on PostgreSQL when it answers at ``YRDGW_BENCH_POSTGRES_URL``.
+window functions, transfers) with one planted difference — once with the ledger's own block
+boundaries, once with every block split in two (so no block matches and every serial goes through
+the window stage). The raw limit is an executemany of the same N rows into a bare table of the same
+columns, one transaction. Printed: snapshot blocks/s and its ratio to the raw insert rate; rows
+compared/s (both sides) and its ratio too. On SQLite, and on PostgreSQL when it answers at
+``YRDGW_BENCH_POSTGRES_URL``.
 
 Run: ``python -m bench.reconcile [N]`` (default 100,000 blocks).
 """
@@ -124,29 +126,46 @@ def measure(label: str, db: Database, pki: PKIDir, n: int) -> None:
                 for r in rows
             ]
             blocks[n // 2].state = records_pb2.UNIT_BLOCK_STATE_RETIRED  # the planted difference
-            start = time.perf_counter()
-            ack = registry.submit_holdings(dt.datetime.now(dt.UTC), blocks, batch=1000)
-            submit = time.perf_counter() - start
-            assert ack.block_count == n
-            start = time.perf_counter()
-            report = admin.run_reconciliation(SH)
-            compare = time.perf_counter() - start
+            print(f"{label}: raw bulk insert            {raw:>12,.0f} rows/s")
+            # Same boundaries as the ledger (matched blocks drop out before the range stage), and
+            # every block split in two (nothing matches: every serial goes through the windows).
+            split = [half for b in blocks for half in _halves(b)]
+            for case, snapshot in (("same blocks", blocks), ("every block split", split)):
+                start = time.perf_counter()
+                ack = registry.submit_holdings(dt.datetime.now(dt.UTC), snapshot, batch=1000)
+                submit = time.perf_counter() - start
+                assert ack.block_count == len(snapshot)
+                start = time.perf_counter()
+                report = admin.run_reconciliation(SH)
+                compare = time.perf_counter() - start
+                kinds = sorted(
+                    reconciliation_pb2.DiscrepancyKind.Name(d.kind).removeprefix(
+                        "DISCREPANCY_KIND_"
+                    )
+                    for d in report.discrepancies
+                )
+                assert "STATE_MISMATCH" in kinds, kinds
+                rows_compared = len(snapshot) + n
+                print(
+                    f"{label}: {case:<18} snapshot {len(snapshot) / submit:>10,.0f} blocks/s "
+                    f"ratio {len(snapshot) / submit / raw:.2f} ({submit:.2f} s) | comparison "
+                    f"{rows_compared / compare:>10,.0f} rows/s ratio "
+                    f"{rows_compared / compare / raw:.2f} ({compare:.2f} s, found {kinds})"
+                )
     finally:
         server.stop(grace=1)
-    kinds = sorted(
-        reconciliation_pb2.DiscrepancyKind.Name(d.kind).removeprefix("DISCREPANCY_KIND_")
-        for d in report.discrepancies
-    )
-    assert "STATE_MISMATCH" in kinds, kinds
-    print(f"{label}: raw bulk insert            {raw:>12,.0f} rows/s")
-    print(
-        f"{label}: snapshot over mTLS         {n / submit:>12,.0f} blocks/s  "
-        f"ratio {n / submit / raw:.2f}  ({submit:.2f} s for {n:,} blocks, ledger side copied)"
-    )
-    print(
-        f"{label}: staged comparison          {2 * n / compare:>12,.0f} blocks/s  "
-        f"ratio {2 * n / compare / raw:.2f}  ({compare:.2f} s, both sides, found {kinds})"
-    )
+
+
+def _halves(block: reconciliation_pb2.HeldBlock) -> list[reconciliation_pb2.HeldBlock]:
+    mid = (block.serials.start + block.serials.end) // 2
+    return [
+        reconciliation_pb2.HeldBlock(
+            origin_region=block.origin_region,
+            serials=records_pb2.SerialRange(start=s, end=e),
+            state=block.state,
+        )
+        for s, e in ((block.serials.start, mid), (mid + 1, block.serials.end))
+    ]
 
 
 def main() -> None:

@@ -74,7 +74,12 @@ class TransportError(Exception):
 def error_from_rpc(exc: grpc.RpcError) -> DomainError | TransportError:
     """The typed exception for a failed call: the gateway's domain error when it sent ErrorInfo."""
     call = exc if isinstance(exc, grpc.Call) else None
-    status = rpc_status.from_call(call) if call is not None else None
+    try:
+        status = rpc_status.from_call(call) if call is not None else None
+    except ValueError:
+        # The details do not match the call's code: the transport replaced the gateway's answer
+        # (trailers past the client's limit, say); the call's own code is what happened.
+        status = None
     if status is not None:
         info: error_details_pb2.ErrorInfo | None = None
         fields: dict[str, str] = {}
@@ -683,7 +688,12 @@ class GatewayClient:
                 if on_batch:
                     on_batch(len(pending))
 
-        return self.call(self.reconciliation.SubmitHoldings, requests())  # type: ignore[arg-type]
+        # A snapshot of a large registry is big: allow it the time a reconciliation run gets.
+        return self.call(
+            self.reconciliation.SubmitHoldings,
+            requests(),  # type: ignore[arg-type]
+            timeout=600,
+        )
 
     def run_reconciliation(self, region: str = "") -> reconciliation_pb2.ReconciliationReport:
         req = reconciliation_service_pb2.RunReconciliationRequest(region=region)

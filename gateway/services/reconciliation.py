@@ -525,22 +525,32 @@ def compare_totals(session: Session, sid: int) -> list[reconciliation_pb2.Discre
 
 # -- stage 2: serial ranges ----------------------------------------------------------------------
 
-# Every block boundary of either side cuts the serial line into elementary segments; on each
-# segment each side has at most one block (blocks of one side never overlap). The block covering a
-# segment is the last one that started at or before it: carried forward with a running count of
-# block starts (a group number) and a window over that group. Differing segments are classified,
-# then adjacent segments of the same kind and states are merged (gaps and islands).
+# A block both sides hold identically (same origin, serials and state) cannot differ, and blocks of
+# one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
+# serial line into elementary segments; on each segment each side has at most one block. The block
+# covering a segment is the last one that started at or before it: carried forward with a running
+# count of block starts (a group number) and a window over that group. Differing segments are
+# classified, then adjacent segments of the same kind and states are merged (gaps and islands).
 _RANGES = """
-WITH ev AS (
+WITH unmatched AS (
+  SELECT s.side, s.origin_region, s.serial_start, s.serial_end, s.state
+  FROM snapshot_blocks s
+  WHERE s.snapshot_id = :sid AND NOT EXISTS (
+    SELECT 1 FROM snapshot_blocks m
+    WHERE m.snapshot_id = :sid
+      AND m.side = CASE s.side WHEN 'registry' THEN 'ledger' ELSE 'registry' END
+      AND m.origin_region = s.origin_region AND m.serial_start = s.serial_start
+      AND m.serial_end = s.serial_end AND m.state = s.state)
+),
+ev AS (
   SELECT origin_region AS o, serial_start AS p,
          CASE WHEN side = 'registry' THEN serial_end END AS r_end,
          CASE WHEN side = 'registry' THEN state END AS r_state,
          CASE WHEN side = 'ledger' THEN serial_end END AS l_end,
          CASE WHEN side = 'ledger' THEN state END AS l_state
-  FROM snapshot_blocks WHERE snapshot_id = :sid
+  FROM unmatched
   UNION ALL
-  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL
-  FROM snapshot_blocks WHERE snapshot_id = :sid
+  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM unmatched
 ),
 pts AS (
   SELECT o, p, MAX(r_end) AS r_end, MAX(r_state) AS r_state,
