@@ -121,10 +121,8 @@ def reconcile_snapshot(
         region, when, [(b.origin, b.start, b.end, b.state) for b in blocks], transfers
     )
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text, encoding="utf-8")
+    _emit(text, out)
+    if out is not None:
         err_console.print(f"wrote {len(blocks)} blocks of {region} to {out}")
 
 
@@ -224,10 +222,7 @@ def reconcile_report(
     with _services(_settings(config, database_url)) as services:
         report = services.reconciliation.get(name)
     text = report_json(report) if fmt == "json" else report_csv(report)
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text, encoding="utf-8")
+    _emit(text, out)
 
 
 def transfer_expire(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
@@ -305,6 +300,13 @@ def _load_or_exit(path: Path) -> tuple[str, SnapshotBuilder]:
         return load_snapshot_file(path)
     except (OSError, ValueError, KeyError, TypeError, DomainError) as exc:
         raise _exit(f"{path}: {exc}") from exc
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 def _exit(message: str) -> typer.Exit:
