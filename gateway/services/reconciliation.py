@@ -690,4 +690,3 @@ def compare_transfers(
         for name, state, grams in session.execute(text(_UNKNOWN_TO_LEDGER), params)
     ]
     return found
-

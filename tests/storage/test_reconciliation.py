@@ -325,7 +325,9 @@ def worlds(draw: st.DrawFn) -> tuple[list[Block], dict[str, dict[int, str]], lis
             holder = draw(st.sampled_from((R, R, OTHER)))
             blocks.append((origin, s, e - 1, holder, draw(st.sampled_from(STATES))))
     claims = {
-        o: {g: state for oo, s, e, h, state in blocks if oo == o and h == R for g in range(s, e + 1)}
+        o: {
+            g: state for oo, s, e, h, state in blocks if oo == o and h == R for g in range(s, e + 1)
+        }
         for o in ORIGINS
     }
     for _ in range(draw(st.integers(0, 4))):
