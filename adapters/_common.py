@@ -14,6 +14,7 @@ document before it is rejected.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -54,10 +55,15 @@ def normalize_text(value: str) -> str:
 
 def clean_text(value: str) -> str | None:
     """Normalised text, None when empty; ``ValueError`` for characters no format can carry."""
-    text = normalize_text(value)
-    bad = _FORBIDDEN_CHARS.search(text)
-    if bad is not None:
-        raise ValueError(f"contains the control or non-character U+{ord(bad.group()):04X}")
+    if value.isascii() and value.isprintable():
+        # Most fields (ids, codes, numbers, dates): ASCII is NFC already, and printable ASCII
+        # holds no forbidden character, so only the blanks need stripping.
+        text = value.strip()
+    else:
+        text = normalize_text(value)
+        bad = _FORBIDDEN_CHARS.search(text)
+        if bad is not None:
+            raise ValueError(f"contains the control or non-character U+{ord(bad.group()):04X}")
     if len(text) > MAX_TEXT_LENGTH:
         raise ValueError(f"is {len(text)} characters long; the limit is {MAX_TEXT_LENGTH}")
     return text or None
@@ -177,6 +183,9 @@ def _real_date(text: str, year: str, month: str, day: str) -> date:
 
 
 def date_parser(pattern: re.Pattern[str], shape: str) -> Callable[[str], date]:
+    # Cached: documents repeat the same few dates (period and year boundaries), a date is
+    # immutable, and a rejected text raises again each time (exceptions are not cached).
+    @functools.lru_cache(maxsize=4096)
     def parse(text: str) -> date:
         match = pattern.fullmatch(text)
         if match is None:
@@ -203,6 +212,7 @@ def format_slash_date(value: date) -> str:
     return f"{value.year:04d}/{value.month}/{value.day}"
 
 
+@functools.lru_cache(maxsize=4096)  # as date_parser's: repeated values, immutable results
 def parse_datetime(text: str) -> datetime:
     """``YYYY-MM-DD HH:mm:ss`` (a naive local time; Zhejiang's is Beijing time)."""
     match = _DATETIME.fullmatch(text)
@@ -234,10 +244,9 @@ def from_calendar(value: records_pb2.CalendarDate) -> date:
 
 
 def date_range(start: date, end: date | None) -> records_pb2.DateRange:
-    result = records_pb2.DateRange(start=to_calendar(start))
-    if end is not None:
-        result.end.CopyFrom(to_calendar(end))
-    return result
+    if end is None:
+        return records_pb2.DateRange(start=to_calendar(start))
+    return records_pb2.DateRange(start=to_calendar(start), end=to_calendar(end))
 
 
 def order_problem(start: date, end: date, *, strict: bool) -> str | None:
@@ -431,11 +440,13 @@ class _DuplicateKeyError(ValueError):
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
-        result[key] = value
+    result = dict(pairs)  # in C; a key seen twice leaves the dict shorter than the pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
     return result
 
 
@@ -509,7 +520,7 @@ class JsonFields(Fields):
     ) -> None:
         super().__init__(issues, prefix=prefix)
         self.obj = obj
-        if allowed is not None:
+        if allowed is not None and not obj.keys() <= allowed:
             for key in obj:
                 if key not in allowed:
                     self.report(key, "is not a field of this record")

@@ -98,6 +98,7 @@ _KINDS = {
 _PARAMETER_TAGS = ("DM", "MC", "Z", "DW", "LY", "ND")
 
 # The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
+_ANOTHER_DECLARATION = re.compile(rb"\s*<\?xml[\s?]")
 _DECLARATION = re.compile(
     rb"<\?xml\s+version\s*=\s*([\"'])1\.[0-9]+\1"
     rb"(?:\s+encoding\s*=\s*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
@@ -163,6 +164,10 @@ def _decode(data: bytes, region: str) -> str:
         if bom and declared != "utf-8":
             fail(region, "encoding", f"a UTF-8 byte order mark contradicts the declared {label!r}")
         data = data[match.end() :]
+        if _ANOTHER_DECLARATION.match(data):
+            # Handed on without the first, a second declaration would name the encoding the
+            # XML parser decodes with (an unknown or multi-byte one makes it raise, not refuse).
+            fail(region, "document", "has more than one XML declaration")
     elif data.lstrip().startswith(b"<?xml"):
         fail(region, "document", "has a malformed XML declaration")
     try:

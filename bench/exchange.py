@@ -2,8 +2,9 @@
 
 Prints: envelopes/s published over one mTLS Publish stream (verify + chain + adapt + check + store +
 audit, one transaction per batch), raw Ed25519 verifies/s on one thread (the gateway verifies a
-stream's envelopes on that stream's thread), raw gRPC streaming of the same bytes with no work,
-feed delivery to one subscriber, raw batched server streaming, and the ratios.
+batch's signatures on one thread too: in its worker process, while the stream's thread parses,
+checks and stores the batch), raw gRPC streaming of the same bytes with no work, feed delivery to
+one subscriber, raw batched server streaming, and the ratios.
 
 Run: ``python -m bench.exchange [N]`` (default N = 10,000 envelopes) on the embedded SQLite
 default; set ``YRDGW_BENCH_DATABASE_URL`` to measure another database.
@@ -32,7 +33,7 @@ from gateway.security.pki import PKIDir, init, load_signing_key
 from gateway.security.signing import raw_public_key, signing_input
 from gateway.server import GatewayServer, server_credentials
 
-BATCH = 100
+BATCH = 500
 FEED_BATCH = 1000
 ZJ_CT = "application/vnd.yrd.330000+json"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,29 @@ def error_from_rpc(exc: grpc.RpcError) -> DomainError | TransportError:
 
 CHAIN_REASONS = frozenset({"SEQUENCE_GAP", "PREVIOUS_HASH_MISMATCH", "SEQUENCE_REUSED"})
 """Refusals that mean the signer's local chain head disagrees with the gateway's."""
+
+RESEND_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Transport failures after which a signed request may or may not have taken effect: the gateway
+may have committed it and died (or been cut off) before its answer arrived."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a signed request is re-sent after a transport failure in :data:`RESEND_CODES`.
+
+    The very same envelope bytes are sent again, with exponential backoff, until the gateway
+    answers or ``deadline_s`` has passed since the first attempt. The gateway answers an envelope
+    it accepted before with its first answer, so the request takes effect exactly once however
+    often it is sent; a new envelope (re-signed) under the same id would be a new request.
+    """
+
+    deadline_s: float = 20.0
+    """Give up (raise the TransportError) once this long has passed since the first attempt."""
+    initial_backoff_s: float = 0.05
+    """Pause before the first re-send; doubled after each, up to ``max_backoff_s``."""
+    max_backoff_s: float = 2.0
+    """Longest pause between two re-sends, and between the channel's attempts to reconnect
+    (gRPC's own default grows to two minutes, far past ``deadline_s``)."""
 
 
 def envelope_fields_of(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
@@ -203,7 +227,11 @@ class GatewayClient:
         name: str | None = None,
         timeout: float = 10.0,
         max_message_bytes: int = 4 * 1024 * 1024,
+        retry: RetryPolicy = RetryPolicy(),
     ) -> None:
+        self.retry = retry
+        self.resent = 0
+        """Signed requests re-sent after a transport failure, over this client's life."""
         self.pki = pki_dir if isinstance(pki_dir, PKIDir) else PKIDir(Path(pki_dir))
         self.region, self.role, self.name = region, role, name
         self.files = self.pki.files(role, region, name)
@@ -215,6 +243,8 @@ class GatewayClient:
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.initial_reconnect_backoff_ms", int(retry.initial_backoff_s * 1000) or 1),
+                ("grpc.max_reconnect_backoff_ms", int(retry.max_backoff_s * 1000) or 1),
             ],
         )
         self.registry = registry_service_pb2_grpc.RegistryServiceStub(self.channel)
@@ -243,11 +273,18 @@ class GatewayClient:
         self.channel.close()
 
     def call(
-        self, method: Callable[..., T], request: pb_message.Message, timeout: float | None = None
+        self,
+        method: Callable[..., T],
+        request: pb_message.Message,
+        timeout: float | None = None,
+        *,
+        wait_for_ready: bool | None = None,
     ) -> T:
-        """Invoke a unary stub method; failures raise the typed exception."""
+        """Invoke a unary stub method; failures raise the typed exception. With
+        ``wait_for_ready`` the call waits (up to its timeout) for the channel to connect instead
+        of failing at once while the gateway is unreachable."""
         try:
-            return method(request, timeout=timeout or self.timeout)
+            return method(request, timeout=timeout or self.timeout, wait_for_ready=wait_for_ready)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
 
@@ -405,13 +442,15 @@ class GatewayClient:
         """Sign payload, call, and keep the local chain head in step with the gateway's.
 
         A refused request did not advance the chain at the gateway, so the head is rewound; a
-        refusal that shows the head is stale resynchronises it and tries once more.
+        refusal that shows the head is stale resynchronises it and tries once more. A transport
+        failure leaves the head where it is (the gateway may have taken the envelope) and the
+        same envelope is re-sent as the retry policy says (see :meth:`_deliver`).
         """
         for attempt in (1, 2):
             head = self.signer.head()
             envelope = self.signer.sign(content_type, payload)
             try:
-                return self.call(method, build(envelope))
+                return self._deliver(method, build(envelope))
             except DomainError as exc:
                 self.signer.rewind(*head)
                 if exc.reason in CHAIN_REASONS and attempt == 1:
@@ -419,6 +458,31 @@ class GatewayClient:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    def _deliver(self, method: Callable[..., T], request: pb_message.Message) -> T:
+        """Send a signed request until the gateway answers it: after a failure in
+        :data:`RESEND_CODES` the identical request is sent again (waiting for the channel to
+        reconnect), with backoff, until ``self.retry.deadline_s`` has passed."""
+        give_up = time.monotonic() + self.retry.deadline_s
+        backoff = self.retry.initial_backoff_s
+        resend = False
+        while True:
+            remaining = give_up - time.monotonic()
+            try:
+                return self.call(
+                    method,
+                    request,
+                    timeout=min(self.timeout, max(remaining, 0.001)) if resend else None,
+                    wait_for_ready=resend or None,
+                )
+            except TransportError as exc:
+                remaining = give_up - time.monotonic()
+                if exc.code not in RESEND_CODES or remaining <= 0:
+                    raise
+                time.sleep(min(backoff, remaining))
+                backoff = min(backoff * 2, self.retry.max_backoff_s)
+                resend = True
+                self.resent += 1
 
     def propose_transfer(
         self,

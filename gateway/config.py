@@ -132,6 +132,11 @@ class GatewaySettings(BaseSettings):
     reconcile_regions: tuple[str, ...] = DELTA_REGIONS
     """Regions the scheduled reconciliation covers."""
 
+    fault_kill_after_commit: int = Field(default=0, ge=0)
+    """For the crash tests only, never in production: the process SIGKILLs itself right after
+    the N-th transfer write (propose, accept, reject, cancel) it committed, before the reply is
+    sent. 0, the default, turns it off."""
+
     @field_validator("reconcile_cron", "expire_cron", "verify_cron")
     @classmethod
     def _cron_parses(cls, value: str) -> str:

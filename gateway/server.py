@@ -14,6 +14,7 @@ from typing import cast
 import grpc
 import structlog
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -92,9 +93,10 @@ class CertificateReloader:
     def _paths(self) -> tuple[Path, Path, Path]:
         return (self._pki.ca_cert, self._files.cert, self._files.key)
 
-    def _stat(self) -> tuple[tuple[int, int], ...]:
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
         stats = [os.stat(path) for path in self._paths()]
-        return tuple((st.st_mtime_ns, st.st_size) for st in stats)
+        # The inode too: a file replaced by rename within one clock tick keeps mtime and size.
+        return tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in stats)
 
     def _load(self) -> tuple[grpc.ServerCertificateConfiguration, int] | None:
         """The configuration from the files and the certificate's serial; None on a mismatch."""
@@ -102,8 +104,8 @@ class CertificateReloader:
         try:
             cert = x509.load_pem_x509_certificate(cert_pem)
             key = serialization.load_pem_private_key(key_pem, password=None)
-        except ValueError:
-            return None  # a file caught half written
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            return None  # a file caught half written, or not a key this server can use
         raw = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         if cert.public_key().public_bytes(*raw) != key.public_key().public_bytes(*raw):
             return None
@@ -212,9 +214,12 @@ class GatewayServer:
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
             RecognitionServicer(self.recognition), server
         )
-        transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(
-            TransferServicer(self.ledger), server
-        )
+        transfers = TransferServicer(self.ledger)
+        if s.fault_kill_after_commit:  # crash tests only (see gateway/rpc/faults.py)
+            from gateway.rpc.faults import KillAfterCommitTransferServicer
+
+            transfers = KillAfterCommitTransferServicer(self.ledger, s.fault_kill_after_commit)
+        transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -16,6 +16,7 @@ from yrd.interop.v1 import (
 )
 
 import mutual_recognition as mr
+from gateway import protowire
 from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
 from gateway.services.keys import SigningKey
 from gateway.services.ledger import STATE_PROTO, BlockView, RetirementView, TransferView
@@ -72,22 +73,115 @@ def envelope_result(outcome: PublishOutcome) -> registry_service_pb2.EnvelopeRes
     return result
 
 
-def add_feed_events(
-    response: registry_service_pb2.SubscribeResponse, items: list[FeedItem]
-) -> None:
-    """Append the items to a response in place (no intermediate messages: the feed is hot)."""
+def publish_response(outcomes: list[PublishOutcome]) -> registry_service_pb2.PublishResponse:
+    """The acknowledgement of a batch: one result per envelope, in order."""
+    response = registry_service_pb2.PublishResponse()
+    add = response.results.add
+    for outcome in outcomes:
+        if outcome.error is None:  # the common case, built in place
+            add(
+                envelope_hash=outcome.envelope_hash.hex(),
+                accepted=True,
+                record_names=outcome.record_names,
+            )
+        else:
+            response.results.append(envelope_result(outcome))
+    return response
+
+
+def feed_response(items: list[FeedItem]) -> registry_service_pb2.SubscribeResponse:
+    """A SubscribeResponse carrying the items as events."""
+    return registry_service_pb2.SubscribeResponse.FromString(feed_events_bytes(items))
+
+
+# Wire tags: SubscribeResponse.events (1); FeedEvent's cursor (1), record (2), native_payload (3),
+# native_content_type (4), native_unavailable_reason (5), envelope (6), accept_time (7),
+# envelope_record_index (8); SignedEnvelope's fields 1 to 7 in declaration order; a Timestamp's
+# seconds (1) and nanos (2). Parsers take fields in any order, and the events are parsed once
+# into the response message, so what gRPC sends is the generated encoder's output.
+_EVENTS = b"\x0a"
+_NATIVE_PAYLOAD, _NATIVE_CONTENT_TYPE, _NATIVE_UNAVAILABLE = b"\x1a", b"\x22", b"\x2a"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _accept_time(when: dt.datetime) -> bytes:
+    delta = when - _EPOCH
+    seconds, nanos = delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
+    return protowire.delimited(b"\x3a", protowire.timestamp(seconds, nanos))
+
+
+def feed_events_bytes(items: list[FeedItem]) -> bytes:
+    """The serialised events of a SubscribeResponse, concatenated from the stored bytes: the
+    record body is already a serialised Record, and the envelope is written from its columns
+    (what ``fill_envelope`` sets; fields at their default are written too, which decodes to the
+    same message). Parts shared by many events (the signer's content type and key id, a
+    batch's acceptance time, a signing second) are encoded once per call."""
+    varint, small = protowire.varint, protowire.SMALL
+    times: dict[dt.datetime, bytes] = {}
+    signers: dict[tuple[str, str], bytes] = {}
+    seconds_of: dict[int, bytes] = {}
+    out = []
     for item in items:
-        event = response.events.add()
-        event.cursor = str(item.position)
-        event.record.MergeFromString(item.body)
-        fill_envelope(event.envelope, item.envelope_row)
-        event.accept_time.FromDatetime(item.accepted_at)
-        event.envelope_record_index = item.envelope_record_index
+        content_type, payload, key_id, sequence, previous, seconds, nanos, signature = (
+            item.envelope_row
+        )
+        signer = signers.get((content_type, key_id))
+        if signer is None:
+            signer = signers[(content_type, key_id)] = protowire.delimited(
+                b"\x0a", content_type.encode()
+            ) + protowire.delimited(b"\x1a", key_id.encode())
+        second = seconds_of.get(seconds)
+        if second is None:  # a batch is signed within a few seconds
+            second = seconds_of[seconds] = b"\x08" + varint(seconds) + b"\x10"
+        stamp = second + varint(nanos)
+        envelope = b"".join(
+            (
+                signer,
+                b"\x12",
+                varint(len(payload)),
+                payload,
+                b"\x20",
+                varint(sequence),
+                b"\x2a",
+                varint(len(previous)),
+                previous,
+                b"\x32",
+                small[len(stamp)],  # at most 22 bytes
+                stamp,
+                b"\x3a",
+                varint(len(signature)),
+                signature,
+            )
+        )
+        accepted = times.get(item.accepted_at)
+        if accepted is None:
+            accepted = times[item.accepted_at] = _accept_time(item.accepted_at)
+        cursor, body = str(item.position).encode(), item.body
+        event = b"".join(
+            (
+                b"\x0a",
+                small[len(cursor)],  # at most 20 digits
+                cursor,
+                b"\x12",
+                varint(len(body)),
+                body,
+                b"\x32",
+                varint(len(envelope)),
+                envelope,
+                accepted,
+                b"\x40",
+                varint(item.envelope_record_index),
+            )
+        )
         if item.native_payload:
-            event.native_payload = item.native_payload
-            event.native_content_type = item.native_content_type
+            event += protowire.delimited(_NATIVE_PAYLOAD, item.native_payload)
+            event += protowire.delimited(_NATIVE_CONTENT_TYPE, item.native_content_type.encode())
         elif item.native_unavailable_reason:
-            event.native_unavailable_reason = item.native_unavailable_reason
+            event += protowire.delimited(
+                _NATIVE_UNAVAILABLE, item.native_unavailable_reason.encode()
+            )
+        out.append(b"".join((_EVENTS, varint(len(event)), event)))
+    return b"".join(out)
 
 
 _BLOCK_STATE = {

@@ -103,11 +103,15 @@ FOLLOW_POLL_S = 0.5
 accepted by other gateway processes on the same database)."""
 
 
+MAX_POSITION = 2**63 - 1
+"""Largest position a database integer holds."""
+
+
 def _position(token: str, field: str) -> int:
     """A cursor or page token back to a feed position."""
     if not token:
         return 0
-    if not token.isascii() or not token.isdigit() or len(token) > 19:
+    if not token.isascii() or not token.isdigit() or len(token) > 19 or int(token) > MAX_POSITION:
         raise CursorInvalid(
             f"{field} was not issued by this gateway", field_errors={field: "invalid"}
         )
@@ -136,9 +140,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         caller = peer_identity(context)
         for request in request_iterator:
             outcomes = self._exchange.publish(caller, request.envelopes)
-            yield registry_service_pb2.PublishResponse(
-                results=[convert.envelope_result(o) for o in outcomes]
-            )
+            yield convert.publish_response(outcomes)
 
     def PublishEnvelope(
         self, request: registry_service_pb2.PublishEnvelopeRequest, context: grpc.ServicerContext
@@ -166,9 +168,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             )
             if items:
                 after = items[-1].position
-                response = registry_service_pb2.SubscribeResponse()
-                convert.add_feed_events(response, items)
-                yield response
+                yield convert.feed_response(items)
                 continue
             if not request.follow:
                 return
@@ -333,6 +333,11 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
     ) -> recognition_service_pb2.ListRecognitionsResponse:
         state = ""
         if request.state:
+            if request.state not in recognition_pb2.RecognitionState.values():
+                raise InvalidArgument(
+                    f"unknown recognition state {request.state}",
+                    field_errors={"state": "unknown"},
+                )
             state = (
                 recognition_pb2.RecognitionState.Name(request.state)
                 .removeprefix("RECOGNITION_STATE_")
@@ -388,10 +393,14 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
                         "the header needs the snapshot time",
                         field_errors={"header.snapshot_time": "required"},
                     )
-                snapshot.header(
-                    request.header.snapshot_time.ToDatetime(dt.UTC),
-                    request.header.completed_transfer_ids,
-                )
+                try:
+                    taken = request.header.snapshot_time.ToDatetime(dt.UTC)
+                except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
+                    raise SnapshotInvalid(
+                        "the snapshot time is not a valid timestamp",
+                        field_errors={"header.snapshot_time": "invalid"},
+                    ) from exc
+                snapshot.header(taken, request.header.completed_transfer_ids)
             elif part == "blocks":
                 snapshot.add(
                     (b.origin_region, b.serials.start, b.serials.end, b.state)

@@ -9,11 +9,37 @@ from grpc_status import rpc_status
 
 from gateway.errors import ERROR_DOMAIN, DomainError
 
+MAX_TEXT = 200
+"""Longest string (message, metadata value, field name or description) a status carries: errors
+often quote the request, and the status travels in trailers, which a client refuses past 8 KiB
+(it would then see RESOURCE_EXHAUSTED instead of the gateway's answer)."""
+MAX_ITEM_BYTES = 1500
+"""Most UTF-8 bytes of metadata, and of field violations, a status carries (entries beyond are
+left out): with the message, the status stays under a client's 8 KiB trailer limit."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _within_budget(items: dict[str, str]) -> list[tuple[str, str]]:
+    """The entries, clipped, in key order, as many as fit MAX_ITEM_BYTES."""
+    kept: list[tuple[str, str]] = []
+    used = 0
+    for key, value in sorted(items.items()):
+        pair = (_clip(key), _clip(value))
+        used += len(pair[0].encode()) + len(pair[1].encode())
+        if used > MAX_ITEM_BYTES:
+            break
+        kept.append(pair)
+    return kept
+
 
 def status_proto(err: DomainError) -> status_pb2.Status:
-    """The rich status for a domain error: ErrorInfo always, BadRequest when fields are named."""
+    """The rich status for a domain error: ErrorInfo always, BadRequest when fields are named.
+    Strings are clipped and entries capped so the status fits a client's trailer limit."""
     info = error_details_pb2.ErrorInfo(
-        reason=err.reason, domain=ERROR_DOMAIN, metadata=err.metadata
+        reason=err.reason, domain=ERROR_DOMAIN, metadata=dict(_within_budget(err.metadata))
     )
     details = [info]
     if err.field_errors:
@@ -21,7 +47,7 @@ def status_proto(err: DomainError) -> status_pb2.Status:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                    for f, d in sorted(err.field_errors.items())
+                    for f, d in _within_budget(err.field_errors)
                 ]
             )
         )
@@ -31,7 +57,7 @@ def status_proto(err: DomainError) -> status_pb2.Status:
         any_detail.Pack(detail)
         packed.append(any_detail)
     code: int = err.code.value[0]
-    return status_pb2.Status(code=code, message=err.message, details=packed)
+    return status_pb2.Status(code=code, message=_clip(err.message), details=packed)
 
 
 def to_grpc_status(err: DomainError) -> grpc.Status:

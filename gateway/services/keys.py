@@ -20,6 +20,7 @@ from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_public_key
 from gateway.security.signing import key_id_of
 from gateway.services import Clock, utc_now
+from gateway.services.signed import lock_audit_head
 from gateway.storage.db import Database
 from gateway.storage.models import SigningKeyRow
 from gateway.storage.repositories import AuditLogRepository, SigningKeyRepository
@@ -106,6 +107,10 @@ class KeyDirectory:
         key_id = key_id_of(public_key)
         now = self.clock()
         with self.db.transaction() as session:
+            # Under the audit head's lock (which the append below takes anyway), so a repeated
+            # registration racing the first waits for it and then sees it, instead of colliding
+            # on the primary key (PostgreSQL reads without waiting).
+            lock_audit_head(session)
             keys = SigningKeyRepository(session)
             existing = keys.get(key_id)
             if existing is not None:
@@ -131,7 +136,8 @@ class KeyDirectory:
             return SigningKey.of(row)
 
     def revoke(self, caller: Identity, key_id: str, reason: str) -> SigningKey:
-        """Revoke a key of the caller's region; it signs nothing from now on."""
+        """Revoke a key of the caller's region; it signs nothing from now on. Asked again with the
+        same reason, answers as the first time; with another reason, refused."""
         if caller.role is Role.REGISTRY:
             raise PermissionDenied("only administrators revoke signing keys")
         if not reason.strip():
@@ -145,6 +151,8 @@ class KeyDirectory:
             if caller.role is Role.ADMIN and row.region != caller.region:
                 raise WrongRegion(f"key {key_id} belongs to {row.region}, not {caller.region}")
             if row.revoked_at is not None:
+                if row.revoke_reason == reason.strip():
+                    return SigningKey.of(row)  # the same revocation again: the first answer
                 raise SigningKeyRevoked(
                     f"key {key_id} is already revoked", metadata={"key_id": key_id}
                 )

@@ -7,6 +7,11 @@ not revoked; the signature verifies over the bytes as received; the sequence is 
 chains to the signer's last envelope (replay, gap and fork refused); the region's adapter maps the
 payload; cross-record checks hold (methodology known, capacity within its maximum, project known
 and registered, monitoring inside crediting, issuance id new, serials not overlapping).
+
+A large batch's signatures are checked by a worker process (``gateway.services.verifier``) while
+the batch is parsed, checked and written; the checks take them as valid meanwhile, and if one was
+not, the transaction is rolled back and the batch checked again with each signature verified in
+its turn, so the outcomes are those of the order above.
 """
 
 from __future__ import annotations
@@ -14,24 +19,37 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from google.protobuf import timestamp_pb2
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
-from adapters.base import CommonRecord
+from adapters.base import CommonRecord, RegionAdapter
 from adapters.errors import NativeFormatError, UnknownContentTypeError
 from adapters.quantities import capacity_within
 from adapters.registry import AdapterRegistry
-from gateway import errors
-from gateway.audit import EntryFields, canonical_json, entry_hash
+from gateway import errors, protowire
+from gateway.audit import ENTRY_TAG, EntryFields, canonical_json, entry_hash
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
+from gateway.services.verifier import Pending, SignatureWorker
 from gateway.storage.models import (
     AuditEntryRow,
     AuditHeadRow,
@@ -55,12 +73,39 @@ _ISSUANCE_EXISTS = select(IssuanceRow.issuance_id).where(
 # A region's issued ranges never overlap each other, so the only stored range that can overlap
 # [start, end] is the one starting last at or before end: one index probe.
 _LAST_RANGE = (
-    select(IssuanceRow.issuance_id, IssuanceRow.serial_end)
+    select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
     .where(IssuanceRow.region == bindparam("region"), IssuanceRow.serial_start <= bindparam("end"))
     .order_by(IssuanceRow.serial_start.desc())
     .limit(1)
 )
+# The stored ranges starting inside a batch's span (with _LAST_RANGE before it: all that meet it).
+_RANGES_STARTING_IN = (
+    select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
+    .where(
+        IssuanceRow.region == bindparam("region"),
+        IssuanceRow.serial_start >= bindparam("low"),
+        IssuanceRow.serial_start <= bindparam("high"),
+    )
+    .order_by(IssuanceRow.serial_start)
+    .limit(_PREFETCH_RANGES + 1)
+)
+# PostgreSQL: the ids as one array, so the primary key is probed for each; a list of hundreds
+# of parameters plans (once prepared) as a scan comparing every row with every parameter.
+_EXISTING_IDS_PG = select(IssuanceRow.issuance_id).where(
+    IssuanceRow.region == bindparam("region"),
+    IssuanceRow.issuance_id == any_(bindparam("ids", type_=postgresql.ARRAY(String))),
+)
+_MAX_ENVELOPE_ID = select(func.max(EnvelopeRow.id))
+_MAX_RECORD_ID = select(func.max(RecordRow.id))
 _REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
+# Record.kind field tags (methodology = 1, project = 2, issuance = 3) and the other two fields.
+_RECORD_KIND: dict[type, tuple[bytes, str]] = {
+    records_pb2.Methodology: (protowire.tag(1, protowire.LEN), "methodology"),
+    records_pb2.Project: (protowire.tag(2, protowire.LEN), "project"),
+    records_pb2.Issuance: (protowire.tag(3, protowire.LEN), "issuance"),
+}
+_RECORD_ACCEPTED_TIME = protowire.tag(4, protowire.LEN)
+_RECORD_ENVELOPE_HASH = protowire.tag(5, protowire.LEN) + protowire.varint(64)
 
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:
@@ -69,34 +114,41 @@ def _date(value: records_pb2.CalendarDate) -> dt.date:
 
 def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     """The signed fields of an envelope, after checking their shapes."""
+    content_type, key_id, payload = env.content_type, env.key_id, env.payload
+    previous_hash, signature, sequence = env.previous_hash, env.signature, env.sequence
+    has_time = env.HasField("sign_time")
+    seconds, nanos = env.sign_time.seconds, env.sign_time.nanos
+    if (
+        content_type
+        and len(key_id) == 32
+        and sequence >= 1
+        and len(previous_hash) == 32
+        and len(signature) == 64
+        and has_time
+        and 0 <= nanos < 1_000_000_000
+        and payload
+    ):
+        return EnvelopeFields(
+            content_type, payload, key_id, sequence, previous_hash, seconds, nanos
+        )
     problems: dict[str, str] = {}
-    if not env.content_type:
+    if not content_type:
         problems["content_type"] = "required"
-    if len(env.key_id) != 32:
+    if len(key_id) != 32:
         problems["key_id"] = "must be 32 hex characters"
-    if env.sequence < 1:
+    if sequence < 1:
         problems["sequence"] = "must be 1 or more"
-    if len(env.previous_hash) != 32:
+    if len(previous_hash) != 32:
         problems["previous_hash"] = "must be 32 bytes"
-    if len(env.signature) != 64:
+    if len(signature) != 64:
         problems["signature"] = "must be 64 bytes"
-    if not env.HasField("sign_time"):
+    if not has_time:
         problems["sign_time"] = "required"
-    elif not 0 <= env.sign_time.nanos < 1_000_000_000:
+    elif not 0 <= nanos < 1_000_000_000:
         problems["sign_time"] = "nanos out of range"
-    if not env.payload:
+    if not payload:
         problems["payload"] = "required"
-    if problems:
-        raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
-    return EnvelopeFields(
-        content_type=env.content_type,
-        payload=env.payload,
-        key_id=env.key_id,
-        sequence=env.sequence,
-        previous_hash=env.previous_hash,
-        sign_time_seconds=env.sign_time.seconds,
-        sign_time_nanos=env.sign_time.nanos,
-    )
+    raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
 
 
 def check_signer(
@@ -104,6 +156,8 @@ def check_signer(
 ) -> None:
     """The key exists, belongs to the caller's region and owner (the registry, or that
     administrator), and is not revoked."""
+    if key is not None and key.region == region and key.owner == owner and key.revoked_at is None:
+        return
     meta = {"key_id": fields.key_id}
     if key is None:
         raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
@@ -135,6 +189,8 @@ def check_chain(
     ``earlier`` is the hash of an envelope with the same sequence accepted earlier in the same
     batch, when there is one.
     """
+    if fields.sequence == last_sequence + 1 and fields.previous_hash == last_hash:
+        return
     meta = {
         "key_id": key_id,
         "expected_sequence": str(last_sequence + 1),
@@ -201,17 +257,35 @@ class _Methodology:
     max_capacity: records_pb2.ExactQuantity | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Project:
     region: str
     project_id: str
-    methodology: tuple[str, str]
+    methodology_id: str
+    methodology_version: str
     crediting_start: dt.date
     crediting_end: dt.date | None
     status: int
 
+    @property
+    def methodology(self) -> tuple[str, str]:
+        return (self.methodology_id, self.methodology_version)
 
-@dataclass
+
+# What the checks need of a stored project, in _Project's order after the name.
+_PROJECT_COLUMNS = (
+    ProjectRow.name,
+    ProjectRow.region,
+    ProjectRow.project_id,
+    ProjectRow.methodology_id,
+    ProjectRow.methodology_version,
+    ProjectRow.crediting_start,
+    ProjectRow.crediting_end,
+    ProjectRow.status,
+)
+
+
+@dataclass(slots=True)
 class _Planned:
     """A record accepted by the batch, waiting for the bulk write."""
 
@@ -225,13 +299,28 @@ class _Planned:
     record_id: int = 0
 
 
-@dataclass
+class _Envelope(NamedTuple):
+    """An accepted envelope's columns, in the order the bulk insert writes them after its id."""
+
+    envelope_hash: bytes
+    key_id: str
+    region: str
+    sequence: int
+    previous_hash: bytes
+    content_type: str
+    payload: bytes
+    sign_time_seconds: int
+    sign_time_nanos: int
+    signature: bytes
+
+
+@dataclass(slots=True)
 class _Head:
     sequence: int
     hash: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """An envelope after the work that needs no database: shape, hash, and the adapter's parse.
 
@@ -245,12 +334,260 @@ class Prepared:
     error: errors.DomainError | None = None
     records: list[CommonRecord] = field(default_factory=list)
     parse_error: errors.DomainError | None = None
+    job: int = -1
+    """Its place in the request sent to the signature worker (-1: verified in ``accept``)."""
+
+
+class SignaturesUnconfirmed(Exception):
+    """A signature taken as valid while the worker checked it was not (or the worker failed)."""
 
 
 def _table(model: type[Any]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+class _BulkInsert:
+    """An INSERT of many rows given as tuples, handed to the driver's executemany (a COPY on
+    PostgreSQL with psycopg).
+
+    Core's executemany builds a parameter dict and runs the type processors for every row; the
+    batch's rows need neither (their one timestamp is converted once, by ``stored``), and on the
+    hot path that per-row work costs more than the database's own. Columns without a value here
+    are left to their defaults (none of these tables has a Python-side default)."""
+
+    def __init__(self, model: type[Any], columns: tuple[str, ...]) -> None:
+        self.table = _table(model)
+        self.columns = columns
+        self._sql: dict[str, str] = {}
+
+    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        dialect = conn.dialect
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            # COPY: a third of executemany's time on PostgreSQL, in the same transaction.
+            copy_sql = self._sql.get("copy")
+            if copy_sql is None:
+                quote = dialect.identifier_preparer
+                copy_sql = self._sql["copy"] = (
+                    f"COPY {quote.format_table(self.table)} "
+                    f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
+                )
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        if marker is None:  # a driver this module has not been written for: Core does it all
+            conn.execute(
+                insert(self.table), [dict(zip(self.columns, r, strict=True)) for r in rows]
+            )
+            return
+        sql = self._sql.get(dialect.name)
+        if sql is None:
+            # Only the model's own table and column names, quoted by the dialect: no outside text.
+            quote = dialect.identifier_preparer
+            sql = (
+                f"INSERT INTO {quote.format_table(self.table)} "  # noqa: S608
+                f"({', '.join(quote.quote(c) for c in self.columns)}) "
+                f"VALUES ({', '.join([marker] * len(self.columns))})"
+            )
+            self._sql[dialect.name] = sql
+        conn.exec_driver_sql(sql, rows)
+
+    def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
+        """``value`` as Core would bind it to ``column`` on this dialect."""
+        col: Column[Any] = self.table.c[column]
+        process = col.type.dialect_impl(dialect).bind_processor(dialect)
+        return process(value) if process is not None else value
+
+
+_INSERT_ENVELOPES = _BulkInsert(EnvelopeRow, ("id", *_Envelope._fields, "received_at"))
+_INSERT_RECORDS = _BulkInsert(
+    RecordRow,
+    (
+        "id",
+        "name",
+        "version",
+        "kind",
+        "region",
+        "envelope_id",
+        "envelope_record_index",
+        "body",
+        "is_current",
+        "accepted_at",
+    ),
+)
+_INSERT_ISSUANCES = _BulkInsert(
+    IssuanceRow,
+    (
+        "region",
+        "issuance_id",
+        "name",
+        "record_id",
+        "project_name",
+        "vintage",
+        "serial_start",
+        "serial_end",
+        "quantity_grams",
+    ),
+)
+_INSERT_BLOCKS = _BulkInsert(
+    UnitBlockRow,
+    (
+        "origin_region",
+        "issuance_name",
+        "project_name",
+        "vintage",
+        "serial_start",
+        "serial_end",
+        "holder_region",
+        "state",
+        "created_at",
+    ),
+)
+_INSERT_AUDIT = _BulkInsert(
+    AuditEntryRow,
+    (
+        "sequence",
+        "kind",
+        "subject",
+        "actor_region",
+        "actor",
+        "detail",
+        "previous_hash",
+        "entry_hash",
+        "created_at",
+    ),
+)
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+class _AuditAppender:
+    """Hashes a batch's audit entries in a tight loop: what ``gateway.audit.entry_hash`` covers,
+    with the parts every entry of the batch shares (tag, actor, time) encoded once.
+
+    The first entry of every batch is also hashed by ``entry_hash`` itself: a difference stops
+    the write instead of storing a chain that would not verify."""
+
+    _TAG = _lp(ENTRY_TAG) + struct.pack(">I", 8)  # the tag, then the sequence's length
+
+    def __init__(self, actor_region: str, actor: str, created_at: dt.datetime) -> None:
+        self.actor_region, self.actor, self.created_at = actor_region, actor, created_at
+        delta = created_at.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        self._actor = _lp(actor_region.encode()) + _lp(actor.encode())
+        self._time = _lp(struct.pack(">q", micros))
+        self._kinds: dict[str, bytes] = {}
+        self.checked = False
+
+    def entry_hash(
+        self, sequence: int, kind: str, subject: str, detail: bytes, previous: bytes
+    ) -> bytes:
+        kind_lp = self._kinds.get(kind)
+        if kind_lp is None:
+            kind_lp = self._kinds[kind] = _lp(kind.encode())
+        digest = hashlib.sha256(
+            b"".join(
+                (
+                    self._TAG,
+                    struct.pack(">Q", sequence),
+                    kind_lp,
+                    _lp(subject.encode()),
+                    self._actor,
+                    _lp(detail),
+                    _lp(previous),
+                    self._time,
+                )
+            )
+        ).digest()
+        if not self.checked:
+            reference = entry_hash(
+                EntryFields(
+                    sequence,
+                    kind,
+                    subject,
+                    self.actor_region,
+                    self.actor,
+                    detail,
+                    previous,
+                    self.created_at,
+                )
+            )
+            if reference != digest:
+                raise RuntimeError("the audit entry encoding differs from gateway.audit's")
+            self.checked = True
+        return digest
+
+
+def _detail(
+    envelope_hash_hex: str,
+    key_id: str,
+    sequence: int,
+    index: int,
+    record_id: int,
+    body: bytes,
+    revision_of: int | None,
+    record: CommonRecord,
+) -> bytes:
+    """``canonical_json`` of an accepted record's audit detail, written from a template (keys in
+    sorted order; its strings are hex, which needs no escaping). ``_write_audit`` compares it with
+    ``_reference_detail`` once per key and batch."""
+    revision = "null" if revision_of is None else str(int(revision_of))
+    sha = hashlib.sha256(body).hexdigest()
+    if isinstance(record, records_pb2.Issuance):
+        return (
+            f'{{"envelope_hash":"{envelope_hash_hex}","key_id":"{key_id}",'
+            f'"quantity_grams":{int(record.quantity_grams)},"record_id":{int(record_id)},'
+            f'"record_index":{int(index)},"record_sha256":"{sha}","revision_of":{revision},'
+            f'"sequence":{int(sequence)},'
+            f'"serials":[{int(record.serials.start)},{int(record.serials.end)}]}}'
+        ).encode()
+    return (
+        f'{{"envelope_hash":"{envelope_hash_hex}","key_id":"{key_id}",'
+        f'"record_id":{int(record_id)},"record_index":{int(index)},"record_sha256":"{sha}",'
+        f'"revision_of":{revision},"sequence":{int(sequence)}}}'
+    ).encode()
+
+
+def _reference_detail(
+    envelope_hash_hex: str,
+    key_id: str,
+    sequence: int,
+    index: int,
+    record_id: int,
+    body: bytes,
+    revision_of: int | None,
+    record: CommonRecord,
+) -> bytes:
+    """The same detail through ``canonical_json`` (the definition ``_detail`` must match)."""
+    detail: dict[str, object] = {
+        "envelope_hash": envelope_hash_hex,
+        "key_id": key_id,
+        "sequence": sequence,
+        "record_index": index,
+        "record_id": record_id,
+        "record_sha256": hashlib.sha256(body).hexdigest(),
+        "revision_of": revision_of,
+    }
+    if isinstance(record, records_pb2.Issuance):
+        detail["serials"] = [record.serials.start, record.serials.end]
+        detail["quantity_grams"] = record.quantity_grams
+    return canonical_json(detail)
+
+
+_AUDIT_KIND = {kind: f"{kind}.accepted" for kind in ("methodology", "project", "issuance")}
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass
@@ -262,11 +599,13 @@ class PublishBatch:
     caller: Identity
     region: str
     now: dt.datetime
-    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    envelopes: list[_Envelope] = field(default_factory=list)
     planned: list[_Planned] = field(default_factory=list)
     _keys: dict[str, SigningKeyRow | None] = field(default_factory=dict)
     _heads: dict[str, _Head] = field(default_factory=dict)
-    _methodologies: dict[tuple[str, str, str], _Methodology | None] = field(default_factory=dict)
+    _accepted: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    """Hash of each envelope this batch accepted, by (key id, sequence)."""
+    _adapters: dict[str, RegionAdapter] = field(default_factory=dict)
     _by_ref: dict[tuple[str, str, str], _Methodology | None] = field(default_factory=dict)
     _projects: dict[str, _Project | None] = field(default_factory=dict)
     _issuance_ids: set[str] = field(default_factory=set)
@@ -276,49 +615,117 @@ class PublishBatch:
     _prefetched_ids: set[str] = field(default_factory=set)
     _db_ranges: list[tuple[int, int, str]] = field(default_factory=list)
     _db_span: tuple[int, int] = (1, 0)
+    _pending: Pending | None = None
+    _trusted: list[int] = field(default_factory=list)
+    """Worker jobs whose signature a check took as valid."""
 
     def __post_init__(self) -> None:
         lock_region(self.session, self.region)
-        accepted = timestamp_pb2.Timestamp()
-        accepted.FromDatetime(self.now)
-        self._accepted_time = accepted
+        # Every record of the batch carries the same acceptance time: encoded once.
+        delta = self.now - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        stamp = protowire.timestamp(delta.days * 86_400 + delta.seconds, delta.microseconds * 1000)
+        self._accepted_time = protowire.delimited(_RECORD_ACCEPTED_TIME, stamp)
 
     # -- before the checks: parse and prefetch ------------------------------------------------
 
-    def prepare(self, envelopes: Sequence[envelope_pb2.SignedEnvelope]) -> list[Prepared]:
-        """Hash and parse every envelope, then fetch in a few queries what the checks will ask."""
-        prepared = [self._prepare(env) for env in envelopes]
+    def prepare(
+        self,
+        envelopes: Sequence[envelope_pb2.SignedEnvelope],
+        worker: SignatureWorker | None = None,
+    ) -> list[Prepared]:
+        """Hash and parse every envelope, then fetch in a few queries what the checks will ask.
+
+        With a ``worker``, the signatures are sent to it first and checked while the batch is
+        parsed, checked and written: ``accept`` then takes each signature as valid, and
+        ``confirm_signatures`` (before the commit) refuses the whole transaction if one was not.
+        """
+        prepared = [self._shape(env) for env in envelopes]
+        if worker is not None:
+            self._submit(prepared, worker)
+        for p in prepared:
+            if p.fields is not None:
+                self._parse(p)
         self._prefetch([r for p in prepared for r in p.records])
         return prepared
 
-    def _prepare(self, env: envelope_pb2.SignedEnvelope) -> Prepared:
+    def _shape(self, env: envelope_pb2.SignedEnvelope) -> Prepared:
         p = Prepared(env)
         try:
-            p.fields = envelope_fields(env)
+            p.fields = fields = envelope_fields(env)
         except errors.DomainError as exc:
             p.error = exc
             return p
-        p.signed = signing_input(p.fields)
-        p.digest = envelope_hash(p.fields, env.signature, signed=p.signed)
+        p.signed = signing_input(fields)
+        p.digest = envelope_hash(fields, env.signature, signed=p.signed)
+        return p
+
+    def _submit(self, prepared: list[Prepared], worker: SignatureWorker) -> None:
+        ids = sorted(
+            {p.fields.key_id for p in prepared if p.fields is not None} - self._keys.keys()
+        )
+        # The keys are locked now rather than at their first envelope: same order (region, keys,
+        # audit head), and in key order, as every batch takes them.
+        for row in self.session.execute(
+            select(SigningKeyRow)
+            .where(SigningKeyRow.key_id.in_(ids))
+            .order_by(SigningKeyRow.key_id)
+            .with_for_update()
+        ).scalars():
+            self._keys[row.key_id] = row
+            self._heads[row.key_id] = _Head(row.last_sequence, row.last_hash)
+        for key_id in ids:
+            self._keys.setdefault(key_id, None)
+        items: list[tuple[bytes, bytes, bytes]] = []
+        for p in prepared:
+            key = self._keys.get(p.fields.key_id) if p.fields is not None else None
+            if key is not None:
+                p.job = len(items)
+                items.append((key.public_key, p.env.signature, p.signed))
+        if items:
+            self._pending = worker.submit(items)
+            if self._pending is None:  # busy or unavailable: verified here, one by one
+                for p in prepared:
+                    p.job = -1
+
+    def confirm_signatures(self) -> None:
+        """Raise ``SignaturesUnconfirmed`` unless every signature a check took as valid was
+        (waits for the worker); the caller then rolls back and publishes the batch again,
+        verifying each signature in its turn."""
+        if self._pending is None:
+            return
+        verdicts = self._pending.verdicts()
+        if verdicts is None or not all(verdicts[job] for job in self._trusted):
+            raise SignaturesUnconfirmed
+
+    def close(self) -> None:
+        """Release the worker if its answer was not taken (an error ended the batch early)."""
+        if self._pending is not None:
+            self._pending.close()
+
+    def _parse(self, p: Prepared) -> None:
+        fields = p.fields
+        assert fields is not None
+        adapter = self._adapters.get(fields.content_type)
+        if adapter is None:
+            try:
+                adapter = self.adapters.for_content_type(fields.content_type)
+            except UnknownContentTypeError as exc:
+                p.parse_error = errors.ContentTypeUnknown(
+                    str(exc), field_errors={"content_type": "no adapter reads it"}
+                )
+                return
+            if adapter.region != self.region:
+                p.parse_error = errors.ContentTypeWrongRegion(
+                    f"{fields.content_type} is the {adapter.region} format; "
+                    f"{self.region} publishes its own",
+                    metadata={"content_type_region": adapter.region, "caller_region": self.region},
+                )
+                return
+            self._adapters[fields.content_type] = adapter
         try:
-            adapter = self.adapters.for_content_type(p.fields.content_type)
-        except UnknownContentTypeError as exc:
-            p.parse_error = errors.ContentTypeUnknown(
-                str(exc), field_errors={"content_type": "no adapter reads it"}
-            )
-            return p
-        if adapter.region != self.region:
-            p.parse_error = errors.ContentTypeWrongRegion(
-                f"{p.fields.content_type} is the {adapter.region} format; "
-                f"{self.region} publishes its own",
-                metadata={"content_type_region": adapter.region, "caller_region": self.region},
-            )
-            return p
-        try:
-            p.records = adapter.to_common(p.fields.content_type, p.fields.payload)
+            p.records = adapter.to_common(fields.content_type, fields.payload)
         except NativeFormatError as exc:
             p.parse_error = native_error(exc)
-        return p
 
     def _prefetch(self, records: list[CommonRecord]) -> None:
         issuances = [r for r in records if isinstance(r, records_pb2.Issuance)]
@@ -328,36 +735,38 @@ class PublishBatch:
         ids = sorted({i.issuance_id for i in issuances})
         for chunk in range(0, len(ids), 500):
             part = ids[chunk : chunk + 500]
-            found = conn.execute(
-                select(IssuanceRow.issuance_id).where(
-                    IssuanceRow.region == self.region, IssuanceRow.issuance_id.in_(part)
+            if conn.dialect.name == "postgresql":
+                found = conn.execute(_EXISTING_IDS_PG, {"region": self.region, "ids": part})
+            else:
+                found = conn.execute(
+                    select(IssuanceRow.issuance_id).where(
+                        IssuanceRow.region == self.region, IssuanceRow.issuance_id.in_(part)
+                    )
                 )
-            )
             self._existing_ids.update(found.scalars())
         self._prefetched_ids.update(ids)
         low = min(i.serials.start for i in issuances)
         high = max(i.serials.end for i in issuances)
-        rows = conn.execute(
-            select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
-            .where(
-                IssuanceRow.region == self.region,
-                IssuanceRow.serial_start <= high,
-                IssuanceRow.serial_end >= low,
+        # Two index probes, not a scan of every range below the span: the ranges starting inside
+        # it, and the one range that can start before it and still reach into it.
+        rows: list[tuple[int, int, str]] = [
+            (a, b, iid)
+            for a, b, iid in conn.execute(
+                _RANGES_STARTING_IN, {"region": self.region, "low": low, "high": high}
             )
-            .order_by(IssuanceRow.serial_start)
-            .limit(_PREFETCH_RANGES + 1)
-        ).all()
+        ]
         if len(rows) <= _PREFETCH_RANGES:
             # Every stored range that can meet the batch's serials, so no per-issuance probe.
-            self._db_ranges = [(a, b, iid) for a, b, iid in rows]
+            before = conn.execute(_LAST_RANGE, {"region": self.region, "end": low - 1}).first()
+            if before is not None and before[1] >= low:
+                rows.insert(0, (before[0], before[1], before[2]))
+            self._db_ranges = rows
             self._db_span = (low, high)
         names = sorted({i.project for i in issuances} - self._projects.keys())
         for chunk in range(0, len(names), 500):
             part = names[chunk : chunk + 500]
-            for row in self.session.execute(
-                select(ProjectRow).where(ProjectRow.name.in_(part))
-            ).scalars():
-                self._projects[row.name] = _project_of(row)
+            for row in conn.execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name.in_(part))):
+                self._projects[row[0]] = _Project(*row[1:])
             for name in part:
                 self._projects.setdefault(name, None)
 
@@ -365,17 +774,31 @@ class PublishBatch:
 
     def accept(self, p: Prepared) -> tuple[str, ...]:
         """Check one prepared envelope; on success plan its rows and return its record names."""
-        fields, env, digest = p.fields, p.env, p.digest
+        fields, digest = p.fields, p.digest
         assert fields is not None
         key = self._key(fields.key_id)
         check_signer(key, fields, self.region)
         assert key is not None
-        if not verify(key.public_key, fields, env.signature, signed=p.signed):
+        signature = p.env.signature
+        if p.job >= 0:
+            # Sent to the worker: valid until confirm_signatures says otherwise.
+            self._trusted.append(p.job)
+        elif not verify(key.public_key, fields, signature, signed=p.signed):
             raise errors.SignatureInvalid(
                 "the signature does not verify over the envelope as received",
                 metadata={"key_id": key.key_id},
             )
-        self._check_chain(key, fields, digest)
+        key_id = key.key_id
+        head = self._heads[key_id]
+        check_chain(
+            self.session,
+            key_id,
+            head.sequence,
+            head.hash,
+            fields,
+            digest,
+            self._accepted.get((key_id, fields.sequence)),
+        )
         if p.parse_error is not None:
             raise p.parse_error
         records = p.records
@@ -386,24 +809,25 @@ class PublishBatch:
             overlay.check(record)
         number = len(self.envelopes)
         self.envelopes.append(
-            {
-                "envelope_hash": digest,
-                "key_id": key.key_id,
-                "region": self.region,
-                "sequence": fields.sequence,
-                "previous_hash": fields.previous_hash,
-                "content_type": fields.content_type,
-                "payload": fields.payload,
-                "sign_time_seconds": fields.sign_time_seconds,
-                "sign_time_nanos": fields.sign_time_nanos,
-                "signature": env.signature,
-                "received_at": self.now,
-            }
+            _Envelope(
+                digest,
+                key_id,
+                self.region,
+                fields.sequence,
+                fields.previous_hash,
+                fields.content_type,
+                fields.payload,
+                fields.sign_time_seconds,
+                fields.sign_time_nanos,
+                signature,
+            )
         )
         overlay.commit()
+        hash_field = _RECORD_ENVELOPE_HASH + digest.hex().encode()
         for index, record in enumerate(records):
-            self._plan(number, index, record)
-        self._heads[key.key_id] = _Head(fields.sequence, digest)
+            self._plan(number, index, record, hash_field)
+        self._accepted[(key_id, fields.sequence)] = digest
+        head.sequence, head.hash = fields.sequence, digest
         return tuple(r.name for r in records)
 
     def _key(self, key_id: str) -> SigningKeyRow | None:
@@ -416,31 +840,17 @@ class PublishBatch:
                 self._heads[key_id] = _Head(row.last_sequence, row.last_hash)
         return self._keys[key_id]
 
-    def _check_chain(self, key: SigningKeyRow, fields: EnvelopeFields, digest: bytes) -> None:
-        head = self._heads[key.key_id]
-        earlier = next(
-            (
-                e["envelope_hash"]
-                for e in self.envelopes
-                if e["key_id"] == key.key_id and e["sequence"] == fields.sequence
-            ),
-            None,
+    def _plan(self, envelope: int, index: int, record: CommonRecord, hash_field: bytes) -> None:
+        # The stored body is a Record around the adapter's message: its bytes are concatenated
+        # as the encoder would write them (kind, accepted_time, envelope_hash), not re-encoded.
+        kind_tag, kind = _RECORD_KIND[type(record)]
+        version = record.version if isinstance(record, records_pb2.Methodology) else ""
+        body = (
+            protowire.delimited(kind_tag, record.SerializeToString())
+            + self._accepted_time
+            + hash_field
         )
-        check_chain(self.session, key.key_id, head.sequence, head.hash, fields, digest, earlier)
-
-    def _plan(self, envelope: int, index: int, record: CommonRecord) -> None:
-        wrapper = records_pb2.Record(accepted_time=self._accepted_time)
-        if isinstance(record, records_pb2.Methodology):
-            kind, version = "methodology", record.version
-            wrapper.methodology.CopyFrom(record)
-        elif isinstance(record, records_pb2.Project):
-            kind, version = "project", ""
-            wrapper.project.CopyFrom(record)
-        else:
-            kind, version = "issuance", ""
-            wrapper.issuance.CopyFrom(record)
-        wrapper.envelope_hash = self.envelopes[envelope]["envelope_hash"].hex()
-        planned = _Planned(envelope, index, record, kind, version, wrapper.SerializeToString())
+        planned = _Planned(envelope, index, record, kind, version, body)
         earlier = self._current.get((record.name, version))
         if earlier is not None:
             earlier.is_current = False
@@ -464,21 +874,12 @@ class PublishBatch:
 
     def project(self, name: str) -> _Project | None:
         if name not in self._projects:
-            row = self.session.execute(
-                select(ProjectRow).where(ProjectRow.name == name)
-            ).scalar_one_or_none()
-            self._projects[name] = (
-                _Project(
-                    row.region,
-                    row.project_id,
-                    (row.methodology_id, row.methodology_version),
-                    row.crediting_start,
-                    row.crediting_end,
-                    row.status,
-                )
-                if row
-                else None
+            row = (
+                self.session.connection()
+                .execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name == name))
+                .first()
             )
+            self._projects[name] = _Project(*row[1:]) if row else None
         return self._projects[name]
 
     def issuance_exists(self, region: str, issuance_id: str) -> bool:
@@ -502,7 +903,7 @@ class PublishBatch:
         clash = (
             self.session.connection().execute(_LAST_RANGE, {"region": region, "end": end}).first()
         )
-        return clash[0] if clash is not None and clash[1] >= start else None
+        return clash[2] if clash is not None and clash[1] >= start else None
 
     # -- the write ------------------------------------------------------------------------------
 
@@ -514,144 +915,133 @@ class PublishBatch:
         # The audit head is locked first and held to the commit: every publish writes its feed
         # rows under it, so feed positions become visible in order (a subscriber's cursor never
         # passes a position a slower transaction fills later), and the ids below can be taken
-        # from max(id) without a race. Core executemany: the ORM adds nothing for rows written once.
+        # from max(id) without a race.
         audit_head = s.execute(
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
         ).scalar_one()
         conn = s.connection()
-        envelopes, records = _table(EnvelopeRow), _table(RecordRow)
-        first_envelope = (conn.execute(select(func.max(envelopes.c.id))).scalar() or 0) + 1
-        envelope_ids = [first_envelope + i for i in range(len(self.envelopes))]
-        conn.execute(
-            insert(envelopes),
-            [{**row, "id": eid} for row, eid in zip(self.envelopes, envelope_ids, strict=True)],
+        # The batch's one timestamp, as every UTCDateTime column below stores it.
+        stamp = _INSERT_RECORDS.stored(conn.dialect, "accepted_at", self.now)
+        first_envelope = (conn.execute(_MAX_ENVELOPE_ID).scalar() or 0) + 1
+        _INSERT_ENVELOPES.run(
+            conn, [(first_envelope + i, *e, stamp) for i, e in enumerate(self.envelopes)]
         )
-        names = {(p.record.name, p.version) for p in self.planned}
-        previous = {
-            (name, version): rid
-            for rid, name, version in s.execute(
-                select(RecordRow.id, RecordRow.name, RecordRow.version).where(
-                    RecordRow.is_current.is_(True), RecordRow.name.in_({n for n, _ in names})
+        # Only methodologies and projects have revisions: an issuance id is accepted once.
+        names = {(p.record.name, p.version) for p in self.planned if p.kind != "issuance"}
+        previous: dict[tuple[str, str], int] = {}
+        if names:
+            previous = {
+                (name, version): rid
+                for rid, name, version in s.execute(
+                    select(RecordRow.id, RecordRow.name, RecordRow.version).where(
+                        RecordRow.is_current.is_(True), RecordRow.name.in_({n for n, _ in names})
+                    )
                 )
-            )
-            if (name, version) in names
-        }
+                if (name, version) in names
+            }
         if previous:
             s.execute(
                 update(RecordRow)
                 .where(RecordRow.id.in_(previous.values()))
                 .values(is_current=False)
             )
-        first_record = (conn.execute(select(func.max(records.c.id))).scalar() or 0) + 1
-        record_ids = [first_record + i for i in range(len(self.planned))]
-        conn.execute(
-            insert(records),
-            [
-                {
-                    "name": p.record.name,
-                    "version": p.version,
-                    "kind": p.kind,
-                    "region": p.record.region,
-                    "envelope_id": envelope_ids[p.envelope],
-                    "envelope_record_index": p.index,
-                    "body": p.body,
-                    "is_current": p.is_current,
-                    "accepted_at": self.now,
-                    "id": rid,
-                }
-                for p, rid in zip(self.planned, record_ids, strict=True)
-            ],
-        )
-        issuances, blocks = [], []
-        for planned, record_id in zip(self.planned, record_ids, strict=True):
-            planned.record_id = record_id
-            record = planned.record
-            if isinstance(record, records_pb2.Methodology):
-                self._save_methodology(record, record_id)
-            elif isinstance(record, records_pb2.Project):
-                self._save_project(record, record_id)
-            else:
+        first_record = (conn.execute(_MAX_RECORD_ID).scalar() or 0) + 1
+        records, issuances, blocks = [], [], []
+        for record_id, p in enumerate(self.planned, first_record):
+            p.record_id = record_id
+            record = p.record
+            records.append(
+                (
+                    record_id,
+                    record.name,
+                    p.version,
+                    p.kind,
+                    record.region,
+                    first_envelope + p.envelope,
+                    p.index,
+                    p.body,
+                    p.is_current,
+                    stamp,
+                )
+            )
+            if isinstance(record, records_pb2.Issuance):
+                start, end = record.serials.start, record.serials.end
+                region, name, project = record.region, record.name, record.project
                 issuances.append(
-                    {
-                        "region": record.region,
-                        "issuance_id": record.issuance_id,
-                        "name": record.name,
-                        "record_id": record_id,
-                        "project_name": record.project,
-                        "vintage": record.vintage,
-                        "serial_start": record.serials.start,
-                        "serial_end": record.serials.end,
-                        "quantity_grams": record.quantity_grams,
-                    }
+                    (
+                        region,
+                        record.issuance_id,
+                        name,
+                        record_id,
+                        project,
+                        record.vintage,
+                        start,
+                        end,
+                        record.quantity_grams,
+                    )
                 )
                 blocks.append(
-                    {
-                        "origin_region": record.region,
-                        "issuance_name": record.name,
-                        "project_name": record.project,
-                        "vintage": record.vintage,
-                        "serial_start": record.serials.start,
-                        "serial_end": record.serials.end,
-                        "holder_region": record.region,
-                        "state": "active",
-                        "reserved_by": None,
-                        "parent_id": None,
-                        "created_at": self.now,
-                    }
+                    (region, name, project, record.vintage, start, end, region, "active", stamp)
                 )
-        if issuances:
-            conn.execute(insert(_table(IssuanceRow)), issuances)
-            conn.execute(insert(_table(UnitBlockRow)), blocks)
-        self._write_audit(audit_head, previous)
+        _INSERT_RECORDS.run(conn, records)
+        for p in self.planned:
+            if isinstance(p.record, records_pb2.Methodology):
+                self._save_methodology(p.record, p.record_id)
+            elif isinstance(p.record, records_pb2.Project):
+                self._save_project(p.record, p.record_id)
+        _INSERT_ISSUANCES.run(conn, issuances)
+        _INSERT_BLOCKS.run(conn, blocks)
+        self._write_audit(conn, audit_head, previous, stamp)
         for key_id, chain in self._heads.items():
             key = self._keys[key_id]
             if key is not None and chain.sequence != key.last_sequence:
                 key.last_sequence, key.last_hash = chain.sequence, chain.hash
         s.flush()
 
-    def _write_audit(self, head: AuditHeadRow, previous: dict[tuple[str, str], int]) -> None:
+    def _write_audit(
+        self,
+        conn: Connection,
+        head: AuditHeadRow,
+        previous: dict[tuple[str, str], int],
+        stamp: Any,
+    ) -> None:
         sequence, last = head.sequence, head.head_hash
+        actor_region, actor = self.caller.region or "", self.caller.actor
+        chain = _AuditAppender(actor_region, actor, self.now)
         rows = []
+        envelopes = self.envelopes
+        hex_of: dict[int, str] = {}
+        plain: dict[str, bool] = {}  # key id → needs no JSON escaping (hex, as key_id_of makes)
         for p in self.planned:
-            env = self.envelopes[p.envelope]
-            detail: dict[str, object] = {
-                "envelope_hash": env["envelope_hash"].hex(),
-                "key_id": env["key_id"],
-                "sequence": env["sequence"],
-                "record_index": p.index,
-                "record_id": p.record_id,
-                "record_sha256": hashlib.sha256(p.body).hexdigest(),
-                "revision_of": previous.get((p.record.name, p.version)),
-            }
-            if isinstance(p.record, records_pb2.Issuance):
-                detail["serials"] = [p.record.serials.start, p.record.serials.end]
-                detail["quantity_grams"] = p.record.quantity_grams
+            env = envelopes[p.envelope]
+            hash_hex = hex_of.get(p.envelope)
+            if hash_hex is None:
+                hash_hex = hex_of[p.envelope] = env.envelope_hash.hex()
+            revision_of = previous.get((p.record.name, p.version))
+            args = (
+                hash_hex,
+                env.key_id,
+                env.sequence,
+                p.index,
+                p.record_id,
+                p.body,
+                revision_of,
+                p.record,
+            )
+            fast = plain.get(env.key_id)
+            if fast is None:
+                fast = plain[env.key_id] = _is_hex(env.key_id)
+                if fast and _detail(*args) != _reference_detail(*args):
+                    raise RuntimeError("the audit detail template differs from canonical_json")
+            detail = _detail(*args) if fast else _reference_detail(*args)
             sequence += 1
-            fields = EntryFields(
-                sequence=sequence,
-                kind=f"{p.kind}.accepted",
-                subject=p.record.name,
-                actor_region=self.caller.region or "",
-                actor=self.caller.actor,
-                detail=canonical_json(detail),
-                previous_hash=last,
-                created_at=self.now,
-            )
-            last = entry_hash(fields)
+            kind = _AUDIT_KIND[p.kind]
+            entry = chain.entry_hash(sequence, kind, p.record.name, detail, last)
             rows.append(
-                {
-                    "sequence": fields.sequence,
-                    "kind": fields.kind,
-                    "subject": fields.subject,
-                    "actor_region": fields.actor_region,
-                    "actor": fields.actor,
-                    "detail": fields.detail,
-                    "previous_hash": fields.previous_hash,
-                    "entry_hash": last,
-                    "created_at": self.now,
-                }
+                (sequence, kind, p.record.name, actor_region, actor, detail, last, entry, stamp)
             )
-        self.session.connection().execute(insert(_table(AuditEntryRow)), rows)
+            last = entry
+        _INSERT_AUDIT.run(conn, rows)
         head.sequence, head.head_hash = sequence, last
 
     def _save_methodology(self, m: records_pb2.Methodology, record_id: int) -> None:
@@ -684,17 +1074,6 @@ class PublishBatch:
             _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None
         )
         row.status = p.status
-
-
-def _project_of(row: ProjectRow) -> _Project:
-    return _Project(
-        row.region,
-        row.project_id,
-        (row.methodology_id, row.methodology_version),
-        row.crediting_start,
-        row.crediting_end,
-        row.status,
-    )
 
 
 def _methodology_of(row: MethodologyRow) -> _Methodology:
@@ -784,7 +1163,8 @@ class _Overlay:
                 _Project(
                     p.region,
                     p.project_id,
-                    (ref.methodology_id, ref.version),
+                    ref.methodology_id,
+                    ref.version,
                     _date(p.crediting_period.start),
                     _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None,
                     p.status,
@@ -799,19 +1179,21 @@ class _Overlay:
         return self.batch.project(name)
 
     def _issuance(self, i: records_pb2.Issuance) -> None:
-        project = self._find_project(i.project)
-        if project is None or project.region != i.region:
+        region, issuance_id, project_name = i.region, i.issuance_id, i.project
+        project = self._find_project(project_name)
+        if project is None or project.region != region:
             raise errors.ProjectUnknown(
-                f"issuance {i.issuance_id} names project {i.project}, "
-                f"which {i.region} has not published",
-                metadata={"project": i.project},
+                f"issuance {issuance_id} names project {project_name}, "
+                f"which {region} has not published",
+                metadata={"project": project_name},
             )
         if project.status != _REGISTERED:
             status = records_pb2.ProjectStatus.Name(
                 records_pb2.ProjectStatus.ValueType(project.status)
             )
-            raise errors.ProjectNotRegistered(f"project {i.project} is {status}")
-        start, end = _date(i.monitoring_period.start), _date(i.monitoring_period.end)
+            raise errors.ProjectNotRegistered(f"project {project_name} is {status}")
+        period = i.monitoring_period
+        start, end = _date(period.start), _date(period.end)
         if start < project.crediting_start or (
             project.crediting_end is not None and end > project.crediting_end
         ):
@@ -820,18 +1202,20 @@ class _Overlay:
                 f"{project.crediting_start}..{project.crediting_end or ''}",
                 field_errors={"monitoring_period": "outside the crediting period"},
             )
-        if any(iid == i.issuance_id for _, _, iid in self.issuances) or self.batch.issuance_exists(
-            i.region, i.issuance_id
+        earlier = self.issuances  # this envelope's own issuances so far (usually none)
+        if any(iid == issuance_id for _, _, iid in earlier) or self.batch.issuance_exists(
+            region, issuance_id
         ):
-            raise errors.IssuanceExists(f"issuance {i.issuance_id} was accepted before")
-        s, e = i.serials.start, i.serials.end
-        clash = next((iid for a, b, iid in self.issuances if a <= e and b >= s), None)
-        clash = clash or self.batch.overlapping(i.region, s, e)
+            raise errors.IssuanceExists(f"issuance {issuance_id} was accepted before")
+        serials = i.serials
+        s, e = serials.start, serials.end
+        clash = next((iid for a, b, iid in earlier if a <= e and b >= s), None) if earlier else None
+        clash = clash or self.batch.overlapping(region, s, e)
         if clash is not None:
             raise errors.SerialsOverlap(
                 f"serials {s}..{e} overlap issuance {clash}", metadata={"issuance": clash}
             )
-        self.issuances.append((s, e, i.issuance_id))
+        earlier.append((s, e, issuance_id))
 
     def commit(self) -> None:
         """Make the envelope's records part of the batch's view."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -106,12 +105,23 @@ class RecognitionService:
         env: envelope_pb2.SignedEnvelope,
         content_type: str,
         now: dt.datetime,
-    ) -> tuple[bytes, bytes]:
+    ) -> tuple[bytes, bytes, bool]:
         """Verify the caller's own key signed the envelope; chain and store it. Returns the
-        payload and the envelope hash."""
+        payload, the envelope hash, and whether this very envelope was accepted before (a resent
+        request, answered as the first was: nothing is stored again)."""
         signed = open_signed(session, caller, env, content_type)
-        store_signed(session, signed, now)
-        return signed.payload, signed.digest
+        try:
+            store_signed(session, signed, now)
+        except errors.EnvelopeReplayed:
+            return signed.payload, signed.digest, True
+        return signed.payload, signed.digest, False
+
+    @staticmethod
+    def _not_found_again(digest: bytes) -> errors.DomainError:
+        """A resent envelope whose first effect cannot be found (never expected)."""
+        return errors.EnvelopeReplayed(
+            "this envelope was accepted before", metadata={"envelope_hash": digest.hex()}
+        )
 
     @staticmethod
     def _parse(cls: Callable[[bytes], T], payload: bytes, what: str) -> T:
@@ -128,12 +138,14 @@ class RecognitionService:
         """Ask other regions to recognise a methodology version or project of the caller."""
         now = self.clock()
         with self.db.transaction() as session, _domain():
-            payload, digest = self._open(session, caller, env, APPLICATION_TYPE, now)
+            payload, digest, resent = self._open(session, caller, env, APPLICATION_TYPE, now)
             app = self._parse(
                 recognition_service_pb2.RecognitionApplication.FromString,
                 payload,
                 "RecognitionApplication",
             )
+            if resent:
+                return self._requested_by(session, digest)
             subject, methodology = self._subject(session, app)
             conditions = self._conditions(app.conditions)
             counterparts: dict[str, list[records_pb2.Methodology]] = {}
@@ -158,7 +170,7 @@ class RecognitionService:
                     conditions = dataclasses.replace(conditions, ets_adjustment_ratio=ratio)
             existing = [loads(r.body) for r in self._rows(session, subject.name)]
             created = mr.request(
-                request_id=uuid.uuid4().hex[:16],
+                request_id=_request_id(digest),
                 subject=subject,
                 actor=_actor(caller),
                 now=now,
@@ -275,7 +287,7 @@ class RecognitionService:
         with self.db.transaction() as session, _domain():
             if caller.role is not Role.ADMIN:
                 raise errors.RoleNotAllowed("only administrators decide recognitions")
-            payload, digest = self._open(session, caller, env, VERDICT_TYPE, now)
+            payload, digest, resent = self._open(session, caller, env, VERDICT_TYPE, now)
             body = self._parse(
                 recognition_service_pb2.RecognitionVerdict.FromString, payload, "RecognitionVerdict"
             )
@@ -290,12 +302,16 @@ class RecognitionService:
                     field_errors={"verdict": "mismatch"},
                 )
             row, rec = self._load(session, body.recognition)
+            if resent:
+                if any(d.envelope == digest for d in rec.decisions):
+                    return rec, row.assessment  # the same decision again: the first answer
+                raise self._not_found_again(digest)
             change = mr.approve if verdict is mr.DecisionVerdict.APPROVE else mr.reject
             rec = change(rec, _actor(caller), body.comment, now, envelope=digest)
             self._save(row, rec)
-            self._audit(
-                session, caller, f"recognition.{verdict.value}d", rec, digest, now, body.comment
-            )
+            approved = verdict is mr.DecisionVerdict.APPROVE
+            kind = "recognition.approved" if approved else "recognition.rejected"
+            self._audit(session, caller, kind, rec, digest, now, body.comment)
             return rec, row.assessment
 
     def revoke(
@@ -305,13 +321,17 @@ class RecognitionService:
         with self.db.transaction() as session, _domain():
             if caller.role is not Role.ADMIN:
                 raise errors.RoleNotAllowed("only administrators revoke recognitions")
-            payload, digest = self._open(session, caller, env, REVOCATION_TYPE, now)
+            payload, digest, resent = self._open(session, caller, env, REVOCATION_TYPE, now)
             body = self._parse(
                 recognition_service_pb2.RecognitionRevocation.FromString,
                 payload,
                 "RecognitionRevocation",
             )
             row, rec = self._load(session, body.recognition)
+            if resent:
+                if rec.revoke_envelope == digest:
+                    return rec, row.assessment  # the same revocation again: the first answer
+                raise self._not_found_again(digest)
             rec = mr.revoke(rec, _actor(caller), body.reason, now, envelope=digest)
             self._save(row, rec)
             self._audit(session, caller, "recognition.revoked", rec, digest, now, body.reason)
@@ -428,6 +448,20 @@ class RecognitionService:
 
     # -- storage helpers ------------------------------------------------------------------------
 
+    def _requested_by(self, session: Session, digest: bytes) -> list[tuple[mr.Recognition, bytes]]:
+        """What the request in envelope ``digest`` created, in the order it answered first."""
+        rows = session.execute(
+            select(RecognitionRow).where(RecognitionRow.group_id == _request_id(digest))
+        ).scalars()
+        found: dict[str, tuple[mr.Recognition, bytes]] = {}
+        for row in rows:
+            rec = loads(row.body)
+            found[rec.recognising_region] = (rec, row.assessment)
+        if not found:
+            raise self._not_found_again(digest)
+        asked = next(iter(found.values()))[0].group_regions
+        return [found[region] for region in asked if region in found]
+
     @staticmethod
     def _rows(session: Session, subject_name: str) -> list[RecognitionRow]:
         return list(
@@ -480,6 +514,12 @@ class RecognitionService:
             },
             now=now,
         )
+
+
+def _request_id(envelope_hash: bytes) -> str:
+    """The id of the request an envelope carries (and the group of the recognitions it makes):
+    derived from the envelope, so the same envelope resent finds what it made."""
+    return envelope_hash.hex()[:16]
 
 
 class EnforcedRecognition:

@@ -6,20 +6,32 @@ success and rolls back on any exception. Repositories never commit.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = structlog.get_logger("yrdgw.db")
+
+CHECKPOINT_AFTER_COMMITS = 200
+"""A file SQLite database's log is checkpointed in the background after this many commits..."""
+CHECKPOINT_INTERVAL_S = 1.0
+"""...or this long after the last checkpoint, once the background checkpointer runs."""
+AUTOCHECKPOINT_PAGES = 10_000
+"""SQLite's own checkpoint-on-commit threshold (its default is 1000 pages): kept, much higher, only
+as a bound on the log should the background checkpointer fall behind."""
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -38,6 +50,8 @@ def _sqlite_engine(url: str) -> Engine:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not in_memory:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -45,8 +59,9 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock at BEGIN: SQLite has one writer, and a read-then-write transaction
-        # that upgrades its lock later can deadlock instead of waiting.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # that upgrades its lock later can deadlock instead of waiting. Straight on the driver:
+        # this runs for every transaction, and exec_driver_sql costs ~50 µs more for nothing.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 
@@ -69,6 +84,105 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+class _Checkpointer:
+    """Checkpoints a SQLite database's write-ahead log in a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, which then
+    waits for the log to be copied into the database and for two fsyncs: tens of milliseconds on
+    a busy disk, every few hundred commits — the write path's tail latency. A PASSIVE checkpoint
+    from another connection does the same work without blocking readers or writers, so no request
+    waits for it. The thread starts with the first batch of commits (short-lived databases never
+    start one) and stops with ``Database.dispose``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._commits = 0
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def committed(self) -> None:
+        """One more commit (counted loosely: a lost increment only delays a checkpoint)."""
+        self._commits += 1
+        if self._commits < CHECKPOINT_AFTER_COMMITS:
+            return
+        self._commits = 0
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopped:
+                    self._thread = threading.Thread(
+                        target=self._run, name="yrdgw-sqlite-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.warning("sqlite.checkpointer_unavailable", error=str(exc))
+            return
+        try:
+            while not self._stopped:
+                self._wake.wait(CHECKPOINT_INTERVAL_S)
+                self._wake.clear()
+                if self._stopped:
+                    break
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. the file went away; SQLite's own bound stays
+                    log.debug("sqlite.checkpoint_failed", error=str(exc))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+
+class UnitOfWork:
+    """A transaction in progress: its Core connection, and an ORM session joined to the same
+    transaction, made on first use (the ledger's hot paths run Core statements only, and a
+    session costs more than the rest of a small transaction)."""
+
+    def __init__(self, conn: Connection, session: Session | None = None) -> None:
+        self.conn = conn
+        self._session = session
+        self._owned = session is None
+        self.memo: dict[str, Any] = {}
+        """What the transaction has read and may reuse (forgotten on a partial rollback)."""
+
+    @classmethod
+    def of(cls, session: Session) -> UnitOfWork:
+        """The unit of work of a session's transaction."""
+        return cls(session.connection(), session)
+
+    @property
+    def session(self) -> Session:
+        """An ORM session in this transaction (it neither commits nor rolls it back)."""
+        if self._session is None:
+            self._session = Session(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    def rolled_back(self) -> None:
+        """Part of the transaction was rolled back (to a savepoint): what the session loaded may
+        no longer be so."""
+        self.memo.clear()
+        if self._session is not None:
+            self._session.expire_all()
+
+    def close(self) -> None:
+        if self._owned and self._session is not None:
+            self._session.close()
+            self._session = None
+
+
 class Database:
     """One gateway database: engine, sessions, unit of work and schema migrations."""
 
@@ -79,6 +193,12 @@ class Database:
         # otherwise poll busy_timeout, which serves them unfairly (seconds of tail latency).
         self._turn: threading.Lock | None = (
             threading.Lock() if engine.dialect.name == "sqlite" else None
+        )
+        database = engine.url.database or ""
+        self._checkpointer = (
+            _Checkpointer(database)
+            if engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+            else None
         )
 
     @classmethod
@@ -98,6 +218,22 @@ class Database:
             return
         with self._turn, self._sessions.begin() as session:
             yield session
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """``transaction()`` on a Core connection, with an ORM session only if asked for: commits
+        when the block ends, rolls back on any exception; the same write turn on SQLite."""
+        turn = self._turn if self._turn is not None else nullcontext()
+        with turn, self.engine.begin() as conn:
+            unit = UnitOfWork(conn)
+            try:
+                yield unit
+            finally:
+                unit.close()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema to revision with Alembic."""
@@ -116,4 +252,6 @@ class Database:
         return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()

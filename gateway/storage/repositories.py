@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit import GENESIS, EntryFields, canonical_json, entry_hash
+from gateway.storage.direct import Statement, Writes
 from gateway.storage.models import AuditEntryRow, AuditHeadRow, SigningKeyRow
 
 
@@ -82,6 +83,91 @@ class AuditLogRepository:
         """(size, head hash) of the log."""
         head = self.session.get(AuditHeadRow, 1)
         return (0, GENESIS) if head is None else (head.sequence, head.head_hash)
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_HEAD, _ENTRIES = _table(AuditHeadRow), _table(AuditEntryRow)
+_LOCK_HEAD = Statement(
+    select(_HEAD.c.sequence, _HEAD.c.head_hash).where(_HEAD.c.id == 1).with_for_update()
+)
+_INSERT_ENTRY = Statement(
+    insert(_ENTRIES).values({c.key: bindparam(f"v_{c.key}", type_=c.type) for c in _ENTRIES.c})
+)
+_MOVE_HEAD = Statement(
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(sequence=bindparam("new_sequence"), head_hash=bindparam("new_hash"))
+)
+
+
+class AuditChain:
+    """Core appends to the audit log for a transaction that holds the head's lock: the head is
+    read once, under the lock, and each entry chains on it without reading it again.
+
+    Use one per transaction, and no other appender in that transaction.
+    """
+
+    def __init__(self, conn: Connection, sequence: int, head_hash: bytes) -> None:
+        self.conn = conn
+        self.sequence = sequence
+        self.head_hash = head_hash
+
+    def append(
+        self,
+        *,
+        kind: str,
+        subject: str,
+        actor_region: str,
+        actor: str,
+        detail: Mapping[str, Any],
+        now: dt.datetime,
+        writes: Writes | None = None,
+    ) -> None:
+        """Append one entry after the head, and move the head to it (now, or with ``writes``)."""
+        fields = EntryFields(
+            sequence=self.sequence + 1,
+            kind=kind,
+            subject=subject,
+            actor_region=actor_region,
+            actor=actor,
+            detail=canonical_json(detail),
+            previous_hash=self.head_hash,
+            created_at=now,
+        )
+        digest = entry_hash(fields)
+        entry = {
+            "v_sequence": fields.sequence,
+            "v_kind": kind,
+            "v_subject": subject,
+            "v_actor_region": actor_region,
+            "v_actor": actor,
+            "v_detail": fields.detail,
+            "v_previous_hash": fields.previous_hash,
+            "v_entry_hash": digest,
+            "v_created_at": now,
+        }
+        head = {"new_sequence": fields.sequence, "new_hash": digest}
+        if writes is None:
+            _INSERT_ENTRY.execute(self.conn, entry)
+            _MOVE_HEAD.execute(self.conn, head)
+        else:
+            writes.add(_INSERT_ENTRY, entry)
+            writes.replace("audit_head", _MOVE_HEAD, head)
+        self.sequence, self.head_hash = fields.sequence, digest
+
+
+def audit_chain(conn: Connection) -> AuditChain:
+    """Lock the audit head (held to the commit) and read it."""
+    row = _LOCK_HEAD.first(conn)
+    if row is None:
+        raise RuntimeError("audit_head row missing: the database was not migrated")
+    sequence, head_hash = row
+    return AuditChain(conn, sequence, head_hash)
 
 
 def entry_fields(row: AuditEntryRow) -> EntryFields:
