@@ -199,12 +199,12 @@ class Writes:
             cursor.close()
 
 
-_COMBINED: dict[tuple[str, tuple[int, ...]], str] = {}
+_COMBINED: dict[tuple[str, tuple[Statement, ...]], str] = {}
 
 
 def _combined(dialect: Dialect, statements: tuple[Statement, ...]) -> str:
     """One statement running ``statements`` in order (named parameters ``w<i>_<name>``)."""
-    key = (dialect.name, tuple(id(s) for s in statements))
+    key = (dialect.name, statements)
     sql = _COMBINED.get(key)
     if sql is None:
         parts = [_renamed(i, s._plan(dialect).sql) for i, s in enumerate(statements)]
