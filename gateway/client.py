@@ -52,6 +52,7 @@ from gateway.security.signing import (
     key_id_of,
     raw_public_key,
     sign,
+    signing_input,
     verify,
 )
 from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE, RETIREMENT_TYPE
@@ -160,6 +161,8 @@ class EnvelopeSigner:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        # Derived once: deriving it costs more than the signature itself.
+        self._key_id = key_id_of(raw_public_key(self.private_key))
 
     def head(self) -> tuple[int, bytes]:
         """(sequence, hash) of the last envelope signed."""
@@ -173,7 +176,7 @@ class EnvelopeSigner:
 
     @property
     def key_id(self) -> str:
-        return key_id_of(raw_public_key(self.private_key))
+        return self._key_id
 
     def sign(
         self, content_type: str, payload: bytes, now: dt.datetime | None = None
@@ -192,8 +195,10 @@ class EnvelopeSigner:
                 sign_time_seconds=ts.seconds,
                 sign_time_nanos=ts.nanos,
             )
-            signature = sign(self.private_key, fields)
-            self.sequence, self.previous_hash = fields.sequence, envelope_hash(fields, signature)
+            signed = signing_input(fields)
+            signature = sign(self.private_key, fields, signed=signed)
+            self.sequence = fields.sequence
+            self.previous_hash = envelope_hash(fields, signature, signed=signed)
         return envelope_pb2.SignedEnvelope(
             content_type=content_type,
             payload=payload,

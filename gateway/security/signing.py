@@ -85,9 +85,11 @@ def envelope_hash(
     return hashlib.sha256(data + _field(signature)).digest()
 
 
-def sign(private_key: ed25519.Ed25519PrivateKey, fields: EnvelopeFields) -> bytes:
-    """Ed25519 signature of an envelope's signing input."""
-    return private_key.sign(signing_input(fields))
+def sign(
+    private_key: ed25519.Ed25519PrivateKey, fields: EnvelopeFields, *, signed: bytes | None = None
+) -> bytes:
+    """Ed25519 signature of an envelope's signing input (``signed``, when the caller has it)."""
+    return private_key.sign(signed if signed is not None else signing_input(fields))
 
 
 def verify(

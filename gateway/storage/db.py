@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from importlib import resources
@@ -21,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = structlog.get_logger("yrdgw.db")
@@ -29,6 +31,9 @@ CHECKPOINT_AFTER_COMMITS = 200
 """A file SQLite database's log is checkpointed in the background after this many commits..."""
 CHECKPOINT_INTERVAL_S = 1.0
 """...or this long after the last checkpoint, once the background checkpointer runs."""
+PING_AFTER_IDLE_S = 5.0
+"""A pooled PostgreSQL connection idle this long is checked before use (see ``_ping_when_idle``).
+"""
 AUTOCHECKPOINT_PAGES = 10_000
 """SQLite's own checkpoint-on-commit threshold (its default is 1000 pages): kept, much higher, only
 as a bound on the log should the background checkpointer fall behind."""
@@ -70,7 +75,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for a SQLite or PostgreSQL URL with the settings the gateway relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine, PING_AFTER_IDLE_S)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Check a pooled connection before it is handed out if it sat idle for ``idle_s`` or more;
+    a dead one is replaced (the pool retries with a fresh connection).
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: on a busy gateway that is a round
+    trip more per transaction for connections used a moment ago. A connection that dies while
+    in use (the server restarted) fails its statement as a disconnect, which invalidates the
+    whole pool, so the next transactions start on fresh connections.
+    """
+    pool = engine.pool
+    dialect = engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            raise DisconnectionError("connection found dead when taken from the pool")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
