@@ -12,7 +12,11 @@ threads in the same process (as bench.rpc does). The ratio compares the effectiv
 (2 × transfers/s) with it. For context, each backend's raw single-row commit rate is printed too.
 Check 5 (recognition) is switched off: every destination recognises every unit.
 
-Run: ``python -m bench.transfers [SEQUENTIAL] [CONCURRENT]`` (default 300 and 800 transfers
+With ``n`` transfers in flight, the mean time of one is ``n`` / rate (Little's law), so a p99
+latency target at 32 in flight implies a rate; the run prints the floor that the raw call rate of
+the same run puts under that latency — what even a gateway doing no work at all could reach.
+
+Run: ``python -m bench.transfers [SEQUENTIAL] [CONCURRENT]`` (default 1000 and 1600 transfers
 per backend).
 """
 
@@ -404,7 +408,20 @@ def report(backend: str, label: str, run: Run, raw: float) -> None:
     print(line, flush=True)
 
 
-def main(n_seq: int = 300, n_conc: int = 800) -> None:
+def latency_floor(raw_calls: float) -> str:
+    """What the raw call rate allows at IN_FLIGHT transfers in flight (Little's law)."""
+    floor_ms = 1000 * IN_FLIGHT / (raw_calls / 2)
+    limit = TARGET_P99_MS["SQLite"]
+    needed = IN_FLIGHT / (limit / 1000)
+    return (
+        f"Little's law at {IN_FLIGHT} in flight: mean transfer time = {IN_FLIGHT} / rate. The raw"
+        f" rate (2 calls a transfer, no work) puts it at >= {floor_ms:.1f} ms; a p99 <="
+        f" {limit:.0f} ms needs >= {needed:,.0f} transfers/s = {2 * needed:,.0f} calls/s, a ratio"
+        f" >= {2 * needed / raw_calls:.2f} of raw"
+    )
+
+
+def main(n_seq: int = 1000, n_conc: int = 1600) -> None:
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory() as tmp:
         pki = PKIDir(Path(tmp) / "pki")
@@ -441,6 +458,7 @@ def main(n_seq: int = 300, n_conc: int = 800) -> None:
     )
     for label, rate in (("1 in flight", raw_seq), (f"{IN_FLIGHT} in flight", raw_conc)):
         print(f"raw gRPC unary over mTLS, same bytes, no work, {label:<13} {rate:>6,.0f} calls/s")
+    print(latency_floor(raw_conc))
     for r in results:
         print(
             f"{r.backend + ',':<12}raw single-row commits, one transaction each:"
