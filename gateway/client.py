@@ -55,7 +55,15 @@ from gateway.security.signing import (
     signing_input,
     verify,
 )
-from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE, RETIREMENT_TYPE
+from gateway.services.ledger import (
+    ANSWER_TYPE,
+    CANCELLED_T,
+    COMPLETED,
+    PROPOSAL_TYPE,
+    REJECTED,
+    RETIREMENT_TYPE,
+    answer_payload,
+)
 from gateway.services.recognition import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE
 
 T = TypeVar("T")
@@ -520,26 +528,41 @@ class GatewayClient:
         ).transfer
 
     def _answer(
-        self, method: Callable[..., T], request: type[pb_message.Message], name: str, reason: str
+        self,
+        method: Callable[..., T],
+        request: type[pb_message.Message],
+        name: str,
+        outcome: str,
+        reason: str,
     ) -> T:
-        payload = transfer_service_pb2.TransferAnswer(
-            transfer=name, reason=reason
-        ).SerializeToString()
+        payload = answer_payload(name, outcome, reason)
         return self._signed_call(method, lambda env: request(envelope=env), ANSWER_TYPE, payload)
 
     def accept_transfer(self, name: str) -> transfer_pb2.Transfer:
         return self._answer(
-            self.transfers.AcceptTransfer, transfer_service_pb2.AcceptTransferRequest, name, ""
+            self.transfers.AcceptTransfer,
+            transfer_service_pb2.AcceptTransferRequest,
+            name,
+            COMPLETED,
+            "",
         ).transfer
 
     def reject_transfer(self, name: str, reason: str) -> transfer_pb2.Transfer:
         return self._answer(
-            self.transfers.RejectTransfer, transfer_service_pb2.RejectTransferRequest, name, reason
+            self.transfers.RejectTransfer,
+            transfer_service_pb2.RejectTransferRequest,
+            name,
+            REJECTED,
+            reason,
         ).transfer
 
     def cancel_transfer(self, name: str, reason: str) -> transfer_pb2.Transfer:
         return self._answer(
-            self.transfers.CancelTransfer, transfer_service_pb2.CancelTransferRequest, name, reason
+            self.transfers.CancelTransfer,
+            transfer_service_pb2.CancelTransferRequest,
+            name,
+            CANCELLED_T,
+            reason,
         ).transfer
 
     def get_transfer(self, name: str) -> transfer_pb2.Transfer:

@@ -342,6 +342,12 @@ class TransferNotPending(FailedPrecondition):
     reason = "TRANSFER_NOT_PENDING"
 
 
+class AnswerDecisionMismatch(InvalidArgument):
+    """A transfer answer's signed decision is not what the RPC it came on does (or is unset)."""
+
+    reason = "ANSWER_DECISION_MISMATCH"
+
+
 class TransferExpired(FailedPrecondition):
     """The proposal passed its deadline before the answer came."""
 

@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -95,7 +96,23 @@ STATE_PROTO = {
     CANCELLED_T: transfer_pb2.TRANSFER_STATE_CANCELLED,
     EXPIRED: transfer_pb2.TRANSFER_STATE_EXPIRED,
 }
+DECISION = {
+    COMPLETED: transfer_service_pb2.TRANSFER_DECISION_ACCEPT,
+    REJECTED: transfer_service_pb2.TRANSFER_DECISION_REJECT,
+    CANCELLED_T: transfer_service_pb2.TRANSFER_DECISION_CANCEL,
+}
+"""The signed decision each answer RPC requires, by the state it resolves a transfer to."""
+ANSWER_OUTCOME = {"accept": COMPLETED, "reject": REJECTED, "cancel": CANCELLED_T}
+"""The state each answer (by its method's name) resolves a transfer to."""
 M = TypeVar("M", bound=ProtoMessage)
+
+
+def answer_payload(transfer: str, outcome: str, reason: str = "") -> bytes:
+    """The signed body of an answer resolving ``transfer`` to ``outcome`` (COMPLETED, REJECTED
+    or CANCELLED)."""
+    return transfer_service_pb2.TransferAnswer(
+        transfer=transfer, reason=reason, decision=DECISION[outcome]
+    ).SerializeToString()
 
 
 class RecognitionPolicy(Protocol):
@@ -1053,6 +1070,7 @@ class LedgerService:
             transfer_service_pb2.TransferAnswer,
             prepared.fields.payload,
             "TransferAnswer",
+            partial(self._validate_answer, outcome=outcome),
         )
         why = answer.reason.strip() or None
 
@@ -1117,6 +1135,22 @@ class LedgerService:
             return self._view(conn, row)
 
         return self._writes.run(work, prepared.fields.key_id)
+
+    @staticmethod
+    def _validate_answer(answer: transfer_service_pb2.TransferAnswer, outcome: str) -> None:
+        """Check 2, the part the payload decides: the answer signed is the answer asked for."""
+        if answer.decision == DECISION[outcome]:
+            return
+        signed = transfer_service_pb2.TransferDecision.Name(answer.decision)
+        wanted = transfer_service_pb2.TransferDecision.Name(DECISION[outcome])
+        raise _check(
+            errors.AnswerDecisionMismatch(
+                f"the signed answer's decision is {signed}; this RPC takes {wanted}",
+                field_errors={"decision": f"must be {wanted}"},
+                metadata={"decision": signed},
+            ),
+            2,
+        )
 
     @staticmethod
     def _answered_before(

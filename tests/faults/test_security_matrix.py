@@ -34,7 +34,7 @@ from gateway.config import GatewaySettings
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init, issue, load_signing_key, revoke
 from gateway.server import GatewayServer
-from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE
+from gateway.services.ledger import ANSWER_TYPE, COMPLETED, PROPOSAL_TYPE, answer_payload
 from gateway.services.recognition import VERDICT_TYPE
 from tests.faults.support import (
     Outcome,
@@ -143,9 +143,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         done = ah.propose_transfer("matrix-done", SH, origin=AH, ranges=[(2_000, 2_999)])
         # Shanghai accepts with an envelope of its own making, kept for the replay row.
         sh.sync_signer()
-        fed.accept_envelope = sh.signer.sign(
-            ANSWER_TYPE, transfer_service_pb2.TransferAnswer(transfer=done.name).SerializeToString()
-        )
+        fed.accept_envelope = sh.signer.sign(ANSWER_TYPE, answer_payload(done.name, COMPLETED))
         sh.call(
             sh.transfers.AcceptTransfer,
             transfer_service_pb2.AcceptTransferRequest(envelope=fed.accept_envelope),
@@ -279,7 +277,8 @@ def replayed_record_envelope(fed: Federation) -> Outcome:
 
 
 def replayed_answer_on_another_rpc(fed: Federation) -> Outcome:
-    """Shanghai's signed acceptance of a completed transfer, replayed as a rejection."""
+    """Shanghai's signed acceptance of a completed transfer, replayed as a rejection: the
+    signed decision is not the RPC's."""
     sh = fed.client(SH)
     request = transfer_service_pb2.RejectTransferRequest(envelope=fed.accept_envelope)
     outcome, _ = outcome_of(lambda: sh.transfers.RejectTransfer(request, timeout=10))
@@ -405,7 +404,10 @@ MATRIX: list[tuple[Row, Outcome]] = [
         Outcome(Code.FAILED_PRECONDITION, "SIGNING_KEY_REVOKED"),
     ),
     (replayed_record_envelope, Outcome(Code.OK, "ENVELOPE_REPLAYED")),
-    (replayed_answer_on_another_rpc, Outcome(Code.FAILED_PRECONDITION, "TRANSFER_NOT_PENDING")),
+    (
+        replayed_answer_on_another_rpc,
+        Outcome(Code.INVALID_ARGUMENT, "ANSWER_DECISION_MISMATCH"),
+    ),
     (approval_presented_as_a_rejection, Outcome(Code.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
     (signature_over_mutated_bytes, Outcome(Code.INVALID_ARGUMENT, "SIGNATURE_INVALID")),
     # Refused by the transport's message limit before any handler: no ErrorInfo.

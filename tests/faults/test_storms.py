@@ -261,8 +261,13 @@ def _answer_case(rpc: str, who: str, kind: str, reason: str) -> Callable[[World]
         t = w.client_for(AH).propose_transfer(
             f"storm-{kind}", SH, origin=AH, ranges=[(1_000, 1_999)]
         )
-        answer = transfer_service_pb2.TransferAnswer(transfer=t.name, reason=reason)
-        other = transfer_service_pb2.TransferAnswer(transfer=t.name, reason=reason + " (again)")
+        decision = getattr(transfer_service_pb2, f"TRANSFER_DECISION_{rpc.upper()}")
+        answer = transfer_service_pb2.TransferAnswer(
+            transfer=t.name, reason=reason, decision=decision
+        )
+        other = transfer_service_pb2.TransferAnswer(
+            transfer=t.name, reason=reason + " (again)", decision=decision
+        )
         return Prepared(
             w.files(who),
             request_type(envelope=w.signed(ANSWER_TYPE, answer, who)),
@@ -672,7 +677,9 @@ def test_reorder_storm_across_regions(
             )
             who = source if rpc == "Cancel" else destination
             body = transfer_service_pb2.TransferAnswer(
-                transfer=transfer.name, reason="" if rpc == "Accept" else "storm"
+                transfer=transfer.name,
+                reason="" if rpc == "Accept" else "storm",
+                decision=getattr(transfer_service_pb2, f"TRANSFER_DECISION_{rpc.upper()}"),
             )
             wave = next((w for w in waves if all(x[1] != who for x in w)), None)
             if wave is None:

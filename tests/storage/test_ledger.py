@@ -21,7 +21,9 @@ from gateway.security.pki import PKIDir, load_signing_key
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import (
+    ANSWER_OUTCOME,
     ANSWER_TYPE,
+    DECISION,
     PROPOSAL_TYPE,
     RETIREMENT_TYPE,
     LedgerService,
@@ -92,8 +94,16 @@ class World:
             self.signers[region].rewind(*head)
             raise
 
-    def answer(self, op: str, region: str, name: str, reason: str = "") -> object:
-        body = transfer_service_pb2.TransferAnswer(transfer=name, reason=reason).SerializeToString()
+    def answer(
+        self, op: str, region: str, name: str, reason: str = "", decision: int | None = None
+    ) -> object:
+        """``op`` (accept, reject, cancel) of ``name``; the signed decision is the one ``op``
+        takes unless ``decision`` says otherwise."""
+        body = transfer_service_pb2.TransferAnswer(
+            transfer=name,
+            reason=reason,
+            decision=DECISION[ANSWER_OUTCOME[op]] if decision is None else decision,
+        ).SerializeToString()
         head = self.signers[region].head()
         env = self.envelope(region, ANSWER_TYPE, body)
         try:
@@ -204,6 +214,8 @@ def test_same_request_twice_gives_the_first_answer(world: World) -> None:
         ("accept by a third region", "CALLER_NOT_DESTINATION", "1"),
         ("cancel by the destination", "CALLER_NOT_SOURCE", "1"),
         ("answer after resolution", "TRANSFER_NOT_PENDING", ""),
+        ("rejection signed, sent as an acceptance", "ANSWER_DECISION_MISMATCH", "2"),
+        ("answer signed with no decision", "ANSWER_DECISION_MISMATCH", "2"),
         ("accept after the deadline", "TRANSFER_EXPIRED", ""),
     ],
 )
@@ -230,6 +242,12 @@ def test_each_check_refuses_with_its_code_and_changes_nothing(
         "accept by a third region": lambda: world.answer("accept", JS, pending),
         "cancel by the destination": lambda: world.answer("cancel", SH, pending, "no"),
         "answer after resolution": lambda: world.answer("accept", SH, pending),
+        "rejection signed, sent as an acceptance": lambda: world.answer(
+            "accept", SH, pending, "no", decision=transfer_service_pb2.TRANSFER_DECISION_REJECT
+        ),
+        "answer signed with no decision": lambda: world.answer(
+            "cancel", AH, pending, "no", decision=transfer_service_pb2.TRANSFER_DECISION_UNSPECIFIED
+        ),
         "accept after the deadline": lambda: world.answer("accept", SH, pending),
     }
     if case == "answer after resolution":

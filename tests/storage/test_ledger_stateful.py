@@ -28,10 +28,12 @@ from gateway.security.pki import PKIDir, load_signing_key
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import (
+    ANSWER_OUTCOME,
     ANSWER_TYPE,
     PROPOSAL_TYPE,
     RETIREMENT_TYPE,
     LedgerService,
+    answer_payload,
     check_invariants,
 )
 from gateway.storage.db import Database, make_engine
@@ -170,9 +172,9 @@ def make_machine(
                 if not wrong
                 else next(r for r in REGIONS if r not in (t.source, t.destination))
             )
-            body = transfer_service_pb2.TransferAnswer(
-                transfer=f"regions/{t.source}/transfers/{key.split('/')[1]}", reason="no"
-            ).SerializeToString()
+            body = answer_payload(
+                f"regions/{t.source}/transfers/{key.split('/')[1]}", ANSWER_OUTCOME[op], "no"
+            )
             if caller != rightful:
                 expected: str | None = (
                     "CALLER_NOT_SOURCE" if op == "cancel" else "CALLER_NOT_DESTINATION"

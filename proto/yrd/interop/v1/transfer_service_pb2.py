@@ -27,51 +27,53 @@ from yrd.interop.v1 import records_pb2 as yrd_dot_interop_dot_v1_dot_records__pb
 from yrd.interop.v1 import transfer_pb2 as yrd_dot_interop_dot_v1_dot_transfer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%yrd/interop/v1/transfer_service.proto\x12\x0eyrd.interop.v1\x1a\x1dyrd/interop/v1/envelope.proto\x1a\x1cyrd/interop/v1/records.proto\x1a\x1dyrd/interop/v1/transfer.proto\"\xa3\x01\n\x10TransferProposal\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65stination_region\x18\x02 \x01(\t\x12,\n\x05units\x18\x03 \x01(\x0b\x32\x1d.yrd.interop.v1.UnitSelection\x12\x30\n\x07purpose\x18\x04 \x01(\x0e\x32\x1f.yrd.interop.v1.TransferPurpose\"2\n\x0eTransferAnswer\x12\x10\n\x08transfer\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd9\x01\n\x0fRetirementOrder\x12\x15\n\rretirement_id\x18\x01 \x01(\t\x12,\n\x05units\x18\x02 \x01(\x0b\x32\x1d.yrd.interop.v1.UnitSelection\x12\x30\n\x07purpose\x18\x03 \x01(\x0e\x32\x1f.yrd.interop.v1.TransferPurpose\x12\x13\n\x0b\x62\x65neficiary\x18\x04 \x01(\t\x12\x17\n\x0f\x63ompliance_year\x18\x05 \x01(\x05\x12!\n\x19\x64\x65\x63lared_obligation_grams\x18\x06 \x01(\x03\"J\n\x16ProposeTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"E\n\x17ProposeTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15\x41\x63\x63\x65ptTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16\x41\x63\x63\x65ptTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15RejectTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16RejectTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15\x43\x61ncelTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16\x43\x61ncelTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"\"\n\x12GetTransferRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x13GetTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"\x9e\x01\n\x14ListTransfersRequest\x12\x15\n\rsource_region\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65stination_region\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.yrd.interop.v1.TransferState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x15ListTransfersResponse\x12+\n\ttransfers\x18\x01 \x03(\x0b\x32\x18.yrd.interop.v1.Transfer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\rRetireRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"@\n\x0eRetireResponse\x12.\n\nretirement\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.Retirement\"\x9b\x01\n\x15ListUnitBlocksRequest\x12\x15\n\rholder_region\x18\x01 \x01(\t\x12\x15\n\rorigin_region\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.yrd.interop.v1.UnitBlockState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\\\n\x16ListUnitBlocksResponse\x12)\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x19.yrd.interop.v1.UnitBlock\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf8\x05\n\x0fTransferService\x12\x62\n\x0fProposeTransfer\x12&.yrd.interop.v1.ProposeTransferRequest\x1a\'.yrd.interop.v1.ProposeTransferResponse\x12_\n\x0e\x41\x63\x63\x65ptTransfer\x12%.yrd.interop.v1.AcceptTransferRequest\x1a&.yrd.interop.v1.AcceptTransferResponse\x12_\n\x0eRejectTransfer\x12%.yrd.interop.v1.RejectTransferRequest\x1a&.yrd.interop.v1.RejectTransferResponse\x12_\n\x0e\x43\x61ncelTransfer\x12%.yrd.interop.v1.CancelTransferRequest\x1a&.yrd.interop.v1.CancelTransferResponse\x12V\n\x0bGetTransfer\x12\".yrd.interop.v1.GetTransferRequest\x1a#.yrd.interop.v1.GetTransferResponse\x12\\\n\rListTransfers\x12$.yrd.interop.v1.ListTransfersRequest\x1a%.yrd.interop.v1.ListTransfersResponse\x12G\n\x06Retire\x12\x1d.yrd.interop.v1.RetireRequest\x1a\x1e.yrd.interop.v1.RetireResponse\x12_\n\x0eListUnitBlocks\x12%.yrd.interop.v1.ListUnitBlocksRequest\x1a&.yrd.interop.v1.ListUnitBlocksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%yrd/interop/v1/transfer_service.proto\x12\x0eyrd.interop.v1\x1a\x1dyrd/interop/v1/envelope.proto\x1a\x1cyrd/interop/v1/records.proto\x1a\x1dyrd/interop/v1/transfer.proto\"\xa3\x01\n\x10TransferProposal\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65stination_region\x18\x02 \x01(\t\x12,\n\x05units\x18\x03 \x01(\x0b\x32\x1d.yrd.interop.v1.UnitSelection\x12\x30\n\x07purpose\x18\x04 \x01(\x0e\x32\x1f.yrd.interop.v1.TransferPurpose\"f\n\x0eTransferAnswer\x12\x10\n\x08transfer\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x32\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32 .yrd.interop.v1.TransferDecision\"\xd9\x01\n\x0fRetirementOrder\x12\x15\n\rretirement_id\x18\x01 \x01(\t\x12,\n\x05units\x18\x02 \x01(\x0b\x32\x1d.yrd.interop.v1.UnitSelection\x12\x30\n\x07purpose\x18\x03 \x01(\x0e\x32\x1f.yrd.interop.v1.TransferPurpose\x12\x13\n\x0b\x62\x65neficiary\x18\x04 \x01(\t\x12\x17\n\x0f\x63ompliance_year\x18\x05 \x01(\x05\x12!\n\x19\x64\x65\x63lared_obligation_grams\x18\x06 \x01(\x03\"J\n\x16ProposeTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"E\n\x17ProposeTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15\x41\x63\x63\x65ptTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16\x41\x63\x63\x65ptTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15RejectTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16RejectTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"I\n\x15\x43\x61ncelTransferRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"D\n\x16\x43\x61ncelTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"\"\n\x12GetTransferRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x13GetTransferResponse\x12*\n\x08transfer\x18\x01 \x01(\x0b\x32\x18.yrd.interop.v1.Transfer\"\x9e\x01\n\x14ListTransfersRequest\x12\x15\n\rsource_region\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65stination_region\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.yrd.interop.v1.TransferState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"]\n\x15ListTransfersResponse\x12+\n\ttransfers\x18\x01 \x03(\x0b\x32\x18.yrd.interop.v1.Transfer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\rRetireRequest\x12\x30\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SignedEnvelope\"@\n\x0eRetireResponse\x12.\n\nretirement\x18\x01 \x01(\x0b\x32\x1a.yrd.interop.v1.Retirement\"\x9b\x01\n\x15ListUnitBlocksRequest\x12\x15\n\rholder_region\x18\x01 \x01(\t\x12\x15\n\rorigin_region\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.yrd.interop.v1.UnitBlockState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\\\n\x16ListUnitBlocksResponse\x12)\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x19.yrd.interop.v1.UnitBlock\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8f\x01\n\x10TransferDecision\x12!\n\x1dTRANSFER_DECISION_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSFER_DECISION_ACCEPT\x10\x01\x12\x1c\n\x18TRANSFER_DECISION_REJECT\x10\x02\x12\x1c\n\x18TRANSFER_DECISION_CANCEL\x10\x03\x32\xf8\x05\n\x0fTransferService\x12\x62\n\x0fProposeTransfer\x12&.yrd.interop.v1.ProposeTransferRequest\x1a\'.yrd.interop.v1.ProposeTransferResponse\x12_\n\x0e\x41\x63\x63\x65ptTransfer\x12%.yrd.interop.v1.AcceptTransferRequest\x1a&.yrd.interop.v1.AcceptTransferResponse\x12_\n\x0eRejectTransfer\x12%.yrd.interop.v1.RejectTransferRequest\x1a&.yrd.interop.v1.RejectTransferResponse\x12_\n\x0e\x43\x61ncelTransfer\x12%.yrd.interop.v1.CancelTransferRequest\x1a&.yrd.interop.v1.CancelTransferResponse\x12V\n\x0bGetTransfer\x12\".yrd.interop.v1.GetTransferRequest\x1a#.yrd.interop.v1.GetTransferResponse\x12\\\n\rListTransfers\x12$.yrd.interop.v1.ListTransfersRequest\x1a%.yrd.interop.v1.ListTransfersResponse\x12G\n\x06Retire\x12\x1d.yrd.interop.v1.RetireRequest\x1a\x1e.yrd.interop.v1.RetireResponse\x12_\n\x0eListUnitBlocks\x12%.yrd.interop.v1.ListUnitBlocksRequest\x1a&.yrd.interop.v1.ListUnitBlocksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yrd.interop.v1.transfer_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TRANSFERDECISION']._serialized_start=1966
+  _globals['_TRANSFERDECISION']._serialized_end=2109
   _globals['_TRANSFERPROPOSAL']._serialized_start=150
   _globals['_TRANSFERPROPOSAL']._serialized_end=313
   _globals['_TRANSFERANSWER']._serialized_start=315
-  _globals['_TRANSFERANSWER']._serialized_end=365
-  _globals['_RETIREMENTORDER']._serialized_start=368
-  _globals['_RETIREMENTORDER']._serialized_end=585
-  _globals['_PROPOSETRANSFERREQUEST']._serialized_start=587
-  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=661
-  _globals['_PROPOSETRANSFERRESPONSE']._serialized_start=663
-  _globals['_PROPOSETRANSFERRESPONSE']._serialized_end=732
-  _globals['_ACCEPTTRANSFERREQUEST']._serialized_start=734
-  _globals['_ACCEPTTRANSFERREQUEST']._serialized_end=807
-  _globals['_ACCEPTTRANSFERRESPONSE']._serialized_start=809
-  _globals['_ACCEPTTRANSFERRESPONSE']._serialized_end=877
-  _globals['_REJECTTRANSFERREQUEST']._serialized_start=879
-  _globals['_REJECTTRANSFERREQUEST']._serialized_end=952
-  _globals['_REJECTTRANSFERRESPONSE']._serialized_start=954
-  _globals['_REJECTTRANSFERRESPONSE']._serialized_end=1022
-  _globals['_CANCELTRANSFERREQUEST']._serialized_start=1024
-  _globals['_CANCELTRANSFERREQUEST']._serialized_end=1097
-  _globals['_CANCELTRANSFERRESPONSE']._serialized_start=1099
-  _globals['_CANCELTRANSFERRESPONSE']._serialized_end=1167
-  _globals['_GETTRANSFERREQUEST']._serialized_start=1169
-  _globals['_GETTRANSFERREQUEST']._serialized_end=1203
-  _globals['_GETTRANSFERRESPONSE']._serialized_start=1205
-  _globals['_GETTRANSFERRESPONSE']._serialized_end=1270
-  _globals['_LISTTRANSFERSREQUEST']._serialized_start=1273
-  _globals['_LISTTRANSFERSREQUEST']._serialized_end=1431
-  _globals['_LISTTRANSFERSRESPONSE']._serialized_start=1433
-  _globals['_LISTTRANSFERSRESPONSE']._serialized_end=1526
-  _globals['_RETIREREQUEST']._serialized_start=1528
-  _globals['_RETIREREQUEST']._serialized_end=1593
-  _globals['_RETIRERESPONSE']._serialized_start=1595
-  _globals['_RETIRERESPONSE']._serialized_end=1659
-  _globals['_LISTUNITBLOCKSREQUEST']._serialized_start=1662
-  _globals['_LISTUNITBLOCKSREQUEST']._serialized_end=1817
-  _globals['_LISTUNITBLOCKSRESPONSE']._serialized_start=1819
-  _globals['_LISTUNITBLOCKSRESPONSE']._serialized_end=1911
-  _globals['_TRANSFERSERVICE']._serialized_start=1914
-  _globals['_TRANSFERSERVICE']._serialized_end=2674
+  _globals['_TRANSFERANSWER']._serialized_end=417
+  _globals['_RETIREMENTORDER']._serialized_start=420
+  _globals['_RETIREMENTORDER']._serialized_end=637
+  _globals['_PROPOSETRANSFERREQUEST']._serialized_start=639
+  _globals['_PROPOSETRANSFERREQUEST']._serialized_end=713
+  _globals['_PROPOSETRANSFERRESPONSE']._serialized_start=715
+  _globals['_PROPOSETRANSFERRESPONSE']._serialized_end=784
+  _globals['_ACCEPTTRANSFERREQUEST']._serialized_start=786
+  _globals['_ACCEPTTRANSFERREQUEST']._serialized_end=859
+  _globals['_ACCEPTTRANSFERRESPONSE']._serialized_start=861
+  _globals['_ACCEPTTRANSFERRESPONSE']._serialized_end=929
+  _globals['_REJECTTRANSFERREQUEST']._serialized_start=931
+  _globals['_REJECTTRANSFERREQUEST']._serialized_end=1004
+  _globals['_REJECTTRANSFERRESPONSE']._serialized_start=1006
+  _globals['_REJECTTRANSFERRESPONSE']._serialized_end=1074
+  _globals['_CANCELTRANSFERREQUEST']._serialized_start=1076
+  _globals['_CANCELTRANSFERREQUEST']._serialized_end=1149
+  _globals['_CANCELTRANSFERRESPONSE']._serialized_start=1151
+  _globals['_CANCELTRANSFERRESPONSE']._serialized_end=1219
+  _globals['_GETTRANSFERREQUEST']._serialized_start=1221
+  _globals['_GETTRANSFERREQUEST']._serialized_end=1255
+  _globals['_GETTRANSFERRESPONSE']._serialized_start=1257
+  _globals['_GETTRANSFERRESPONSE']._serialized_end=1322
+  _globals['_LISTTRANSFERSREQUEST']._serialized_start=1325
+  _globals['_LISTTRANSFERSREQUEST']._serialized_end=1483
+  _globals['_LISTTRANSFERSRESPONSE']._serialized_start=1485
+  _globals['_LISTTRANSFERSRESPONSE']._serialized_end=1578
+  _globals['_RETIREREQUEST']._serialized_start=1580
+  _globals['_RETIREREQUEST']._serialized_end=1645
+  _globals['_RETIRERESPONSE']._serialized_start=1647
+  _globals['_RETIRERESPONSE']._serialized_end=1711
+  _globals['_LISTUNITBLOCKSREQUEST']._serialized_start=1714
+  _globals['_LISTUNITBLOCKSREQUEST']._serialized_end=1869
+  _globals['_LISTUNITBLOCKSRESPONSE']._serialized_start=1871
+  _globals['_LISTUNITBLOCKSRESPONSE']._serialized_end=1963
+  _globals['_TRANSFERSERVICE']._serialized_start=2112
+  _globals['_TRANSFERSERVICE']._serialized_end=2872
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from yrd.interop.v1 import envelope_pb2 as _envelope_pb2
 from yrd.interop.v1 import records_pb2 as _records_pb2
 from yrd.interop.v1 import transfer_pb2 as _transfer_pb2
@@ -20,6 +21,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TransferDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TransferDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransferDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSFER_DECISION_UNSPECIFIED: _TransferDecision.ValueType  # 0
+    """Not set: refused."""
+    TRANSFER_DECISION_ACCEPT: _TransferDecision.ValueType  # 1
+    """The destination accepts (AcceptTransfer)."""
+    TRANSFER_DECISION_REJECT: _TransferDecision.ValueType  # 2
+    """The destination rejects (RejectTransfer)."""
+    TRANSFER_DECISION_CANCEL: _TransferDecision.ValueType  # 3
+    """The source withdraws its proposal (CancelTransfer)."""
+
+class TransferDecision(_TransferDecision, metaclass=_TransferDecisionEnumTypeWrapper):
+    """TransferDecision is the answer a TransferAnswer gives."""
+
+TRANSFER_DECISION_UNSPECIFIED: TransferDecision.ValueType  # 0
+"""Not set: refused."""
+TRANSFER_DECISION_ACCEPT: TransferDecision.ValueType  # 1
+"""The destination accepts (AcceptTransfer)."""
+TRANSFER_DECISION_REJECT: TransferDecision.ValueType  # 2
+"""The destination rejects (RejectTransfer)."""
+TRANSFER_DECISION_CANCEL: TransferDecision.ValueType  # 3
+"""The source withdraws its proposal (CancelTransfer)."""
+Global___TransferDecision: _TypeAlias = TransferDecision  # noqa: Y015
 
 @_typing.final
 class TransferProposal(_message.Message):
@@ -65,19 +94,25 @@ class TransferAnswer(_message.Message):
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     transfer: _builtins.str
     """Resource name of the transfer."""
     reason: _builtins.str
     """Reason, required for a rejection or cancellation."""
+    decision: Global___TransferDecision.ValueType
+    """What the signer decides; it must be what the RPC it is sent on does (required), so the
+    signed record says which answer was given and one answer cannot be recorded as another.
+    """
     def __init__(
         self,
         *,
         transfer: _builtins.str = ...,
         reason: _builtins.str = ...,
+        decision: Global___TransferDecision.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "reason", b"reason", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
