@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> dt.datetime:
@@ -22,3 +24,10 @@ def page_limit(page_size: int, *, maximum: int = 1000, default: int = 100) -> in
             f"page_size must be 0..{maximum}", field_errors={"page_size": "out of range"}
         )
     return page_size or default
+
+
+def page_of(rows: Sequence[T], limit: int) -> tuple[list[T], T | None]:
+    """A page from up to ``limit + 1`` rows read (one more than a page, to know whether more
+    follow): the page, and its last row when more follow (None at the end)."""
+    page = list(rows[:limit])
+    return page, (page[-1] if len(rows) > limit else None)

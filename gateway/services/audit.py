@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.audit import ChainCheck, EntryFields, sign_tree_head, verify_chain
 from gateway.errors import InvalidArgument
 from gateway.security.signing import key_id_of, raw_public_key
-from gateway.services import Clock, page_limit, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow
 from gateway.storage.repositories import AuditLogRepository, entry_fields
@@ -55,10 +55,8 @@ class AuditReader:
                 field_errors={"start_sequence": "out of range"},
             )
         with self.db.transaction() as session:
-            rows = AuditLogRepository(session).page(max(start, 1), limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].sequence + 1 if more else 0)
+            rows, last = page_of(AuditLogRepository(session).page(max(start, 1), limit + 1), limit)
+        return rows, (last.sequence + 1 if last else 0)
 
     def tree_head(self) -> TreeHead:
         """Sign the current head."""

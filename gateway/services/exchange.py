@@ -24,7 +24,7 @@ from adapters.registry import AdapterRegistry
 from gateway import errors
 from gateway.errors import DomainError
 from gateway.security.identity import Identity, Role
-from gateway.services import Clock, page_limit, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.publish import PublishBatch, SignaturesUnconfirmed
 from gateway.services.verifier import SignatureWorker, shared_worker
 from gateway.storage.db import Database
@@ -313,10 +313,8 @@ class ExchangeService:
             where.append(RecordRow.region == region)
         if kind:
             where.append(RecordRow.kind == kind)
-        items = self._items(where, limit + 1, None)
-        more = len(items) > limit
-        items = items[:limit]
-        return items, (items[-1].position if more else 0)
+        items, last = page_of(self._items(where, limit + 1, None), limit)
+        return items, (last.position if last else 0)
 
 
 def _inner(record: records_pb2.Record) -> CommonRecord:

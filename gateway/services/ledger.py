@@ -49,7 +49,7 @@ from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 from gateway import errors
 from gateway.config import EtsOffsetPolicy
 from gateway.security.identity import Identity, Role
-from gateway.services import Clock, page_limit, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import (
     PreparedEnvelope,
     SignedRequest,
@@ -487,19 +487,16 @@ _EARLIER_OFFSETS = Statement(
 
 
 def _decode(
-    parse: Callable[[bytes], M],
-    empty: Callable[[], M],
-    payload: bytes,
-    what: str,
-    validate: Callable[[M], None] | None = None,
+    kind: type[M], payload: bytes, validate: Callable[[M], None] | None = None
 ) -> tuple[M, errors.DomainError | None]:
-    """The payload parsed and validated, or the error to raise where those checks stand."""
+    """The payload parsed as ``kind`` and validated, or the error to raise where those checks
+    stand (after the signature's)."""
     try:
-        message = parse(payload)
+        message = kind.FromString(payload)
     except DecodeError as exc:
-        err = errors.PayloadMalformed(f"payload is not a {what}")
+        err = errors.PayloadMalformed(f"payload is not a {kind.DESCRIPTOR.name}")
         err.__cause__ = exc
-        return empty(), err
+        return kind(), err
     if validate is not None:
         try:
             validate(message)
@@ -629,11 +626,7 @@ class LedgerService:
         now = self.clock()
         prepared = self._prepare(caller, env, PROPOSAL_TYPE)
         proposal, invalid = _decode(
-            transfer_service_pb2.TransferProposal.FromString,
-            transfer_service_pb2.TransferProposal,
-            prepared.fields.payload,
-            "TransferProposal",
-            self._validate_proposal,
+            transfer_service_pb2.TransferProposal, prepared.fields.payload, self._validate_proposal
         )
         source = caller.region
         assert source is not None
@@ -836,11 +829,7 @@ class LedgerService:
         now = self.clock()
         prepared = self._prepare(caller, env, RETIREMENT_TYPE)
         order, invalid = _decode(
-            transfer_service_pb2.RetirementOrder.FromString,
-            transfer_service_pb2.RetirementOrder,
-            prepared.fields.payload,
-            "RetirementOrder",
-            self._validate_order,
+            transfer_service_pb2.RetirementOrder, prepared.fields.payload, self._validate_order
         )
         holder = caller.region
         assert holder is not None
@@ -1066,10 +1055,8 @@ class LedgerService:
         now = self.clock()
         prepared = self._prepare(caller, env, ANSWER_TYPE)
         answer, invalid = _decode(
-            transfer_service_pb2.TransferAnswer.FromString,
             transfer_service_pb2.TransferAnswer,
             prepared.fields.payload,
-            "TransferAnswer",
             partial(self._validate_answer, outcome=outcome),
         )
         why = answer.reason.strip() or None
@@ -1260,10 +1247,8 @@ class LedgerService:
             stmt = stmt.where(_T.c.state == state)
         with self.db.transaction() as session:
             conn = session.connection()
-            rows = [_Transfer(*r) for r in conn.execute(stmt)]
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return [self._view(conn, r) for r in rows], (rows[-1].id if more else 0)
+            rows, last = page_of([_Transfer(*r) for r in conn.execute(stmt)], limit)
+            return [self._view(conn, r) for r in rows], (last.id if last else 0)
 
     def blocks(
         self,
@@ -1284,10 +1269,8 @@ class LedgerService:
         if state:
             stmt = stmt.where(_B.c.state == state)
         with self.db.transaction() as session:
-            rows = _blocks(session.connection().execute(stmt))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [b.view() for b in rows], (rows[-1].id if more else 0)
+            rows, last = page_of(_blocks(session.connection().execute(stmt)), limit)
+        return [b.view() for b in rows], (last.id if last else 0)
 
     @staticmethod
     def _view(conn: Connection, row: _Transfer) -> TransferView:

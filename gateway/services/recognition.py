@@ -25,7 +25,7 @@ from gateway import errors
 from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
-from gateway.services import Clock, page_limit, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import open_signed, store_signed
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -366,11 +366,11 @@ class RecognitionService:
             stmt = stmt.where(RecognitionRow.requesting_region == requesting)
         now = self.clock()
         with self.db.transaction() as session:
-            rows = list(session.execute(stmt).scalars())
-        out = [(loads(r.body), r.assessment) for r in rows[:limit]]
+            rows, last = page_of(list(session.execute(stmt).scalars()), limit)
+        out = [(loads(r.body), r.assessment) for r in rows]
         if state:
             out = [(rec, a) for rec, a in out if mr.effective_state(rec, now).value == state]
-        return out, (rows[limit - 1].id if len(rows) > limit else "")
+        return out, (last.id if last else "")
 
     def verdict(self, session: Session, region: str, project_name: str, vintage: int) -> mr.Verdict:
         """Does region recognise the project's units of that vintage (inside the caller's

@@ -32,7 +32,7 @@ from yrd.interop.v1 import reconciliation_pb2, records_pb2
 from gateway import errors
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
-from gateway.services import Clock, page_limit, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import lock_audit_head
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -439,11 +439,9 @@ class ReconciliationService:
         if region:
             stmt = stmt.where(ReconciliationReportRow.region == region)
         with self.db.transaction() as session:
-            rows = session.execute(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+            rows, last = page_of(session.execute(stmt).all(), limit)
         reports = [reconciliation_pb2.ReconciliationReport.FromString(b) for _, b in rows]
-        return reports, (rows[-1][0] if more else 0)
+        return reports, (last[0] if last else 0)
 
 
 def _authorise(caller: Identity, region: str) -> None:
