@@ -54,7 +54,10 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: the log is synced at every commit, so an answer the gateway has given survives
+        # a power cut or an OS crash, not only a crash of the process (NORMAL, SQLite's usual
+        # choice with WAL, can lose the last commits then). Group commit shares the sync.
+        cursor.execute("PRAGMA synchronous=FULL")
         if not in_memory:
             cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
