@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy import Select, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
@@ -36,10 +36,12 @@ from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import lock_audit_head
 from gateway.storage.db import Database
 from gateway.storage.models import (
+    AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
     SnapshotBlockRow,
     SnapshotTransferRow,
+    TransferRow,
     UnitBlockRow,
 )
 from gateway.storage.repositories import AuditLogRepository
@@ -260,8 +262,9 @@ class ReconciliationService:
             ]
             names = list(
                 session.execute(
-                    text(_COMPLETED_TRANSFERS + " ORDER BY a.sequence"),
-                    {"region": region, "after": 0, "upto": 2**62},
+                    _completed_for(region, upto=2**62)
+                    .with_only_columns(AuditEntryRow.subject)
+                    .order_by(AuditEntryRow.sequence)
                 ).scalars()
             )
         return self.clock(), blocks, names
@@ -632,31 +635,23 @@ def compare_ranges(session: Session, sid: int) -> list[reconciliation_pb2.Discre
 
 # -- stage 3: transfers --------------------------------------------------------------------------
 
+
 # A transfer's completion is an audit entry; the window between two snapshots is a range of audit
 # sequence numbers, so a transfer completing while a snapshot is taken falls on exactly one side.
-_COMPLETED_TRANSFERS = """
-SELECT a.subject FROM audit_entries a JOIN transfers t ON t.name = a.subject
-WHERE a.kind = 'transfer.completed' AND a.sequence > :after AND a.sequence <= :upto
-  AND (t.source_region = :region OR t.destination_region = :region)
-"""
-
-_UNKNOWN_TO_REGISTRY = """
-SELECT a.subject, t.quantity_grams FROM audit_entries a JOIN transfers t ON t.name = a.subject
-WHERE a.kind = 'transfer.completed' AND a.sequence > :after AND a.sequence <= :upto
-  AND (t.source_region = :region OR t.destination_region = :region)
-  AND a.subject NOT IN (SELECT transfer_name FROM snapshot_transfers WHERE snapshot_id = :sid)
-ORDER BY a.subject
-"""
-
-_UNKNOWN_TO_LEDGER = """
-SELECT s.transfer_name, t.state, COALESCE(t.quantity_grams, 0)
-FROM snapshot_transfers s LEFT JOIN transfers t ON t.name = s.transfer_name
-WHERE s.snapshot_id = :sid AND s.transfer_name NOT IN (
-  SELECT a.subject FROM audit_entries a JOIN transfers c ON c.name = a.subject
-  WHERE a.kind = 'transfer.completed' AND a.sequence <= :upto
-    AND (c.source_region = :region OR c.destination_region = :region))
-ORDER BY s.transfer_name
-"""
+def _completed_for(region: str, upto: int, after: int | None = None) -> Select[str, int]:
+    """Transfers completed with ``region`` on either side, by the audit entries of their
+    completion: (name, grams), at audit sequences up to ``upto`` (and after ``after``)."""
+    entry, transfer = AuditEntryRow, TransferRow
+    stmt = (
+        select(entry.subject, transfer.quantity_grams)
+        .join(transfer, transfer.name == entry.subject)
+        .where(
+            entry.kind == "transfer.completed",
+            entry.sequence <= upto,
+            or_(transfer.source_region == region, transfer.destination_region == region),
+        )
+    )
+    return stmt if after is None else stmt.where(entry.sequence > after)
 
 
 def compare_transfers(
@@ -664,7 +659,25 @@ def compare_transfers(
 ) -> list[reconciliation_pb2.Discrepancy]:
     """Stage 3: transfers completed in the window that the registry does not list, and transfers
     it lists that the ledger has not completed for it (by the snapshot)."""
-    params = {"sid": sid, "region": region, "after": after, "upto": upto}
+    listed = select(SnapshotTransferRow.transfer_name).where(SnapshotTransferRow.snapshot_id == sid)
+    window = _completed_for(region, upto, after)
+    unknown_to_registry = window.where(AuditEntryRow.subject.not_in(listed)).order_by(
+        AuditEntryRow.subject
+    )
+    completed = _completed_for(region, upto).with_only_columns(AuditEntryRow.subject)
+    unknown_to_ledger = (
+        select(
+            SnapshotTransferRow.transfer_name,
+            TransferRow.state,
+            func.coalesce(TransferRow.quantity_grams, 0),
+        )
+        .outerjoin(TransferRow, TransferRow.name == SnapshotTransferRow.transfer_name)
+        .where(
+            SnapshotTransferRow.snapshot_id == sid,
+            SnapshotTransferRow.transfer_name.not_in(completed),
+        )
+        .order_by(SnapshotTransferRow.transfer_name)
+    )
     found = [
         reconciliation_pb2.Discrepancy(
             kind=Kind.DISCREPANCY_KIND_TRANSFER_UNKNOWN_TO_REGISTRY,
@@ -672,7 +685,7 @@ def compare_transfers(
             quantity_grams=int(grams),
             detail="completed in the ledger; the registry does not list it",
         )
-        for name, grams in session.execute(text(_UNKNOWN_TO_REGISTRY), params)
+        for name, grams in session.execute(unknown_to_registry)
     ]
     found += [
         reconciliation_pb2.Discrepancy(
@@ -685,6 +698,6 @@ def compare_transfers(
                 else f"the ledger has it {state}, not completed for {region}"
             ),
         )
-        for name, state, grams in session.execute(text(_UNKNOWN_TO_LEDGER), params)
+        for name, state, grams in session.execute(unknown_to_ledger)
     ]
     return found
