@@ -42,7 +42,7 @@ from yrd.interop.v1 import (
     transfer_service_pb2_grpc,
 )
 
-from gateway.errors import ERROR_DOMAIN, DomainError, all_error_classes
+from gateway.errors import ERROR_DOMAIN, DomainError, StorageUnavailable, all_error_classes
 from gateway.security.identity import Role
 from gateway.security.pki import IdentityFiles, PKIDir, load_signing_key
 from gateway.security.signing import (
@@ -488,7 +488,9 @@ class GatewayClient:
                     timeout=min(self.timeout, max(remaining, 0.001)) if resend else None,
                     wait_for_ready=resend or None,
                 )
-            except TransportError as exc:
+            except (TransportError, StorageUnavailable) as exc:
+                # StorageUnavailable: the gateway answered, but its database could not serve the
+                # request just now (it may have committed it): the same bytes again are safe.
                 remaining = give_up - time.monotonic()
                 if exc.code not in RESEND_CODES or remaining <= 0:
                     raise

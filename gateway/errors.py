@@ -415,6 +415,15 @@ class ReportNotFound(NotFound):
     reason = "REPORT_NOT_FOUND"
 
 
+class StorageUnavailable(DomainError):
+    """The database could not serve the request just now (connection lost, busy, deadlock or
+    serialization conflict). A write may or may not have committed: the same request sent again
+    takes effect once."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "STORAGE_UNAVAILABLE"
+
+
 class NotImplementedYet(DomainError):
     """The RPC is part of the contract but not served by this version."""
 

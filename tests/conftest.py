@@ -62,7 +62,13 @@ def postgres_database(postgres_url: str) -> Iterator[Database]:
     admin = create_engine(postgres_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(make_engine(postgres_url, connect_args={"options": f"-csearch_path={schema}"}))
+    # Its own application_name, so a test can find (and cut off) this database's connections.
+    db = Database(
+        make_engine(
+            postgres_url,
+            connect_args={"options": f"-csearch_path={schema}", "application_name": schema},
+        )
+    )
     db.upgrade()
     try:
         yield db

@@ -24,12 +24,14 @@ from gateway.errors import (
     NotImplementedYet,
     RequestMalformed,
     RoleNotAllowed,
+    StorageUnavailable,
 )
 from gateway.metrics import RpcMetrics
 from gateway.rpc.status import internal_status, to_grpc_status
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
+from gateway.storage.db import is_transient
 
 log = structlog.get_logger("yrdgw.rpc")
 
@@ -127,6 +129,12 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         if isinstance(exc, NotImplementedError):
             # The generated base servicer raises this for RPCs not served yet.
             return NotImplementedYet("this RPC is part of the contract but not served yet")
+        if is_transient(exc):
+            log.warning("rpc.storage_unavailable", error=str(exc).splitlines()[0])
+            return StorageUnavailable(
+                "the database could not serve the request just now; send the same request again"
+                " (a signed request takes effect once however often it is sent)"
+            )
         return exc if isinstance(exc, DomainError) else None
 
     def _outcome(

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = structlog.get_logger("yrdgw.db")
@@ -81,6 +81,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine, PING_AFTER_IDLE_S)
     return engine
+
+
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+"""PostgreSQL error classes worth a retry: connection exception, transaction rollback
+(serialization failure, deadlock), insufficient resources, operator intervention (shutdown)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error says "not now" rather than "never": the connection was lost, the
+    database is busy or shutting down, or the transaction lost a deadlock or serialization race.
+    The same request may succeed when sent again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(orig, sqlite3.OperationalError):
+        # SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock past the busy timeout.
+        code = getattr(orig, "sqlite_errorcode", None)
+        return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return False
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
