@@ -56,7 +56,7 @@ class AuditReader:
             )
         with self.db.transaction() as session:
             rows, last = page_of(AuditLogRepository(session).page(max(start, 1), limit + 1), limit)
-        return rows, (last.sequence + 1 if last else 0)
+        return rows, (last.sequence + 1 if last is not None else 0)
 
     def tree_head(self) -> TreeHead:
         """Sign the current head."""

@@ -314,7 +314,7 @@ class ExchangeService:
         if kind:
             where.append(RecordRow.kind == kind)
         items, last = page_of(self._items(where, limit + 1, None), limit)
-        return items, (last.position if last else 0)
+        return items, (last.position if last is not None else 0)
 
 
 def _inner(record: records_pb2.Record) -> CommonRecord:

@@ -1248,7 +1248,7 @@ class LedgerService:
         with self.db.transaction() as session:
             conn = session.connection()
             rows, last = page_of([_Transfer(*r) for r in conn.execute(stmt)], limit)
-            return [self._view(conn, r) for r in rows], (last.id if last else 0)
+            return [self._view(conn, r) for r in rows], (last.id if last is not None else 0)
 
     def blocks(
         self,
@@ -1270,7 +1270,7 @@ class LedgerService:
             stmt = stmt.where(_B.c.state == state)
         with self.db.transaction() as session:
             rows, last = page_of(_blocks(session.connection().execute(stmt)), limit)
-        return [b.view() for b in rows], (last.id if last else 0)
+        return [b.view() for b in rows], (last.id if last is not None else 0)
 
     @staticmethod
     def _view(conn: Connection, row: _Transfer) -> TransferView:

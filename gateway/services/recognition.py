@@ -370,7 +370,7 @@ class RecognitionService:
         out = [(loads(r.body), r.assessment) for r in rows]
         if state:
             out = [(rec, a) for rec, a in out if mr.effective_state(rec, now).value == state]
-        return out, (last.id if last else "")
+        return out, (last.id if last is not None else "")
 
     def verdict(self, session: Session, region: str, project_name: str, vintage: int) -> mr.Verdict:
         """Does region recognise the project's units of that vintage (inside the caller's

@@ -444,7 +444,7 @@ class ReconciliationService:
         with self.db.transaction() as session:
             rows, last = page_of(session.execute(stmt).all(), limit)
         reports = [reconciliation_pb2.ReconciliationReport.FromString(b) for _, b in rows]
-        return reports, (last[0] if last else 0)
+        return reports, (last[0] if last is not None else 0)
 
 
 def _authorise(caller: Identity, region: str) -> None:
