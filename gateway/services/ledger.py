@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -486,6 +486,25 @@ _EARLIER_OFFSETS = Statement(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Incoming(Generic[M]):
+    """A signed request checked as far as it can be before its transaction."""
+
+    prepared: PreparedEnvelope
+    body: M
+    """The payload parsed (empty when it does not parse)."""
+    invalid: errors.DomainError | None
+    """Why the payload is refused (None: it is not), raised once the signature is checked."""
+
+    @property
+    def payload_sha256(self) -> bytes:
+        return hashlib.sha256(self.prepared.fields.payload).digest()
+
+    @property
+    def key_id(self) -> str:
+        return self.prepared.fields.key_id
+
+
 def _decode(
     kind: type[M], payload: bytes, validate: Callable[[M], None] | None = None
 ) -> tuple[M, errors.DomainError | None]:
@@ -546,33 +565,44 @@ class LedgerService:
     # -- the signed request ---------------------------------------------------------------------
 
     @staticmethod
-    def _prepare(
-        caller: Identity, env: envelope_pb2.SignedEnvelope, content_type: str
-    ) -> PreparedEnvelope:
-        """Check 1, and what check 2 can do before the transaction (see ``prepare_signed``)."""
+    def _receive(
+        caller: Identity,
+        env: envelope_pb2.SignedEnvelope,
+        content_type: str,
+        kind: type[M],
+        validate: Callable[[M], None] | None = None,
+    ) -> _Incoming[M]:
+        """Check 1, what check 2 can do before the transaction (see ``prepare_signed``), and
+        the payload parsed as ``kind`` (its refusal waits for the signature's check)."""
         if caller.role is not Role.REGISTRY or caller.region is None:
             raise _check(errors.PermissionDenied("only registries sign transfer requests"), 1)
         try:
-            return prepare_signed(caller, env, content_type)
+            prepared = prepare_signed(caller, env, content_type)
         except (errors.EnvelopeMalformed, errors.PayloadMalformed):
             raise
         except errors.DomainError as exc:
             raise _check(exc, 2) from exc
+        body, invalid = _decode(kind, prepared.fields.payload, validate)
+        return _Incoming(prepared, body, invalid)
 
     @staticmethod
-    def _open(unit: UnitOfWork, caller: Identity, prepared: PreparedEnvelope) -> SignedRequest:
-        """Check 2: the caller's registry key signed exactly these bytes.
+    def _open(unit: UnitOfWork, caller: Identity, incoming: _Incoming[Any]) -> SignedRequest:
+        """Check 2: the caller's registry key signed exactly these bytes; then the payload's own
+        refusal, if any.
 
         Every ledger write takes its locks in one order — signing key, audit head, transfer,
         blocks — so concurrent proposals, answers and expiries across gateway processes queue
         instead of deadlocking, and a retried request always sees the first one's transfer.
         """
         try:
-            return open_prepared(unit, caller, prepared, advance=True)
+            signed = open_prepared(unit, caller, incoming.prepared, advance=True)
         except (errors.EnvelopeMalformed, errors.PayloadMalformed):
             raise
         except errors.DomainError as exc:
             raise _check(exc, 2) from exc
+        if incoming.invalid is not None:
+            raise incoming.invalid
+        return signed
 
     def _recognised(
         self, unit: UnitOfWork, region: str, blocks: Sequence[_Block]
@@ -624,19 +654,21 @@ class LedgerService:
     def propose(self, caller: Identity, env: envelope_pb2.SignedEnvelope) -> TransferView:
         """Reserve the source's units for the destination (checks 1–6)."""
         now = self.clock()
-        prepared = self._prepare(caller, env, PROPOSAL_TYPE)
-        proposal, invalid = _decode(
-            transfer_service_pb2.TransferProposal, prepared.fields.payload, self._validate_proposal
+        incoming = self._receive(
+            caller,
+            env,
+            PROPOSAL_TYPE,
+            transfer_service_pb2.TransferProposal,
+            self._validate_proposal,
         )
+        proposal = incoming.body
         source = caller.region
         assert source is not None
         name = f"regions/{source}/transfers/{proposal.transfer_id}"
-        request_sha = hashlib.sha256(prepared.fields.payload).digest()
+        request_sha = incoming.payload_sha256
 
         def work(unit: UnitOfWork) -> TransferView:
-            signed = self._open(unit, caller, prepared)
-            if invalid is not None:
-                raise invalid
+            signed = self._open(unit, caller, incoming)
             conn = unit.conn
             existing = _transfer(_TRANSFER, conn, {"t_name": name})
             if existing is not None:
@@ -716,7 +748,7 @@ class LedgerService:
                 tuple(b.view() for b in blocks),
             )
 
-        return self._writes.run(work, prepared.fields.key_id)
+        return self._writes.run(work, incoming.key_id)
 
     @staticmethod
     def _validate_proposal(p: transfer_service_pb2.TransferProposal) -> None:
@@ -827,19 +859,17 @@ class LedgerService:
     def retire(self, caller: Identity, env: envelope_pb2.SignedEnvelope) -> RetirementView:
         """Retire units the caller holds, for good (checks 1–5, and 7 for ETS offsets)."""
         now = self.clock()
-        prepared = self._prepare(caller, env, RETIREMENT_TYPE)
-        order, invalid = _decode(
-            transfer_service_pb2.RetirementOrder, prepared.fields.payload, self._validate_order
+        incoming = self._receive(
+            caller, env, RETIREMENT_TYPE, transfer_service_pb2.RetirementOrder, self._validate_order
         )
+        order = incoming.body
         holder = caller.region
         assert holder is not None
         name = f"regions/{holder}/retirements/{order.retirement_id}"
-        request_sha = hashlib.sha256(prepared.fields.payload).digest()
+        request_sha = incoming.payload_sha256
 
         def work(unit: UnitOfWork) -> RetirementView:
-            signed = self._open(unit, caller, prepared)
-            if invalid is not None:
-                raise invalid
+            signed = self._open(unit, caller, incoming)
             conn = unit.conn
             found = _RETIREMENT.first(conn, {"r_name": name})
             existing = None if found is None else _Retirement(*found)
@@ -932,7 +962,7 @@ class LedgerService:
                 tuple(b.view() for b in blocks),
             )
 
-        return self._writes.run(work, prepared.fields.key_id)
+        return self._writes.run(work, incoming.key_id)
 
     @staticmethod
     def _validate_order(order: transfer_service_pb2.RetirementOrder) -> None:
@@ -1053,18 +1083,18 @@ class LedgerService:
         self, caller: Identity, env: envelope_pb2.SignedEnvelope, outcome: str
     ) -> TransferView:
         now = self.clock()
-        prepared = self._prepare(caller, env, ANSWER_TYPE)
-        answer, invalid = _decode(
+        incoming = self._receive(
+            caller,
+            env,
+            ANSWER_TYPE,
             transfer_service_pb2.TransferAnswer,
-            prepared.fields.payload,
             partial(self._validate_answer, outcome=outcome),
         )
+        answer = incoming.body
         why = answer.reason.strip() or None
 
         def work(unit: UnitOfWork) -> TransferView:
-            signed = self._open(unit, caller, prepared)
-            if invalid is not None:
-                raise invalid
+            signed = self._open(unit, caller, incoming)
             conn = unit.conn
             resolution = {
                 "t_name": answer.transfer,
@@ -1121,7 +1151,7 @@ class LedgerService:
             # lists no blocks; the audit entry keeps the ranges it moved.
             return self._view(conn, row)
 
-        return self._writes.run(work, prepared.fields.key_id)
+        return self._writes.run(work, incoming.key_id)
 
     @staticmethod
     def _validate_answer(answer: transfer_service_pb2.TransferAnswer, outcome: str) -> None:
