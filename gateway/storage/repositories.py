@@ -14,6 +14,30 @@ from gateway.storage.direct import Statement, Writes
 from gateway.storage.models import AuditEntryRow, AuditHeadRow, SigningKeyRow
 
 
+def next_entry(
+    sequence: int,
+    head_hash: bytes,
+    kind: str,
+    subject: str,
+    actor_region: str,
+    actor: str,
+    detail: Mapping[str, Any],
+    now: dt.datetime,
+) -> tuple[EntryFields, bytes]:
+    """The entry that follows a head (its sequence and hash), and the entry's own hash."""
+    fields = EntryFields(
+        sequence=sequence + 1,
+        kind=kind,
+        subject=subject,
+        actor_region=actor_region,
+        actor=actor,
+        detail=canonical_json(detail),
+        previous_hash=head_hash,
+        created_at=now,
+    )
+    return fields, entry_hash(fields)
+
+
 class AuditLogRepository:
     """Appends to and reads the hash-chained audit log."""
 
@@ -42,17 +66,9 @@ class AuditLogRepository:
     ) -> AuditEntryRow:
         """Append one entry after the current head."""
         head = self._head()
-        fields = EntryFields(
-            sequence=head.sequence + 1,
-            kind=kind,
-            subject=subject,
-            actor_region=actor_region,
-            actor=actor,
-            detail=canonical_json(detail),
-            previous_hash=head.head_hash,
-            created_at=now,
+        fields, digest = next_entry(
+            head.sequence, head.head_hash, kind, subject, actor_region, actor, detail, now
         )
-        digest = entry_hash(fields)
         row = AuditEntryRow(
             sequence=fields.sequence,
             kind=kind,
@@ -129,17 +145,9 @@ class AuditChain:
         writes: Writes | None = None,
     ) -> None:
         """Append one entry after the head, and move the head to it (now, or with ``writes``)."""
-        fields = EntryFields(
-            sequence=self.sequence + 1,
-            kind=kind,
-            subject=subject,
-            actor_region=actor_region,
-            actor=actor,
-            detail=canonical_json(detail),
-            previous_hash=self.head_hash,
-            created_at=now,
+        fields, digest = next_entry(
+            self.sequence, self.head_hash, kind, subject, actor_region, actor, detail, now
         )
-        digest = entry_hash(fields)
         entry = {
             "v_sequence": fields.sequence,
             "v_kind": kind,
