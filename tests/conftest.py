@@ -32,7 +32,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKIDir:
     return directory
 
 
-def _postgres_available() -> str | None:
+def postgres_problem() -> str | None:
     """None when PostgreSQL answers, else why not."""
     try:
         engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
@@ -47,7 +47,7 @@ def _postgres_available() -> str | None:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL URL; skips (or fails in CI) when the server is unreachable."""
-    problem = _postgres_available()
+    problem = postgres_problem()
     if problem is not None:
         if IN_CI:
             pytest.fail(f"CI=true and {problem}")

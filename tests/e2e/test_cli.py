@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.served import ServedGateway
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -121,15 +121,12 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert f"revision {Database.from_url(url).head_revision()}" in out.stdout
 
 
-class Served:
-    def __init__(
-        self, proc: subprocess.Popen[str], port: int, lines: list[str], database: str
-    ) -> None:
-        self.proc, self.port, self.lines, self.database = proc, port, lines, database
+class Served(ServedGateway):
+    """`yrdgw serve` on a SQLite file, and that file's URL."""
 
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def __init__(self, config: Path, database: str) -> None:
+        super().__init__(config)
+        self.database = database
 
 
 @pytest.fixture
@@ -141,37 +138,12 @@ def served(pki_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
         f'cert_dir = "{pki_dir}"\nmetrics_listen = ""\nlog_format = "json"\nshutdown_grace_s = 3\n'
         "recognition_enforced = false\n" + getattr(request, "param", "")
     )
-    proc = subprocess.Popen(
-        [YRDGW, "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    found: queue.Queue[int] = queue.Queue()
-
-    def reader() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if '"gateway.started"' in line:
-                found.put(json.loads(line)["port"])
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    gateway = Served(config, f"sqlite:///{tmp_path / 'gw.sqlite3'}")
     try:
-        port = found.get(timeout=30)
-    except queue.Empty:
-        proc.kill()
-        proc.wait()
-        pytest.fail("yrdgw serve did not start:\n" + "".join(lines))
-    yield Served(proc, port, lines, f"sqlite:///{tmp_path / 'gw.sqlite3'}")
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    thread.join(timeout=10)
-    assert proc.stderr is not None
-    proc.stderr.close()
+        gateway.wait_started(timeout=30)
+        yield gateway
+    finally:
+        gateway.kill()
 
 
 def test_serve_health_keys_audit_and_sigterm(served: Served, pki_dir: Path) -> None:

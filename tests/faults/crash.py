@@ -16,25 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
-
 from gateway.logs import configure_logging
 from gateway.security.pki import PKIDir, init
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import IN_CI, POSTGRES_URL, postgres_problem
 from tests.faults.harness import Backend, CrashPlan, Figures, Run
-
-
-def postgres_problem() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except OperationalError as exc:
-        return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,8 @@ revoked while the gateway runs is refused from the next call on, on a connection
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,23 +15,13 @@ import pytest
 from gateway.client import GatewayClient
 from gateway.security.pki import PKIDir, init, revoke
 from tests.faults.support import Outcome, outcome_of
+from tests.served import ServedGateway
 
-YRDGW = str(Path(sys.executable).parent / "yrdgw")
 SH, JS = "310000", "320000"
 
 
-class Served:
-    """A running `yrdgw serve` and the JSON log lines it wrote so far."""
-
-    def __init__(self, proc: subprocess.Popen[str], port: int, lines: list[str]) -> None:
-        self.proc, self.port, self.lines = proc, port, lines
-
-    def events(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Served, PKIDir]]:
+def served(tmp_path: Path) -> Iterator[tuple[ServedGateway, PKIDir]]:
     pki = PKIDir(tmp_path / "pki")
     init(pki, regions=(SH, JS), admins=())
     config = tmp_path / "gateway.toml"
@@ -44,43 +29,12 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, PKIDir]]:
         f'listen = "127.0.0.1:0"\ndatabase_url = "sqlite:///{tmp_path / "gw.sqlite3"}"\n'
         f'cert_dir = "{pki.root}"\nmetrics_listen = ""\nlog_format = "json"\nshutdown_grace_s = 2\n'
     )
-    proc = subprocess.Popen(
-        [YRDGW, "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    ports: queue.Queue[int] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if '"gateway.started"' in line:
-                ports.put(json.loads(line)["port"])
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    gateway = ServedGateway(config)
     try:
-        port = ports.get(timeout=30)
-    except queue.Empty:
-        proc.kill()
-        proc.wait()
-        pytest.fail("yrdgw serve did not start:\n" + "".join(lines))
-    try:
-        yield Served(proc, port, lines), pki
+        gateway.wait_started(timeout=30)
+        yield gateway, pki
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=10)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        gateway.stop(timeout=15)
 
 
 def _health(client: GatewayClient) -> Outcome:
@@ -88,7 +42,7 @@ def _health(client: GatewayClient) -> Outcome:
     return outcome
 
 
-def test_sighup_reloads_the_crl(served: tuple[Served, PKIDir]) -> None:
+def test_sighup_reloads_the_crl(served: tuple[ServedGateway, PKIDir]) -> None:
     gateway, pki = served
     target = f"127.0.0.1:{gateway.port}"
     ok = Outcome(grpc.StatusCode.OK)

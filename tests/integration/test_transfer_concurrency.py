@@ -16,13 +16,8 @@ serial with what the outcomes imply, and the invariants and the audit chain hold
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import queue
 import random
-import signal
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,10 +44,10 @@ from gateway.services.keys import KeyDirectory
 from gateway.services.ledger import check_invariants
 from gateway.storage.db import Database, make_engine
 from gateway.storage.models import SigningKeyRow, TransferRow, UnitBlockRow
+from tests.served import ServedGateway
 
 pytestmark = pytest.mark.postgres
 
-YRDGW = str(Path(sys.executable).parent / "yrdgw")
 AH, SH, JS, ZJ = "340000", "310000", "320000", "330000"
 DESTINATIONS = (SH, JS, ZJ)
 GATEWAYS = 3
@@ -66,59 +61,6 @@ Segment = tuple[int, int, str, str, str | None]  # start, end, holder, state, re
 
 
 # -- gateway processes ---------------------------------------------------------------------------
-
-
-class ServedGateway:
-    """One `yrdgw serve` subprocess; its JSON log lines are collected from stderr."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [YRDGW, "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._port: queue.Queue[int] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.port = 0
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if '"gateway.started"' in line:
-                self._port.put(int(json.loads(line)["port"]))
-
-    def wait_started(self, timeout: float = 60.0) -> int:
-        try:
-            self.port = self._port.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError("yrdgw serve did not start:\n" + "".join(self.lines)) from None
-        return self.port
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> int:
-        """SIGTERM and wait (kill after 20 s); returns the exit code. Safe to call twice."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=10)
-        if self.proc.stderr is not None and not self.proc.stderr.closed:
-            self.proc.stderr.close()
-        return self.proc.returncode
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
 
 
 @dataclass
