@@ -1,72 +1,118 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Every install comes from the committed uv.lock (runtime, dev tools, type stubs, pip, setuptools,
+# wheel and uv itself): `make lock` is the only way the versions move.
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
 BIN := $(VENV)/bin
-PROTO_FILES := $(wildcard proto/yrd/interop/v1/*.proto)
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+UV := $(BIN)/uv
+# uv installs into $(VENV), with interpreters from this machine, never downloaded ones.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+UV_STAMP := $(VENV)/.uv-$(shell sha256sum uv.lock | cut -c1-16)
+# The other interpreters `make test-matrix` runs the unit, storage and integration tests on.
+MATRIX_PYTHONS ?= 3.12 3.13
+MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
-.PHONY: demo test install proto proto-check lint typecheck buf-lint buf-breaking buf-baseline pytest chromium bench fuzz-long fuzz-atheris faults clean
+.PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
+	buf-lint buf-breaking buf-baseline pytest chromium bench fuzz-long fuzz-atheris faults clean
 
-$(PY):
-	python3 -m venv $(VENV)
+# uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
+# the interpreter's own pip into the virtual environment (then `uv sync` keeps it, and the locked pip,
+# setuptools and wheel, in the tools group). Re-run whenever uv.lock changes.
+$(UV_STAMP): uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "bootstrap: uv from uv.lock"
+	@$(PYTHON) .ci/lock_requirement.py uv.lock uv > $(VENV)/uv-requirement.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+		--require-hashes -r $(VENV)/uv-requirement.txt
+	@rm -f $(VENV)/.uv-*
+	@touch $@
 
-$(STAMP): $(PY) pyproject.toml
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -e '.[dev]'
-	touch $@
+## Fail, with what to do, when pyproject.toml and uv.lock disagree.
+lock-check: $(UV_STAMP)
+	@$(UV) lock --check --quiet || { \
+		echo "error: pyproject.toml and uv.lock disagree; run 'make lock' and commit uv.lock" >&2; exit 1; }
 
-install: $(STAMP)
+## What the demo needs: the runtime dependencies (and the locked installer), nothing else.
+install-demo: lock-check
+	$(UV) sync --locked --inexact --no-install-project
+	$(UV) sync --locked --inexact
 
-demo: $(STAMP)
+## Everything the checks and tests need, exactly: packages not in the lock are removed.
+install: lock-check
+	$(UV) sync --locked --inexact --no-install-project --group dev
+	$(UV) sync --locked --group dev
+
+## Refresh uv.lock deliberately (newest releases within pyproject.toml's ranges), then install it.
+lock: $(UV_STAMP)
+	$(UV) lock --upgrade
+	$(MAKE) install
+
+demo: install-demo
 	$(BIN)/yrdgw demo
 
 ## Regenerate Python code and .pyi stubs from proto/ (never edit the output by hand).
-proto: $(STAMP)
+proto: install
 	$(PY) -m gateway.tools.genproto proto
 
 ## Fail when the checked-in generated code differs from what the pinned generator produces.
-proto-check: $(STAMP)
+proto-check: install
 	$(PY) -m gateway.tools.genproto --check proto
 
-buf-lint: $(STAMP)
+buf-lint: install
 	$(BIN)/buf lint
 
 ## The contract must stay compatible with the committed baseline image.
-buf-breaking: $(STAMP)
+buf-breaking: install
 	$(BIN)/buf breaking --against proto/baseline.binpb
 
 ## Publish the current contract as the new baseline (only after a deliberate, reviewed change).
-buf-baseline: $(STAMP)
+buf-baseline: install
 	$(BIN)/buf build -o proto/baseline.binpb
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check gateway adapters mutual_recognition tests bench
 	$(BIN)/ruff format --check gateway adapters mutual_recognition tests bench
 
-typecheck: $(STAMP)
+typecheck: install
 	$(BIN)/mypy
 
 ## The console's browser tests drive Debian's Chromium (never a downloaded browser build).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-pytest: $(STAMP) chromium
+pytest: install chromium
 	$(BIN)/pytest
 
 test: proto-check buf-lint buf-breaking lint typecheck pytest
 
-bench: $(STAMP)
+## The unit, storage and integration tests on the other supported interpreters, each in its own
+## virtual environment synced from the same lock.
+test-matrix: lock-check
+	@for v in $(MATRIX_PYTHONS); do \
+		echo "== Python $$v"; \
+		py=$$(command -v pyenv >/dev/null && \
+			PYENV_VERSION=$$(pyenv versions --bare | grep -E "^$$v\." | sort -V | tail -n1) \
+			pyenv which python$$v 2>/dev/null || echo python$$v); \
+		env=$(abspath $(VENV))-$$v; \
+		UV_PROJECT_ENVIRONMENT=$$env $(UV) sync --locked --python $$py --inexact \
+			--no-install-project --group dev && \
+		UV_PROJECT_ENVIRONMENT=$$env $(UV) sync --locked --python $$py --group dev && \
+		$$env/bin/pytest -q -p no:cacheprovider $(MATRIX_TESTS) || exit 1; \
+	done
+
+bench: install
 	$(PY) -m bench
 
 ## The fuzz tests with random inputs and 20 times the examples `make test` runs.
-fuzz-long: $(STAMP)
+fuzz-long: install
 	YRDGW_FUZZ_PROFILE=yrdgw-fuzz-long $(BIN)/pytest tests/fuzz -q --timeout=3600
 
 ## Coverage-guided fuzzing (atheris/libFuzzer) of each adapter's parser; FUZZ_RUNS per region.
 FUZZ_RUNS ?= 50000
-fuzz-atheris: $(STAMP)
-	$(PIP) install -q -e '.[dev,fuzz]'
+fuzz-atheris: install
+	$(UV) sync --locked --group dev --group fuzz
 	for region in 310000 320000 330000 340000; do \
 		$(PY) -m tests.fuzz.atheris_$$region -runs=$(FUZZ_RUNS) || exit 1; \
 	done
@@ -76,9 +122,9 @@ fuzz-atheris: $(STAMP)
 FAULT_SEEDS ?= 3
 FAULT_TRANSFERS ?= 2000
 FAULT_KILLS ?= 10
-faults: $(STAMP)
+faults: install
 	$(PY) -m tests.faults.crash --seeds $(FAULT_SEEDS) --transfers $(FAULT_TRANSFERS) \
 		--kills $(FAULT_KILLS) $(if $(FAULT_SEED),--seed $(FAULT_SEED))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf $(VENV) $(VENV)-3.* .pytest_cache .mypy_cache .ruff_cache var

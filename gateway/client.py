@@ -532,7 +532,11 @@ class GatewayClient:
     def _answer(
         self,
         method: Callable[..., T],
-        request: type[pb_message.Message],
+        request: type[
+            transfer_service_pb2.AcceptTransferRequest
+            | transfer_service_pb2.RejectTransferRequest
+            | transfer_service_pb2.CancelTransferRequest
+        ],
         name: str,
         outcome: str,
         reason: str,
