@@ -34,7 +34,7 @@ from yrd.interop.v1 import (
 )
 
 from adapters.registry import AdapterRegistry
-from gateway.app import build_services
+from gateway.assembly import build_services
 from gateway.config import GatewaySettings
 from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList

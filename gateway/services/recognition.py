@@ -22,7 +22,6 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import errors
-from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -89,7 +88,7 @@ class RecognitionService:
         db: Database,
         policy: mr.ApprovalPolicy | None = None,
         clock: Clock = utc_now,
-        regions: Sequence[str] = DELTA_REGIONS,
+        regions: Sequence[str] = mr.DELTA_REGIONS,
     ) -> None:
         self.db = db
         self.policy = policy or mr.ApprovalPolicy()
