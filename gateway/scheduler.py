@@ -27,7 +27,6 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.config import GatewaySettings
@@ -37,7 +36,7 @@ from gateway.services.audit import AuditReader
 from gateway.services.ledger import LedgerService, check_invariants
 from gateway.services.reconciliation import ReconciliationService, discrepancy_counts
 from gateway.storage.db import Database
-from gateway.storage.models import JobRunRow
+from gateway.storage.jobs_store import JobRunStore
 
 log = structlog.get_logger("yrdgw.scheduler")
 
@@ -178,11 +177,7 @@ def run_once(
     started = clock()
     try:
         with jobs.db.transaction() as session:
-            session.add(
-                JobRunRow(
-                    job_id=job_id, scheduled_for=slot, claimed_by=claimant, started_at=started
-                )
-            )
+            JobRunStore(session).claim(job_id, slot, claimant, started)
     except IntegrityError:
         log.info("job.skipped", job=job_id, scheduled_for=slot.isoformat(), reason="claimed")
         return None
@@ -195,10 +190,6 @@ def run_once(
         detail, outcome = f"{type(exc).__name__}: {exc}", "error"
         log.exception("job.error", job=job_id, scheduled_for=slot.isoformat())
     with jobs.db.transaction() as session:
-        session.execute(
-            update(JobRunRow)
-            .where(JobRunRow.job_id == job_id, JobRunRow.scheduled_for == slot)
-            .values(finished_at=clock(), outcome=outcome, detail=detail[:4000])
-        )
+        JobRunStore(session).finish(job_id, slot, clock(), outcome, detail)
     log.info("job.ran", job=job_id, scheduled_for=slot.isoformat(), outcome=outcome, detail=detail)
     return outcome, detail
