@@ -15,7 +15,8 @@ MATRIX_PYTHONS ?= 3.12 3.13
 MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
-	buf-lint buf-breaking buf-baseline pytest chromium bench fuzz-long fuzz-atheris faults clean
+	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults \
+	clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
 # the interpreter's own pip into the virtual environment (then `uv sync` keeps it, and the locked pip,
@@ -78,6 +79,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+## The layer contracts in .importlinter: entrypoints -> services -> storage, a domain and adapters
+## free of the gateway, a client SDK free of the server.
+imports: install
+	$(BIN)/lint-imports
+
 ## The console's browser tests drive Debian's Chromium (never a downloaded browser build).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
@@ -85,7 +91,7 @@ chromium:
 pytest: install chromium
 	$(BIN)/pytest
 
-test: proto-check buf-lint buf-breaking lint typecheck pytest
+test: proto-check buf-lint buf-breaking lint imports typecheck pytest
 
 ## The unit, storage and integration tests on the other supported interpreters, each in its own
 ## virtual environment synced from the same lock.

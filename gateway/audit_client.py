@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.audit import ChainCheck, EntryFields, verify_chain, verify_tree_head
 from gateway.client import GatewayClient
+from gateway.security.audit_chain import ChainCheck, EntryFields, verify_chain, verify_tree_head
 from gateway.security.pki import load_signing_public_key
 from gateway.security.signing import key_id_of
 

@@ -13,12 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway.client import GatewayClient, TransportError
-from gateway.config import DELTA_REGIONS, load_settings
+from gateway.config import load_settings
 from gateway.errors import DomainError
 from gateway.logs import configure_logging
 from gateway.security.identity import Role
 from gateway.security.pki import DEFAULT_ADMINS, PKIDir, PKIError, init, issue, revoke
 from gateway.storage.db import Database
+from mutual_recognition import DELTA_REGIONS
 
 app = typer.Typer(
     help="Yangtze Delta carbon-inclusive interoperability gateway.", no_args_is_help=True

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from yrd.interop.v1 import reconciliation_pb2
 
-from gateway.app import Services, build_services
+from gateway.assembly import Services, build_services
 from gateway.config import GatewaySettings, load_settings
 from gateway.errors import DomainError, SnapshotMissing
 from gateway.logs import configure_logging

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,25 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DELTA_REGIONS: tuple[str, ...] = ("310000", "320000", "330000", "340000")
-"""GB/T 2260 codes of the four delta regions: Shanghai, Jiangsu, Zhejiang, Anhui."""
-
-
-class EtsOffsetPolicy(BaseModel):
-    """How much of an ETS compliance entity's obligation carbon-inclusive units may offset."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_share: Decimal = Field(gt=0, le=1)
-    """Cap on offsets as a share of the entity's declared obligation for the year (all its
-    offsets of that year counted), e.g. 0.05 for Shanghai."""
-
-    max_outside_share: Decimal | None = Field(default=None, gt=0, le=1)
-    """Cap on offsets from units issued outside the ETS region, as a share of the obligation
-    (Beijing's rule: 0.025); None for no separate cap."""
-
-    vintage_window_years: int | None = Field(default=None, ge=0)
-    """Units' vintage must be within this many years before the compliance year; None: any."""
+from mutual_recognition import DELTA_REGIONS, EtsOffsetPolicy
 
 
 class GatewaySettings(BaseSettings):
@@ -140,7 +122,7 @@ class GatewaySettings(BaseSettings):
     @field_validator("reconcile_cron", "expire_cron", "verify_cron")
     @classmethod
     def _cron_parses(cls, value: str) -> str:
-        from gateway.scheduler import cron_trigger
+        from gateway.cron import cron_trigger
 
         cron_trigger(value, "UTC")  # raises ValueError on a bad expression
         return value

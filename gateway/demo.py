@@ -13,13 +13,14 @@ from rich.table import Table
 
 from gateway.audit_client import verify_remote_log
 from gateway.client import GatewayClient, envelope_signature_ok
-from gateway.config import DELTA_REGIONS, GatewaySettings
+from gateway.config import GatewaySettings
 from gateway.errors import DomainError
 from gateway.logs import configure_logging
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init
 from gateway.server import GatewayServer
+from mutual_recognition import DELTA_REGIONS
 
 REGION_NAMES = {"310000": "Shanghai", "320000": "Jiangsu", "330000": "Zhejiang", "340000": "Anhui"}
 

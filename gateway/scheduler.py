@@ -27,57 +27,21 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.config import GatewaySettings
+from gateway.cron import cron_trigger, latest_fire_time
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
 from gateway.services.ledger import LedgerService, check_invariants
 from gateway.services.reconciliation import ReconciliationService, discrepancy_counts
 from gateway.storage.db import Database
-from gateway.storage.models import JobRunRow
+from gateway.storage.jobs_store import JobRunStore
 
 log = structlog.get_logger("yrdgw.scheduler")
 
 RECONCILE, EXPIRE, VERIFY = "reconcile-regions", "expire-transfers", "verify-ledger"
 JOB_IDS = (RECONCILE, EXPIRE, VERIFY)
-
-
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A trigger from crontab's five fields, or six with seconds first; ValueError if invalid."""
-    fields = expression.split()
-    zone = ZoneInfo(timezone)
-    if len(fields) == 5:
-        return CronTrigger.from_crontab(expression, timezone=zone)
-    if len(fields) == 6:
-        second, minute, hour, day, month, dow = fields
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=dow,
-            timezone=zone,
-        )
-    raise ValueError(f"{expression!r}: a cron expression has 5 fields (or 6 with seconds first)")
-
-
-def latest_fire_time(trigger: CronTrigger, now: dt.datetime, grace: dt.timedelta) -> dt.datetime:
-    """The trigger's latest fire time in (now - grace, now]: the run being made now. A run
-    started by hand, outside any fire time, is its own time (truncated to the second)."""
-    fire: dt.datetime | None = trigger.get_next_fire_time(None, now - grace)
-    if fire is None or fire > now:
-        return now.replace(microsecond=0)
-    while True:
-        later: dt.datetime | None = trigger.get_next_fire_time(
-            fire, fire + dt.timedelta(microseconds=1)
-        )
-        if later is None or later > now:
-            return fire.astimezone(dt.UTC)
-        fire = later
 
 
 @dataclass(frozen=True)
@@ -213,11 +177,7 @@ def run_once(
     started = clock()
     try:
         with jobs.db.transaction() as session:
-            session.add(
-                JobRunRow(
-                    job_id=job_id, scheduled_for=slot, claimed_by=claimant, started_at=started
-                )
-            )
+            JobRunStore(session).claim(job_id, slot, claimant, started)
     except IntegrityError:
         log.info("job.skipped", job=job_id, scheduled_for=slot.isoformat(), reason="claimed")
         return None
@@ -230,10 +190,6 @@ def run_once(
         detail, outcome = f"{type(exc).__name__}: {exc}", "error"
         log.exception("job.error", job=job_id, scheduled_for=slot.isoformat())
     with jobs.db.transaction() as session:
-        session.execute(
-            update(JobRunRow)
-            .where(JobRunRow.job_id == job_id, JobRunRow.scheduled_for == slot)
-            .values(finished_at=clock(), outcome=outcome, detail=detail[:4000])
-        )
+        JobRunStore(session).finish(job_id, slot, clock(), outcome, detail)
     log.info("job.ran", job=job_id, scheduled_for=slot.isoformat(), outcome=outcome, detail=detail)
     return outcome, detail

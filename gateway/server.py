@@ -34,7 +34,7 @@ from yrd.interop.v1 import (
 )
 
 from adapters.registry import AdapterRegistry
-from gateway.app import build_services
+from gateway.assembly import build_services
 from gateway.config import GatewaySettings
 from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
@@ -49,7 +49,7 @@ from gateway.rpc.servicers import (
 from gateway.scheduler import GatewayScheduler
 from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
-from gateway.storage.db import Database
+from gateway.storage.db import Database, is_transient
 
 log = structlog.get_logger("yrdgw.server")
 
@@ -192,7 +192,7 @@ class GatewayServer:
         self.revocations = RevocationList(self.pki)
         server = grpc.server(
             self._executor,
-            interceptors=[GatewayInterceptor(self.revocations, self.metrics)],
+            interceptors=[GatewayInterceptor(self.revocations, self.metrics, is_transient)],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),

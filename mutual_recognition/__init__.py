@@ -8,7 +8,7 @@ calls these functions; every function returns new frozen values or raises a ``Re
 - ``policy``: ``ApprovalPolicy``.
 - ``lifecycle``: ``request``, ``approve``, ``reject``, ``revoke``, ``expire``, ``effective_state``.
 - ``assessment``: ``assess`` (equivalence of two methodologies); ``units``: exact normalisation.
-- ``check``: ``is_recognised``; ``credit``: ``ets_offset_credit``.
+- ``check``: ``is_recognised``; ``credit``: ``ets_offset_credit``; ``offsets``: ``EtsOffsetPolicy``.
 """
 
 from mutual_recognition.assessment import (
@@ -72,6 +72,7 @@ from mutual_recognition.model import (
     Subject,
     SubjectKind,
 )
+from mutual_recognition.offsets import EtsOffsetPolicy
 from mutual_recognition.policy import ApprovalPolicy
 from mutual_recognition.units import (
     Dimension,
@@ -95,6 +96,7 @@ __all__ = [
     "Difference",
     "DifferenceKind",
     "Dimension",
+    "EtsOffsetPolicy",
     "IncompatibleUnit",
     "InvalidConditions",
     "InvalidPolicy",

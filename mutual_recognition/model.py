@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DELTA_REGIONS: tuple[str, ...] = ("310000", "320000", "330000", "340000")
-"""GB/T 2260 codes of Shanghai, Jiangsu, Zhejiang and Anhui (the gateway's config has the same)."""
+"""GB/T 2260 codes of Shanghai, Jiangsu, Zhejiang and Anhui (the one definition)."""
 
 DELTA_TZ = timezone(timedelta(hours=8), "CST")
 """China Standard Time, in which civil dates such as expiry dates are read."""

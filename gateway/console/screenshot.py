@@ -57,7 +57,7 @@ def take(url: str, path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gateway.client import GatewayClient
-    from gateway.config import DELTA_REGIONS, GatewaySettings
+    from gateway.config import GatewaySettings
     from gateway.console.backend import ConsoleBackend
     from gateway.console.server import ConsoleServer
     from gateway.logs import configure_logging
@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway.security.pki import PKIDir, init
     from gateway.server import GatewayServer
     from gateway.storage.db import Database
+    from mutual_recognition import DELTA_REGIONS
 
     args = list(sys.argv[1:] if argv is None else argv)
     out = Path(args[0] if args else "docs/console.png")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from google.protobuf import timestamp_pb2
-from sqlalchemy import select
 from yrd.interop.v1 import (
     audit_pb2,
     key_service_pb2,
@@ -17,11 +17,10 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import protowire
-from gateway.services.exchange import FeedItem, PublishOutcome, fill_envelope
+from gateway.security.audit_chain import StoredEntry
+from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
 from gateway.services.keys import SigningKey
 from gateway.services.ledger import STATE_PROTO, BlockView, RetirementView, TransferView
-from gateway.storage.db import Database
-from gateway.storage.models import AuditEntryRow, EnvelopeRow
 
 
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -46,7 +45,7 @@ def signing_key(key: SigningKey) -> key_service_pb2.SigningKey:
     return msg
 
 
-def audit_entry(row: AuditEntryRow) -> audit_pb2.AuditEntry:
+def audit_entry(row: StoredEntry) -> audit_pb2.AuditEntry:
     return audit_pb2.AuditEntry(
         sequence=row.sequence,
         kind=row.kind,
@@ -257,9 +256,10 @@ _RECOGNITION_STATE = {
 
 
 def recognition(
-    rec: mr.Recognition, assessment: bytes, db: Database
+    rec: mr.Recognition, assessment: bytes, envelopes: Mapping[bytes, StoredEnvelope]
 ) -> recognition_pb2.Recognition:
-    """The proto form of a recognition, with each decision's signed envelope attached."""
+    """The proto form of a recognition, with each decision's signed envelope (from
+    ``envelopes``, by hash) attached."""
     state = mr.effective_state(rec, dt.datetime.now(dt.UTC))
     msg = recognition_pb2.Recognition(
         name=rec.name,
@@ -284,14 +284,6 @@ def recognition(
         msg.conditions.expire_date.day = day.day
     if rec.revoked_at is not None:
         msg.revoke_time.CopyFrom(timestamp(rec.revoked_at))
-    hashes = [d.envelope for d in rec.decisions if d.envelope]
-    envelopes: dict[bytes, EnvelopeRow] = {}
-    if hashes:
-        with db.transaction() as session:
-            for row in session.execute(
-                select(EnvelopeRow).where(EnvelopeRow.envelope_hash.in_(hashes))
-            ).scalars():
-                envelopes[row.envelope_hash] = row
     for d in rec.decisions:
         item = msg.decisions.add(
             region=d.region,

@@ -31,7 +31,6 @@ from gateway.rpc.status import internal_status, to_grpc_status
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
-from gateway.storage.db import is_transient
 
 log = structlog.get_logger("yrdgw.rpc")
 
@@ -85,9 +84,16 @@ class RevocationList:
 class GatewayInterceptor(grpc.ServerInterceptor):
     """Wraps every handler with authentication, authorization, error mapping, logs and metrics."""
 
-    def __init__(self, revocations: RevocationList, metrics: RpcMetrics) -> None:
+    def __init__(
+        self,
+        revocations: RevocationList,
+        metrics: RpcMetrics,
+        is_transient: Callable[[BaseException], bool],
+    ) -> None:
         self._revocations = revocations
         self._metrics = metrics
+        self._is_transient = is_transient
+        """Whether a failure is the database's "not now" (storage's classifier, passed in)."""
 
     def _admit(self, method: str, ident: Identity) -> None:
         """Refuse a revoked certificate, or a role the RPC is not open to."""
@@ -123,13 +129,12 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             duration_ms=round(seconds * 1000, 3),
         )
 
-    @staticmethod
-    def _as_domain_error(exc: Exception) -> DomainError | None:
+    def _as_domain_error(self, exc: Exception) -> DomainError | None:
         """The domain error an exception stands for; None for an unexpected failure."""
         if isinstance(exc, NotImplementedError):
             # The generated base servicer raises this for RPCs not served yet.
             return NotImplementedYet("this RPC is part of the contract but not served yet")
-        if is_transient(exc):
+        if self._is_transient(exc):
             log.warning("rpc.storage_unavailable", error=str(exc).splitlines()[0])
             return StorageUnavailable(
                 "the database could not serve the request just now; send the same request again"

@@ -284,7 +284,8 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         self._service = service
 
     def _message(self, found: tuple[mr.Recognition, bytes]) -> recognition_pb2.Recognition:
-        return convert.recognition(found[0], found[1], self._service.db)
+        rec, assessment = found
+        return convert.recognition(rec, assessment, self._service.decision_envelopes(rec))
 
     def RequestRecognition(
         self,

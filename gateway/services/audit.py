@@ -8,13 +8,18 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.audit import ChainCheck, EntryFields, sign_tree_head, verify_chain
 from gateway.errors import InvalidArgument
+from gateway.security.audit_chain import (
+    ChainCheck,
+    EntryFields,
+    StoredEntry,
+    sign_tree_head,
+    verify_chain,
+)
 from gateway.security.signing import key_id_of, raw_public_key
 from gateway.services import Clock, page_limit, page_of, utc_now
+from gateway.storage.audit_store import AuditStore
 from gateway.storage.db import Database
-from gateway.storage.models import AuditEntryRow
-from gateway.storage.repositories import AuditLogRepository, entry_fields
 
 MAX_PAGE = 5000
 DEFAULT_PAGE = 500
@@ -46,7 +51,7 @@ class AuditReader:
         self.gateway_key = gateway_key
         self.clock = clock
 
-    def page(self, start: int, size: int) -> tuple[Sequence[AuditEntryRow], int]:
+    def page(self, start: int, size: int) -> tuple[Sequence[StoredEntry], int]:
         """Entries from start; returns them and the next sequence (0 at the end)."""
         limit = page_limit(size, maximum=MAX_PAGE, default=DEFAULT_PAGE)
         if start > MAX_SEQUENCE:
@@ -55,7 +60,7 @@ class AuditReader:
                 field_errors={"start_sequence": "out of range"},
             )
         with self.db.transaction() as session:
-            rows, last = page_of(AuditLogRepository(session).page(max(start, 1), limit + 1), limit)
+            rows, last = page_of(AuditStore(session).page(max(start, 1), limit + 1), limit)
         return rows, (last.sequence + 1 if last is not None else 0)
 
     def tree_head(self) -> TreeHead:
@@ -63,7 +68,7 @@ class AuditReader:
         if self.gateway_key is None:
             raise RuntimeError("this reader has no gateway key to sign with")
         with self.db.transaction() as session:
-            size, head = AuditLogRepository(session).head()
+            size, head = AuditStore(session).head()
         now = self.clock()
         return TreeHead(
             size,
@@ -77,14 +82,14 @@ class AuditReader:
         """Walk the chain in pages up to the head recorded when the walk starts, and check it
         ends at that head (entries appended meanwhile are left for the next walk)."""
         with self.db.transaction() as session:
-            size, head = AuditLogRepository(session).head()
+            size, head = AuditStore(session).head()
 
         def entries() -> Iterator[tuple[EntryFields, bytes]]:
             start = 1
             while 0 < start <= size:
                 rows, start = self.page(start, min(MAX_PAGE, size - start + 1))
-                for row in rows:
-                    yield entry_fields(row), row.entry_hash
+                for entry in rows:
+                    yield entry, entry.entry_hash
 
         check = verify_chain(entries())
         if not check.ok:

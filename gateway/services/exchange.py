@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, select, type_coerce
-from sqlalchemy.types import NullType
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
 from adapters.base import CommonRecord
@@ -28,10 +26,7 @@ from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.publish import PublishBatch, SignaturesUnconfirmed
 from gateway.services.verifier import SignatureWorker, shared_worker
 from gateway.storage.db import Database
-from gateway.storage.models import (
-    EnvelopeRow,
-    RecordRow,
-)
+from gateway.storage.feed_store import FeedRow, FeedStore
 
 MAX_BATCH = 1000
 """Most envelopes accepted in one Publish message."""
@@ -41,7 +36,6 @@ costs about what it saves)."""
 DEFAULT_FEED_BATCH = 500
 MAX_FEED_BATCH = 5000
 KIND_NAMES = ("methodology", "project", "issuance")
-_ACCEPTED_AT = RecordRow.__table__.c.accepted_at
 _PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
 
 
@@ -211,51 +205,11 @@ class ExchangeService:
 
     # -- reading ------------------------------------------------------------------------------
 
-    _ITEM_COLUMNS = (
-        RecordRow.id,
-        RecordRow.body,
-        RecordRow.envelope_record_index,
-        # As the driver returns it: converted below once per distinct value (a batch's records
-        # share one), not once per row.
-        type_coerce(RecordRow.accepted_at, NullType()).label("accepted_at"),
-        EnvelopeRow.content_type,
-        EnvelopeRow.payload,
-        EnvelopeRow.key_id,
-        EnvelopeRow.sequence,
-        EnvelopeRow.previous_hash,
-        EnvelopeRow.sign_time_seconds,
-        EnvelopeRow.sign_time_nanos,
-        EnvelopeRow.signature,
-    )
-
-    def _items(
-        self, where: Sequence[ColumnElement[bool]], limit: int, native_region: str | None
-    ) -> list[FeedItem]:
-        stmt = (
-            select(*self._ITEM_COLUMNS)
-            .join(EnvelopeRow, EnvelopeRow.id == RecordRow.envelope_id)
-            .where(*where)
-            .order_by(RecordRow.id)
-            .limit(limit)
-        )
-        # Core, not the ORM session's execute: plain rows, no ORM loading per row (the feed's
-        # pages are thousands of rows).
-        with self.db.transaction() as session:
-            conn = session.connection()
-            rows = conn.execute(stmt).all()
-        dialect = conn.dialect
-        convert = _ACCEPTED_AT.type.dialect_impl(dialect).result_processor(dialect, None)
-        times: dict[Any, dt.datetime] = {}
-        items = []
-        for row in rows:
-            accepted_at = times.get(row[3])
-            if accepted_at is None:
-                value = convert(row[3]) if convert else row[3]
-                assert isinstance(value, dt.datetime)
-                accepted_at = times[row[3]] = value
-            items.append(
-                FeedItem(row[0], row[1], StoredEnvelope._make(row[4:]), row[2], accepted_at)
-            )
+    def _items(self, rows: list[FeedRow], native_region: str | None) -> list[FeedItem]:
+        items = [
+            FeedItem(position, body, StoredEnvelope._make(envelope), index, accepted_at)
+            for position, body, index, accepted_at, envelope in rows
+        ]
         adapter = self.adapters.get(native_region) if native_region else None
         if adapter is None:
             return items  # the common schema: the stored bodies as they are
@@ -286,18 +240,15 @@ class ExchangeService:
                 f"batch size must be 1..{MAX_FEED_BATCH}",
                 field_errors={"max_batch_size": "out of range"},
             )
-        where: list[ColumnElement[bool]] = [RecordRow.id > after]
-        if regions:
-            where.append(RecordRow.region.in_(regions))
-        if kinds:
-            where.append(RecordRow.kind.in_(kinds))
-        return self._items(where, limit, native_region)
+        with self.db.transaction() as session:
+            rows = FeedStore(session).after(after, regions=regions, kinds=kinds, limit=limit)
+        return self._items(rows, native_region)
 
     def get_record(self, name: str) -> FeedItem:
         """The current revision of a record (the newest version, for a methodology)."""
-        found = self._items(
-            [RecordRow.name == name, RecordRow.is_current.is_(True)], MAX_FEED_BATCH, None
-        )
+        with self.db.transaction() as session:
+            rows = FeedStore(session).current(name, MAX_FEED_BATCH)
+        found = self._items(rows, None)
         if not found:
             raise errors.RecordNotFound(f"no record {name}", metadata={"name": name})
         return found[-1]
@@ -308,12 +259,11 @@ class ExchangeService:
         """Current records in feed order, page by page; returns the page and the position to
         resume after (0 on the last page)."""
         limit = page_limit(page_size)
-        where: list[ColumnElement[bool]] = [RecordRow.is_current.is_(True), RecordRow.id > after]
-        if region:
-            where.append(RecordRow.region == region)
-        if kind:
-            where.append(RecordRow.kind == kind)
-        items, last = page_of(self._items(where, limit + 1, None), limit)
+        with self.db.transaction() as session:
+            rows = FeedStore(session).current_page(
+                region=region, kind=kind, after=after, limit=limit + 1
+            )
+        items, last = page_of(self._items(rows, None), limit)
         return items, (last.position if last is not None else 0)
 
 

@@ -22,8 +22,9 @@ from gateway.security.signing import key_id_of
 from gateway.services import Clock, utc_now
 from gateway.services.signed import lock_audit_head
 from gateway.storage.db import Database
+from gateway.storage.keys_store import SigningKeyStore
 from gateway.storage.models import SigningKeyRow
-from gateway.storage.repositories import AuditLogRepository, SigningKeyRepository
+from gateway.storage.repositories import AuditLogRepository
 
 _OWNER = re.compile(r"^(registry|admin/[a-z0-9][a-z0-9-]{0,62})$")
 
@@ -111,7 +112,7 @@ class KeyDirectory:
             # registration racing the first waits for it and then sees it, instead of colliding
             # on the primary key (PostgreSQL reads without waiting).
             lock_audit_head(session)
-            keys = SigningKeyRepository(session)
+            keys = SigningKeyStore(session)
             existing = keys.get(key_id)
             if existing is not None:
                 if (
@@ -123,7 +124,7 @@ class KeyDirectory:
                 raise SigningKeyExists(
                     f"key {key_id} is already registered", metadata={"key_id": key_id}
                 )
-            row = SigningKeyRow(
+            row = keys.add(
                 key_id=key_id,
                 region=target,
                 owner=owner,
@@ -131,7 +132,6 @@ class KeyDirectory:
                 registered_at=now,
                 registered_by=str(caller),
             )
-            keys.add(row)
             _audit_key(AuditLogRepository(session), "signing_key.registered", row, caller, now)
             return SigningKey.of(row)
 
@@ -144,7 +144,7 @@ class KeyDirectory:
             raise InvalidArgument("a reason is required", field_errors={"reason": "required"})
         now = self.clock()
         with self.db.transaction() as session:
-            keys = SigningKeyRepository(session)
+            keys = SigningKeyStore(session)
             row = keys.get_for_update(key_id)
             if row is None:
                 raise SigningKeyNotFound(f"no signing key {key_id}", metadata={"key_id": key_id})
@@ -156,8 +156,7 @@ class KeyDirectory:
                 raise SigningKeyRevoked(
                     f"key {key_id} is already revoked", metadata={"key_id": key_id}
                 )
-            row.revoked_at, row.revoke_reason = now, reason.strip()
-            session.flush()
+            keys.revoke(row, now, reason.strip())
             _audit_key(AuditLogRepository(session), "signing_key.revoked", row, caller, now)
             return SigningKey.of(row)
 
@@ -166,13 +165,12 @@ class KeyDirectory:
     ) -> Sequence[SigningKey]:
         with self.db.transaction() as session:
             return [
-                SigningKey.of(r)
-                for r in SigningKeyRepository(session).list(region, include_revoked)
+                SigningKey.of(r) for r in SigningKeyStore(session).list(region, include_revoked)
             ]
 
     def get(self, key_id: str) -> SigningKey:
         with self.db.transaction() as session:
-            row = SigningKeyRepository(session).get(key_id)
+            row = SigningKeyStore(session).get(key_id)
             if row is None:
                 raise SigningKeyNotFound(f"no signing key {key_id}", metadata={"key_id": key_id})
             return SigningKey.of(row)
@@ -190,7 +188,7 @@ class KeyDirectory:
                 continue
             public_key = load_signing_public_key(files.signing_public_key)
             with self.db.transaction() as session:
-                if SigningKeyRepository(session).get(key_id_of(public_key)) is not None:
+                if SigningKeyStore(session).get(key_id_of(public_key)) is not None:
                     continue
             self.register(gateway, ident.actor, public_key, region=ident.region)
             added += 1

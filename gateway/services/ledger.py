@@ -47,7 +47,6 @@ from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
-from gateway.config import EtsOffsetPolicy
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import (
@@ -69,6 +68,7 @@ from gateway.storage.models import (
     UnitBlockRow,
 )
 from gateway.storage.repositories import AuditChain, audit_chain
+from mutual_recognition import EtsOffsetPolicy
 
 log = structlog.get_logger("yrdgw.ledger")
 

@@ -11,7 +11,6 @@ from fractions import Fraction
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import (
     envelope_pb2,
@@ -22,19 +21,14 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import errors
-from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
+from gateway.services.exchange import StoredEnvelope
 from gateway.services.signed import open_signed, store_signed
 from gateway.storage.db import Database
-from gateway.storage.models import (
-    MethodologyRow,
-    ProjectRow,
-    RecognitionRow,
-    RecordRow,
-    UnitBlockRow,
-)
+from gateway.storage.models import RecognitionRow, UnitBlockRow
+from gateway.storage.recognition_store import RecognitionStore
 from gateway.storage.repositories import AuditLogRepository
 
 APPLICATION_TYPE = "application/vnd.yrd.recognition-application+proto"
@@ -89,7 +83,7 @@ class RecognitionService:
         db: Database,
         policy: mr.ApprovalPolicy | None = None,
         clock: Clock = utc_now,
-        regions: Sequence[str] = DELTA_REGIONS,
+        regions: Sequence[str] = mr.DELTA_REGIONS,
     ) -> None:
         self.db = db
         self.policy = policy or mr.ApprovalPolicy()
@@ -139,20 +133,24 @@ class RecognitionService:
         now = self.clock()
         with self.db.transaction() as session, _domain():
             payload, digest, resent = self._open(session, caller, env, APPLICATION_TYPE, now)
+            store = RecognitionStore(session)
             app = self._parse(
                 recognition_service_pb2.RecognitionApplication.FromString,
                 payload,
                 "RecognitionApplication",
             )
             if resent:
-                return self._requested_by(session, digest)
-            subject, methodology = self._subject(session, app)
+                return self._requested_by(store, digest)
+            subject, methodology = self._subject(store, app)
             conditions = self._conditions(app.conditions)
             counterparts: dict[str, list[records_pb2.Methodology]] = {}
             for region in app.recognising_regions or [
                 r for r in self.regions if r != subject.region
             ]:
-                counterparts[region] = self._methodologies(session, region)
+                counterparts[region] = [
+                    records_pb2.Record.FromString(b).methodology
+                    for b in store.methodology_bodies(region)
+                ]
             assessments = (
                 {
                     region: mr.assess(methodology, found, recognising_region=region)
@@ -168,7 +166,7 @@ class RecognitionService:
                 ratio = suggested.pop()
                 if ratio is not None:
                     conditions = dataclasses.replace(conditions, ets_adjustment_ratio=ratio)
-            existing = [loads(r.body) for r in self._rows(session, subject.name)]
+            existing = [loads(r.body) for r in store.of_subject(subject.name)]
             created = mr.request(
                 request_id=_request_id(digest),
                 subject=subject,
@@ -184,64 +182,46 @@ class RecognitionService:
             out = []
             for rec in created:
                 blob = assessment_proto(rec.assessment).SerializeToString()
-                session.add(
-                    RecognitionRow(
-                        id=rec.id,
-                        subject_name=rec.subject.name,
-                        requesting_region=rec.requesting_region,
-                        recognising_region=rec.recognising_region,
-                        state=rec.state.value,
-                        group_id=rec.group,
-                        body=dumps(rec),
-                        assessment=blob,
-                        requested_at=now,
-                    )
+                store.add(
+                    recognition_id=rec.id,
+                    subject_name=rec.subject.name,
+                    requesting_region=rec.requesting_region,
+                    recognising_region=rec.recognising_region,
+                    state=rec.state.value,
+                    group_id=rec.group,
+                    body=dumps(rec),
+                    assessment=blob,
+                    requested_at=now,
                 )
                 self._audit(session, caller, "recognition.requested", rec, digest, now)
                 out.append((rec, blob))
             return out
 
+    @staticmethod
     def _subject(
-        self, session: Session, app: recognition_service_pb2.RecognitionApplication
+        store: RecognitionStore, app: recognition_service_pb2.RecognitionApplication
     ) -> tuple[mr.Subject, records_pb2.Methodology | None]:
         """The subject, known to the gateway, and the methodology to assess (if any)."""
         if "/methodologies/" in app.subject:
             subject = mr.Subject.methodology(app.subject, app.version)
             parts = app.subject.split("/")
-            row = session.get(MethodologyRow, (parts[1], parts[3], app.version))
+            row = store.methodology(parts[1], parts[3], app.version)
         else:
             subject = mr.Subject.project(app.subject)
-            project = session.execute(
-                select(ProjectRow).where(ProjectRow.name == app.subject)
-            ).scalar_one_or_none()
+            project = store.project(app.subject)
             if project is None:
                 raise errors.RecordNotFound(
                     f"no project {app.subject}", metadata={"name": app.subject}
                 )
-            row = session.execute(
-                select(MethodologyRow).where(
-                    MethodologyRow.region == project.region,
-                    MethodologyRow.ref_id == project.methodology_id,
-                    MethodologyRow.ref_version == project.methodology_version,
-                )
-            ).scalar_one_or_none()
+            row = store.methodology_of(project)
         if row is None:
             raise errors.RecordNotFound(
                 f"no methodology {app.subject} version {app.version}",
                 metadata={"name": app.subject},
             )
-        body = session.get(RecordRow, row.record_id)
+        body = store.record_body(row.record_id)
         assert body is not None
-        return subject, records_pb2.Record.FromString(body.body).methodology
-
-    @staticmethod
-    def _methodologies(session: Session, region: str) -> list[records_pb2.Methodology]:
-        bodies = session.execute(
-            select(RecordRow.body)
-            .join(MethodologyRow, MethodologyRow.record_id == RecordRow.id)
-            .where(MethodologyRow.region == region)
-        ).scalars()
-        return [records_pb2.Record.FromString(b).methodology for b in bodies]
+        return subject, records_pb2.Record.FromString(body).methodology
 
     @staticmethod
     def _conditions(c: recognition_pb2.RecognitionConditions) -> mr.Conditions:
@@ -301,7 +281,7 @@ class RecognitionService:
                     "the signed verdict does not match the RPC",
                     field_errors={"verdict": "mismatch"},
                 )
-            row, rec = self._load(session, body.recognition)
+            row, rec = self._load(RecognitionStore(session), body.recognition)
             if resent:
                 if any(d.envelope == digest for d in rec.decisions):
                     return rec, row.assessment  # the same decision again: the first answer
@@ -327,7 +307,7 @@ class RecognitionService:
                 payload,
                 "RecognitionRevocation",
             )
-            row, rec = self._load(session, body.recognition)
+            row, rec = self._load(RecognitionStore(session), body.recognition)
             if resent:
                 if rec.revoke_envelope == digest:
                     return rec, row.assessment  # the same revocation again: the first answer
@@ -341,7 +321,7 @@ class RecognitionService:
 
     def get(self, name: str) -> tuple[mr.Recognition, bytes]:
         with self.db.transaction() as session:
-            row, rec = self._load(session, name, lock=False)
+            row, rec = self._load(RecognitionStore(session), name, lock=False)
             return rec, row.assessment
 
     def list_recognitions(
@@ -354,19 +334,12 @@ class RecognitionService:
         after: str = "",
     ) -> tuple[list[tuple[mr.Recognition, bytes]], str]:
         limit = page_limit(page_size)
-        stmt = (
-            select(RecognitionRow)
-            .where(RecognitionRow.id > after)
-            .order_by(RecognitionRow.id)
-            .limit(limit + 1)
-        )
-        if recognising:
-            stmt = stmt.where(RecognitionRow.recognising_region == recognising)
-        if requesting:
-            stmt = stmt.where(RecognitionRow.requesting_region == requesting)
         now = self.clock()
         with self.db.transaction() as session:
-            rows, last = page_of(list(session.execute(stmt).scalars()), limit)
+            found = RecognitionStore(session).page(
+                after=after, limit=limit + 1, recognising=recognising, requesting=requesting
+            )
+        rows, last = page_of(found, limit)
         out = [(loads(r.body), r.assessment) for r in rows]
         if state:
             out = [(rec, a) for rec, a in out if mr.effective_state(rec, now).value == state]
@@ -375,25 +348,14 @@ class RecognitionService:
     def verdict(self, session: Session, region: str, project_name: str, vintage: int) -> mr.Verdict:
         """Does region recognise the project's units of that vintage (inside the caller's
         transaction)?"""
-        project = session.execute(
-            select(ProjectRow).where(ProjectRow.name == project_name)
-        ).scalar_one_or_none()
+        store = RecognitionStore(session)
+        project = store.project(project_name)
         if project is None:
             return mr.Verdict(False, "NOT_RECOGNISED", message=f"unknown project {project_name}")
-        meth = session.execute(
-            select(MethodologyRow).where(
-                MethodologyRow.region == project.region,
-                MethodologyRow.ref_id == project.methodology_id,
-                MethodologyRow.ref_version == project.methodology_version,
-            )
-        ).scalar_one_or_none()
+        meth = store.methodology_of(project)
         meth_name = f"regions/{project.region}/methodologies/{meth.methodology_id}" if meth else ""
         version = meth.version if meth else ""
-        rows = session.execute(
-            select(RecognitionRow.body).where(
-                RecognitionRow.subject_name.in_([project_name, meth_name])
-            )
-        ).scalars()
+        rows = store.bodies_of_subjects([project_name, meth_name])
         with _domain():
             return mr.is_recognised(
                 [loads(b) for b in rows],
@@ -411,48 +373,36 @@ class RecognitionService:
         projects covered by its subject) — after a revocation, the units that stand although
         the recognition no longer does (no retroactive clawback)."""
         with self.db.transaction() as session:
-            _, rec = self._load(session, name, lock=False)
+            store = RecognitionStore(session)
+            _, rec = self._load(store, name, lock=False)
             if rec.subject.kind is mr.SubjectKind.PROJECT:
                 projects = [rec.subject.name]
             else:
                 parts = rec.subject.name.split("/")
-                meth = session.get(MethodologyRow, (parts[1], parts[3], rec.subject.version or ""))
-                projects = (
-                    list(
-                        session.execute(
-                            select(ProjectRow.name).where(
-                                ProjectRow.region == meth.region,
-                                ProjectRow.methodology_id == meth.ref_id,
-                                ProjectRow.methodology_version == meth.ref_version,
-                            )
-                        ).scalars()
-                    )
-                    if meth is not None
-                    else []
-                )
-            blocks = list(
-                session.execute(
-                    select(UnitBlockRow)
-                    .where(
-                        UnitBlockRow.holder_region == rec.recognising_region,
-                        UnitBlockRow.project_name.in_(projects),
-                    )
-                    .order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
-                ).scalars()
-            )
-            return rec, blocks
+                meth = store.methodology(parts[1], parts[3], rec.subject.version or "")
+                projects = store.project_names_under(meth) if meth is not None else []
+            return rec, store.blocks_held(rec.recognising_region, projects)
 
     def check(self, region: str, project_name: str, vintage: int) -> mr.Verdict:
         with self.db.transaction() as session:
             return self.verdict(session, region, project_name, vintage)
 
+    def decision_envelopes(self, rec: mr.Recognition) -> dict[bytes, StoredEnvelope]:
+        """The stored envelopes that signed a recognition's decisions, by envelope hash."""
+        hashes = [d.envelope for d in rec.decisions if d.envelope]
+        if not hashes:
+            return {}
+        with self.db.transaction() as session:
+            rows = RecognitionStore(session).envelopes(hashes)
+        return {row[0]: StoredEnvelope._make(row[1:]) for row in rows}
+
     # -- storage helpers ------------------------------------------------------------------------
 
-    def _requested_by(self, session: Session, digest: bytes) -> list[tuple[mr.Recognition, bytes]]:
+    def _requested_by(
+        self, store: RecognitionStore, digest: bytes
+    ) -> list[tuple[mr.Recognition, bytes]]:
         """What the request in envelope ``digest`` created, in the order it answered first."""
-        rows = session.execute(
-            select(RecognitionRow).where(RecognitionRow.group_id == _request_id(digest))
-        ).scalars()
+        rows = store.of_group(_request_id(digest))
         found: dict[str, tuple[mr.Recognition, bytes]] = {}
         for row in rows:
             rec = loads(row.body)
@@ -463,20 +413,10 @@ class RecognitionService:
         return [found[region] for region in asked if region in found]
 
     @staticmethod
-    def _rows(session: Session, subject_name: str) -> list[RecognitionRow]:
-        return list(
-            session.execute(
-                select(RecognitionRow).where(RecognitionRow.subject_name == subject_name)
-            ).scalars()
-        )
-
-    @staticmethod
     def _load(
-        session: Session, name: str, lock: bool = True
+        store: RecognitionStore, name: str, lock: bool = True
     ) -> tuple[RecognitionRow, mr.Recognition]:
-        rid = name.removeprefix("recognitions/")
-        stmt = select(RecognitionRow).where(RecognitionRow.id == rid)
-        row = session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
+        row = store.get(name.removeprefix("recognitions/"), lock=lock)
         if row is None:
             raise errors.RECOGNITION_ERRORS["RECOGNITION_NOT_FOUND"](
                 f"no recognition {name}", metadata={"recognition": name}
@@ -485,7 +425,7 @@ class RecognitionService:
 
     @staticmethod
     def _save(row: RecognitionRow, rec: mr.Recognition) -> None:
-        row.body, row.state = dumps(rec), rec.state.value
+        RecognitionStore.save(row, dumps(rec), rec.state.value)
 
     @staticmethod
     def _audit(

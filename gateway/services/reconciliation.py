@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import Select, func, insert, literal, or_, select, text
-from sqlalchemy.orm import Session
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
@@ -34,21 +32,14 @@ from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import lock_audit_head
+from gateway.storage.audit_store import AuditStore
 from gateway.storage.db import Database
-from gateway.storage.models import (
-    AuditEntryRow,
-    HoldingsSnapshotRow,
-    ReconciliationReportRow,
-    SnapshotBlockRow,
-    SnapshotTransferRow,
-    TransferRow,
-    UnitBlockRow,
-)
+from gateway.storage.models import HoldingsSnapshotRow
+from gateway.storage.reconciliation_store import ReconciliationStore
 from gateway.storage.repositories import AuditLogRepository
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
-REGISTRY, LEDGER = "registry", "ledger"
 STATE_OF_PROTO: dict[int, str] = {
     records_pb2.UNIT_BLOCK_STATE_ACTIVE: "active",
     records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER: "reserved",
@@ -60,7 +51,6 @@ Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
 MAX_SNAPSHOT_BLOCKS = 2_000_000
-_INSERT_CHUNK = 5000
 _TRANSFER_NAME = re.compile(r"^regions/[0-9]{6}/transfers/[^/]{1,120}$")
 _REGION = re.compile(r"^[0-9]{6}$")
 
@@ -172,9 +162,9 @@ class ReconciliationService:
         with self.db.transaction() as session:
             # Every writer of blocks and transfers holds this lock: both sides describe one moment.
             lock_audit_head(session)
-            audit = AuditLogRepository(session)
-            size, _ = audit.head()
-            row = HoldingsSnapshotRow(
+            store = ReconciliationStore(session)
+            size, _ = AuditStore(session).head()
+            sid = store.add_snapshot(
                 region=region,
                 snapshot_time=snapshot.snapshot_time,
                 received_at=now,
@@ -183,51 +173,18 @@ class ReconciliationService:
                 block_count=len(snapshot.blocks),
                 quantity_grams=quantity,
             )
-            session.add(row)
-            session.flush()
-            sid = row.id
-            for i in range(0, len(snapshot.blocks), _INSERT_CHUNK):
-                session.execute(
-                    insert(SnapshotBlockRow),
-                    [
-                        {
-                            "snapshot_id": sid,
-                            "side": REGISTRY,
-                            "origin_region": b.origin,
-                            "serial_start": b.start,
-                            "serial_end": b.end,
-                            "state": b.state,
-                        }
-                        for b in snapshot.blocks[i : i + _INSERT_CHUNK]
-                    ],
-                )
-            overlap = _first_overlap(session, sid)
+            store.add_registry_blocks(sid, snapshot.blocks)
+            overlap = store.first_overlap(sid)
             if overlap is not None:
                 origin, start = overlap
                 raise errors.SnapshotInvalid(
                     f"blocks of {origin} overlap at serial {start}: each serial is held once",
                     field_errors={"blocks": f"{origin}:{start}"},
                 )
-            session.execute(
-                insert(SnapshotBlockRow).from_select(
-                    ["snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"],
-                    select(
-                        literal(sid),
-                        literal(LEDGER),
-                        UnitBlockRow.origin_region,
-                        UnitBlockRow.serial_start,
-                        UnitBlockRow.serial_end,
-                        UnitBlockRow.state,
-                    ).where(UnitBlockRow.holder_region == region),
-                )
-            )
-            if snapshot.transfer_names:
-                session.execute(
-                    insert(SnapshotTransferRow),
-                    [{"snapshot_id": sid, "transfer_name": n} for n in snapshot.transfer_names],
-                )
+            store.copy_ledger_side(sid, region)
+            store.add_transfer_names(sid, snapshot.transfer_names)
             name = f"regions/{region}/snapshots/{sid}"
-            audit.append(
+            AuditLogRepository(session).append(
                 kind="reconciliation.snapshot",
                 subject=name,
                 actor_region=region,
@@ -247,26 +204,9 @@ class ReconciliationService:
         """What the ledger says ``region`` holds now, and every transfer completed for it: the
         snapshot a registry in perfect agreement would submit."""
         with self.db.transaction() as session:
-            blocks = [
-                HeldRange(*r)
-                for r in session.execute(
-                    select(
-                        UnitBlockRow.origin_region,
-                        UnitBlockRow.serial_start,
-                        UnitBlockRow.serial_end,
-                        UnitBlockRow.state,
-                    )
-                    .where(UnitBlockRow.holder_region == region)
-                    .order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
-                )
-            ]
-            names = list(
-                session.execute(
-                    _completed_for(region, upto=2**62)
-                    .with_only_columns(AuditEntryRow.subject)
-                    .order_by(AuditEntryRow.sequence)
-                ).scalars()
-            )
+            store = ReconciliationStore(session)
+            blocks = [HeldRange(*r) for r in store.ledger_blocks(region)]
+            names = store.completed_transfers(region)
         return self.clock(), blocks, names
 
     # -- runs -----------------------------------------------------------------------------------
@@ -278,7 +218,7 @@ class ReconciliationService:
         region = region or (caller.region or "")
         _authorise(caller, region)
         with self.db.transaction() as session:
-            snap = _latest_snapshot(session, region)
+            snap = ReconciliationStore(session).latest_snapshot(region)
         if snap is None:
             raise errors.SnapshotMissing(
                 f"{region} has submitted no holdings snapshot", metadata={"region": region}
@@ -295,16 +235,9 @@ class ReconciliationService:
         reports = []
         for region in regions:
             with self.db.transaction() as session:
-                snap = _latest_snapshot(session, region)
-                done = (
-                    snap is not None
-                    and session.execute(
-                        select(func.count())
-                        .select_from(ReconciliationReportRow)
-                        .where(ReconciliationReportRow.snapshot_id == snap.id)
-                    ).scalar_one()
-                    > 0
-                )
+                store = ReconciliationStore(session)
+                snap = store.latest_snapshot(region)
+                done = snap is not None and store.has_report(snap.id)
             if snap is None:
                 log.info("reconcile.skipped", region=region, reason="no snapshot ever submitted")
                 continue
@@ -320,17 +253,13 @@ class ReconciliationService:
     ) -> reconciliation_pb2.ReconciliationReport:
         found: list[reconciliation_pb2.Discrepancy] = []
         with self.db.transaction() as session:
-            previous = session.execute(
-                select(func.max(HoldingsSnapshotRow.audit_sequence)).where(
-                    HoldingsSnapshotRow.region == snap.region,
-                    HoldingsSnapshotRow.id < snap.id,
-                )
-            ).scalar()
+            store = ReconciliationStore(session)
+            previous = store.previous_audit_sequence(snap.region, snap.id)
             stages: list[Callable[[], list[reconciliation_pb2.Discrepancy]]] = [
-                lambda: compare_totals(session, snap.id),
-                lambda: compare_ranges(session, snap.id),
+                lambda: compare_totals(store, snap.id),
+                lambda: compare_ranges(store, snap.id),
                 lambda: compare_transfers(
-                    session, snap.id, snap.region, previous or 0, snap.audit_sequence
+                    store, snap.id, snap.region, previous, snap.audit_sequence
                 ),
             ]
             for i, (stage, compare) in enumerate(zip(STAGES, stages, strict=True)):
@@ -379,20 +308,15 @@ class ReconciliationService:
         status = Status.Name(report.status).removeprefix("RECONCILIATION_STATUS_")
         with self.db.transaction() as session:
             lock_audit_head(session)
-            row = ReconciliationReportRow(
-                name="",
-                region=snap.region,
-                snapshot_id=snap.id,
-                status=status,
-                finished_at=now,
-                body=b"",
+            store = ReconciliationStore(session)
+            report_id = store.add_report(
+                region=snap.region, snapshot_id=snap.id, status=status, finished_at=now
             )
-            session.add(row)
-            session.flush()
-            report.name = row.name = f"reconciliations/{row.id}"
+            report.name = f"reconciliations/{report_id}"
             report.finish_time.FromDatetime(now)
             sign_report(self.gateway_key, report)
-            row.body = report.SerializeToString()
+            body = report.SerializeToString()
+            store.finish_report(report_id, report.name, body)
             AuditLogRepository(session).append(
                 kind="reconciliation.report",
                 subject=report.name,
@@ -403,7 +327,7 @@ class ReconciliationService:
                     "snapshot": f"regions/{snap.region}/snapshots/{snap.id}",
                     "status": status,
                     "counts": discrepancy_counts(report),
-                    "report_sha256": hashlib.sha256(row.body).hexdigest(),
+                    "report_sha256": hashlib.sha256(body).hexdigest(),
                 },
                 now=now,
             )
@@ -420,9 +344,7 @@ class ReconciliationService:
 
     def get(self, name: str) -> reconciliation_pb2.ReconciliationReport:
         with self.db.transaction() as session:
-            body = session.execute(
-                select(ReconciliationReportRow.body).where(ReconciliationReportRow.name == name)
-            ).scalar_one_or_none()
+            body = ReconciliationStore(session).report_body(name)
         if body is None:
             raise errors.ReportNotFound(f"no report {name!r}", metadata={"name": name[:300]})
         return reconciliation_pb2.ReconciliationReport.FromString(body)
@@ -432,17 +354,11 @@ class ReconciliationService:
     ) -> tuple[list[reconciliation_pb2.ReconciliationReport], int]:
         """Reports newest first; returns the page and the id to continue before (0 at the end)."""
         limit = page_limit(page_size, maximum=500, default=50)
-        stmt = (
-            select(ReconciliationReportRow.id, ReconciliationReportRow.body)
-            .order_by(ReconciliationReportRow.id.desc())
-            .limit(limit + 1)
-        )
-        if before:
-            stmt = stmt.where(ReconciliationReportRow.id < before)
-        if region:
-            stmt = stmt.where(ReconciliationReportRow.region == region)
         with self.db.transaction() as session:
-            rows, last = page_of(session.execute(stmt).all(), limit)
+            found = ReconciliationStore(session).report_page(
+                region=region, before=before, limit=limit + 1
+            )
+        rows, last = page_of(found, limit)
         reports = [reconciliation_pb2.ReconciliationReport.FromString(b) for _, b in rows]
         return reports, (last[0] if last is not None else 0)
 
@@ -463,15 +379,6 @@ def _authorise(caller: Identity, region: str) -> None:
         )
 
 
-def _latest_snapshot(session: Session, region: str) -> HoldingsSnapshotRow | None:
-    return session.execute(
-        select(HoldingsSnapshotRow)
-        .where(HoldingsSnapshotRow.region == region)
-        .order_by(HoldingsSnapshotRow.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
 def discrepancy_counts(report: reconciliation_pb2.ReconciliationReport) -> dict[str, int]:
     """Number of discrepancies per kind (short kind names), kinds with none left out."""
     counts: dict[str, int] = {}
@@ -481,129 +388,21 @@ def discrepancy_counts(report: reconciliation_pb2.ReconciliationReport) -> dict[
     return counts
 
 
-def _first_overlap(session: Session, sid: int) -> tuple[str, int] | None:
-    row = session.execute(text(_OVERLAP), {"sid": sid, "side": REGISTRY}).first()
-    return None if row is None else (row[0], row[1])
+# -- the stages: discrepancies from the store's comparisons ----------------------------------
 
 
-_OVERLAP = """
-SELECT o, s FROM (
-  SELECT origin_region AS o, serial_start AS s,
-         MAX(serial_end) OVER (
-           PARTITION BY origin_region ORDER BY serial_start, serial_end
-           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-  FROM snapshot_blocks WHERE snapshot_id = :sid AND side = :side
-) t WHERE reach >= s ORDER BY o, s LIMIT 1
-"""
-
-
-# -- stage 1: totals -----------------------------------------------------------------------------
-
-_TOTALS = """
-SELECT origin_region, state,
-       SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END) AS reg,
-       SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END) AS led
-FROM snapshot_blocks WHERE snapshot_id = :sid
-GROUP BY origin_region, state
-HAVING SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END)
-    <> SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END)
-ORDER BY origin_region, state
-"""
-
-
-def compare_totals(session: Session, sid: int) -> list[reconciliation_pb2.Discrepancy]:
+def compare_totals(store: ReconciliationStore, sid: int) -> list[reconciliation_pb2.Discrepancy]:
     """Stage 1: grams per origin and state, registry against ledger."""
     return [
         reconciliation_pb2.Discrepancy(
             kind=Kind.DISCREPANCY_KIND_TOTAL_MISMATCH,
             origin_region=origin,
-            quantity_grams=abs(int(reg) - int(led)),
-            detail=f"{state}: registry {int(reg)} g, ledger {int(led)} g",
+            quantity_grams=abs(reg - led),
+            detail=f"{state}: registry {reg} g, ledger {led} g",
         )
-        for origin, state, reg, led in session.execute(text(_TOTALS), {"sid": sid})
+        for origin, state, reg, led in store.totals(sid)
     ]
 
-
-# -- stage 2: serial ranges ----------------------------------------------------------------------
-
-# A block both sides hold identically (same origin, serials and state) cannot differ, and blocks of
-# one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
-# serial line into elementary segments; on each segment each side has at most one block. The block
-# covering a segment is the last one that started at or before it: carried forward with a running
-# count of block starts (a group number) and a window over that group. Differing segments are
-# classified, then adjacent segments of the same kind and states are merged (gaps and islands).
-_RANGES = """
-WITH unmatched AS (
-  SELECT s.side, s.origin_region, s.serial_start, s.serial_end, s.state
-  FROM snapshot_blocks s
-  WHERE s.snapshot_id = :sid AND NOT EXISTS (
-    SELECT 1 FROM snapshot_blocks m
-    WHERE m.snapshot_id = :sid
-      AND m.side = CASE s.side WHEN 'registry' THEN 'ledger' ELSE 'registry' END
-      AND m.origin_region = s.origin_region AND m.serial_start = s.serial_start
-      AND m.serial_end = s.serial_end AND m.state = s.state)
-),
-ev AS (
-  SELECT origin_region AS o, serial_start AS p,
-         CASE WHEN side = 'registry' THEN serial_end END AS r_end,
-         CASE WHEN side = 'registry' THEN state END AS r_state,
-         CASE WHEN side = 'ledger' THEN serial_end END AS l_end,
-         CASE WHEN side = 'ledger' THEN state END AS l_state
-  FROM unmatched
-  UNION ALL
-  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM unmatched
-),
-pts AS (
-  SELECT o, p, MAX(r_end) AS r_end, MAX(r_state) AS r_state,
-         MAX(l_end) AS l_end, MAX(l_state) AS l_state
-  FROM ev GROUP BY o, p
-),
-carried AS (
-  SELECT o, p, LEAD(p) OVER (PARTITION BY o ORDER BY p) - 1 AS e, r_end, r_state, l_end, l_state,
-         COUNT(r_end) OVER (PARTITION BY o ORDER BY p
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rg,
-         COUNT(l_end) OVER (PARTITION BY o ORDER BY p
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS lg
-  FROM pts
-),
-segs AS (
-  SELECT o, p AS s, e,
-         MAX(r_end) OVER (PARTITION BY o, rg) AS r_end,
-         MAX(r_state) OVER (PARTITION BY o, rg) AS r_state,
-         MAX(l_end) OVER (PARTITION BY o, lg) AS l_end,
-         MAX(l_state) OVER (PARTITION BY o, lg) AS l_state
-  FROM carried
-),
-cls AS (
-  SELECT o, s, e,
-         CASE WHEN r_end >= s THEN r_state END AS rs,
-         CASE WHEN l_end >= s THEN l_state END AS ls
-  FROM segs WHERE e IS NOT NULL
-),
-diff AS (
-  SELECT o, s, e, rs, ls,
-         CASE WHEN rs IS NULL THEN 'LEDGER_ONLY'
-              WHEN ls IS NULL THEN 'REGISTRY_ONLY'
-              ELSE 'STATE_MISMATCH' END AS kind
-  FROM cls
-  WHERE (rs IS NULL AND ls IS NOT NULL) OR (rs IS NOT NULL AND ls IS NULL) OR rs <> ls
-),
-marked AS (
-  SELECT o, s, e, rs, ls, kind,
-         CASE WHEN LAG(e) OVER (PARTITION BY o, kind, COALESCE(rs, ''), COALESCE(ls, '')
-                                ORDER BY s) = s - 1 THEN 0 ELSE 1 END AS brk
-  FROM diff
-),
-grouped AS (
-  SELECT o, s, e, rs, ls, kind,
-         SUM(brk) OVER (PARTITION BY o, kind, COALESCE(rs, ''), COALESCE(ls, '') ORDER BY s
-                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS g
-  FROM marked
-)
-SELECT kind, o, rs, ls, MIN(s) AS lo, MAX(e) AS hi
-FROM grouped GROUP BY kind, o, rs, ls, g
-ORDER BY kind, o, rs, ls, lo
-"""
 
 _RANGE_KIND = {
     "REGISTRY_ONLY": Kind.DISCREPANCY_KIND_REGISTRY_ONLY,
@@ -612,10 +411,10 @@ _RANGE_KIND = {
 }
 
 
-def compare_ranges(session: Session, sid: int) -> list[reconciliation_pb2.Discrepancy]:
+def compare_ranges(store: ReconciliationStore, sid: int) -> list[reconciliation_pb2.Discrepancy]:
     """Stage 2: one discrepancy per kind, origin and pair of states, with its merged ranges."""
     found: dict[tuple[str, str, str | None, str | None], reconciliation_pb2.Discrepancy] = {}
-    for kind, origin, rs, ls, lo, hi in session.execute(text(_RANGES), {"sid": sid}):
+    for kind, origin, rs, ls, lo, hi in store.ranges(sid):
         key = (kind, origin, rs, ls)
         d = found.get(key)
         if d is None:
@@ -628,76 +427,36 @@ def compare_ranges(session: Session, sid: int) -> list[reconciliation_pb2.Discre
             d = found[key] = reconciliation_pb2.Discrepancy(
                 kind=_RANGE_KIND[kind], origin_region=origin, detail=detail
             )
-        d.ranges.append(records_pb2.SerialRange(start=int(lo), end=int(hi)))
-        d.quantity_grams += int(hi) - int(lo) + 1
+        d.ranges.append(records_pb2.SerialRange(start=lo, end=hi))
+        d.quantity_grams += hi - lo + 1
     return list(found.values())
 
 
-# -- stage 3: transfers --------------------------------------------------------------------------
-
-
-# A transfer's completion is an audit entry; the window between two snapshots is a range of audit
-# sequence numbers, so a transfer completing while a snapshot is taken falls on exactly one side.
-def _completed_for(region: str, upto: int, after: int | None = None) -> Select[str, int]:
-    """Transfers completed with ``region`` on either side, by the audit entries of their
-    completion: (name, grams), at audit sequences up to ``upto`` (and after ``after``)."""
-    entry, transfer = AuditEntryRow, TransferRow
-    stmt = (
-        select(entry.subject, transfer.quantity_grams)
-        .join(transfer, transfer.name == entry.subject)
-        .where(
-            entry.kind == "transfer.completed",
-            entry.sequence <= upto,
-            or_(transfer.source_region == region, transfer.destination_region == region),
-        )
-    )
-    return stmt if after is None else stmt.where(entry.sequence > after)
-
-
 def compare_transfers(
-    session: Session, sid: int, region: str, after: int, upto: int
+    store: ReconciliationStore, sid: int, region: str, after: int, upto: int
 ) -> list[reconciliation_pb2.Discrepancy]:
     """Stage 3: transfers completed in the window that the registry does not list, and transfers
     it lists that the ledger has not completed for it (by the snapshot)."""
-    listed = select(SnapshotTransferRow.transfer_name).where(SnapshotTransferRow.snapshot_id == sid)
-    window = _completed_for(region, upto, after)
-    unknown_to_registry = window.where(AuditEntryRow.subject.not_in(listed)).order_by(
-        AuditEntryRow.subject
-    )
-    completed = _completed_for(region, upto).with_only_columns(AuditEntryRow.subject)
-    unknown_to_ledger = (
-        select(
-            SnapshotTransferRow.transfer_name,
-            TransferRow.state,
-            func.coalesce(TransferRow.quantity_grams, 0),
-        )
-        .outerjoin(TransferRow, TransferRow.name == SnapshotTransferRow.transfer_name)
-        .where(
-            SnapshotTransferRow.snapshot_id == sid,
-            SnapshotTransferRow.transfer_name.not_in(completed),
-        )
-        .order_by(SnapshotTransferRow.transfer_name)
-    )
     found = [
         reconciliation_pb2.Discrepancy(
             kind=Kind.DISCREPANCY_KIND_TRANSFER_UNKNOWN_TO_REGISTRY,
             transfer_ids=[name],
-            quantity_grams=int(grams),
+            quantity_grams=grams,
             detail="completed in the ledger; the registry does not list it",
         )
-        for name, grams in session.execute(unknown_to_registry)
+        for name, grams in store.transfers_unknown_to_registry(sid, region, after, upto)
     ]
     found += [
         reconciliation_pb2.Discrepancy(
             kind=Kind.DISCREPANCY_KIND_TRANSFER_UNKNOWN_TO_LEDGER,
             transfer_ids=[name],
-            quantity_grams=int(grams),
+            quantity_grams=grams,
             detail=(
                 "no such transfer in the ledger"
                 if state is None
                 else f"the ledger has it {state}, not completed for {region}"
             ),
         )
-        for name, state, grams in session.execute(unknown_to_ledger)
+        for name, state, grams in store.transfers_unknown_to_ledger(sid, region, upto)
     ]
     return found

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gateway.audit import GENESIS, EntryFields, canonical_json, entry_hash
+from gateway.security.audit_chain import EntryFields, canonical_json, entry_hash
 from gateway.storage.direct import Statement, Writes
-from gateway.storage.models import AuditEntryRow, AuditHeadRow, SigningKeyRow
+from gateway.storage.models import AuditEntryRow, AuditHeadRow
 
 
 def next_entry(
@@ -39,7 +39,7 @@ def next_entry(
 
 
 class AuditLogRepository:
-    """Appends to and reads the hash-chained audit log."""
+    """Appends to the hash-chained audit log (its reads: ``storage.audit_store``)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -84,21 +84,6 @@ class AuditLogRepository:
         head.sequence, head.head_hash = fields.sequence, digest
         self.session.flush()
         return row
-
-    def page(self, start: int, limit: int) -> Sequence[AuditEntryRow]:
-        """Entries with sequence >= start, in order."""
-        stmt = (
-            select(AuditEntryRow)
-            .where(AuditEntryRow.sequence >= start)
-            .order_by(AuditEntryRow.sequence)
-            .limit(limit)
-        )
-        return self.session.execute(stmt).scalars().all()
-
-    def head(self) -> tuple[int, bytes]:
-        """(size, head hash) of the log."""
-        head = self.session.get(AuditHeadRow, 1)
-        return (0, GENESIS) if head is None else (head.sequence, head.head_hash)
 
 
 def _table(model: type[Any]) -> Table:
@@ -176,43 +161,3 @@ def audit_chain(conn: Connection) -> AuditChain:
         raise RuntimeError("audit_head row missing: the database was not migrated")
     sequence, head_hash = row
     return AuditChain(conn, sequence, head_hash)
-
-
-def entry_fields(row: AuditEntryRow) -> EntryFields:
-    """The hashed fields of a stored entry."""
-    return EntryFields(
-        sequence=row.sequence,
-        kind=row.kind,
-        subject=row.subject,
-        actor_region=row.actor_region,
-        actor=row.actor,
-        detail=row.detail,
-        previous_hash=row.previous_hash,
-        created_at=row.created_at,
-    )
-
-
-class SigningKeyRepository:
-    """The directory of record-signing keys."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def get(self, key_id: str) -> SigningKeyRow | None:
-        return self.session.get(SigningKeyRow, key_id)
-
-    def get_for_update(self, key_id: str) -> SigningKeyRow | None:
-        stmt = select(SigningKeyRow).where(SigningKeyRow.key_id == key_id).with_for_update()
-        return self.session.execute(stmt).scalar_one_or_none()
-
-    def add(self, row: SigningKeyRow) -> None:
-        self.session.add(row)
-        self.session.flush()
-
-    def list(self, region: str | None, include_revoked: bool) -> Sequence[SigningKeyRow]:
-        stmt = select(SigningKeyRow).order_by(SigningKeyRow.region, SigningKeyRow.key_id)
-        if region:
-            stmt = stmt.where(SigningKeyRow.region == region)
-        if not include_revoked:
-            stmt = stmt.where(SigningKeyRow.revoked_at.is_(None))
-        return self.session.execute(stmt).scalars().all()

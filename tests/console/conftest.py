@@ -17,13 +17,14 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from gateway.client import GatewayClient
-from gateway.config import DELTA_REGIONS, GatewaySettings
+from gateway.config import GatewaySettings
 from gateway.console.screenshot import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init
 from gateway.server import GatewayServer
 from gateway.storage.db import Database
+from mutual_recognition import DELTA_REGIONS
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 YRDGW = str(Path(sys.executable).parent / "yrdgw")

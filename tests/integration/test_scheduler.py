@@ -10,9 +10,10 @@ import time
 
 from sqlalchemy import insert, select
 
-from gateway.app import build_services
+from gateway.assembly import build_services
 from gateway.config import GatewaySettings
-from gateway.scheduler import EXPIRE, RECONCILE, VERIFY, GatewayScheduler, latest_fire_time
+from gateway.cron import latest_fire_time
+from gateway.scheduler import EXPIRE, RECONCILE, VERIFY, GatewayScheduler
 from gateway.security.pki import PKIDir
 from gateway.services.ledger import check_invariants
 from gateway.storage.db import Database
@@ -61,7 +62,7 @@ def wait_for(condition: object, timeout: float = 15.0) -> None:
 
 
 def test_latest_fire_time_is_the_run_being_made() -> None:
-    from gateway.scheduler import cron_trigger
+    from gateway.cron import cron_trigger
 
     trigger = cron_trigger("*/15 * * * *", "Asia/Shanghai")
     grace = dt.timedelta(minutes=5)

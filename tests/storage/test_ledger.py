@@ -318,7 +318,7 @@ ENTITY = "上海某钢铁有限公司"
 @pytest.fixture
 def ets_world(world: World) -> World:
     """Shanghai holds 10 t of Anhui units (1,000..10,000,999) after a completed transfer."""
-    from gateway.config import EtsOffsetPolicy
+    from mutual_recognition import EtsOffsetPolicy
 
     world.ledger.ets_policies = {
         SH: EtsOffsetPolicy(

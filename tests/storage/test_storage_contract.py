@@ -24,9 +24,9 @@ from gateway.security.identity import Identity, Role
 from gateway.security.signing import key_id_of, raw_public_key
 from gateway.services.audit import AuditReader
 from gateway.services.keys import KeyDirectory
+from gateway.storage.audit_store import AuditStore
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow, Base, SigningKeyRow
-from gateway.storage.repositories import AuditLogRepository
 
 ADMIN_SH = Identity(Role.ADMIN, "310000", "admin-a")
 ADMIN_JS = Identity(Role.ADMIN, "320000", "admin-a")
@@ -85,7 +85,7 @@ def test_register_key_stores_it_and_audits_it(database: Database) -> None:
     assert key.registered_at == NOW  # UTC-aware, microseconds kept on both backends
     assert keys.get(key.key_id) == key
     with database.transaction() as s:
-        entry = AuditLogRepository(s).page(1, 10)[0]
+        entry = AuditStore(s).page(1, 10)[0]
     assert (entry.kind, entry.actor_region, entry.actor) == (
         "signing_key.registered",
         "310000",

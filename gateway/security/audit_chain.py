@@ -51,6 +51,13 @@ class EntryFields:
     created_at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEntry(EntryFields):
+    """An entry as the log holds it: the hashed fields and the hash stored with them."""
+
+    entry_hash: bytes
+
+
 def entry_hash(e: EntryFields) -> bytes:
     """The hash of one entry, chaining it to its predecessor."""
     return hashlib.sha256(

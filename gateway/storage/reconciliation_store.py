@@ -1,0 +1,393 @@
+"""Statements of batch reconciliation: holdings snapshots (both sides in ``snapshot_blocks``),
+the staged comparison in SQL, and the signed reports. Inside a caller's transaction; never
+commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from sqlalchemy import Select, func, insert, literal, or_, select, text
+from sqlalchemy.orm import Session
+
+from gateway.storage.models import (
+    AuditEntryRow,
+    HoldingsSnapshotRow,
+    ReconciliationReportRow,
+    SnapshotBlockRow,
+    SnapshotTransferRow,
+    TransferRow,
+    UnitBlockRow,
+)
+
+REGISTRY, LEDGER = "registry", "ledger"
+"""The two sides of a snapshot's blocks."""
+_INSERT_CHUNK = 5000
+
+
+class HeldBlock(Protocol):
+    """A block one side holds: origin, serials (grams, inclusive) and ledger state."""
+
+    @property
+    def origin(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+
+
+class ReconciliationStore:
+    """Snapshots, comparisons and reports, inside a caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def add_snapshot(
+        self,
+        *,
+        region: str,
+        snapshot_time: dt.datetime,
+        received_at: dt.datetime,
+        audit_sequence: int,
+        submitted_by: str,
+        block_count: int,
+        quantity_grams: int,
+    ) -> int:
+        """Store a snapshot's header; returns its id."""
+        row = HoldingsSnapshotRow(
+            region=region,
+            snapshot_time=snapshot_time,
+            received_at=received_at,
+            audit_sequence=audit_sequence,
+            submitted_by=submitted_by,
+            block_count=block_count,
+            quantity_grams=quantity_grams,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def add_registry_blocks(self, sid: int, blocks: Sequence[HeldBlock]) -> None:
+        """The registry's side of snapshot ``sid``, inserted in chunks."""
+        for i in range(0, len(blocks), _INSERT_CHUNK):
+            self.session.execute(
+                insert(SnapshotBlockRow),
+                [
+                    {
+                        "snapshot_id": sid,
+                        "side": REGISTRY,
+                        "origin_region": b.origin,
+                        "serial_start": b.start,
+                        "serial_end": b.end,
+                        "state": b.state,
+                    }
+                    for b in blocks[i : i + _INSERT_CHUNK]
+                ],
+            )
+
+    def first_overlap(self, sid: int) -> tuple[str, int] | None:
+        """(origin, serial) where two of the registry's blocks first overlap, if any do."""
+        row = self.session.execute(text(_OVERLAP), {"sid": sid, "side": REGISTRY}).first()
+        return None if row is None else (row[0], row[1])
+
+    def copy_ledger_side(self, sid: int, region: str) -> None:
+        """The ledger's side of snapshot ``sid``: every block it gives ``region`` now."""
+        self.session.execute(
+            insert(SnapshotBlockRow).from_select(
+                ["snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"],
+                select(
+                    literal(sid),
+                    literal(LEDGER),
+                    UnitBlockRow.origin_region,
+                    UnitBlockRow.serial_start,
+                    UnitBlockRow.serial_end,
+                    UnitBlockRow.state,
+                ).where(UnitBlockRow.holder_region == region),
+            )
+        )
+
+    def add_transfer_names(self, sid: int, names: Iterable[str]) -> None:
+        """The transfers the registry lists as completed in snapshot ``sid``."""
+        rows = [{"snapshot_id": sid, "transfer_name": n} for n in names]
+        if rows:
+            self.session.execute(insert(SnapshotTransferRow), rows)
+
+    def latest_snapshot(self, region: str) -> HoldingsSnapshotRow | None:
+        return self.session.execute(
+            select(HoldingsSnapshotRow)
+            .where(HoldingsSnapshotRow.region == region)
+            .order_by(HoldingsSnapshotRow.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def previous_audit_sequence(self, region: str, sid: int) -> int:
+        """The audit log's size when ``region``'s snapshot before ``sid`` was taken (0: none)."""
+        previous = self.session.execute(
+            select(func.max(HoldingsSnapshotRow.audit_sequence)).where(
+                HoldingsSnapshotRow.region == region, HoldingsSnapshotRow.id < sid
+            )
+        ).scalar()
+        return previous or 0
+
+    # -- the ledger's side now ------------------------------------------------------------------
+
+    def ledger_blocks(self, region: str) -> list[tuple[str, int, int, str]]:
+        """(origin, start, end, state) of every block the ledger gives ``region``, in order."""
+        rows = self.session.execute(
+            select(
+                UnitBlockRow.origin_region,
+                UnitBlockRow.serial_start,
+                UnitBlockRow.serial_end,
+                UnitBlockRow.state,
+            )
+            .where(UnitBlockRow.holder_region == region)
+            .order_by(UnitBlockRow.origin_region, UnitBlockRow.serial_start)
+        )
+        return [(o, s, e, st) for o, s, e, st in rows]
+
+    def completed_transfers(self, region: str) -> list[str]:
+        """Names of every transfer completed with ``region`` on either side, in audit order."""
+        return list(
+            self.session.execute(
+                _completed_for(region, upto=2**62)
+                .with_only_columns(AuditEntryRow.subject)
+                .order_by(AuditEntryRow.sequence)
+            ).scalars()
+        )
+
+    # -- the stages -----------------------------------------------------------------------------
+
+    def totals(self, sid: int) -> list[tuple[str, str, int, int]]:
+        """Stage 1: (origin, state, registry grams, ledger grams) where the two differ."""
+        return [
+            (origin, state, int(reg), int(led))
+            for origin, state, reg, led in self.session.execute(text(_TOTALS), {"sid": sid})
+        ]
+
+    def ranges(self, sid: int) -> list[tuple[str, str, str | None, str | None, int, int]]:
+        """Stage 2: (kind, origin, registry state, ledger state, first, last serial) of each
+        maximal range on which the sides differ; kind is REGISTRY_ONLY, LEDGER_ONLY or
+        STATE_MISMATCH."""
+        return [
+            (kind, origin, rs, ls, int(lo), int(hi))
+            for kind, origin, rs, ls, lo, hi in self.session.execute(text(_RANGES), {"sid": sid})
+        ]
+
+    def transfers_unknown_to_registry(
+        self, sid: int, region: str, after: int, upto: int
+    ) -> list[tuple[str, int]]:
+        """Stage 3: (name, grams) of transfers completed for ``region`` at audit sequences in
+        (after, upto] that snapshot ``sid`` does not list."""
+        listed = select(SnapshotTransferRow.transfer_name).where(
+            SnapshotTransferRow.snapshot_id == sid
+        )
+        stmt = (
+            _completed_for(region, upto, after)
+            .where(AuditEntryRow.subject.not_in(listed))
+            .order_by(AuditEntryRow.subject)
+        )
+        return [(name, int(grams)) for name, grams in self.session.execute(stmt)]
+
+    def transfers_unknown_to_ledger(
+        self, sid: int, region: str, upto: int
+    ) -> list[tuple[str, str | None, int]]:
+        """Stage 3: (name, ledger state or None, grams) of transfers snapshot ``sid`` lists that
+        the ledger has not completed for ``region`` by audit sequence ``upto``."""
+        completed = _completed_for(region, upto).with_only_columns(AuditEntryRow.subject)
+        stmt = (
+            select(
+                SnapshotTransferRow.transfer_name,
+                TransferRow.state,
+                func.coalesce(TransferRow.quantity_grams, 0),
+            )
+            .outerjoin(TransferRow, TransferRow.name == SnapshotTransferRow.transfer_name)
+            .where(
+                SnapshotTransferRow.snapshot_id == sid,
+                SnapshotTransferRow.transfer_name.not_in(completed),
+            )
+            .order_by(SnapshotTransferRow.transfer_name)
+        )
+        return [(name, state, int(grams)) for name, state, grams in self.session.execute(stmt)]
+
+    # -- reports --------------------------------------------------------------------------------
+
+    def has_report(self, sid: int) -> bool:
+        """Whether snapshot ``sid`` was reconciled already."""
+        count = self.session.execute(
+            select(func.count())
+            .select_from(ReconciliationReportRow)
+            .where(ReconciliationReportRow.snapshot_id == sid)
+        ).scalar_one()
+        return bool(count > 0)
+
+    def add_report(
+        self, *, region: str, snapshot_id: int, status: str, finished_at: dt.datetime
+    ) -> int:
+        """Start a report's row (named and filled by ``finish_report``); returns its id."""
+        row = ReconciliationReportRow(
+            name="",
+            region=region,
+            snapshot_id=snapshot_id,
+            status=status,
+            finished_at=finished_at,
+            body=b"",
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def finish_report(self, report_id: int, name: str, body: bytes) -> None:
+        """Give a report started in this transaction its name and signed body."""
+        row = self.session.get(ReconciliationReportRow, report_id)
+        assert row is not None
+        row.name, row.body = name, body
+
+    def report_body(self, name: str) -> bytes | None:
+        return self.session.execute(
+            select(ReconciliationReportRow.body).where(ReconciliationReportRow.name == name)
+        ).scalar_one_or_none()
+
+    def report_page(self, *, region: str, before: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` (id, body) of reports, newest first, with ids below ``before`` (0:
+        from the newest), of ``region`` (empty: all)."""
+        stmt = (
+            select(ReconciliationReportRow.id, ReconciliationReportRow.body)
+            .order_by(ReconciliationReportRow.id.desc())
+            .limit(limit)
+        )
+        if before:
+            stmt = stmt.where(ReconciliationReportRow.id < before)
+        if region:
+            stmt = stmt.where(ReconciliationReportRow.region == region)
+        return [(i, b) for i, b in self.session.execute(stmt)]
+
+
+_OVERLAP = """
+SELECT o, s FROM (
+  SELECT origin_region AS o, serial_start AS s,
+         MAX(serial_end) OVER (
+           PARTITION BY origin_region ORDER BY serial_start, serial_end
+           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+  FROM snapshot_blocks WHERE snapshot_id = :sid AND side = :side
+) t WHERE reach >= s ORDER BY o, s LIMIT 1
+"""
+
+# -- stage 1: totals per origin and state --------------------------------------------------------
+
+_TOTALS = """
+SELECT origin_region, state,
+       SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END) AS reg,
+       SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END) AS led
+FROM snapshot_blocks WHERE snapshot_id = :sid
+GROUP BY origin_region, state
+HAVING SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END)
+    <> SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END)
+ORDER BY origin_region, state
+"""
+
+
+# -- stage 2: serial ranges ----------------------------------------------------------------------
+
+# A block both sides hold identically (same origin, serials and state) cannot differ, and blocks of
+# one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
+# serial line into elementary segments; on each segment each side has at most one block. The block
+# covering a segment is the last one that started at or before it: carried forward with a running
+# count of block starts (a group number) and a window over that group. Differing segments are
+# classified, then adjacent segments of the same kind and states are merged (gaps and islands).
+_RANGES = """
+WITH unmatched AS (
+  SELECT s.side, s.origin_region, s.serial_start, s.serial_end, s.state
+  FROM snapshot_blocks s
+  WHERE s.snapshot_id = :sid AND NOT EXISTS (
+    SELECT 1 FROM snapshot_blocks m
+    WHERE m.snapshot_id = :sid
+      AND m.side = CASE s.side WHEN 'registry' THEN 'ledger' ELSE 'registry' END
+      AND m.origin_region = s.origin_region AND m.serial_start = s.serial_start
+      AND m.serial_end = s.serial_end AND m.state = s.state)
+),
+ev AS (
+  SELECT origin_region AS o, serial_start AS p,
+         CASE WHEN side = 'registry' THEN serial_end END AS r_end,
+         CASE WHEN side = 'registry' THEN state END AS r_state,
+         CASE WHEN side = 'ledger' THEN serial_end END AS l_end,
+         CASE WHEN side = 'ledger' THEN state END AS l_state
+  FROM unmatched
+  UNION ALL
+  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM unmatched
+),
+pts AS (
+  SELECT o, p, MAX(r_end) AS r_end, MAX(r_state) AS r_state,
+         MAX(l_end) AS l_end, MAX(l_state) AS l_state
+  FROM ev GROUP BY o, p
+),
+carried AS (
+  SELECT o, p, LEAD(p) OVER (PARTITION BY o ORDER BY p) - 1 AS e, r_end, r_state, l_end, l_state,
+         COUNT(r_end) OVER (PARTITION BY o ORDER BY p
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rg,
+         COUNT(l_end) OVER (PARTITION BY o ORDER BY p
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS lg
+  FROM pts
+),
+segs AS (
+  SELECT o, p AS s, e,
+         MAX(r_end) OVER (PARTITION BY o, rg) AS r_end,
+         MAX(r_state) OVER (PARTITION BY o, rg) AS r_state,
+         MAX(l_end) OVER (PARTITION BY o, lg) AS l_end,
+         MAX(l_state) OVER (PARTITION BY o, lg) AS l_state
+  FROM carried
+),
+cls AS (
+  SELECT o, s, e,
+         CASE WHEN r_end >= s THEN r_state END AS rs,
+         CASE WHEN l_end >= s THEN l_state END AS ls
+  FROM segs WHERE e IS NOT NULL
+),
+diff AS (
+  SELECT o, s, e, rs, ls,
+         CASE WHEN rs IS NULL THEN 'LEDGER_ONLY'
+              WHEN ls IS NULL THEN 'REGISTRY_ONLY'
+              ELSE 'STATE_MISMATCH' END AS kind
+  FROM cls
+  WHERE (rs IS NULL AND ls IS NOT NULL) OR (rs IS NOT NULL AND ls IS NULL) OR rs <> ls
+),
+marked AS (
+  SELECT o, s, e, rs, ls, kind,
+         CASE WHEN LAG(e) OVER (PARTITION BY o, kind, COALESCE(rs, ''), COALESCE(ls, '')
+                                ORDER BY s) = s - 1 THEN 0 ELSE 1 END AS brk
+  FROM diff
+),
+grouped AS (
+  SELECT o, s, e, rs, ls, kind,
+         SUM(brk) OVER (PARTITION BY o, kind, COALESCE(rs, ''), COALESCE(ls, '') ORDER BY s
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS g
+  FROM marked
+)
+SELECT kind, o, rs, ls, MIN(s) AS lo, MAX(e) AS hi
+FROM grouped GROUP BY kind, o, rs, ls, g
+ORDER BY kind, o, rs, ls, lo
+"""
+
+# -- stage 3: transfers --------------------------------------------------------------------------
+
+
+# A transfer's completion is an audit entry; the window between two snapshots is a range of audit
+# sequence numbers, so a transfer completing while a snapshot is taken falls on exactly one side.
+def _completed_for(region: str, upto: int, after: int | None = None) -> Select[str, int]:
+    """Transfers completed with ``region`` on either side, by the audit entries of their
+    completion: (name, grams), at audit sequences up to ``upto`` (and after ``after``)."""
+    entry, transfer = AuditEntryRow, TransferRow
+    stmt = (
+        select(entry.subject, transfer.quantity_grams)
+        .join(transfer, transfer.name == entry.subject)
+        .where(
+            entry.kind == "transfer.completed",
+            entry.sequence <= upto,
+            or_(transfer.source_region == region, transfer.destination_region == region),
+        )
+    )
+    return stmt if after is None else stmt.where(entry.sequence > after)
