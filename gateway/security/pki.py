@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.config import DELTA_REGIONS
 from gateway.security.identity import (
     NAME_PATTERN,
     REGION_PATTERN,
@@ -33,6 +32,7 @@ from gateway.security.identity import (
     Role,
     identity_of,
 )
+from mutual_recognition.model import DELTA_REGIONS
 
 DEFAULT_ADMINS: tuple[str, ...] = ("admin-a", "admin-b")
 CA_VALIDITY = dt.timedelta(days=3650)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import json_format
 from yrd.interop.v1 import reconciliation_pb2
 
-from gateway.audit import canonical_json
+from gateway.security.audit_chain import canonical_json
 from gateway.security.signing import key_id_of, raw_public_key
 
 REPORT_TAG = b"yrd-interop/v1/reconciliation-report"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.audit import ChainCheck, EntryFields, sign_tree_head, verify_chain
 from gateway.errors import InvalidArgument
+from gateway.security.audit_chain import ChainCheck, EntryFields, sign_tree_head, verify_chain
 from gateway.security.signing import key_id_of, raw_public_key
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.storage.db import Database

@@ -46,7 +46,7 @@ from adapters.errors import NativeFormatError, UnknownContentTypeError
 from adapters.quantities import capacity_within
 from adapters.registry import AdapterRegistry
 from gateway import errors, protowire
-from gateway.audit import ENTRY_TAG, EntryFields, canonical_json, entry_hash
+from gateway.security.audit_chain import ENTRY_TAG, EntryFields, canonical_json, entry_hash
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
 from gateway.services.verifier import Pending, SignatureWorker

@@ -23,6 +23,7 @@ from yrd.interop.v1 import (
 import mutual_recognition as mr
 from gateway import errors
 from gateway.config import DELTA_REGIONS
+from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -37,9 +38,6 @@ from gateway.storage.models import (
 )
 from gateway.storage.repositories import AuditLogRepository
 
-APPLICATION_TYPE = "application/vnd.yrd.recognition-application+proto"
-VERDICT_TYPE = "application/vnd.yrd.recognition-verdict+proto"
-REVOCATION_TYPE = "application/vnd.yrd.recognition-revocation+proto"
 T = TypeVar("T")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from gateway.audit import GENESIS, EntryFields, canonical_json, entry_hash
+from gateway.security.audit_chain import GENESIS, EntryFields, canonical_json, entry_hash
 from gateway.storage.direct import Statement, Writes
 from gateway.storage.models import AuditEntryRow, AuditHeadRow, SigningKeyRow
 

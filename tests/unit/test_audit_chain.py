@@ -7,7 +7,7 @@ import datetime as dt
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.audit import (
+from gateway.security.audit_chain import (
     GENESIS,
     EntryFields,
     canonical_json,

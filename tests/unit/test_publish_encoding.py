@@ -1,6 +1,7 @@
 """The hand-written encodings of the publish and feed hot paths give exactly what the reference
-code gives: the generated protobuf classes, ``canonical_json`` and ``gateway.audit.entry_hash``;
-and the signature worker's verdicts are the library's."""
+code gives: the generated protobuf classes, ``canonical_json`` and
+``gateway.security.audit_chain.entry_hash``; and the signature worker's verdicts are the
+library's."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from hypothesis import strategies as st
 from yrd.interop.v1 import envelope_pb2, records_pb2, registry_service_pb2
 
 from gateway import errors, protowire
-from gateway.audit import EntryFields, entry_hash
 from gateway.rpc.convert import (
     envelope_result,
     feed_events_bytes,
     feed_response,
     publish_response,
 )
+from gateway.security.audit_chain import EntryFields, entry_hash
 from gateway.security.signing import raw_public_key
 from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
 from gateway.services.publish import _AuditAppender, _detail, _reference_detail
