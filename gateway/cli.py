@@ -254,7 +254,7 @@ def audit_verify(
         finally:
             db.dispose()
     else:
-        from gateway.audit_client import verify_remote_log
+        from gateway.client.audit import verify_remote_log
 
         with _client(gateway, cert_dir, region, role, name) as client:
             try:
@@ -329,7 +329,7 @@ def registry_publish(
     taken from the gateway when that file is missing). Exits 1 if any file was refused.
     """
     from adapters import default_registry
-    from gateway.signer_state import load_state, save_state
+    from gateway.client.signer_state import load_state, save_state
 
     try:
         documents = [(f, f.read_bytes()) for f in files]
@@ -782,7 +782,7 @@ def _signing_client(
     gateway: str, cert_dir: Path, region: str, role: Role, name: str | None
 ) -> Iterator[GatewayClient]:
     """A client whose signer (registry or administrator key) continues its saved chain."""
-    from gateway.signer_state import load_state, save_state
+    from gateway.client.signer_state import load_state, save_state
 
     with _client(gateway, cert_dir, region, role, name) as client:
         try:

@@ -11,8 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gateway.audit_client import verify_remote_log
-from gateway.client import GatewayClient, envelope_signature_ok
+from gateway.client import GatewayClient, envelope_signature_ok, verify_remote_log
 from gateway.config import GatewaySettings
 from gateway.errors import DomainError
 from gateway.logs import configure_logging

@@ -1,24 +1,47 @@
-"""Domain errors: raised in the core, mapped to ``google.rpc.Status`` in one place (gateway.rpc).
+"""Domain errors: raised in the core, mapped to ``google.rpc.Status`` in one place
+(``gateway.rpc.status``). Pure Python: no gRPC here, so the SDK and the core share these classes.
 
-Each error has a machine-readable ``reason`` (UPPER_SNAKE_CASE, AIP-193) and the gRPC code it maps
-to. Clients turn statuses back into these same classes (``gateway.client.errors``).
+Each error has a machine-readable ``reason`` (UPPER_SNAKE_CASE, AIP-193) and the canonical status
+:class:`Code` it maps to. Clients turn statuses back into these same classes
+(``gateway.client.errors``).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import ClassVar
-
-import grpc
 
 ERROR_DOMAIN = "yrd-interop"
 """The ``ErrorInfo.domain`` of every error the gateway returns."""
 
 
+class Code(enum.IntEnum):
+    """The canonical status codes (``google.rpc.Code``): same names and numbers as gRPC's."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
 class DomainError(Exception):
     """Base of every error the gateway reports to a caller."""
 
-    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.FAILED_PRECONDITION
+    code: ClassVar[Code] = Code.FAILED_PRECONDITION
     reason: ClassVar[str] = "FAILED_PRECONDITION"
 
     def __init__(
@@ -37,28 +60,28 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """The request itself is malformed or impossible."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Code.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
 
 class NotFound(DomainError):
     """A named resource does not exist."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = Code.NOT_FOUND
     reason = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
     """The resource exists already with a different body."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = Code.ALREADY_EXISTS
     reason = "ALREADY_EXISTS"
 
 
 class Unauthenticated(DomainError):
     """The caller's certificate is missing, unreadable or revoked."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Code.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
 
 
@@ -77,7 +100,7 @@ class IdentityMissing(Unauthenticated):
 class PermissionDenied(DomainError):
     """The caller's role or region may not do this."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Code.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
@@ -114,14 +137,14 @@ class SigningKeyNotFound(NotFound):
 class SigningKeyRevoked(DomainError):
     """The key was revoked and signs nothing any more."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Code.FAILED_PRECONDITION
     reason = "SIGNING_KEY_REVOKED"
 
 
 class FailedPrecondition(DomainError):
     """The request is well formed but the system's state does not allow it."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Code.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
 
 
@@ -420,14 +443,14 @@ class StorageUnavailable(DomainError):
     serialization conflict). A write may or may not have committed: the same request sent again
     takes effect once."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Code.UNAVAILABLE
     reason = "STORAGE_UNAVAILABLE"
 
 
 class NotImplementedYet(DomainError):
     """The RPC is part of the contract but not served by this version."""
 
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = Code.UNIMPLEMENTED
     reason = "NOT_IMPLEMENTED"
 
 

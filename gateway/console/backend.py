@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 from yrd.interop.v1 import (
@@ -26,14 +25,15 @@ from yrd.interop.v1 import (
 )
 
 from gateway.client import GatewayClient, TransportError, envelope_signature_ok
+from gateway.client.signer_state import load_state, save_state
+from gateway.contract import recognition_id, recognition_name
 from gateway.errors import DomainError
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir
-from gateway.signer_state import load_state, save_state
 
 T = TypeVar("T")
 
-NO_REPORT_CODES = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND})
+NO_REPORT_CODES = frozenset({"UNIMPLEMENTED", "NOT_FOUND"})
 """Answers that mean "no reconciliation report to show" rather than a failure."""
 
 RECENT_TRANSFERS = 50
@@ -243,7 +243,7 @@ def recognition_view(
     )
     return RecognitionView(
         name=rec.name,
-        id=rec.name.removeprefix("recognitions/"),
+        id=recognition_id(rec.name),
         subject=rec.subject,
         requesting_region=rec.requesting_region,
         recognising_region=rec.recognising_region,
@@ -377,7 +377,7 @@ class ConsoleBackend:
 
     def recognition(self, rid: str) -> RecognitionView:
         """One recognition, its decisions' signatures checked against the key directory."""
-        rec = self.client.get_recognition(f"recognitions/{rid}")
+        rec = self.client.get_recognition(recognition_name(rid))
         keys = self._keys(rec.recognising_region) if rec.decisions else {}
         return recognition_view(rec, self.me, keys)
 
@@ -401,7 +401,7 @@ class ConsoleBackend:
         try:
             reports = self.client.list_reconciliation_reports(region=self.region, page_size=1)
         except (DomainError, TransportError) as exc:
-            if exc.code in NO_REPORT_CODES:
+            if exc.code.name in NO_REPORT_CODES:
                 return None
             raise
         latest = latest_report(r for r in reports if r.region in ("", self.region))
@@ -417,13 +417,13 @@ class ConsoleBackend:
                 save_state(self.client.files, self.client.signer)
 
     def approve(self, rid: str, comment: str) -> RecognitionView:
-        rec = self._signed(lambda: self.client.approve_recognition(f"recognitions/{rid}", comment))
+        rec = self._signed(lambda: self.client.approve_recognition(recognition_name(rid), comment))
         return recognition_view(rec, self.me)
 
     def reject(self, rid: str, comment: str) -> RecognitionView:
-        rec = self._signed(lambda: self.client.reject_recognition(f"recognitions/{rid}", comment))
+        rec = self._signed(lambda: self.client.reject_recognition(recognition_name(rid), comment))
         return recognition_view(rec, self.me)
 
     def revoke(self, rid: str, reason: str) -> RecognitionView:
-        rec = self._signed(lambda: self.client.revoke_recognition(f"recognitions/{rid}", reason))
+        rec = self._signed(lambda: self.client.revoke_recognition(recognition_name(rid), reason))
         return recognition_view(rec, self.me)

@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway.config import GatewaySettings
     from gateway.console.backend import ConsoleBackend
     from gateway.console.server import ConsoleServer
+    from gateway.contract import recognition_id
     from gateway.logs import configure_logging
     from gateway.samples import sample_documents
     from gateway.security.identity import Role
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console = ConsoleServer(backend)
             console.start()
             try:
-                rid = rec.name.removeprefix("recognitions/")
+                rid = recognition_id(rec.name)
                 take(f"{console.url}#{console.base_url}/recognitions/{rid}", out)
             finally:
                 console.stop()

@@ -17,10 +17,11 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import protowire
+from gateway.contract import BLOCK_STATE_PROTO, TRANSFER_STATE_PROTO, block_name
 from gateway.security.audit_chain import StoredEntry
 from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
 from gateway.services.keys import SigningKey
-from gateway.services.ledger import STATE_PROTO, BlockView, RetirementView, TransferView
+from gateway.services.ledger import BlockView, RetirementView, TransferView
 
 
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -183,26 +184,18 @@ def feed_events_bytes(items: list[FeedItem]) -> bytes:
     return b"".join(out)
 
 
-_BLOCK_STATE = {
-    "active": records_pb2.UNIT_BLOCK_STATE_ACTIVE,
-    "reserved": records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER,
-    "retired": records_pb2.UNIT_BLOCK_STATE_RETIRED,
-    "cancelled": records_pb2.UNIT_BLOCK_STATE_CANCELLED,
-}
-
-
 def unit_block(b: BlockView) -> records_pb2.UnitBlock:
     return records_pb2.UnitBlock(
-        name=f"regions/{b.origin_region}/blocks/{b.id}",
+        name=block_name(b.origin_region, b.id),
         origin_region=b.origin_region,
         issuance=b.issuance,
         project=b.project,
         vintage=b.vintage,
         serials=records_pb2.SerialRange(start=b.serial_start, end=b.serial_end),
         holder_region=b.holder_region,
-        state=_BLOCK_STATE[b.state],
+        state=BLOCK_STATE_PROTO[b.state],
         reserved_by=b.reserved_by or "",
-        parent=f"regions/{b.origin_region}/blocks/{b.parent_id}" if b.parent_id else "",
+        parent=block_name(b.origin_region, b.parent_id) if b.parent_id else "",
     )
 
 
@@ -215,7 +208,7 @@ def transfer(t: TransferView) -> transfer_pb2.Transfer:
         blocks=[unit_block(b) for b in t.blocks],
         quantity_grams=t.quantity_grams,
         purpose=transfer_pb2.TransferPurpose.ValueType(t.purpose),
-        state=STATE_PROTO[t.state],
+        state=TRANSFER_STATE_PROTO[t.state],
         propose_time=timestamp(t.proposed_at),
         expire_time=timestamp(t.expires_at),
     )

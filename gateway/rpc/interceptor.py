@@ -27,7 +27,7 @@ from gateway.errors import (
     StorageUnavailable,
 )
 from gateway.metrics import RpcMetrics
-from gateway.rpc.status import internal_status, to_grpc_status
+from gateway.rpc.status import grpc_code, internal_status, to_grpc_status
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
@@ -152,7 +152,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             return grpc.StatusCode.CANCELLED, "CLIENT_GONE", None
         err = self._as_domain_error(exc)
         if err is not None:
-            return err.code, err.reason, to_grpc_status(err)
+            return grpc_code(err), err.reason, to_grpc_status(err)
         if _is_abort(context):
             return _code(context) or grpc.StatusCode.UNKNOWN, "", None
         log.error("rpc.unexpected_error", exc_info=exc)

@@ -20,7 +20,6 @@ from yrd.interop.v1 import (
     recognition_service_pb2_grpc,
     reconciliation_service_pb2,
     reconciliation_service_pb2_grpc,
-    records_pb2,
     registry_service_pb2,
     registry_service_pb2_grpc,
     transfer_service_pb2,
@@ -28,13 +27,14 @@ from yrd.interop.v1 import (
 )
 
 import mutual_recognition as mr
+from gateway.contract import BLOCK_STATE_OF, TRANSFER_STATE_OF, is_recognition_name
 from gateway.errors import CursorInvalid, InvalidArgument, SnapshotInvalid
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import STATE_PROTO, LedgerService
+from gateway.services.ledger import LedgerService
 from gateway.services.recognition import RecognitionService
 from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
 
@@ -194,15 +194,6 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         )
 
 
-_TRANSFER_STATES: dict[int, str] = {v: k for k, v in STATE_PROTO.items()}
-_BLOCK_STATES: dict[int, str] = {
-    records_pb2.UNIT_BLOCK_STATE_ACTIVE: "active",
-    records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER: "reserved",
-    records_pb2.UNIT_BLOCK_STATE_RETIRED: "retired",
-    records_pb2.UNIT_BLOCK_STATE_CANCELLED: "cancelled",
-}
-
-
 class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
     """TransferService over the LedgerService."""
 
@@ -246,7 +237,7 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
         views, after = self._ledger.list_transfers(
             source=request.source_region,
             destination=request.destination_region,
-            state=_TRANSFER_STATES.get(request.state, ""),
+            state=TRANSFER_STATE_OF.get(request.state, ""),
             page_size=request.page_size,
             after=_position(request.page_token, "page_token"),
         )
@@ -261,7 +252,7 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
         blocks, after = self._ledger.blocks(
             holder=request.holder_region,
             origin=request.origin_region,
-            state=_BLOCK_STATES.get(request.state, ""),
+            state=BLOCK_STATE_OF.get(request.state, ""),
             page_size=request.page_size,
             after=_position(request.page_token, "page_token"),
         )
@@ -367,7 +358,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         if verdict.ets_ratio is not None:
             reply.ets_adjustment_ratio.numerator = verdict.ets_ratio.numerator
             reply.ets_adjustment_ratio.denominator = verdict.ets_ratio.denominator
-        if verdict.relied_on and verdict.relied_on[0].startswith("recognitions/"):
+        if verdict.relied_on and is_recognition_name(verdict.relied_on[0]):
             reply.conditions.CopyFrom(
                 self._message(self._service.get(verdict.relied_on[0])).conditions
             )

@@ -35,6 +35,11 @@ def _within_budget(items: dict[str, str]) -> list[tuple[str, str]]:
     return kept
 
 
+def grpc_code(err: DomainError) -> grpc.StatusCode:
+    """The gRPC status code of a domain error (same name as its canonical :class:`Code`)."""
+    return grpc.StatusCode[err.code.name]
+
+
 def status_proto(err: DomainError) -> status_pb2.Status:
     """The rich status for a domain error: ErrorInfo always, BadRequest when fields are named.
     Strings are clipped and entries capped so the status fits a client's trailer limit."""
@@ -56,8 +61,7 @@ def status_proto(err: DomainError) -> status_pb2.Status:
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    code: int = err.code.value[0]
-    return status_pb2.Status(code=code, message=_clip(err.message), details=packed)
+    return status_pb2.Status(code=int(err.code), message=_clip(err.message), details=packed)
 
 
 def to_grpc_status(err: DomainError) -> grpc.Status:

@@ -47,6 +47,21 @@ from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
+from gateway.contract import (
+    ACTIVE,
+    ANSWER_TYPE,
+    CANCELLED,
+    CANCELLED_T,
+    COMPLETED,
+    DECISION,
+    EXPIRED,
+    PROPOSAL_TYPE,
+    PROPOSED,
+    REJECTED,
+    RESERVED,
+    RETIRED,
+    RETIREMENT_TYPE,
+)
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.signed import (
@@ -72,47 +87,13 @@ from mutual_recognition import EtsOffsetPolicy
 
 log = structlog.get_logger("yrdgw.ledger")
 
-PROPOSAL_TYPE = "application/vnd.yrd.transfer-proposal+proto"
-RETIREMENT_TYPE = "application/vnd.yrd.retirement-order+proto"
 TONNE = 1_000_000
 _RETIRE_PURPOSES = (
     transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
     transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
     transfer_pb2.TRANSFER_PURPOSE_CHARITABLE,
 )
-ANSWER_TYPE = "application/vnd.yrd.transfer-answer+proto"
-ACTIVE, RESERVED, RETIRED, CANCELLED = "active", "reserved", "retired", "cancelled"
-PROPOSED, COMPLETED, REJECTED, CANCELLED_T, EXPIRED = (
-    "PROPOSED",
-    "COMPLETED",
-    "REJECTED",
-    "CANCELLED",
-    "EXPIRED",
-)
-STATE_PROTO = {
-    PROPOSED: transfer_pb2.TRANSFER_STATE_PROPOSED,
-    COMPLETED: transfer_pb2.TRANSFER_STATE_COMPLETED,
-    REJECTED: transfer_pb2.TRANSFER_STATE_REJECTED,
-    CANCELLED_T: transfer_pb2.TRANSFER_STATE_CANCELLED,
-    EXPIRED: transfer_pb2.TRANSFER_STATE_EXPIRED,
-}
-DECISION = {
-    COMPLETED: transfer_service_pb2.TRANSFER_DECISION_ACCEPT,
-    REJECTED: transfer_service_pb2.TRANSFER_DECISION_REJECT,
-    CANCELLED_T: transfer_service_pb2.TRANSFER_DECISION_CANCEL,
-}
-"""The signed decision each answer RPC requires, by the state it resolves a transfer to."""
-ANSWER_OUTCOME = {"accept": COMPLETED, "reject": REJECTED, "cancel": CANCELLED_T}
-"""The state each answer (by its method's name) resolves a transfer to."""
 M = TypeVar("M", bound=ProtoMessage)
-
-
-def answer_payload(transfer: str, outcome: str, reason: str = "") -> bytes:
-    """The signed body of an answer resolving ``transfer`` to ``outcome`` (COMPLETED, REJECTED
-    or CANCELLED)."""
-    return transfer_service_pb2.TransferAnswer(
-        transfer=transfer, reason=reason, decision=DECISION[outcome]
-    ).SerializeToString()
 
 
 class RecognitionPolicy(Protocol):

@@ -21,6 +21,7 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import errors
+from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -31,9 +32,6 @@ from gateway.storage.models import RecognitionRow, UnitBlockRow
 from gateway.storage.recognition_store import RecognitionStore
 from gateway.storage.repositories import AuditLogRepository
 
-APPLICATION_TYPE = "application/vnd.yrd.recognition-application+proto"
-VERDICT_TYPE = "application/vnd.yrd.recognition-verdict+proto"
-REVOCATION_TYPE = "application/vnd.yrd.recognition-revocation+proto"
 T = TypeVar("T")
 
 

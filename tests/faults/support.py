@@ -90,7 +90,7 @@ def outcome_of(call: Callable[[], Any]) -> tuple[Outcome, Any]:
 
 def _outcome(err: DomainError | TransportError) -> Outcome:
     if isinstance(err, DomainError):
-        return Outcome(err.code, err.reason)
+        return Outcome(grpc.StatusCode[err.code.name], err.reason)
     return Outcome(err.code)
 
 

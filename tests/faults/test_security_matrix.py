@@ -31,11 +31,10 @@ from yrd.interop.v1 import (
 
 from gateway.client import EnvelopeSigner, GatewayClient
 from gateway.config import GatewaySettings
+from gateway.contract import ANSWER_TYPE, COMPLETED, PROPOSAL_TYPE, VERDICT_TYPE, answer_payload
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init, issue, load_signing_key, revoke
 from gateway.server import GatewayServer
-from gateway.services.ledger import ANSWER_TYPE, COMPLETED, PROPOSAL_TYPE, answer_payload
-from gateway.services.recognition import VERDICT_TYPE
 from tests.faults.support import (
     Outcome,
     expired_identity,

@@ -38,13 +38,20 @@ from yrd.interop.v1 import (
 )
 
 from gateway.client import GatewayClient, error_from_rpc
+from gateway.contract import (
+    ANSWER_TYPE,
+    APPLICATION_TYPE,
+    PROPOSAL_TYPE,
+    RETIREMENT_TYPE,
+    REVOCATION_TYPE,
+    VERDICT_TYPE,
+)
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import IdentityFiles, PKIDir
 from gateway.security.signing import key_id_of
 from gateway.server import GatewayServer
-from gateway.services.ledger import ANSWER_TYPE, PROPOSAL_TYPE, RETIREMENT_TYPE, check_invariants
-from gateway.services.recognition import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE
+from gateway.services.ledger import check_invariants
 from gateway.storage.models import AuditEntryRow
 from tests.faults.support import Outcome, identity_channel, snapshot
 from tests.integration.conftest import publish_samples

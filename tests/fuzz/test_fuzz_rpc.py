@@ -27,7 +27,7 @@ from yrd.interop.v1 import (
 from adapters import default_registry
 from gateway.client import EnvelopeSigner, GatewayClient, error_from_rpc
 from gateway.config import GatewaySettings
-from gateway.errors import DomainError
+from gateway.errors import Code, DomainError
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init, load_signing_key
@@ -206,7 +206,7 @@ def test_a_refusal_quoting_a_huge_request_arrives_whole(
         channel.unary_unary(path)(message.SerializeToString(), timeout=10)
     err = error_from_rpc(info.value)
     assert isinstance(err, DomainError), err
-    assert err.code is grpc.StatusCode.NOT_FOUND and err.reason.endswith("_NOT_FOUND"), err
+    assert err.code is Code.NOT_FOUND and err.reason.endswith("_NOT_FOUND"), err
     assert len(err.message) <= 200
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
-import grpc
 import pytest
 from yrd.interop.v1 import recognition_pb2, transfer_pb2
 
@@ -77,7 +76,7 @@ def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
     with pytest.raises(errors.DomainError) as wrong_region:
         enforcing(JS, Role.ADMIN, "admin-a").approve_recognition(rec.name, "not mine")
     assert wrong_region.value.reason == "WRONG_REGION"
-    assert wrong_region.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert wrong_region.value.code is errors.Code.PERMISSION_DENIED
     with pytest.raises(errors.RoleNotAllowed):
         sh.approve_recognition(rec.name, "a registry cannot decide")
     assert counts(database) == before_counts

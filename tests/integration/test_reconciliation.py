@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-import grpc
 import pytest
 from sqlalchemy import func, select
 from yrd.interop.v1 import reconciliation_pb2, reconciliation_service_pb2, records_pb2
 
 from gateway.client import GatewayClient
 from gateway.errors import (
+    Code,
     CursorInvalid,
     DomainError,
     ReportNotFound,
@@ -144,16 +144,16 @@ def _raw_stream(
 @pytest.mark.parametrize(
     ("case", "error", "code", "reason"),
     [
-        ("overlap", SnapshotInvalid, grpc.StatusCode.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
-        ("no header", SnapshotInvalid, grpc.StatusCode.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
-        ("no time", SnapshotInvalid, grpc.StatusCode.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
-        ("bad state", SnapshotInvalid, grpc.StatusCode.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
-        ("admin submits", RoleNotAllowed, grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"),
-        ("registry runs", RoleNotAllowed, grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"),
-        ("other region", WrongRegion, grpc.StatusCode.PERMISSION_DENIED, "WRONG_REGION"),
-        ("no snapshot", SnapshotMissing, grpc.StatusCode.FAILED_PRECONDITION, "SNAPSHOT_MISSING"),
-        ("unknown report", ReportNotFound, grpc.StatusCode.NOT_FOUND, "REPORT_NOT_FOUND"),
-        ("bad token", CursorInvalid, grpc.StatusCode.INVALID_ARGUMENT, "CURSOR_INVALID"),
+        ("overlap", SnapshotInvalid, Code.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
+        ("no header", SnapshotInvalid, Code.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
+        ("no time", SnapshotInvalid, Code.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
+        ("bad state", SnapshotInvalid, Code.INVALID_ARGUMENT, "SNAPSHOT_INVALID"),
+        ("admin submits", RoleNotAllowed, Code.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"),
+        ("registry runs", RoleNotAllowed, Code.PERMISSION_DENIED, "ROLE_NOT_ALLOWED"),
+        ("other region", WrongRegion, Code.PERMISSION_DENIED, "WRONG_REGION"),
+        ("no snapshot", SnapshotMissing, Code.FAILED_PRECONDITION, "SNAPSHOT_MISSING"),
+        ("unknown report", ReportNotFound, Code.NOT_FOUND, "REPORT_NOT_FOUND"),
+        ("bad token", CursorInvalid, Code.INVALID_ARGUMENT, "CURSOR_INVALID"),
     ],
 )
 def test_refusals_change_nothing(
@@ -161,7 +161,7 @@ def test_refusals_change_nothing(
     client_for: Callable[..., GatewayClient],
     case: str,
     error: type[DomainError],
-    code: grpc.StatusCode,
+    code: Code,
     reason: str,
 ) -> None:
     ah, admin = client_for(AH), client_for(AH, Role.ADMIN, "admin-a")

@@ -21,6 +21,7 @@ from gateway.client import GatewayClient, TransportError
 from gateway.config import GatewaySettings
 from gateway.errors import (
     CertificateRevoked,
+    Code,
     RoleNotAllowed,
     SigningKeyInvalid,
     WrongRegion,
@@ -137,7 +138,7 @@ def test_registry_calling_admin_only_rpc_is_denied(connect: ClientFactory) -> No
             "registry", raw_public_key(ed25519.Ed25519PrivateKey.generate())
         )
     err = info.value
-    assert err.code is grpc.StatusCode.PERMISSION_DENIED
+    assert err.code is Code.PERMISSION_DENIED
     assert err.reason == "ROLE_NOT_ALLOWED"
     assert err.metadata == {
         "role": "registry",
@@ -153,14 +154,14 @@ def test_admin_registers_for_own_region_only(connect: ClientFactory) -> None:
     other = connect("310000", Role.ADMIN, "admin-a")
     with pytest.raises(WrongRegion) as info:
         other.revoke_signing_key(key.key_id, "not mine")
-    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert info.value.code is Code.PERMISSION_DENIED
 
 
 def test_bad_key_gets_invalid_argument_with_field(connect: ClientFactory) -> None:
     admin = connect("340000", Role.ADMIN, "admin-a")
     with pytest.raises(SigningKeyInvalid) as info:
         admin.register_signing_key("registry", b"\x00" * 31)
-    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.code is Code.INVALID_ARGUMENT
     assert info.value.field_errors == {"public_key": "must be 32 raw bytes"}
 
 
@@ -240,7 +241,7 @@ def test_revoked_certificate_is_refused(tmp_path: Path) -> None:
                     break
                 threading.Event().wait(0.2)
             assert isinstance(error, CertificateRevoked)
-            assert error.code is grpc.StatusCode.UNAUTHENTICATED
+            assert error.code is Code.UNAUTHENTICATED
         with GatewayClient(_target(server), own, region="310000") as unaffected:
             assert unaffected.health() == "SERVING"
     finally:

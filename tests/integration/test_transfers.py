@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
 import pytest
 from yrd.interop.v1 import records_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway.client import GatewayClient
-from gateway.errors import CallerNotDestination, SerialsNotHeld
+from gateway.contract import PROPOSAL_TYPE
+from gateway.errors import CallerNotDestination, Code, SerialsNotHeld
 from gateway.security.identity import Role
 from gateway.server import GatewayServer
-from gateway.services.ledger import PROPOSAL_TYPE, check_invariants
+from gateway.services.ledger import check_invariants
 from tests.integration.conftest import publish_samples
 
 AH, SH, JS = "340000", "310000", "320000"
@@ -83,12 +83,12 @@ def test_check_codes_travel_as_error_info(
     ah, js = client_for(AH), client_for(JS)
     with pytest.raises(SerialsNotHeld) as info:
         js.propose_transfer("steal", SH, origin=AH, ranges=[(1_000, 1_999)])
-    assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.code is Code.FAILED_PRECONDITION
     assert info.value.metadata["check"] == "4"
     t = ah.propose_transfer("ah-2", SH, origin=AH, ranges=[(1_000, 1_999)])
     with pytest.raises(CallerNotDestination) as denied:
         js.accept_transfer(t.name)
-    assert denied.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.code is Code.PERMISSION_DENIED
     assert denied.value.metadata["check"] == "1"
     # The refused calls did not advance either signer's chain: the next calls go through.
     assert client_for(SH).accept_transfer(t.name).state == transfer_pb2.TRANSFER_STATE_COMPLETED

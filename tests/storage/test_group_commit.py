@@ -19,6 +19,7 @@ from yrd.interop.v1 import records_pb2, transfer_pb2, transfer_service_pb2
 from adapters import default_registry
 from gateway import errors
 from gateway.client import EnvelopeSigner
+from gateway.contract import PROPOSAL_TYPE
 from gateway.samples import sample_documents
 from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_key
@@ -26,7 +27,7 @@ from gateway.security.signing import raw_public_key
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import PROPOSAL_TYPE, LedgerService, check_invariants
+from gateway.services.ledger import LedgerService, check_invariants
 from gateway.storage.db import Database, UnitOfWork
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.models import RegionRow, UnitBlockRow

@@ -22,20 +22,19 @@ from yrd.interop.v1 import envelope_pb2, records_pb2, transfer_pb2, transfer_ser
 from adapters import default_registry
 from gateway import errors
 from gateway.client import EnvelopeSigner
+from gateway.contract import (
+    ANSWER_OUTCOME,
+    ANSWER_TYPE,
+    PROPOSAL_TYPE,
+    RETIREMENT_TYPE,
+    answer_payload,
+)
 from gateway.samples import sample_documents
 from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_key
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import (
-    ANSWER_OUTCOME,
-    ANSWER_TYPE,
-    PROPOSAL_TYPE,
-    RETIREMENT_TYPE,
-    LedgerService,
-    answer_payload,
-    check_invariants,
-)
+from gateway.services.ledger import LedgerService, check_invariants
 from gateway.storage.db import Database, make_engine
 from gateway.storage.models import UnitBlockRow
 

@@ -1,6 +1,7 @@
 """The hand-written encodings of the publish and feed hot paths give exactly what the reference
-code gives: the generated protobuf classes, ``canonical_json`` and ``gateway.security.audit_chain.entry_hash``;
-and the signature worker's verdicts are the library's."""
+code gives: the generated protobuf classes, ``canonical_json`` and
+``gateway.security.audit_chain.entry_hash``; and the signature worker's verdicts are the
+library's."""
 
 from __future__ import annotations
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.client import GatewayClient
+from gateway.client.connection import Connection
 from gateway.security.audit_chain import ChainCheck, EntryFields, verify_chain, verify_tree_head
 from gateway.security.pki import load_signing_public_key
 from gateway.security.signing import key_id_of
 
 
-def verify_remote_log(client: GatewayClient) -> ChainCheck:
+def verify_remote_log(client: Connection) -> ChainCheck:
     """Walk every entry, then check the signed tree head names the same size and head hash.
 
     The gateway's public key is read from the PKI directory (gateway/signing-key.pub.pem).

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from gateway.client import EnvelopeSigner
+from gateway.client.signer import EnvelopeSigner
 from gateway.security.pki import IdentityFiles
 
 
