@@ -26,7 +26,8 @@ from gateway.config import DELTA_REGIONS
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
-from gateway.services.signed import open_signed, store_signed
+from gateway.services.intake import open_signed, store_signed
+from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import (
     MethodologyRow,
@@ -35,7 +36,6 @@ from gateway.storage.models import (
     RecordRow,
     UnitBlockRow,
 )
-from gateway.storage.repositories import AuditLogRepository
 
 APPLICATION_TYPE = "application/vnd.yrd.recognition-application+proto"
 VERDICT_TYPE = "application/vnd.yrd.recognition-verdict+proto"
@@ -497,7 +497,7 @@ class RecognitionService:
         now: dt.datetime,
         comment: str = "",
     ) -> None:
-        AuditLogRepository(session).append(
+        audit_log(session.connection()).append(
             kind=kind,
             subject=rec.name,
             actor_region=caller.region or "",

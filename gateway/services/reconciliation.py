@@ -33,7 +33,7 @@ from gateway import errors
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
-from gateway.services.signed import lock_audit_head
+from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import (
     AuditEntryRow,
@@ -44,7 +44,6 @@ from gateway.storage.models import (
     TransferRow,
     UnitBlockRow,
 )
-from gateway.storage.repositories import AuditLogRepository
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
@@ -171,9 +170,8 @@ class ReconciliationService:
         quantity = sum(b.grams for b in snapshot.blocks)
         with self.db.transaction() as session:
             # Every writer of blocks and transfers holds this lock: both sides describe one moment.
-            lock_audit_head(session)
-            audit = AuditLogRepository(session)
-            size, _ = audit.head()
+            audit = audit_log(session.connection())
+            size = audit.sequence
             row = HoldingsSnapshotRow(
                 region=region,
                 snapshot_time=snapshot.snapshot_time,
@@ -378,7 +376,7 @@ class ReconciliationService:
         now = self.clock()
         status = Status.Name(report.status).removeprefix("RECONCILIATION_STATUS_")
         with self.db.transaction() as session:
-            lock_audit_head(session)
+            audit = audit_log(session.connection())
             row = ReconciliationReportRow(
                 name="",
                 region=snap.region,
@@ -393,7 +391,7 @@ class ReconciliationService:
             report.finish_time.FromDatetime(now)
             sign_report(self.gateway_key, report)
             row.body = report.SerializeToString()
-            AuditLogRepository(session).append(
+            audit.append(
                 kind="reconciliation.report",
                 subject=report.name,
                 actor_region=caller.region or "",
