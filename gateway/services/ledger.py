@@ -100,11 +100,6 @@ log = structlog.get_logger("yrdgw.ledger")
 PROPOSAL_TYPE = "application/vnd.yrd.transfer-proposal+proto"
 RETIREMENT_TYPE = "application/vnd.yrd.retirement-order+proto"
 TONNE = 1_000_000
-_RETIRE_PURPOSES = (
-    transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
-    transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
-    transfer_pb2.TRANSFER_PURPOSE_CHARITABLE,
-)
 ANSWER_TYPE = "application/vnd.yrd.transfer-answer+proto"
 STATE_PROTO = {
     PROPOSED: transfer_pb2.TRANSFER_STATE_PROPOSED,
