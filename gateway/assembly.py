@@ -16,10 +16,12 @@ from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService
 from gateway.services.recognition import EnforcedRecognition, RecognitionService
 from gateway.services.reconciliation import ReconciliationService
+from gateway.services.retirements import RetirementService
+from gateway.services.transfers import TransferService
 from gateway.storage.db import Database
+from gateway.storage.ledger_store import ledger_group_commit
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class Services:
     audit: AuditReader
     exchange: ExchangeService
     recognition: RecognitionService
-    ledger: LedgerService
+    transfers: TransferService
+    retirements: RetirementService
     reconciliation: ReconciliationService
     jobs: Jobs
 
@@ -54,12 +57,17 @@ def build_services(
         ),
         clock,
     )
-    ledger = LedgerService(
+    policy = EnforcedRecognition(recognition) if settings.recognition_enforced else None
+    writer = ledger_group_commit(db)  # transfers and retirements arriving together commit together
+    transfers = TransferService(
         db,
         clock,
-        recognition=EnforcedRecognition(recognition) if settings.recognition_enforced else None,
+        recognition=policy,
         proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
-        ets_policies=settings.ets_offset_policies,
+        writer=writer,
+    )
+    retirements = RetirementService(
+        db, clock, recognition=policy, ets_policies=settings.ets_offset_policies, writer=writer
     )
     reconciliation = ReconciliationService(db, gateway_key, clock)
     return Services(
@@ -68,7 +76,8 @@ def build_services(
         audit=audit,
         exchange=ExchangeService(db, adapters or default_registry, clock),
         recognition=recognition,
-        ledger=ledger,
+        transfers=transfers,
+        retirements=retirements,
         reconciliation=reconciliation,
-        jobs=Jobs(db, ledger, reconciliation, audit, settings.reconcile_regions),
+        jobs=Jobs(db, transfers, reconciliation, audit, settings.reconcile_regions),
     )

@@ -33,8 +33,9 @@ from gateway.config import GatewaySettings
 from gateway.cron import cron_trigger, latest_fire_time
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
-from gateway.services.ledger import LedgerService, check_invariants
+from gateway.services.ledger import check_invariants
 from gateway.services.reconciliation import ReconciliationService, discrepancy_counts
+from gateway.services.transfers import TransferService
 from gateway.storage.db import Database
 from gateway.storage.jobs_store import JobRunStore
 
@@ -49,13 +50,13 @@ class Jobs:
     """What the jobs do: calls into the same services the RPCs use. Each returns a summary."""
 
     db: Database
-    ledger: LedgerService
+    transfers: TransferService
     reconciliation: ReconciliationService
     audit: AuditReader
     regions: tuple[str, ...]
 
     def expire_transfers(self) -> str:
-        names = self.ledger.expire_due()
+        names = self.transfers.expire_due()
         return f"{len(names)} expired" + (f": {', '.join(names)}" if names else "")
 
     def reconcile_regions(self) -> str:

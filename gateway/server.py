@@ -163,7 +163,8 @@ class GatewayServer:
         self.audit = self.services.audit
         self.exchange = self.services.exchange
         self.recognition = self.services.recognition
-        self.ledger = self.services.ledger
+        self.transfers = self.services.transfers
+        self.retirements = self.services.retirements
         self.reconciliation = self.services.reconciliation
         self.scheduler: GatewayScheduler | None = (
             GatewayScheduler(settings, self.services.jobs, clock)
@@ -214,11 +215,13 @@ class GatewayServer:
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
             RecognitionServicer(self.recognition), server
         )
-        transfers = TransferServicer(self.ledger)
+        transfers = TransferServicer(self.transfers, self.retirements)
         if s.fault_kill_after_commit:  # crash tests only (see gateway/rpc/faults.py)
             from gateway.rpc.faults import KillAfterCommitTransferServicer
 
-            transfers = KillAfterCommitTransferServicer(self.ledger, s.fault_kill_after_commit)
+            transfers = KillAfterCommitTransferServicer(
+                self.transfers, self.retirements, s.fault_kill_after_commit
+            )
         transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)

@@ -17,7 +17,8 @@ import structlog
 from yrd.interop.v1 import transfer_service_pb2
 
 from gateway.rpc.servicers import TransferServicer
-from gateway.services.ledger import LedgerService
+from gateway.services.retirements import RetirementService
+from gateway.services.transfers import TransferService
 
 log = structlog.get_logger("yrdgw.faults")
 
@@ -28,8 +29,10 @@ class KillAfterCommitTransferServicer(TransferServicer):
     returned from the service layer, i.e. after its transaction committed and before the reply is
     sent."""
 
-    def __init__(self, ledger: LedgerService, after: int) -> None:
-        super().__init__(ledger)
+    def __init__(
+        self, transfers: TransferService, retirements: RetirementService, after: int
+    ) -> None:
+        super().__init__(transfers, retirements)
         self._after = after
         self._count = 0
         self._lock = threading.Lock()

@@ -34,9 +34,10 @@ from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService
 from gateway.services.recognition import RecognitionService
 from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.retirements import RetirementService
+from gateway.services.transfers import TransferService
 
 
 class KeyServicer(key_service_pb2_grpc.KeyServiceServicer):
@@ -195,46 +196,47 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
 
 
 class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
-    """TransferService over the LedgerService."""
+    """TransferService over the transfer and retirement services."""
 
-    def __init__(self, ledger: LedgerService) -> None:
-        self._ledger = ledger
+    def __init__(self, transfers: TransferService, retirements: RetirementService) -> None:
+        self._transfers = transfers
+        self._retirements = retirements
 
     def ProposeTransfer(
         self, request: transfer_service_pb2.ProposeTransferRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.ProposeTransferResponse:
-        view = self._ledger.propose(peer_identity(context), request.envelope)
+        view = self._transfers.propose(peer_identity(context), request.envelope)
         return transfer_service_pb2.ProposeTransferResponse(transfer=convert.transfer(view))
 
     def AcceptTransfer(
         self, request: transfer_service_pb2.AcceptTransferRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.AcceptTransferResponse:
-        view = self._ledger.accept(peer_identity(context), request.envelope)
+        view = self._transfers.accept(peer_identity(context), request.envelope)
         return transfer_service_pb2.AcceptTransferResponse(transfer=convert.transfer(view))
 
     def RejectTransfer(
         self, request: transfer_service_pb2.RejectTransferRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.RejectTransferResponse:
-        view = self._ledger.reject(peer_identity(context), request.envelope)
+        view = self._transfers.reject(peer_identity(context), request.envelope)
         return transfer_service_pb2.RejectTransferResponse(transfer=convert.transfer(view))
 
     def CancelTransfer(
         self, request: transfer_service_pb2.CancelTransferRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.CancelTransferResponse:
-        view = self._ledger.cancel(peer_identity(context), request.envelope)
+        view = self._transfers.cancel(peer_identity(context), request.envelope)
         return transfer_service_pb2.CancelTransferResponse(transfer=convert.transfer(view))
 
     def GetTransfer(
         self, request: transfer_service_pb2.GetTransferRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.GetTransferResponse:
         return transfer_service_pb2.GetTransferResponse(
-            transfer=convert.transfer(self._ledger.get(request.name))
+            transfer=convert.transfer(self._transfers.get(request.name))
         )
 
     def ListTransfers(
         self, request: transfer_service_pb2.ListTransfersRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.ListTransfersResponse:
-        views, after = self._ledger.list_transfers(
+        views, after = self._transfers.list_transfers(
             source=request.source_region,
             destination=request.destination_region,
             state=TRANSFER_STATE_OF.get(request.state, ""),
@@ -249,7 +251,7 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
     def ListUnitBlocks(
         self, request: transfer_service_pb2.ListUnitBlocksRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.ListUnitBlocksResponse:
-        blocks, after = self._ledger.blocks(
+        blocks, after = self._transfers.blocks(
             holder=request.holder_region,
             origin=request.origin_region,
             state=BLOCK_STATE_OF.get(request.state, ""),
@@ -264,7 +266,7 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
     def Retire(
         self, request: transfer_service_pb2.RetireRequest, context: grpc.ServicerContext
     ) -> transfer_service_pb2.RetireResponse:
-        view = self._ledger.retire(peer_identity(context), request.envelope)
+        view = self._retirements.retire(peer_identity(context), request.envelope)
         return transfer_service_pb2.RetireResponse(retirement=convert.retirement(view))
 
 

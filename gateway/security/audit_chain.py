@@ -58,23 +58,46 @@ class StoredEntry(EntryFields):
     entry_hash: bytes
 
 
+class EntryHasher:
+    """The entry hash for entries sharing an actor and a creation time (a batch of them): the
+    parts they share are encoded once. The one definition of the encoding; ``entry_hash`` is
+    this for a single entry."""
+
+    __slots__ = ("_actor", "_kinds", "_time")
+    _TAG = _f(ENTRY_TAG) + struct.pack(">I", 8)  # the tag, then the sequence's length
+
+    def __init__(self, actor_region: str, actor: str, created_at: dt.datetime) -> None:
+        self._actor = _f(actor_region.encode()) + _f(actor.encode())
+        self._time = _f(struct.pack(">q", _micros(created_at)))
+        self._kinds: dict[str, bytes] = {}
+
+    def __call__(
+        self, sequence: int, kind: str, subject: str, detail: bytes, previous_hash: bytes
+    ) -> bytes:
+        kind_f = self._kinds.get(kind)
+        if kind_f is None:
+            kind_f = self._kinds[kind] = _f(kind.encode())
+        return hashlib.sha256(
+            b"".join(
+                (
+                    self._TAG,
+                    struct.pack(">Q", sequence),
+                    kind_f,
+                    _f(subject.encode()),
+                    self._actor,
+                    _f(detail),
+                    _f(previous_hash),
+                    self._time,
+                )
+            )
+        ).digest()
+
+
 def entry_hash(e: EntryFields) -> bytes:
     """The hash of one entry, chaining it to its predecessor."""
-    return hashlib.sha256(
-        b"".join(
-            [
-                _f(ENTRY_TAG),
-                _f(struct.pack(">Q", e.sequence)),
-                _f(e.kind.encode()),
-                _f(e.subject.encode()),
-                _f(e.actor_region.encode()),
-                _f(e.actor.encode()),
-                _f(e.detail),
-                _f(e.previous_hash),
-                _f(struct.pack(">q", _micros(e.created_at))),
-            ]
-        )
-    ).digest()
+    return EntryHasher(e.actor_region, e.actor, e.created_at)(
+        e.sequence, e.kind, e.subject, e.detail, e.previous_hash
+    )
 
 
 @dataclass(frozen=True, slots=True)

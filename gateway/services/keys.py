@@ -20,11 +20,10 @@ from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_public_key
 from gateway.security.signing import key_id_of
 from gateway.services import Clock, utc_now
-from gateway.services.signed import lock_audit_head
+from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.db import Database
 from gateway.storage.keys_store import SigningKeyStore
 from gateway.storage.models import SigningKeyRow
-from gateway.storage.repositories import AuditLogRepository
 
 _OWNER = re.compile(r"^(registry|admin/[a-z0-9][a-z0-9-]{0,62})$")
 
@@ -59,7 +58,7 @@ class SigningKey:
 
 
 def _audit_key(
-    audit: AuditLogRepository, kind: str, key: SigningKeyRow, actor: Identity, now: dt.datetime
+    audit: AuditLog, kind: str, key: SigningKeyRow, actor: Identity, now: dt.datetime
 ) -> None:
     audit.append(
         kind=kind,
@@ -111,7 +110,7 @@ class KeyDirectory:
             # Under the audit head's lock (which the append below takes anyway), so a repeated
             # registration racing the first waits for it and then sees it, instead of colliding
             # on the primary key (PostgreSQL reads without waiting).
-            lock_audit_head(session)
+            audit = audit_log(session.connection())
             keys = SigningKeyStore(session)
             existing = keys.get(key_id)
             if existing is not None:
@@ -132,7 +131,7 @@ class KeyDirectory:
                 registered_at=now,
                 registered_by=str(caller),
             )
-            _audit_key(AuditLogRepository(session), "signing_key.registered", row, caller, now)
+            _audit_key(audit, "signing_key.registered", row, caller, now)
             return SigningKey.of(row)
 
     def revoke(self, caller: Identity, key_id: str, reason: str) -> SigningKey:
@@ -157,7 +156,7 @@ class KeyDirectory:
                     f"key {key_id} is already revoked", metadata={"key_id": key_id}
                 )
             keys.revoke(row, now, reason.strip())
-            _audit_key(AuditLogRepository(session), "signing_key.revoked", row, caller, now)
+            _audit_key(audit_log(session.connection()), "signing_key.revoked", row, caller, now)
             return SigningKey.of(row)
 
     def list(

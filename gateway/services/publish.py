@@ -19,8 +19,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
-import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -46,13 +45,14 @@ from adapters.errors import NativeFormatError, UnknownContentTypeError
 from adapters.quantities import capacity_within
 from adapters.registry import AdapterRegistry
 from gateway import errors, protowire
-from gateway.security.audit_chain import ENTRY_TAG, EntryFields, canonical_json, entry_hash
+from gateway.security.audit_chain import canonical_json
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
+from gateway.services.intake import check_chain, check_signer, envelope_fields
 from gateway.services.verifier import Pending, SignatureWorker
+from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.models import (
     AuditEntryRow,
-    AuditHeadRow,
     EnvelopeRow,
     IssuanceRow,
     MethodologyRow,
@@ -62,6 +62,7 @@ from gateway.storage.models import (
     SigningKeyRow,
     UnitBlockRow,
 )
+from gateway.storage.signers import advance_chain, next_envelope_id
 
 _PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
 _PREFETCH_RANGES = 2000
@@ -95,7 +96,6 @@ _EXISTING_IDS_PG = select(IssuanceRow.issuance_id).where(
     IssuanceRow.region == bindparam("region"),
     IssuanceRow.issuance_id == any_(bindparam("ids", type_=postgresql.ARRAY(String))),
 )
-_MAX_ENVELOPE_ID = select(func.max(EnvelopeRow.id))
 _MAX_RECORD_ID = select(func.max(RecordRow.id))
 _REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
 # Record.kind field tags (methodology = 1, project = 2, issuance = 3) and the other two fields.
@@ -110,118 +110,6 @@ _RECORD_ENVELOPE_HASH = protowire.tag(5, protowire.LEN) + protowire.varint(64)
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:
     return dt.date(value.year, value.month, value.day)
-
-
-def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
-    """The signed fields of an envelope, after checking their shapes."""
-    content_type, key_id, payload = env.content_type, env.key_id, env.payload
-    previous_hash, signature, sequence = env.previous_hash, env.signature, env.sequence
-    has_time = env.HasField("sign_time")
-    seconds, nanos = env.sign_time.seconds, env.sign_time.nanos
-    if (
-        content_type
-        and len(key_id) == 32
-        and sequence >= 1
-        and len(previous_hash) == 32
-        and len(signature) == 64
-        and has_time
-        and 0 <= nanos < 1_000_000_000
-        and payload
-    ):
-        return EnvelopeFields(
-            content_type, payload, key_id, sequence, previous_hash, seconds, nanos
-        )
-    problems: dict[str, str] = {}
-    if not content_type:
-        problems["content_type"] = "required"
-    if len(key_id) != 32:
-        problems["key_id"] = "must be 32 hex characters"
-    if sequence < 1:
-        problems["sequence"] = "must be 1 or more"
-    if len(previous_hash) != 32:
-        problems["previous_hash"] = "must be 32 bytes"
-    if len(signature) != 64:
-        problems["signature"] = "must be 64 bytes"
-    if not has_time:
-        problems["sign_time"] = "required"
-    elif not 0 <= nanos < 1_000_000_000:
-        problems["sign_time"] = "nanos out of range"
-    if not payload:
-        problems["payload"] = "required"
-    raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
-
-
-def check_signer(
-    key: SigningKeyRow | None, fields: EnvelopeFields, region: str, owner: str = "registry"
-) -> None:
-    """The key exists, belongs to the caller's region and owner (the registry, or that
-    administrator), and is not revoked."""
-    if key is not None and key.region == region and key.owner == owner and key.revoked_at is None:
-        return
-    meta = {"key_id": fields.key_id}
-    if key is None:
-        raise errors.SigningKeyUnknown(f"no signing key {fields.key_id}", metadata=meta)
-    if key.region != region:
-        raise errors.SigningKeyWrongRegion(
-            f"key {key.key_id} signs for {key.region}, the caller is {region}",
-            metadata={**meta, "key_region": key.region, "caller_region": region},
-        )
-    if key.owner != owner:
-        raise errors.SigningKeyNotForRecords(
-            f"key {key.key_id} belongs to {key.owner}, not to the caller ({owner})",
-            metadata=meta,
-        )
-    if key.revoked_at is not None:
-        raise errors.SigningKeyRevoked(f"key {key.key_id} was revoked", metadata=meta)
-
-
-def check_chain(
-    session: Session,
-    key_id: str,
-    last_sequence: int,
-    last_hash: bytes,
-    fields: EnvelopeFields,
-    digest: bytes,
-    earlier: bytes | None = None,
-) -> None:
-    """The envelope is exactly the next of its signer's chain (replay, gap and fork refused).
-
-    ``earlier`` is the hash of an envelope with the same sequence accepted earlier in the same
-    batch, when there is one.
-    """
-    if fields.sequence == last_sequence + 1 and fields.previous_hash == last_hash:
-        return
-    meta = {
-        "key_id": key_id,
-        "expected_sequence": str(last_sequence + 1),
-        "sequence": str(fields.sequence),
-    }
-    if fields.sequence <= last_sequence:
-        stored = (
-            earlier
-            or session.execute(
-                select(EnvelopeRow.envelope_hash).where(
-                    EnvelopeRow.key_id == key_id, EnvelopeRow.sequence == fields.sequence
-                )
-            ).scalar_one_or_none()
-        )
-        if stored == digest:
-            raise errors.EnvelopeReplayed(
-                f"envelope {fields.sequence} of key {key_id} was accepted before", metadata=meta
-            )
-        raise errors.SequenceReused(
-            f"sequence {fields.sequence} of key {key_id} is taken by another envelope",
-            metadata=meta,
-        )
-    if fields.sequence > last_sequence + 1:
-        raise errors.SequenceGap(
-            f"expected sequence {last_sequence + 1}, got {fields.sequence}", metadata=meta
-        )
-    if fields.previous_hash != last_hash:
-        raise errors.PreviousHashMismatch(
-            "previous_hash is not the hash of the signer's last accepted envelope",
-            metadata={**meta, "expected_previous_hash": last_hash.hex()},
-        )
 
 
 def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
@@ -464,67 +352,6 @@ _INSERT_AUDIT = _BulkInsert(
         "created_at",
     ),
 )
-
-
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-class _AuditAppender:
-    """Hashes a batch's audit entries in a tight loop: what ``gateway.audit.entry_hash`` covers,
-    with the parts every entry of the batch shares (tag, actor, time) encoded once.
-
-    The first entry of every batch is also hashed by ``entry_hash`` itself: a difference stops
-    the write instead of storing a chain that would not verify."""
-
-    _TAG = _lp(ENTRY_TAG) + struct.pack(">I", 8)  # the tag, then the sequence's length
-
-    def __init__(self, actor_region: str, actor: str, created_at: dt.datetime) -> None:
-        self.actor_region, self.actor, self.created_at = actor_region, actor, created_at
-        delta = created_at.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        self._actor = _lp(actor_region.encode()) + _lp(actor.encode())
-        self._time = _lp(struct.pack(">q", micros))
-        self._kinds: dict[str, bytes] = {}
-        self.checked = False
-
-    def entry_hash(
-        self, sequence: int, kind: str, subject: str, detail: bytes, previous: bytes
-    ) -> bytes:
-        kind_lp = self._kinds.get(kind)
-        if kind_lp is None:
-            kind_lp = self._kinds[kind] = _lp(kind.encode())
-        digest = hashlib.sha256(
-            b"".join(
-                (
-                    self._TAG,
-                    struct.pack(">Q", sequence),
-                    kind_lp,
-                    _lp(subject.encode()),
-                    self._actor,
-                    _lp(detail),
-                    _lp(previous),
-                    self._time,
-                )
-            )
-        ).digest()
-        if not self.checked:
-            reference = entry_hash(
-                EntryFields(
-                    sequence,
-                    kind,
-                    subject,
-                    self.actor_region,
-                    self.actor,
-                    detail,
-                    previous,
-                    self.created_at,
-                )
-            )
-            if reference != digest:
-                raise RuntimeError("the audit entry encoding differs from gateway.audit's")
-            self.checked = True
-        return digest
 
 
 def _detail(
@@ -791,7 +618,7 @@ class PublishBatch:
         key_id = key.key_id
         head = self._heads[key_id]
         check_chain(
-            self.session,
+            self.session.connection(),
             key_id,
             head.sequence,
             head.hash,
@@ -916,13 +743,11 @@ class PublishBatch:
         # rows under it, so feed positions become visible in order (a subscriber's cursor never
         # passes a position a slower transaction fills later), and the ids below can be taken
         # from max(id) without a race.
-        audit_head = s.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
         conn = s.connection()
+        audit = audit_log(conn)
         # The batch's one timestamp, as every UTCDateTime column below stores it.
         stamp = _INSERT_RECORDS.stored(conn.dialect, "accepted_at", self.now)
-        first_envelope = (conn.execute(_MAX_ENVELOPE_ID).scalar() or 0) + 1
+        first_envelope = next_envelope_id(conn)
         _INSERT_ENVELOPES.run(
             conn, [(first_envelope + i, *e, stamp) for i, e in enumerate(self.envelopes)]
         )
@@ -991,24 +816,33 @@ class PublishBatch:
                 self._save_project(p.record, p.record_id)
         _INSERT_ISSUANCES.run(conn, issuances)
         _INSERT_BLOCKS.run(conn, blocks)
-        self._write_audit(conn, audit_head, previous, stamp)
+        self._write_audit(conn, audit, previous, stamp)
         for key_id, chain in self._heads.items():
             key = self._keys[key_id]
             if key is not None and chain.sequence != key.last_sequence:
-                key.last_sequence, key.last_hash = chain.sequence, chain.hash
+                advance_chain(conn, key_id, chain.sequence, chain.hash)
         s.flush()
 
     def _write_audit(
         self,
         conn: Connection,
-        head: AuditHeadRow,
+        audit: AuditLog,
         previous: dict[tuple[str, str], int],
         stamp: Any,
     ) -> None:
-        sequence, last = head.sequence, head.head_hash
-        actor_region, actor = self.caller.region or "", self.caller.actor
-        chain = _AuditAppender(actor_region, actor, self.now)
-        rows = []
+        rows = audit.extend(
+            self._audit_entries(previous),
+            actor_region=self.caller.region or "",
+            actor=self.caller.actor,
+            now=self.now,
+            stored_now=stamp,
+        )
+        _INSERT_AUDIT.run(conn, rows)
+
+    def _audit_entries(
+        self, previous: dict[tuple[str, str], int]
+    ) -> Iterator[tuple[str, str, bytes]]:
+        """(kind, subject, detail) of the batch's audit entries, one per record."""
         envelopes = self.envelopes
         hex_of: dict[int, str] = {}
         plain: dict[str, bool] = {}  # key id → needs no JSON escaping (hex, as key_id_of makes)
@@ -1034,15 +868,7 @@ class PublishBatch:
                 if fast and _detail(*args) != _reference_detail(*args):
                     raise RuntimeError("the audit detail template differs from canonical_json")
             detail = _detail(*args) if fast else _reference_detail(*args)
-            sequence += 1
-            kind = _AUDIT_KIND[p.kind]
-            entry = chain.entry_hash(sequence, kind, p.record.name, detail, last)
-            rows.append(
-                (sequence, kind, p.record.name, actor_region, actor, detail, last, entry, stamp)
-            )
-            last = entry
-        _INSERT_AUDIT.run(conn, rows)
-        head.sequence, head.head_hash = sequence, last
+            yield _AUDIT_KIND[p.kind], p.record.name, detail
 
     def _save_methodology(self, m: records_pb2.Methodology, record_id: int) -> None:
         ref = self.adapters.get(m.region).methodology_ref(m)

@@ -26,11 +26,11 @@ from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.exchange import StoredEnvelope
-from gateway.services.signed import open_signed, store_signed
+from gateway.services.intake import open_signed, store_signed
+from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import RecognitionRow, UnitBlockRow
 from gateway.storage.recognition_store import RecognitionStore
-from gateway.storage.repositories import AuditLogRepository
 
 T = TypeVar("T")
 
@@ -435,7 +435,7 @@ class RecognitionService:
         now: dt.datetime,
         comment: str = "",
     ) -> None:
-        AuditLogRepository(session).append(
+        audit_log(session.connection()).append(
             kind=kind,
             subject=rec.name,
             actor_region=caller.region or "",

@@ -31,12 +31,10 @@ from gateway import errors
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
-from gateway.services.signed import lock_audit_head
-from gateway.storage.audit_store import AuditStore
+from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import HoldingsSnapshotRow
 from gateway.storage.reconciliation_store import ReconciliationStore
-from gateway.storage.repositories import AuditLogRepository
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
@@ -161,9 +159,9 @@ class ReconciliationService:
         quantity = sum(b.grams for b in snapshot.blocks)
         with self.db.transaction() as session:
             # Every writer of blocks and transfers holds this lock: both sides describe one moment.
-            lock_audit_head(session)
+            audit = audit_log(session.connection())
+            size = audit.sequence
             store = ReconciliationStore(session)
-            size, _ = AuditStore(session).head()
             sid = store.add_snapshot(
                 region=region,
                 snapshot_time=snapshot.snapshot_time,
@@ -184,7 +182,7 @@ class ReconciliationService:
             store.copy_ledger_side(sid, region)
             store.add_transfer_names(sid, snapshot.transfer_names)
             name = f"regions/{region}/snapshots/{sid}"
-            AuditLogRepository(session).append(
+            audit.append(
                 kind="reconciliation.snapshot",
                 subject=name,
                 actor_region=region,
@@ -307,7 +305,7 @@ class ReconciliationService:
         now = self.clock()
         status = Status.Name(report.status).removeprefix("RECONCILIATION_STATUS_")
         with self.db.transaction() as session:
-            lock_audit_head(session)
+            audit = audit_log(session.connection())
             store = ReconciliationStore(session)
             report_id = store.add_report(
                 region=snap.region, snapshot_id=snap.id, status=status, finished_at=now
@@ -317,7 +315,7 @@ class ReconciliationService:
             sign_report(self.gateway_key, report)
             body = report.SerializeToString()
             store.finish_report(report_id, report.name, body)
-            AuditLogRepository(session).append(
+            audit.append(
                 kind="reconciliation.report",
                 subject=report.name,
                 actor_region=caller.region or "",

@@ -27,7 +27,8 @@ from gateway.security.signing import raw_public_key
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService, check_invariants
+from gateway.services.ledger import check_invariants
+from gateway.services.transfers import TransferService
 from gateway.storage.db import Database, UnitOfWork
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.models import RegionRow, UnitBlockRow
@@ -125,7 +126,7 @@ def test_concurrent_conflicting_proposals_have_one_winner_each(
         Identity(Role.REGISTRY, AH), envelopes
     )
     assert all(o.accepted for o in published)
-    ledger = LedgerService(database)
+    ledger = TransferService(database)
     proposers = 6
     signers = []
     for _ in range(proposers):

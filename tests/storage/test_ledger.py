@@ -27,7 +27,9 @@ from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_key
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService, check_invariants
+from gateway.services.ledger import check_invariants
+from gateway.services.retirements import RetirementService
+from gateway.services.transfers import TransferService
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow, TransferRow, UnitBlockRow
 
@@ -53,7 +55,12 @@ class World:
             assert all(
                 o.accepted for o in exchange.publish(Identity(Role.REGISTRY, region), envelopes)
             )
-        self.ledger = LedgerService(db, clock=lambda: self.now, proposal_ttl=dt.timedelta(hours=1))
+        self.transfers = TransferService(
+            db, clock=lambda: self.now, proposal_ttl=dt.timedelta(hours=1)
+        )
+        self.retirements = RetirementService(
+            db, clock=lambda: self.now, writer=self.transfers.writer
+        )
 
     def envelope(
         self, region: str, content_type: str, payload: bytes
@@ -88,7 +95,7 @@ class World:
         head = self.signers[region].head()
         env = self.envelope(region, PROPOSAL_TYPE, body)
         try:
-            return self.ledger.propose(Identity(Role.REGISTRY, region), env)
+            return self.transfers.propose(Identity(Role.REGISTRY, region), env)
         except errors.DomainError:
             self.signers[region].rewind(*head)
             raise
@@ -106,7 +113,7 @@ class World:
         head = self.signers[region].head()
         env = self.envelope(region, ANSWER_TYPE, body)
         try:
-            return getattr(self.ledger, op)(Identity(Role.REGISTRY, region), env)
+            return getattr(self.transfers, op)(Identity(Role.REGISTRY, region), env)
         except errors.DomainError:
             self.signers[region].rewind(*head)
             raise
@@ -156,7 +163,7 @@ def holder_of(w: World, origin: str, serial: int) -> tuple[str, str]:
 def test_propose_reserves_and_accept_moves_exactly_those_serials(world: World) -> None:
     t = world.propose(AH, "t-1", SH, [(1_000, 100_999)])
     assert isinstance(t, object)
-    view = world.ledger.get("regions/340000/transfers/t-1")
+    view = world.transfers.get("regions/340000/transfers/t-1")
     assert view.state == "PROPOSED" and view.quantity_grams == 100_000
     assert holder_of(world, AH, 50_000) == (AH, "reserved")
     assert holder_of(world, AH, 101_000) == (AH, "active")  # the rest of the block was split off
@@ -195,9 +202,9 @@ def test_same_request_twice_gives_the_first_answer(world: World) -> None:
         ),
     ).SerializeToString()
     env = world.envelope(AH, PROPOSAL_TYPE, body)
-    first = world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+    first = world.transfers.propose(Identity(Role.REGISTRY, AH), env)
     before = world.snapshot()
-    again = world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+    again = world.transfers.propose(Identity(Role.REGISTRY, AH), env)
     assert again == first and world.snapshot() == before
 
 
@@ -266,12 +273,12 @@ def test_cancel_and_expiry_release_the_units(world: World) -> None:
     a = world.propose(AH, "c-1", SH, [(1_000, 1_999)]).name
     b = world.propose(AH, "e-1", SH, [(2_000, 2_999)]).name
     world.answer("cancel", AH, a, "wrong amount")
-    assert world.ledger.get(a).state == "CANCELLED"
+    assert world.transfers.get(a).state == "CANCELLED"
     world.now = NOW + dt.timedelta(hours=2)
-    assert world.ledger.expire_due() == [b]
-    assert world.ledger.get(b).state == "EXPIRED"
+    assert world.transfers.expire_due() == [b]
+    assert world.transfers.get(b).state == "EXPIRED"
     assert holder_of(world, AH, 2_500) == (AH, "active")
-    assert world.ledger.expire_due() == []  # resolved exactly once
+    assert world.transfers.expire_due() == []  # resolved exactly once
     world.invariants()
 
 
@@ -289,7 +296,7 @@ def _retire(world: World, region: str, order: transfer_service_pb2.RetirementOrd
     head = world.signers[region].head()
     env = world.envelope(region, RETIREMENT_TYPE, order.SerializeToString())
     try:
-        return world.ledger.retire(Identity(Role.REGISTRY, region), env)
+        return world.retirements.retire(Identity(Role.REGISTRY, region), env)
     except errors.DomainError:
         world.signers[region].rewind(*head)
         raise
@@ -319,7 +326,7 @@ def ets_world(world: World) -> World:
     """Shanghai holds 10 t of Anhui units (1,000..10,000,999) after a completed transfer."""
     from mutual_recognition import EtsOffsetPolicy
 
-    world.ledger.ets_policies = {
+    world.retirements.ets_policies = {
         SH: EtsOffsetPolicy(
             max_share=Decimal("0.05"), max_outside_share=Decimal("0.025"), vintage_window_years=3
         )
@@ -437,14 +444,16 @@ def test_check_2_bad_signature_refuses_and_changes_nothing(world: World) -> None
     env.signature = bytes([env.signature[0] ^ 1]) + env.signature[1:]
     before = world.snapshot()
     with pytest.raises(errors.SignatureInvalid) as info:
-        world.ledger.propose(Identity(Role.REGISTRY, AH), env)
+        world.transfers.propose(Identity(Role.REGISTRY, AH), env)
     assert info.value.metadata["check"] == "2"
     assert world.snapshot() == before
     world.signers[AH].rewind(*head)
     with pytest.raises(
         errors.SigningKeyWrongRegion
     ) as wrong:  # Shanghai's key, Anhui's certificate
-        world.ledger.propose(Identity(Role.REGISTRY, AH), world.envelope(SH, PROPOSAL_TYPE, body))
+        world.transfers.propose(
+            Identity(Role.REGISTRY, AH), world.envelope(SH, PROPOSAL_TYPE, body)
+        )
     assert wrong.value.metadata["check"] == "2"
     assert world.snapshot() == before
 
@@ -459,7 +468,9 @@ class _OnlyOrigin:
 
 def test_check_5_destination_must_recognise_on_propose_and_on_accept(world: World) -> None:
     pending = world.propose(AH, "before", SH, [(1_000, 1_999)]).name  # allowed when proposed
-    world.ledger.recognition = _OnlyOrigin()  # the recognition is revoked
+    world.transfers.recognition = world.retirements.recognition = (
+        _OnlyOrigin()
+    )  # the recognition is revoked
     before = world.snapshot()
     with pytest.raises(errors.NotRecognised) as info:
         world.propose(AH, "after", SH, [(2_000, 2_999)])

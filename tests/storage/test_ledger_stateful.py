@@ -34,7 +34,9 @@ from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_key
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
-from gateway.services.ledger import LedgerService, check_invariants
+from gateway.services.ledger import check_invariants
+from gateway.services.retirements import RetirementService
+from gateway.services.transfers import TransferService
 from gateway.storage.db import Database, make_engine
 from gateway.storage.models import UnitBlockRow
 
@@ -87,7 +89,10 @@ def make_machine(
                     o.accepted for o in exchange.publish(Identity(Role.REGISTRY, region), envs)
                 )
             self.now = T0
-            self.ledger = LedgerService(self.db, clock=lambda: self.now, proposal_ttl=TTL)
+            self.transfers = TransferService(self.db, clock=lambda: self.now, proposal_ttl=TTL)
+            self.retirements = RetirementService(
+                self.db, clock=lambda: self.now, writer=self.transfers.writer
+            )
             self.model = Model()
             self.sent: list[tuple[str, str, envelope_pb2.SignedEnvelope, object]] = []
 
@@ -96,11 +101,14 @@ def make_machine(
 
         # -- helpers ---------------------------------------------------------------------------
 
+        def _service(self, op: str) -> TransferService | RetirementService:
+            return self.retirements if op == "retire" else self.transfers
+
         def _call(self, op: str, region: str, content_type: str, body: bytes) -> object:
             head = self.signers[region].head()
             env = self.signers[region].sign(content_type, body)
             try:
-                result = getattr(self.ledger, op)(Identity(Role.REGISTRY, region), env)
+                result = getattr(self._service(op), op)(Identity(Role.REGISTRY, region), env)
             except errors.DomainError:
                 self.signers[region].rewind(*head)
                 raise
@@ -204,7 +212,7 @@ def make_machine(
 
         @rule()
         def expiry_job_runs(self) -> None:
-            expired = self.ledger.expire_due()
+            expired = self.transfers.expire_due()
             due = [
                 (k, t)
                 for k, t in self.model.transfers.items()
@@ -258,7 +266,7 @@ def make_machine(
                 return
             op, region, env, first = data.draw(st.sampled_from(self.sent))
             before = self._snapshot()
-            again = getattr(self.ledger, op)(Identity(Role.REGISTRY, region), env)
+            again = getattr(self._service(op), op)(Identity(Role.REGISTRY, region), env)
             if op == "propose":
                 assert again.name == first.name  # type: ignore[attr-defined]
             else:

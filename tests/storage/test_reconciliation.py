@@ -25,6 +25,7 @@ from gateway.services.reconciliation import (
     ReconciliationService,
     SnapshotBuilder,
 )
+from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import (
     AuditEntryRow,
@@ -35,7 +36,6 @@ from gateway.storage.models import (
     TransferRow,
     UnitBlockRow,
 )
-from gateway.storage.repositories import AuditLogRepository
 
 R, OTHER, THIRD = "310000", "320000", "340000"
 ORIGINS = (R, THIRD)
@@ -88,7 +88,7 @@ def seed(db: Database, blocks: Iterable[Block], transfers: Iterable[tuple[str, s
             )
             session.flush()
             if state == "COMPLETED":
-                AuditLogRepository(session).append(
+                audit_log(session.connection()).append(
                     kind="transfer.completed",
                     subject=name,
                     actor_region=destination,

@@ -6,8 +6,9 @@ library's."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import struct
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,10 +21,10 @@ from gateway.rpc.convert import (
     feed_response,
     publish_response,
 )
-from gateway.security.audit_chain import EntryFields, entry_hash
+from gateway.security.audit_chain import ENTRY_TAG, EntryFields, EntryHasher, entry_hash
 from gateway.security.signing import raw_public_key
 from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
-from gateway.services.publish import _AuditAppender, _detail, _reference_detail
+from gateway.services.publish import _detail, _reference_detail
 from gateway.services.verifier import SignatureWorker
 
 UINT64 = st.integers(0, 2**64 - 1)
@@ -169,18 +170,31 @@ def test_batch_audit_hash_is_entry_hash(
     previous: bytes,
     created_at: dt.datetime,
 ) -> None:
-    chain = _AuditAppender(actor_region, actor, created_at)
-    chain.checked = True  # skip its own first-entry comparison: this test is that comparison
-    assert chain.entry_hash(sequence, kind, subject, detail, previous) == entry_hash(
+    """The batch hasher (shared parts encoded once) gives ``entry_hash``, and both give the
+    documented encoding: SHA-256 over length-prefixed (tag, sequence, kind, subject, actor
+    region, actor, detail, previous hash, creation time in microseconds)."""
+    chain = EntryHasher(actor_region, actor, created_at)
+    digest = chain(sequence, kind, subject, detail, previous)
+    assert digest == entry_hash(
         EntryFields(sequence, kind, subject, actor_region, actor, detail, previous, created_at)
     )
 
+    def lp(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
 
-def test_batch_audit_hash_refuses_to_drift() -> None:
-    chain = _AuditAppender("330000", "registry", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    chain._TAG = chain._TAG + b"!"  # an encoding that no longer matches entry_hash
-    with pytest.raises(RuntimeError, match="differs"):
-        chain.entry_hash(1, "issuance.accepted", "x", b"{}", bytes(32))
+    micros = (created_at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    parts = (
+        ENTRY_TAG,
+        struct.pack(">Q", sequence),
+        kind.encode(),
+        subject.encode(),
+        actor_region.encode(),
+        actor.encode(),
+        detail,
+        previous,
+        struct.pack(">q", micros),
+    )
+    assert digest == hashlib.sha256(b"".join(lp(p) for p in parts)).digest()
 
 
 def test_worker_verdicts_are_the_library_verdicts() -> None:
