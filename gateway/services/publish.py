@@ -22,22 +22,8 @@ import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Dialect,
-    String,
-    Table,
-    any_,
-    bindparam,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
@@ -50,62 +36,22 @@ from gateway.audit import ENTRY_TAG, EntryFields, canonical_json, entry_hash
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
 from gateway.services.verifier import Pending, SignatureWorker
-from gateway.storage.models import (
-    AuditEntryRow,
-    AuditHeadRow,
-    EnvelopeRow,
-    IssuanceRow,
-    MethodologyRow,
-    ProjectRow,
-    RecordRow,
-    RegionRow,
-    SigningKeyRow,
-    UnitBlockRow,
+from gateway.storage.models import AuditHeadRow, EnvelopeRow, SigningKeyRow
+from gateway.storage.records import (
+    EnvelopeColumns,
+    MethodologyColumns,
+    PlannedRecord,
+    RecordsStore,
+    SerialRange,
 )
 
 _PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
-_PREFETCH_RANGES = 2000
-"""Most stored serial ranges fetched at once for a batch's overlap checks (else: one probe each)."""
-# Statements built once: they run for every issuance of every batch.
-_ISSUANCE_EXISTS = select(IssuanceRow.issuance_id).where(
-    IssuanceRow.region == bindparam("region"), IssuanceRow.issuance_id == bindparam("issuance_id")
-)
-# A region's issued ranges never overlap each other, so the only stored range that can overlap
-# [start, end] is the one starting last at or before end: one index probe.
-_LAST_RANGE = (
-    select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
-    .where(IssuanceRow.region == bindparam("region"), IssuanceRow.serial_start <= bindparam("end"))
-    .order_by(IssuanceRow.serial_start.desc())
-    .limit(1)
-)
-# The stored ranges starting inside a batch's span (with _LAST_RANGE before it: all that meet it).
-_RANGES_STARTING_IN = (
-    select(IssuanceRow.serial_start, IssuanceRow.serial_end, IssuanceRow.issuance_id)
-    .where(
-        IssuanceRow.region == bindparam("region"),
-        IssuanceRow.serial_start >= bindparam("low"),
-        IssuanceRow.serial_start <= bindparam("high"),
-    )
-    .order_by(IssuanceRow.serial_start)
-    .limit(_PREFETCH_RANGES + 1)
-)
-# PostgreSQL: the ids as one array, so the primary key is probed for each; a list of hundreds
-# of parameters plans (once prepared) as a scan comparing every row with every parameter.
-_EXISTING_IDS_PG = select(IssuanceRow.issuance_id).where(
-    IssuanceRow.region == bindparam("region"),
-    IssuanceRow.issuance_id == any_(bindparam("ids", type_=postgresql.ARRAY(String))),
-)
-_MAX_ENVELOPE_ID = select(func.max(EnvelopeRow.id))
-_MAX_RECORD_ID = select(func.max(RecordRow.id))
 _REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
-# Record.kind field tags (methodology = 1, project = 2, issuance = 3) and the other two fields.
-_RECORD_KIND: dict[type, tuple[bytes, str]] = {
-    records_pb2.Methodology: (protowire.tag(1, protowire.LEN), "methodology"),
-    records_pb2.Project: (protowire.tag(2, protowire.LEN), "project"),
-    records_pb2.Issuance: (protowire.tag(3, protowire.LEN), "issuance"),
+_KIND: dict[type, str] = {
+    records_pb2.Methodology: "methodology",
+    records_pb2.Project: "project",
+    records_pb2.Issuance: "issuance",
 }
-_RECORD_ACCEPTED_TIME = protowire.tag(4, protowire.LEN)
-_RECORD_ENVELOPE_HASH = protowire.tag(5, protowire.LEN) + protowire.varint(64)
 
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:
@@ -239,15 +185,6 @@ def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
     )
 
 
-def lock_region(session: Session, region: str) -> None:
-    """Take the region's row lock: one batch of a region is checked and written at a time, in every
-    gateway process (FOR UPDATE on PostgreSQL; SQLite has a single writer)."""
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert(RegionRow) if dialect == "postgresql" else sqlite.insert(RegionRow)
-    session.execute(ins.values(code=region).on_conflict_do_nothing())
-    session.execute(select(RegionRow).where(RegionRow.code == region).with_for_update())
-
-
 @dataclass
 class _Methodology:
     key: tuple[str, str, str]
@@ -270,48 +207,6 @@ class _Project:
     @property
     def methodology(self) -> tuple[str, str]:
         return (self.methodology_id, self.methodology_version)
-
-
-# What the checks need of a stored project, in _Project's order after the name.
-_PROJECT_COLUMNS = (
-    ProjectRow.name,
-    ProjectRow.region,
-    ProjectRow.project_id,
-    ProjectRow.methodology_id,
-    ProjectRow.methodology_version,
-    ProjectRow.crediting_start,
-    ProjectRow.crediting_end,
-    ProjectRow.status,
-)
-
-
-@dataclass(slots=True)
-class _Planned:
-    """A record accepted by the batch, waiting for the bulk write."""
-
-    envelope: int
-    index: int
-    record: CommonRecord
-    kind: str
-    version: str
-    body: bytes
-    is_current: bool = True
-    record_id: int = 0
-
-
-class _Envelope(NamedTuple):
-    """An accepted envelope's columns, in the order the bulk insert writes them after its id."""
-
-    envelope_hash: bytes
-    key_id: str
-    region: str
-    sequence: int
-    previous_hash: bytes
-    content_type: str
-    payload: bytes
-    sign_time_seconds: int
-    sign_time_nanos: int
-    signature: bytes
 
 
 @dataclass(slots=True)
@@ -340,130 +235,6 @@ class Prepared:
 
 class SignaturesUnconfirmed(Exception):
     """A signature taken as valid while the worker checked it was not (or the worker failed)."""
-
-
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-class _BulkInsert:
-    """An INSERT of many rows given as tuples, handed to the driver's executemany (a COPY on
-    PostgreSQL with psycopg).
-
-    Core's executemany builds a parameter dict and runs the type processors for every row; the
-    batch's rows need neither (their one timestamp is converted once, by ``stored``), and on the
-    hot path that per-row work costs more than the database's own. Columns without a value here
-    are left to their defaults (none of these tables has a Python-side default)."""
-
-    def __init__(self, model: type[Any], columns: tuple[str, ...]) -> None:
-        self.table = _table(model)
-        self.columns = columns
-        self._sql: dict[str, str] = {}
-
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        dialect = conn.dialect
-        if dialect.name == "postgresql" and dialect.driver == "psycopg":
-            # COPY: a third of executemany's time on PostgreSQL, in the same transaction.
-            copy_sql = self._sql.get("copy")
-            if copy_sql is None:
-                quote = dialect.identifier_preparer
-                copy_sql = self._sql["copy"] = (
-                    f"COPY {quote.format_table(self.table)} "
-                    f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
-                )
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-        if marker is None:  # a driver this module has not been written for: Core does it all
-            conn.execute(
-                insert(self.table), [dict(zip(self.columns, r, strict=True)) for r in rows]
-            )
-            return
-        sql = self._sql.get(dialect.name)
-        if sql is None:
-            # Only the model's own table and column names, quoted by the dialect: no outside text.
-            quote = dialect.identifier_preparer
-            sql = (
-                f"INSERT INTO {quote.format_table(self.table)} "  # noqa: S608
-                f"({', '.join(quote.quote(c) for c in self.columns)}) "
-                f"VALUES ({', '.join([marker] * len(self.columns))})"
-            )
-            self._sql[dialect.name] = sql
-        conn.exec_driver_sql(sql, rows)
-
-    def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
-        """``value`` as Core would bind it to ``column`` on this dialect."""
-        col: Column[Any] = self.table.c[column]
-        process = col.type.dialect_impl(dialect).bind_processor(dialect)
-        return process(value) if process is not None else value
-
-
-_INSERT_ENVELOPES = _BulkInsert(EnvelopeRow, ("id", *_Envelope._fields, "received_at"))
-_INSERT_RECORDS = _BulkInsert(
-    RecordRow,
-    (
-        "id",
-        "name",
-        "version",
-        "kind",
-        "region",
-        "envelope_id",
-        "envelope_record_index",
-        "body",
-        "is_current",
-        "accepted_at",
-    ),
-)
-_INSERT_ISSUANCES = _BulkInsert(
-    IssuanceRow,
-    (
-        "region",
-        "issuance_id",
-        "name",
-        "record_id",
-        "project_name",
-        "vintage",
-        "serial_start",
-        "serial_end",
-        "quantity_grams",
-    ),
-)
-_INSERT_BLOCKS = _BulkInsert(
-    UnitBlockRow,
-    (
-        "origin_region",
-        "issuance_name",
-        "project_name",
-        "vintage",
-        "serial_start",
-        "serial_end",
-        "holder_region",
-        "state",
-        "created_at",
-    ),
-)
-_INSERT_AUDIT = _BulkInsert(
-    AuditEntryRow,
-    (
-        "sequence",
-        "kind",
-        "subject",
-        "actor_region",
-        "actor",
-        "detail",
-        "previous_hash",
-        "entry_hash",
-        "created_at",
-    ),
-)
 
 
 def _lp(data: bytes) -> bytes:
@@ -599,8 +370,8 @@ class PublishBatch:
     caller: Identity
     region: str
     now: dt.datetime
-    envelopes: list[_Envelope] = field(default_factory=list)
-    planned: list[_Planned] = field(default_factory=list)
+    envelopes: list[EnvelopeColumns] = field(default_factory=list)
+    planned: list[PlannedRecord] = field(default_factory=list)
     _keys: dict[str, SigningKeyRow | None] = field(default_factory=dict)
     _heads: dict[str, _Head] = field(default_factory=dict)
     _accepted: dict[tuple[str, int], bytes] = field(default_factory=dict)
@@ -609,22 +380,21 @@ class PublishBatch:
     _by_ref: dict[tuple[str, str, str], _Methodology | None] = field(default_factory=dict)
     _projects: dict[str, _Project | None] = field(default_factory=dict)
     _issuance_ids: set[str] = field(default_factory=set)
-    _ranges: list[tuple[int, int, str]] = field(default_factory=list)
-    _current: dict[tuple[str, str], _Planned] = field(default_factory=dict)
+    _ranges: list[SerialRange] = field(default_factory=list)
+    _current: dict[tuple[str, str], PlannedRecord] = field(default_factory=dict)
     _existing_ids: set[str] = field(default_factory=set)
     _prefetched_ids: set[str] = field(default_factory=set)
-    _db_ranges: list[tuple[int, int, str]] = field(default_factory=list)
+    _db_ranges: list[SerialRange] = field(default_factory=list)
     _db_span: tuple[int, int] = (1, 0)
     _pending: Pending | None = None
     _trusted: list[int] = field(default_factory=list)
     """Worker jobs whose signature a check took as valid."""
 
     def __post_init__(self) -> None:
-        lock_region(self.session, self.region)
+        self.store = RecordsStore(self.session)
+        self.store.lock_region(self.region)
         # Every record of the batch carries the same acceptance time: encoded once.
-        delta = self.now - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        stamp = protowire.timestamp(delta.days * 86_400 + delta.seconds, delta.microseconds * 1000)
-        self._accepted_time = protowire.delimited(_RECORD_ACCEPTED_TIME, stamp)
+        self._accepted_time = protowire.record_accepted_time(self.now)
 
     # -- before the checks: parse and prefetch ------------------------------------------------
 
@@ -665,12 +435,7 @@ class PublishBatch:
         )
         # The keys are locked now rather than at their first envelope: same order (region, keys,
         # audit head), and in key order, as every batch takes them.
-        for row in self.session.execute(
-            select(SigningKeyRow)
-            .where(SigningKeyRow.key_id.in_(ids))
-            .order_by(SigningKeyRow.key_id)
-            .with_for_update()
-        ).scalars():
+        for row in self.store.lock_keys(ids):
             self._keys[row.key_id] = row
             self._heads[row.key_id] = _Head(row.last_sequence, row.last_hash)
         for key_id in ids:
@@ -731,44 +496,22 @@ class PublishBatch:
         issuances = [r for r in records if isinstance(r, records_pb2.Issuance)]
         if not issuances:
             return
-        conn = self.session.connection()
+        store = self.store
         ids = sorted({i.issuance_id for i in issuances})
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            if conn.dialect.name == "postgresql":
-                found = conn.execute(_EXISTING_IDS_PG, {"region": self.region, "ids": part})
-            else:
-                found = conn.execute(
-                    select(IssuanceRow.issuance_id).where(
-                        IssuanceRow.region == self.region, IssuanceRow.issuance_id.in_(part)
-                    )
-                )
-            self._existing_ids.update(found.scalars())
+        self._existing_ids.update(store.existing_issuance_ids(self.region, ids))
         self._prefetched_ids.update(ids)
         low = min(i.serials.start for i in issuances)
         high = max(i.serials.end for i in issuances)
-        # Two index probes, not a scan of every range below the span: the ranges starting inside
-        # it, and the one range that can start before it and still reach into it.
-        rows: list[tuple[int, int, str]] = [
-            (a, b, iid)
-            for a, b, iid in conn.execute(
-                _RANGES_STARTING_IN, {"region": self.region, "low": low, "high": high}
-            )
-        ]
-        if len(rows) <= _PREFETCH_RANGES:
+        ranges = store.ranges_meeting(self.region, low, high)
+        if ranges is not None:
             # Every stored range that can meet the batch's serials, so no per-issuance probe.
-            before = conn.execute(_LAST_RANGE, {"region": self.region, "end": low - 1}).first()
-            if before is not None and before[1] >= low:
-                rows.insert(0, (before[0], before[1], before[2]))
-            self._db_ranges = rows
+            self._db_ranges = ranges
             self._db_span = (low, high)
         names = sorted({i.project for i in issuances} - self._projects.keys())
-        for chunk in range(0, len(names), 500):
-            part = names[chunk : chunk + 500]
-            for row in conn.execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name.in_(part))):
-                self._projects[row[0]] = _Project(*row[1:])
-            for name in part:
-                self._projects.setdefault(name, None)
+        for row in store.projects(names):
+            self._projects[row[0]] = _Project(*row[1:])
+        for name in names:
+            self._projects.setdefault(name, None)
 
     # -- per envelope -----------------------------------------------------------------------------
 
@@ -809,7 +552,7 @@ class PublishBatch:
             overlay.check(record)
         number = len(self.envelopes)
         self.envelopes.append(
-            _Envelope(
+            EnvelopeColumns(
                 digest,
                 key_id,
                 self.region,
@@ -823,7 +566,7 @@ class PublishBatch:
             )
         )
         overlay.commit()
-        hash_field = _RECORD_ENVELOPE_HASH + digest.hex().encode()
+        hash_field = protowire.record_envelope_hash(digest)
         for index, record in enumerate(records):
             self._plan(number, index, record, hash_field)
         self._accepted[(key_id, fields.sequence)] = digest
@@ -832,9 +575,7 @@ class PublishBatch:
 
     def _key(self, key_id: str) -> SigningKeyRow | None:
         if key_id not in self._keys:
-            row = self.session.execute(
-                select(SigningKeyRow).where(SigningKeyRow.key_id == key_id).with_for_update()
-            ).scalar_one_or_none()
+            row = self.store.lock_key(key_id)
             self._keys[key_id] = row
             if row is not None:
                 self._heads[key_id] = _Head(row.last_sequence, row.last_hash)
@@ -843,18 +584,17 @@ class PublishBatch:
     def _plan(self, envelope: int, index: int, record: CommonRecord, hash_field: bytes) -> None:
         # The stored body is a Record around the adapter's message: its bytes are concatenated
         # as the encoder would write them (kind, accepted_time, envelope_hash), not re-encoded.
-        kind_tag, kind = _RECORD_KIND[type(record)]
-        version = record.version if isinstance(record, records_pb2.Methodology) else ""
-        body = (
-            protowire.delimited(kind_tag, record.SerializeToString())
-            + self._accepted_time
-            + hash_field
-        )
-        planned = _Planned(envelope, index, record, kind, version, body)
-        earlier = self._current.get((record.name, version))
+        body = protowire.record_body(record, self._accepted_time, hash_field)
+        planned = PlannedRecord(envelope, index, record, _KIND[type(record)], "", body)
+        if isinstance(record, records_pb2.Methodology):
+            planned.version = record.version
+            ref = self.adapters.get(record.region).methodology_ref(record)
+            planned.methodology_ref = (ref.methodology_id, ref.version)
+        key = (record.name, planned.version)
+        earlier = self._current.get(key)
         if earlier is not None:
             earlier.is_current = False
-        self._current[(record.name, version)] = planned
+        self._current[key] = planned
         self.planned.append(planned)
 
     # -- lookups shared by the checks -----------------------------------------------------------
@@ -862,24 +602,14 @@ class PublishBatch:
     def methodology_by_ref(self, region: str, ref_id: str, ref_version: str) -> _Methodology | None:
         key = (region, ref_id, ref_version)
         if key not in self._by_ref:
-            row = self.session.execute(
-                select(MethodologyRow).where(
-                    MethodologyRow.region == region,
-                    MethodologyRow.ref_id == ref_id,
-                    MethodologyRow.ref_version == ref_version,
-                )
-            ).scalar_one_or_none()
-            self._by_ref[key] = _methodology_of(row) if row else None
+            row = self.store.methodology_by_ref(region, ref_id, ref_version)
+            self._by_ref[key] = _methodology_of(row) if row is not None else None
         return self._by_ref[key]
 
     def project(self, name: str) -> _Project | None:
         if name not in self._projects:
-            row = (
-                self.session.connection()
-                .execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name == name))
-                .first()
-            )
-            self._projects[name] = _Project(*row[1:]) if row else None
+            row = self.store.project(name)
+            self._projects[name] = _Project(*row[1:]) if row is not None else None
         return self._projects[name]
 
     def issuance_exists(self, region: str, issuance_id: str) -> bool:
@@ -887,10 +617,7 @@ class PublishBatch:
             return True
         if region == self.region and issuance_id in self._prefetched_ids:
             return issuance_id in self._existing_ids
-        found = self.session.connection().execute(
-            _ISSUANCE_EXISTS, {"region": region, "issuance_id": issuance_id}
-        )
-        return found.first() is not None
+        return self.store.issuance_exists(region, issuance_id)
 
     def overlapping(self, region: str, start: int, end: int) -> str | None:
         """The id of an issuance whose serials overlap [start, end], if any."""
@@ -900,110 +627,37 @@ class PublishBatch:
                 return ranges[i][2]
         if region == self.region and self._db_span[0] <= start and end <= self._db_span[1]:
             return None  # the prefetch held every stored range that could meet [start, end]
-        clash = (
-            self.session.connection().execute(_LAST_RANGE, {"region": region, "end": end}).first()
-        )
+        clash = self.store.last_range(region, end)
         return clash[2] if clash is not None and clash[1] >= start else None
 
     # -- the write ------------------------------------------------------------------------------
 
     def write(self) -> None:
-        """Insert everything the batch accepted, in bulk, inside the caller's transaction."""
+        """Write everything the batch accepted, in bulk, inside the caller's transaction."""
         if not self.envelopes:
             return
-        s = self.session
-        # The audit head is locked first and held to the commit: every publish writes its feed
-        # rows under it, so feed positions become visible in order (a subscriber's cursor never
-        # passes a position a slower transaction fills later), and the ids below can be taken
-        # from max(id) without a race.
-        audit_head = s.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
-        conn = s.connection()
-        # The batch's one timestamp, as every UTCDateTime column below stores it.
-        stamp = _INSERT_RECORDS.stored(conn.dialect, "accepted_at", self.now)
-        first_envelope = (conn.execute(_MAX_ENVELOPE_ID).scalar() or 0) + 1
-        _INSERT_ENVELOPES.run(
-            conn, [(first_envelope + i, *e, stamp) for i, e in enumerate(self.envelopes)]
-        )
+        store = self.store
+        # Locked first and held to the commit: the ids below are allocated under it.
+        audit_head = store.lock_audit_head()
+        stamp = store.stored_time(self.now)
+        first_envelope = store.write_envelopes(self.envelopes, stamp)
         # Only methodologies and projects have revisions: an issuance id is accepted once.
-        names = {(p.record.name, p.version) for p in self.planned if p.kind != "issuance"}
-        previous: dict[tuple[str, str], int] = {}
-        if names:
-            previous = {
-                (name, version): rid
-                for rid, name, version in s.execute(
-                    select(RecordRow.id, RecordRow.name, RecordRow.version).where(
-                        RecordRow.is_current.is_(True), RecordRow.name.in_({n for n, _ in names})
-                    )
-                )
-                if (name, version) in names
-            }
-        if previous:
-            s.execute(
-                update(RecordRow)
-                .where(RecordRow.id.in_(previous.values()))
-                .values(is_current=False)
-            )
-        first_record = (conn.execute(_MAX_RECORD_ID).scalar() or 0) + 1
-        records, issuances, blocks = [], [], []
-        for record_id, p in enumerate(self.planned, first_record):
-            p.record_id = record_id
-            record = p.record
-            records.append(
-                (
-                    record_id,
-                    record.name,
-                    p.version,
-                    p.kind,
-                    record.region,
-                    first_envelope + p.envelope,
-                    p.index,
-                    p.body,
-                    p.is_current,
-                    stamp,
-                )
-            )
-            if isinstance(record, records_pb2.Issuance):
-                start, end = record.serials.start, record.serials.end
-                region, name, project = record.region, record.name, record.project
-                issuances.append(
-                    (
-                        region,
-                        record.issuance_id,
-                        name,
-                        record_id,
-                        project,
-                        record.vintage,
-                        start,
-                        end,
-                        record.quantity_grams,
-                    )
-                )
-                blocks.append(
-                    (region, name, project, record.vintage, start, end, region, "active", stamp)
-                )
-        _INSERT_RECORDS.run(conn, records)
-        for p in self.planned:
-            if isinstance(p.record, records_pb2.Methodology):
-                self._save_methodology(p.record, p.record_id)
-            elif isinstance(p.record, records_pb2.Project):
-                self._save_project(p.record, p.record_id)
-        _INSERT_ISSUANCES.run(conn, issuances)
-        _INSERT_BLOCKS.run(conn, blocks)
-        self._write_audit(conn, audit_head, previous, stamp)
+        previous = store.supersede(
+            {(p.record.name, p.version) for p in self.planned if p.kind != "issuance"}
+        )
+        store.write_records(self.planned, first_envelope, stamp)
+        self._write_audit(audit_head, previous, stamp)
         for key_id, chain in self._heads.items():
             key = self._keys[key_id]
             if key is not None and chain.sequence != key.last_sequence:
-                key.last_sequence, key.last_hash = chain.sequence, chain.hash
-        s.flush()
+                store.advance_chain(key, chain.sequence, chain.hash)
+        store.flush()
 
     def _write_audit(
         self,
-        conn: Connection,
         head: AuditHeadRow,
         previous: dict[tuple[str, str], int],
-        stamp: Any,
+        stamp: object,
     ) -> None:
         sequence, last = head.sequence, head.head_hash
         actor_region, actor = self.caller.region or "", self.caller.actor
@@ -1041,53 +695,14 @@ class PublishBatch:
                 (sequence, kind, p.record.name, actor_region, actor, detail, last, entry, stamp)
             )
             last = entry
-        _INSERT_AUDIT.run(conn, rows)
-        head.sequence, head.head_hash = sequence, last
-
-    def _save_methodology(self, m: records_pb2.Methodology, record_id: int) -> None:
-        ref = self.adapters.get(m.region).methodology_ref(m)
-        cap = m.eligibility.max_capacity if m.eligibility.HasField("max_capacity") else None
-        row = self.session.get(MethodologyRow, (m.region, m.methodology_id, m.version))
-        if row is None:
-            row = MethodologyRow(
-                region=m.region, methodology_id=m.methodology_id, version=m.version
-            )
-            self.session.add(row)
-        row.ref_id, row.ref_version, row.record_id = ref.methodology_id, ref.version, record_id
-        row.category, row.status = m.category, m.status
-        row.max_capacity_value = cap.value if cap else None
-        row.max_capacity_unit = cap.unit if cap else None
-
-    def _save_project(self, p: records_pb2.Project, record_id: int) -> None:
-        row = self.session.get(ProjectRow, (p.region, p.project_id))
-        if row is None:
-            row = ProjectRow(region=p.region, project_id=p.project_id)
-            self.session.add(row)
-        row.name, row.record_id = p.name, record_id
-        row.methodology_region = p.methodology.region
-        row.methodology_id, row.methodology_version = (
-            p.methodology.methodology_id,
-            p.methodology.version,
-        )
-        row.crediting_start = _date(p.crediting_period.start)
-        row.crediting_end = (
-            _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None
-        )
-        row.status = p.status
+        self.store.write_audit(head, rows, sequence, last)
 
 
-def _methodology_of(row: MethodologyRow) -> _Methodology:
-    cap = (
-        records_pb2.ExactQuantity(value=row.max_capacity_value, unit=row.max_capacity_unit or "")
-        if row.max_capacity_value is not None
-        else None
-    )
+def _methodology_of(row: MethodologyColumns) -> _Methodology:
+    region, methodology_id, version, ref_id, ref_version, category, status, value, unit = row
+    cap = records_pb2.ExactQuantity(value=value, unit=unit or "") if value is not None else None
     return _Methodology(
-        (row.region, row.methodology_id, row.version),
-        (row.ref_id, row.ref_version),
-        row.category,
-        row.status,
-        cap,
+        (region, methodology_id, version), (ref_id, ref_version), category, status, cap
     )
 
 
