@@ -294,25 +294,21 @@ class RecordsStore:
         found: list[ProjectColumns] = []
         for chunk in range(0, len(names), _CHUNK):
             part = names[chunk : chunk + _CHUNK]
-            found.extend(
-                row._tuple()
-                for row in conn.execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name.in_(part)))
-            )
+            found.extend(conn.execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name.in_(part))))
         return found
 
     def project(self, name: str) -> ProjectColumns | None:
-        row = (
+        return (
             self.session.connection()
             .execute(select(*_PROJECT_COLUMNS).where(ProjectRow.name == name))
             .first()
         )
-        return row._tuple() if row is not None else None
 
     def methodology_by_ref(
         self, region: str, ref_id: str, ref_version: str
     ) -> MethodologyColumns | None:
         """The methodology of ``region`` its adapter refers to as ``ref_id`` ``ref_version``."""
-        row = (
+        return (
             self.session.connection()
             .execute(
                 select(*_METHODOLOGY_COLUMNS).where(
@@ -323,7 +319,6 @@ class RecordsStore:
             )
             .first()
         )
-        return row._tuple() if row is not None else None
 
     # -- the write ------------------------------------------------------------------------------
 
