@@ -6,7 +6,9 @@ Checks for each envelope, in order: the key belongs to the caller's region, sign
 not revoked; the signature verifies over the bytes as received; the sequence is the next one and
 chains to the signer's last envelope (replay, gap and fork refused); the region's adapter maps the
 payload; cross-record checks hold (methodology known, capacity within its maximum, project known
-and registered, monitoring inside crediting, issuance id new, serials not overlapping).
+and registered, monitoring inside crediting, issuance id new, serials not overlapping: they are
+``gateway.services.record_checks``). Every statement is the records store's
+(``gateway.storage.records``); the stored bodies are written by ``gateway.protowire``.
 
 A large batch's signatures are checked by a worker process (``gateway.services.verifier``) while
 the batch is parsed, checked and written; the checks take them as valid meanwhile, and if one was
@@ -16,7 +18,6 @@ its turn, so the outcomes are those of the order above.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import hashlib
 import struct
@@ -29,33 +30,21 @@ from yrd.interop.v1 import envelope_pb2, records_pb2
 
 from adapters.base import CommonRecord, RegionAdapter
 from adapters.errors import NativeFormatError, UnknownContentTypeError
-from adapters.quantities import capacity_within
 from adapters.registry import AdapterRegistry
 from gateway import errors, protowire
 from gateway.audit import ENTRY_TAG, EntryFields, canonical_json, entry_hash
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
+from gateway.services.record_checks import KnownRecords, RecordChecks
 from gateway.services.verifier import Pending, SignatureWorker
 from gateway.storage.models import AuditHeadRow, EnvelopeRow, SigningKeyRow
-from gateway.storage.records import (
-    EnvelopeColumns,
-    MethodologyColumns,
-    PlannedRecord,
-    RecordsStore,
-    SerialRange,
-)
+from gateway.storage.records import EnvelopeColumns, PlannedRecord, RecordsStore
 
-_PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
-_REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
 _KIND: dict[type, str] = {
     records_pb2.Methodology: "methodology",
     records_pb2.Project: "project",
     records_pb2.Issuance: "issuance",
 }
-
-
-def _date(value: records_pb2.CalendarDate) -> dt.date:
-    return dt.date(value.year, value.month, value.day)
 
 
 def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
@@ -183,30 +172,6 @@ def native_error(exc: NativeFormatError) -> errors.NativeRecordInvalid:
     return errors.NativeRecordInvalid(
         str(exc), metadata={"region": exc.region}, field_errors=fields
     )
-
-
-@dataclass
-class _Methodology:
-    key: tuple[str, str, str]
-    ref: tuple[str, str]
-    category: int
-    status: int
-    max_capacity: records_pb2.ExactQuantity | None
-
-
-@dataclass(slots=True)
-class _Project:
-    region: str
-    project_id: str
-    methodology_id: str
-    methodology_version: str
-    crediting_start: dt.date
-    crediting_end: dt.date | None
-    status: int
-
-    @property
-    def methodology(self) -> tuple[str, str]:
-        return (self.methodology_id, self.methodology_version)
 
 
 @dataclass(slots=True)
@@ -377,15 +342,7 @@ class PublishBatch:
     _accepted: dict[tuple[str, int], bytes] = field(default_factory=dict)
     """Hash of each envelope this batch accepted, by (key id, sequence)."""
     _adapters: dict[str, RegionAdapter] = field(default_factory=dict)
-    _by_ref: dict[tuple[str, str, str], _Methodology | None] = field(default_factory=dict)
-    _projects: dict[str, _Project | None] = field(default_factory=dict)
-    _issuance_ids: set[str] = field(default_factory=set)
-    _ranges: list[SerialRange] = field(default_factory=list)
     _current: dict[tuple[str, str], PlannedRecord] = field(default_factory=dict)
-    _existing_ids: set[str] = field(default_factory=set)
-    _prefetched_ids: set[str] = field(default_factory=set)
-    _db_ranges: list[SerialRange] = field(default_factory=list)
-    _db_span: tuple[int, int] = (1, 0)
     _pending: Pending | None = None
     _trusted: list[int] = field(default_factory=list)
     """Worker jobs whose signature a check took as valid."""
@@ -393,6 +350,7 @@ class PublishBatch:
     def __post_init__(self) -> None:
         self.store = RecordsStore(self.session)
         self.store.lock_region(self.region)
+        self.known = KnownRecords(self.store, self.adapters, self.region)
         # Every record of the batch carries the same acceptance time: encoded once.
         self._accepted_time = protowire.record_accepted_time(self.now)
 
@@ -415,7 +373,7 @@ class PublishBatch:
         for p in prepared:
             if p.fields is not None:
                 self._parse(p)
-        self._prefetch([r for p in prepared for r in p.records])
+        self.known.prefetch([r for p in prepared for r in p.records])
         return prepared
 
     def _shape(self, env: envelope_pb2.SignedEnvelope) -> Prepared:
@@ -492,27 +450,6 @@ class PublishBatch:
         except NativeFormatError as exc:
             p.parse_error = native_error(exc)
 
-    def _prefetch(self, records: list[CommonRecord]) -> None:
-        issuances = [r for r in records if isinstance(r, records_pb2.Issuance)]
-        if not issuances:
-            return
-        store = self.store
-        ids = sorted({i.issuance_id for i in issuances})
-        self._existing_ids.update(store.existing_issuance_ids(self.region, ids))
-        self._prefetched_ids.update(ids)
-        low = min(i.serials.start for i in issuances)
-        high = max(i.serials.end for i in issuances)
-        ranges = store.ranges_meeting(self.region, low, high)
-        if ranges is not None:
-            # Every stored range that can meet the batch's serials, so no per-issuance probe.
-            self._db_ranges = ranges
-            self._db_span = (low, high)
-        names = sorted({i.project for i in issuances} - self._projects.keys())
-        for row in store.projects(names):
-            self._projects[row[0]] = _Project(*row[1:])
-        for name in names:
-            self._projects.setdefault(name, None)
-
     # -- per envelope -----------------------------------------------------------------------------
 
     def accept(self, p: Prepared) -> tuple[str, ...]:
@@ -547,7 +484,7 @@ class PublishBatch:
         records = p.records
         # Check every record against the database and the batch so far, without changing either,
         # so a refusal of any record of the envelope leaves no trace.
-        overlay = _Overlay(self)
+        overlay = RecordChecks(self.known)
         for record in records:
             overlay.check(record)
         number = len(self.envelopes)
@@ -598,37 +535,6 @@ class PublishBatch:
         self.planned.append(planned)
 
     # -- lookups shared by the checks -----------------------------------------------------------
-
-    def methodology_by_ref(self, region: str, ref_id: str, ref_version: str) -> _Methodology | None:
-        key = (region, ref_id, ref_version)
-        if key not in self._by_ref:
-            row = self.store.methodology_by_ref(region, ref_id, ref_version)
-            self._by_ref[key] = _methodology_of(row) if row is not None else None
-        return self._by_ref[key]
-
-    def project(self, name: str) -> _Project | None:
-        if name not in self._projects:
-            row = self.store.project(name)
-            self._projects[name] = _Project(*row[1:]) if row is not None else None
-        return self._projects[name]
-
-    def issuance_exists(self, region: str, issuance_id: str) -> bool:
-        if issuance_id in self._issuance_ids:
-            return True
-        if region == self.region and issuance_id in self._prefetched_ids:
-            return issuance_id in self._existing_ids
-        return self.store.issuance_exists(region, issuance_id)
-
-    def overlapping(self, region: str, start: int, end: int) -> str | None:
-        """The id of an issuance whose serials overlap [start, end], if any."""
-        for ranges in (self._ranges, self._db_ranges):
-            i = bisect.bisect_right(ranges, (end, 2**63, "")) - 1
-            if i >= 0 and ranges[i][1] >= start:
-                return ranges[i][2]
-        if region == self.region and self._db_span[0] <= start and end <= self._db_span[1]:
-            return None  # the prefetch held every stored range that could meet [start, end]
-        clash = self.store.last_range(region, end)
-        return clash[2] if clash is not None and clash[1] >= start else None
 
     # -- the write ------------------------------------------------------------------------------
 
@@ -696,149 +602,3 @@ class PublishBatch:
             )
             last = entry
         self.store.write_audit(head, rows, sequence, last)
-
-
-def _methodology_of(row: MethodologyColumns) -> _Methodology:
-    region, methodology_id, version, ref_id, ref_version, category, status, value, unit = row
-    cap = records_pb2.ExactQuantity(value=value, unit=unit or "") if value is not None else None
-    return _Methodology(
-        (region, methodology_id, version), (ref_id, ref_version), category, status, cap
-    )
-
-
-class _Overlay:
-    """The records of one envelope, checked against the batch and the database; they join the
-    batch's view only on commit (so a later record of a refused envelope leaves nothing)."""
-
-    def __init__(self, batch: PublishBatch) -> None:
-        self.batch = batch
-        self.methodologies: list[_Methodology] = []
-        self.projects: list[tuple[str, _Project]] = []
-        self.issuances: list[tuple[int, int, str]] = []
-
-    def check(self, record: CommonRecord) -> None:
-        if isinstance(record, records_pb2.Methodology):
-            self._methodology(record)
-        elif isinstance(record, records_pb2.Project):
-            self._project(record)
-        else:
-            self._issuance(record)
-
-    def _find_ref(self, region: str, ref_id: str, ref_version: str) -> _Methodology | None:
-        for m in reversed(self.methodologies):
-            if m.key[0] == region and m.ref == (ref_id, ref_version):
-                return m
-        return self.batch.methodology_by_ref(region, ref_id, ref_version)
-
-    def _methodology(self, m: records_pb2.Methodology) -> None:
-        ref = self.batch.adapters.get(m.region).methodology_ref(m)
-        holder = self._find_ref(m.region, ref.methodology_id, ref.version)
-        key = (m.region, m.methodology_id, m.version)
-        if holder is not None and holder.key != key:
-            raise errors.RecordConflict(
-                f"{ref.methodology_id} {ref.version} already names methodology "
-                f"{holder.key[1]} version {holder.key[2]}"
-            )
-        cap = m.eligibility.max_capacity if m.eligibility.HasField("max_capacity") else None
-        self.methodologies.append(
-            _Methodology(key, (ref.methodology_id, ref.version), m.category, m.status, cap)
-        )
-
-    def _project(self, p: records_pb2.Project) -> None:
-        ref = p.methodology
-        meth = (
-            self._find_ref(p.region, ref.methodology_id, ref.version)
-            if ref.region == p.region
-            else None
-        )
-        if meth is None:
-            raise errors.MethodologyUnknown(
-                f"project {p.project_id} names methodology {ref.methodology_id} {ref.version}, "
-                f"which {p.region} has not published",
-                metadata={"methodology_id": ref.methodology_id, "version": ref.version},
-            )
-        cap = meth.max_capacity
-        if (
-            meth.category == _PV
-            and cap is not None
-            and p.HasField("capacity")
-            and not capacity_within(p.capacity, cap)
-        ):
-            raise errors.CapacityExceedsMethodology(
-                f"capacity {p.capacity.value} {p.capacity.unit} exceeds the methodology's "
-                f"maximum {cap.value} {cap.unit}",
-                field_errors={"capacity": f"above {cap.value} {cap.unit}"},
-            )
-        existing = self._find_project(p.name)
-        if existing is not None and existing.methodology != (ref.methodology_id, ref.version):
-            raise errors.RecordConflict(f"project {p.project_id} cannot change its methodology")
-        self.projects.append(
-            (
-                p.name,
-                _Project(
-                    p.region,
-                    p.project_id,
-                    ref.methodology_id,
-                    ref.version,
-                    _date(p.crediting_period.start),
-                    _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None,
-                    p.status,
-                ),
-            )
-        )
-
-    def _find_project(self, name: str) -> _Project | None:
-        for n, project in reversed(self.projects):
-            if n == name:
-                return project
-        return self.batch.project(name)
-
-    def _issuance(self, i: records_pb2.Issuance) -> None:
-        region, issuance_id, project_name = i.region, i.issuance_id, i.project
-        project = self._find_project(project_name)
-        if project is None or project.region != region:
-            raise errors.ProjectUnknown(
-                f"issuance {issuance_id} names project {project_name}, "
-                f"which {region} has not published",
-                metadata={"project": project_name},
-            )
-        if project.status != _REGISTERED:
-            status = records_pb2.ProjectStatus.Name(
-                records_pb2.ProjectStatus.ValueType(project.status)
-            )
-            raise errors.ProjectNotRegistered(f"project {project_name} is {status}")
-        period = i.monitoring_period
-        start, end = _date(period.start), _date(period.end)
-        if start < project.crediting_start or (
-            project.crediting_end is not None and end > project.crediting_end
-        ):
-            raise errors.MonitoringOutsideCrediting(
-                f"monitoring period {start}..{end} is not inside the crediting period "
-                f"{project.crediting_start}..{project.crediting_end or ''}",
-                field_errors={"monitoring_period": "outside the crediting period"},
-            )
-        earlier = self.issuances  # this envelope's own issuances so far (usually none)
-        if any(iid == issuance_id for _, _, iid in earlier) or self.batch.issuance_exists(
-            region, issuance_id
-        ):
-            raise errors.IssuanceExists(f"issuance {issuance_id} was accepted before")
-        serials = i.serials
-        s, e = serials.start, serials.end
-        clash = next((iid for a, b, iid in earlier if a <= e and b >= s), None) if earlier else None
-        clash = clash or self.batch.overlapping(region, s, e)
-        if clash is not None:
-            raise errors.SerialsOverlap(
-                f"serials {s}..{e} overlap issuance {clash}", metadata={"issuance": clash}
-            )
-        earlier.append((s, e, issuance_id))
-
-    def commit(self) -> None:
-        """Make the envelope's records part of the batch's view."""
-        b = self.batch
-        for m in self.methodologies:
-            b._by_ref[(m.key[0], *m.ref)] = m
-        for name, project in self.projects:
-            b._projects[name] = project
-        for s, e, iid in self.issuances:
-            b._issuance_ids.add(iid)
-            bisect.insort(b._ranges, (s, e, iid))
