@@ -1,7 +1,6 @@
-"""The hand-written encodings of the publish and feed hot paths give exactly what the reference
-code gives: the generated protobuf classes, ``canonical_json`` and
-``gateway.security.audit_chain.entry_hash``; and the signature worker's verdicts are the
-library's."""
+"""The hand-written encodings of the publish hot path give exactly what the reference code gives
+(``canonical_json`` and ``gateway.security.audit_chain.entry_hash``; the wire encoders are tested in
+``test_protowire``); and the signature worker's verdicts are the library's."""
 
 from __future__ import annotations
 
@@ -12,18 +11,13 @@ import struct
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from yrd.interop.v1 import envelope_pb2, records_pb2, registry_service_pb2
+from yrd.interop.v1 import records_pb2
 
-from gateway import errors, protowire
-from gateway.rpc.convert import (
-    envelope_result,
-    feed_events_bytes,
-    feed_response,
-    publish_response,
-)
+from gateway import errors
+from gateway.rpc.convert import envelope_result, publish_response
 from gateway.security.audit_chain import ENTRY_TAG, EntryFields, EntryHasher, entry_hash
 from gateway.security.signing import raw_public_key
-from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
+from gateway.services.exchange import PublishOutcome
 from gateway.services.publish import _detail, _reference_detail
 from gateway.services.verifier import SignatureWorker
 
@@ -32,86 +26,6 @@ INT64 = st.integers(-(2**63), 2**63 - 1)
 TIMES = st.datetimes(
     min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC)
 )
-
-
-@given(UINT64)
-def test_varint_is_the_protobuf_encoding(value: int) -> None:
-    encoded = envelope_pb2.SignedEnvelope(sequence=value).SerializeToString()
-    assert encoded == (b"\x20" + protowire.varint(value) if value else b"")
-
-
-@given(INT64)
-def test_negative_integers_encode_as_64_bit_twos_complement(value: int) -> None:
-    stamp = envelope_pb2.SignedEnvelope()
-    stamp.sign_time.seconds = value
-    assert stamp.sign_time.SerializeToString() == protowire.timestamp(value, 0)
-
-
-def _issuance(draw: st.DrawFn) -> records_pb2.Record:
-    return records_pb2.Record(
-        issuance=records_pb2.Issuance(
-            name=draw(st.text(max_size=40)),
-            region="330000",
-            quantity_grams=draw(INT64),
-            serials=records_pb2.SerialRange(start=draw(INT64), end=draw(INT64)),
-            native_ids=draw(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)),
-        ),
-        envelope_hash="ab" * 32,
-    )
-
-
-@st.composite
-def feed_items(draw: st.DrawFn) -> FeedItem:
-    envelope = StoredEnvelope(
-        content_type=draw(st.text(max_size=200)),
-        payload=draw(st.binary(max_size=20_000)),
-        key_id=draw(st.text(max_size=40)),
-        sequence=draw(UINT64),
-        previous_hash=draw(st.binary(max_size=40)),
-        sign_time_seconds=draw(st.integers(-62135596800, 253402300799)),
-        sign_time_nanos=draw(st.integers(0, 999_999_999)),
-        signature=draw(st.binary(max_size=70)),
-    )
-    item = FeedItem(
-        position=draw(st.integers(1, 2**63 - 1)),
-        body=_issuance(draw).SerializeToString(),
-        envelope_row=envelope,
-        envelope_record_index=draw(st.integers(0, 2**31 - 1)),
-        accepted_at=draw(TIMES),
-    )
-    native = draw(st.sampled_from(["", "payload", "reason"]))
-    if native == "payload":
-        item.native_payload = draw(st.binary(min_size=1, max_size=300))
-        item.native_content_type = draw(st.text(max_size=50))
-    elif native == "reason":
-        item.native_unavailable_reason = draw(st.text(min_size=1, max_size=100))
-    return item
-
-
-def _reference_response(items: list[FeedItem]) -> registry_service_pb2.SubscribeResponse:
-    response = registry_service_pb2.SubscribeResponse()
-    for item in items:
-        event = response.events.add()
-        event.cursor = str(item.position)
-        event.record.MergeFromString(item.body)
-        fill_envelope(event.envelope, item.envelope_row)
-        event.accept_time.FromDatetime(item.accepted_at)
-        event.envelope_record_index = item.envelope_record_index
-        if item.native_payload:
-            event.native_payload = item.native_payload
-            event.native_content_type = item.native_content_type
-        elif item.native_unavailable_reason:
-            event.native_unavailable_reason = item.native_unavailable_reason
-    return response
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(feed_items(), min_size=1, max_size=4))
-def test_feed_events_decode_to_the_reference_message(items: list[FeedItem]) -> None:
-    reference = _reference_response(items)
-    assert feed_response(items) == reference
-    parsed = registry_service_pb2.SubscribeResponse.FromString(feed_events_bytes(items))
-    assert parsed.SerializeToString() == reference.SerializeToString()
 
 
 @settings(max_examples=200)
