@@ -10,8 +10,10 @@ import enum
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TRUST_DOMAIN = "yrd-interop"
 _REGION = r"(?P<region>\d{6})"
@@ -78,6 +80,10 @@ def parse_uri(uri: str) -> Identity:
 
 def identity_of(cert: x509.Certificate) -> Identity:
     """The identity of a certificate: exactly one SAN URI in the yrd-interop trust domain."""
+    # Imported here, not with the module: the command line's options need Role alone, and x509
+    # would add ~60 ms to every start of `yrdgw`.
+    from cryptography import x509
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as exc:
@@ -93,4 +99,6 @@ def identity_of(cert: x509.Certificate) -> Identity:
 @lru_cache(maxsize=1024)
 def identity_of_pem(pem: bytes) -> Identity:
     """identity_of for a PEM certificate, cached: a peer presents the same one on every call."""
+    from cryptography import x509
+
     return identity_of(x509.load_pem_x509_certificate(pem))
