@@ -37,7 +37,8 @@ def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     "blocks": [{"origin", "start", "end", "state": active|reserved|retired|cancelled}]}."""
     import json
 
-    from gateway.services.reconciliation import PROTO_OF_STATE, SnapshotBuilder
+    from gateway.contract import BLOCK_STATE_PROTO
+    from gateway.services.reconciliation import SnapshotBuilder
 
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     when = dt.datetime.fromisoformat(doc["snapshot_time"])
@@ -46,7 +47,7 @@ def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     snapshot = SnapshotBuilder()
     snapshot.header(when, doc.get("completed_transfers", []))
     snapshot.add(
-        (str(b["origin"]), int(b["start"]), int(b["end"]), PROTO_OF_STATE.get(b["state"], 0))
+        (str(b["origin"]), int(b["start"]), int(b["end"]), BLOCK_STATE_PROTO.get(b["state"], 0))
         for b in doc["blocks"]
     )
     return str(doc["region"]), snapshot
@@ -184,11 +185,12 @@ def reconcile_report(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Download one signed report as JSON or CSV."""
+    from gateway.contract import is_reconciliation_name, reconciliation_name
     from gateway.report_export import report_csv, report_json
 
     if fmt not in ("json", "csv"):
         raise fail("--format is json or csv")
-    name = report_id if report_id.startswith("reconciliations/") else f"reconciliations/{report_id}"
+    name = report_id if is_reconciliation_name(report_id) else reconciliation_name(report_id)
     with host.services(host.quiet_settings(config, database_url)) as services:
         report = services.reconciliation.get(name)
     text = report_json(report) if fmt == "json" else report_csv(report)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gateway.contract import key_name
 from gateway.errors import (
     InvalidArgument,
     PermissionDenied,
@@ -62,7 +63,7 @@ def _audit_key(
 ) -> None:
     audit.append(
         kind=kind,
-        subject=f"regions/{key.region}/keys/{key.key_id}",
+        subject=key_name(key.region, key.key_id),
         actor_region=actor.region or "",
         actor=actor.actor,
         detail={

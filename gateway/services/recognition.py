@@ -21,7 +21,7 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway import errors
-from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE
+from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE, methodology_name
 from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -351,7 +351,7 @@ class RecognitionService:
         if project is None:
             return mr.Verdict(False, "NOT_RECOGNISED", message=f"unknown project {project_name}")
         meth = store.methodology_of(project)
-        meth_name = f"regions/{project.region}/methodologies/{meth.methodology_id}" if meth else ""
+        meth_name = methodology_name(project.region, meth.methodology_id) if meth else ""
         version = meth.version if meth else ""
         rows = store.bodies_of_subjects([project_name, meth_name])
         with _domain():

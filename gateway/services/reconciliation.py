@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
+from gateway.contract import BLOCK_STATE_OF, parse_transfer_name, reconciliation_name, snapshot_name
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -38,18 +39,10 @@ from gateway.storage.reconciliation_store import ReconciliationStore
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
-STATE_OF_PROTO: dict[int, str] = {
-    records_pb2.UNIT_BLOCK_STATE_ACTIVE: "active",
-    records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER: "reserved",
-    records_pb2.UNIT_BLOCK_STATE_RETIRED: "retired",
-    records_pb2.UNIT_BLOCK_STATE_CANCELLED: "cancelled",
-}
-PROTO_OF_STATE = {v: k for k, v in STATE_OF_PROTO.items()}
 Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
 MAX_SNAPSHOT_BLOCKS = 2_000_000
-_TRANSFER_NAME = re.compile(r"^regions/[0-9]{6}/transfers/[^/]{1,120}$")
 _REGION = re.compile(r"^[0-9]{6}$")
 
 Progress = Callable[[str, int, int], None]
@@ -94,7 +87,7 @@ class SnapshotBuilder:
             raise errors.SnapshotInvalid("the snapshot header comes once, first")
         self.snapshot_time = snapshot_time
         for name in transfer_names:
-            if not _TRANSFER_NAME.match(name):
+            if parse_transfer_name(name) is None:
                 raise errors.SnapshotInvalid(
                     f"{name!r} is not a transfer name (regions/{{source}}/transfers/{{id}})",
                     field_errors={"header.completed_transfer_ids": name[:200]},
@@ -117,11 +110,11 @@ class SnapshotBuilder:
                     f"{where}: serials need 0 <= start <= end",
                     field_errors={"blocks.serials": where},
                 )
-            if state not in STATE_OF_PROTO:
+            if state not in BLOCK_STATE_OF:
                 raise errors.SnapshotInvalid(
                     f"{where}: the state must be set", field_errors={"blocks.state": where}
                 )
-            self.blocks.append(HeldRange(origin, start, end, STATE_OF_PROTO[state]))
+            self.blocks.append(HeldRange(origin, start, end, BLOCK_STATE_OF[state]))
         if len(self.blocks) > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
 
@@ -181,7 +174,7 @@ class ReconciliationService:
                 )
             store.copy_ledger_side(sid, region)
             store.add_transfer_names(sid, snapshot.transfer_names)
-            name = f"regions/{region}/snapshots/{sid}"
+            name = snapshot_name(region, sid)
             audit.append(
                 kind="reconciliation.snapshot",
                 subject=name,
@@ -310,7 +303,7 @@ class ReconciliationService:
             report_id = store.add_report(
                 region=snap.region, snapshot_id=snap.id, status=status, finished_at=now
             )
-            report.name = f"reconciliations/{report_id}"
+            report.name = reconciliation_name(report_id)
             report.finish_time.FromDatetime(now)
             sign_report(self.gateway_key, report)
             body = report.SerializeToString()
@@ -322,7 +315,7 @@ class ReconciliationService:
                 actor=caller.actor,
                 detail={
                     "region": snap.region,
-                    "snapshot": f"regions/{snap.region}/snapshots/{snap.id}",
+                    "snapshot": snapshot_name(snap.region, snap.id),
                     "status": status,
                     "counts": discrepancy_counts(report),
                     "report_sha256": hashlib.sha256(body).hexdigest(),

@@ -15,7 +15,7 @@ from typing import Protocol
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
-from gateway.contract import RETIRED, RETIREMENT_TYPE
+from gateway.contract import RETIRED, RETIREMENT_TYPE, retirement_name
 from gateway.security.identity import Identity
 from gateway.services import Clock, utc_now
 from gateway.services.intake import advance, repeat, store_envelope
@@ -101,7 +101,7 @@ class RetirementService(LedgerParts):
         order = incoming.body
         holder = caller.region
         assert holder is not None
-        name = f"regions/{holder}/retirements/{order.retirement_id}"
+        name = retirement_name(holder, order.retirement_id)
         request_sha = incoming.payload_sha256
 
         def work(unit: UnitOfWork) -> RetirementView:

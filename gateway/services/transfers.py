@@ -22,6 +22,7 @@ from gateway.contract import (
     PROPOSED,
     REJECTED,
     RESERVED,
+    transfer_name,
 )
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -74,7 +75,7 @@ class TransferService(LedgerParts):
         proposal = incoming.body
         source = caller.region
         assert source is not None
-        name = f"regions/{source}/transfers/{proposal.transfer_id}"
+        name = transfer_name(source, proposal.transfer_id)
         request_sha = incoming.payload_sha256
 
         def work(unit: UnitOfWork) -> TransferView:

@@ -17,14 +17,11 @@ from sqlalchemy import delete, func, insert, select
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
+from gateway.contract import BLOCK_STATE_PROTO
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
-from gateway.services.reconciliation import (
-    PROTO_OF_STATE,
-    ReconciliationService,
-    SnapshotBuilder,
-)
+from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
 from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import (
@@ -117,7 +114,7 @@ def snapshot(
 ) -> SnapshotBuilder:
     b = SnapshotBuilder()
     b.header(NOW, transfers)
-    b.add((o, s, e, PROTO_OF_STATE[state]) for o, s, e, state in blocks)
+    b.add((o, s, e, BLOCK_STATE_PROTO[state]) for o, s, e, state in blocks)
     return b
 
 
