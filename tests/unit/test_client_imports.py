@@ -27,7 +27,9 @@ SERVER_ONLY = (
     "gateway.config",
     "gateway.rpc",
     "gateway.server",
-    "gateway.app",
+    "gateway.assembly",
+    "gateway.cli",
+    "gateway.console",
     "gateway.scheduler",
 )
 
