@@ -16,7 +16,7 @@ MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
 	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults \
-	clean
+	vectors reasons clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
 # the interpreter's own pip into the virtual environment (then `uv sync` keeps it, and the locked pip,
@@ -56,6 +56,15 @@ demo: install-demo
 ## Regenerate Python code and .pyi stubs from proto/ (never edit the output by hand).
 proto: install
 	$(PY) -m gateway.tools.genproto proto
+
+## Regenerate the protocol's test vectors (docs/vectors/*.json) from the implementation.
+## (`make test` checks them both ways: tests/unit/test_vectors.py.)
+vectors: install
+	$(PY) -m gateway.tools.vectors docs/vectors
+
+## Render docs/reasons.md from the reason catalogue (gateway/reasons/); tested in `make test`.
+reasons: install
+	$(PY) -m gateway.tools.reasons docs/reasons.md
 
 ## Fail when the checked-in generated code differs from what the pinned generator produces.
 proto-check: install

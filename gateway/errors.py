@@ -2,7 +2,9 @@
 (``gateway.rpc.status``). Pure Python: no gRPC here, so the SDK and the core share these classes.
 
 Each error has a machine-readable ``reason`` (UPPER_SNAKE_CASE, AIP-193) and the canonical status
-:class:`Code` it maps to. Clients turn statuses back into these same classes
+:class:`Code` it maps to. Every reason is declared in the catalogue (:mod:`gateway.reasons`) with
+that code: defining or raising an error whose reason is not raises
+:class:`~gateway.reasons.UndeclaredReason`. Clients turn statuses back into these same classes
 (``gateway.client.errors``).
 """
 
@@ -10,7 +12,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from gateway.reasons import UndeclaredReason as UndeclaredReason
+from gateway.reasons import declared
 
 ERROR_DOMAIN = "yrd-interop"
 """The ``ErrorInfo.domain`` of every error the gateway returns."""
@@ -39,10 +44,16 @@ class Code(enum.IntEnum):
 
 
 class DomainError(Exception):
-    """Base of every error the gateway reports to a caller."""
+    """Base of every error the gateway reports to a caller. A subclass whose reason is not
+    declared in :mod:`gateway.reasons` with its code cannot be defined (nor an instance made
+    after its reason was changed): :class:`~gateway.reasons.UndeclaredReason`."""
 
     code: ClassVar[Code] = Code.FAILED_PRECONDITION
     reason: ClassVar[str] = "FAILED_PRECONDITION"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared(cls.reason, cls.code.name)
 
     def __init__(
         self,
@@ -51,10 +62,14 @@ class DomainError(Exception):
         metadata: Mapping[str, str] | None = None,
         field_errors: Mapping[str, str] | None = None,
     ) -> None:
+        declared(self.reason, self.code.name)
         super().__init__(message)
         self.message = message
         self.metadata: dict[str, str] = dict(metadata or {})
         self.field_errors: dict[str, str] = dict(field_errors or {})
+
+
+declared(DomainError.reason, DomainError.code.name)
 
 
 class InvalidArgument(DomainError):

@@ -18,6 +18,7 @@ from yrd.interop.v1 import (
 import mutual_recognition as mr
 from gateway import protowire
 from gateway.contract import BLOCK_STATE_PROTO, TRANSFER_STATE_PROTO, block_name
+from gateway.rpc.status import in_band_reason
 from gateway.security.audit_chain import StoredEntry
 from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
 from gateway.services.keys import SigningKey
@@ -67,7 +68,7 @@ def envelope_result(outcome: PublishOutcome) -> registry_service_pb2.EnvelopeRes
         record_names=outcome.record_names,
     )
     if outcome.error is not None:
-        result.reason = outcome.error.reason
+        result.reason = in_band_reason(outcome.error)
         result.message = outcome.error.message
         result.field_errors.update(outcome.error.field_errors)
     return result

@@ -27,7 +27,7 @@ from gateway.errors import (
     StorageUnavailable,
 )
 from gateway.metrics import RpcMetrics
-from gateway.rpc.status import grpc_code, internal_status, to_grpc_status
+from gateway.rpc.status import grpc_code, internal_status, sendable, to_grpc_status
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
@@ -140,7 +140,8 @@ class GatewayInterceptor(grpc.ServerInterceptor):
                 "the database could not serve the request just now; send the same request again"
                 " (a signed request takes effect once however often it is sent)"
             )
-        return exc if isinstance(exc, DomainError) else None
+        # An error whose reason the catalogue does not declare is a bug: answered as INTERNAL.
+        return exc if isinstance(exc, DomainError) and sendable(exc) else None
 
     def _outcome(
         self, context: grpc.ServicerContext, exc: Exception

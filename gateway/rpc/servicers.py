@@ -29,6 +29,7 @@ from yrd.interop.v1 import (
 import mutual_recognition as mr
 from gateway.contract import BLOCK_STATE_OF, TRANSFER_STATE_OF, is_recognition_name
 from gateway.errors import CursorInvalid, InvalidArgument, SnapshotInvalid
+from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
@@ -355,7 +356,7 @@ class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceService
         reply = recognition_service_pb2.CheckRecognizedResponse(
             recognised=verdict.recognised,
             recognitions=list(verdict.relied_on),
-            reason="" if verdict.recognised else verdict.reason,
+            reason="" if verdict.recognised else answer_reason(verdict.reason),
         )
         if verdict.ets_ratio is not None:
             reply.ets_adjustment_ratio.numerator = verdict.ets_ratio.numerator

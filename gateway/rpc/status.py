@@ -1,4 +1,8 @@
-"""The one mapping from domain errors to ``google.rpc.Status`` (AIP-193 ErrorInfo, BadRequest)."""
+"""The one mapping from domain errors to ``google.rpc.Status`` (AIP-193 ErrorInfo, BadRequest).
+
+Only reasons declared in :mod:`gateway.reasons` with the error's code are sent: anything else
+raises :class:`~gateway.reasons.UndeclaredReason` here (the interceptor then answers INTERNAL).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.errors import ERROR_DOMAIN, DomainError
+from gateway.reasons import UndeclaredReason, declared
 
 MAX_TEXT = 200
 """Longest string (message, metadata value, field name or description) a status carries: errors
@@ -35,6 +40,23 @@ def _within_budget(items: dict[str, str]) -> list[tuple[str, str]]:
     return kept
 
 
+def sendable(err: DomainError) -> bool:
+    """Whether the error's reason is declared in the catalogue with the error's code."""
+    try:
+        declared(err.reason, err.code.name)
+    except UndeclaredReason:
+        return False
+    return True
+
+
+def in_band_reason(err: DomainError) -> str:
+    """The reason Publish reports in an ``EnvelopeResult`` for ``err``: it must be declared with
+    the error's code and as reported in-band, else :class:`~gateway.reasons.UndeclaredReason`."""
+    if not declared(err.reason, err.code.name).in_band:
+        raise UndeclaredReason(f"reason {err.reason} is not declared as a Publish result")
+    return err.reason
+
+
 def grpc_code(err: DomainError) -> grpc.StatusCode:
     """The gRPC status code of a domain error (same name as its canonical :class:`Code`)."""
     return grpc.StatusCode[err.code.name]
@@ -42,7 +64,9 @@ def grpc_code(err: DomainError) -> grpc.StatusCode:
 
 def status_proto(err: DomainError) -> status_pb2.Status:
     """The rich status for a domain error: ErrorInfo always, BadRequest when fields are named.
-    Strings are clipped and entries capped so the status fits a client's trailer limit."""
+    Strings are clipped and entries capped so the status fits a client's trailer limit.
+    :class:`~gateway.reasons.UndeclaredReason` when the reason is not declared with its code."""
+    declared(err.reason, err.code.name)
     info = error_details_pb2.ErrorInfo(
         reason=err.reason, domain=ERROR_DOMAIN, metadata=dict(_within_budget(err.metadata))
     )
