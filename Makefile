@@ -16,7 +16,7 @@ MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
 	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults \
-	vectors reasons clean
+	vectors reasons schema clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
 # the interpreter's own pip into the virtual environment (then `uv sync` keeps it, and the locked pip,
@@ -56,6 +56,12 @@ demo: install-demo
 ## Regenerate Python code and .pyi stubs from proto/ (never edit the output by hand).
 proto: install
 	$(PY) -m gateway.tools.genproto proto
+	$(PY) -m gateway.tools.jsonschema docs/schema
+
+## Regenerate the JSON Schemas (docs/schema) and docs/data-dictionary.md from the descriptors
+## (tests/unit/test_jsonschema_docs.py fails when the committed files differ).
+schema: install
+	$(PY) -m gateway.tools.jsonschema docs/schema
 
 ## Regenerate the protocol's test vectors (docs/vectors/*.json) from the implementation.
 ## (`make test` checks them both ways: tests/unit/test_vectors.py.)

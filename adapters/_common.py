@@ -1,6 +1,6 @@
 """Helpers shared by the regional adapters: text, dates, versions, identifiers, field readers.
 
-Rules common to every region (``../shared/regions/README.md``):
+Rules common to every region (``docs/regions.md``):
 - text is NFC-normalised and stripped of leading/trailing blanks; an empty string is "absent";
 - text may not contain control characters other than tab, LF and CR, nor U+FFFE/U+FFFF (so every
   text field can travel in every format, XML included);

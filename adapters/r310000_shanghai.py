@@ -1,6 +1,6 @@
 """Shanghai (310000): one JSON object per record, snake_case English, tonnes as decimal strings.
 
-Spec: ``../shared/regions/310000-shanghai.md``. Serial numbers count kilograms (k = 1,000 g).
+Format: ``docs/regions.md`` (Shanghai). Serial numbers count kilograms (k = 1,000 g).
 
 Mapping choices:
 - ``version`` ``"1.0"`` → common ``"1"``, ``"1.2"`` → ``"1.2"`` (trailing ``.0`` components dropped,

@@ -1,6 +1,6 @@
 """Jiangsu (320000): one XML document per record, pinyin-initial tags, tonnes.
 
-Spec: ``../shared/regions/320000-jiangsu.md``. Root ``<JSTPH LX="FFX|XM|QF">``. Serial numbers count
+Format: ``docs/regions.md`` (Jiangsu). Root ``<JSTPH LX="FFX|XM|QF">``. Serial numbers count
 tonnes (k = 1,000,000 g).
 
 Mapping choices:

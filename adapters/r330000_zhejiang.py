@@ -1,6 +1,6 @@
 """Zhejiang (330000): JSON API response envelopes, camelCase, kilograms, 19-digit string ids.
 
-Spec: ``../shared/regions/330000-zhejiang.md``. Serial numbers count grams (k = 1).
+Format: ``docs/regions.md`` (Zhejiang). Serial numbers count grams (k = 1).
 
 Mapping choices:
 - Identity: the 19-digit ids are the common ids (``methodology_id`` = ``methodologyId``,

@@ -1,6 +1,6 @@
 """Anhui (340000): CSV files in GB18030 with Chinese headers, many records of one kind per file.
 
-Spec: ``../shared/regions/340000-anhui.md``. Serial numbers count kilograms (k = 1,000 g).
+Format: ``docs/regions.md`` (Anhui). Serial numbers count kilograms (k = 1,000 g).
 
 Mapping choices:
 - Encoding: GB18030 only. A file that starts with a UTF-8 byte order mark, or that is valid UTF-8

@@ -1,4 +1,4 @@
-"""The four regions' sample documents (a copy of shared/regions/samples shipped in the package)."""
+"""The four regions' sample documents (``adapters/samples``, described in docs/regions.md)."""
 
 from __future__ import annotations
 

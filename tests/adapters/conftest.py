@@ -1,10 +1,8 @@
 """Fixtures for the adapter tests.
 
-The sample files are the ones of ``../shared/regions/samples`` (the shared specs beside the
-repository). A copy lives in ``tests/adapters/samples`` so the tests never depend on ``shared/``
-being present; the copy is preferred, then the copy shipped in the package (``adapters/samples``,
-used by the gateway's demo), then the shared folder. ``test_samples_are_the_shared_ones`` checks
-that the copies have not drifted.
+The sample files are the ones shipped in the package (``adapters/samples``, used by the gateway's
+demo and described in ``docs/regions.md``); ``test_samples_are_complete`` checks that every
+region's three samples are there.
 """
 
 from __future__ import annotations
@@ -31,15 +29,8 @@ SAMPLE_NAMES = tuple(
 
 
 def find_samples_dir() -> Path:
-    """The first complete samples folder: the package copy, else ``<repo>/../shared``."""
-    candidates = (
-        REPO_ROOT / "adapters" / "samples",
-        REPO_ROOT / ".." / "shared" / "regions" / "samples",
-    )
-    for candidate in candidates:
-        if all((candidate / name).is_file() for name in SAMPLE_NAMES):
-            return candidate.resolve()
-    raise FileNotFoundError(f"no complete samples folder among {candidates}")
+    """The samples folder shipped in the package (``adapters/samples``)."""
+    return (REPO_ROOT / "adapters" / "samples").resolve()
 
 
 @pytest.fixture(scope="session")
