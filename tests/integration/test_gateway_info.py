@@ -137,9 +137,7 @@ def test_a_rotated_key_is_listed_as_previous(
             assert (current.status, current.public_key) == (CURRENT, new_key)
             assert (previous.status, previous.public_key) == (PREVIOUS, old_key)
             assert previous.valid_until == current.valid_from
-            assert previous.valid_until.ToDatetime(tzinfo=dt.UTC) >= before.replace(
-                microsecond=0
-            )
+            assert previous.valid_until.ToDatetime(tzinfo=dt.UTC) >= before.replace(microsecond=0)
             assert info.policies.recognition_enforced
             head = client.tree_head()
             assert head.key_id == current.key_id
