@@ -11,10 +11,13 @@ from adapters import default_registry
 from adapters.registry import AdapterRegistry
 from gateway.config import GatewaySettings
 from gateway.scheduler import Jobs
+from gateway.security import gateway_keys
 from gateway.security.pki import PKIDir, load_signing_key
+from gateway.security.signing import raw_public_key
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
+from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import EnforcedRecognition, RecognitionService
 from gateway.services.reconciliation import ReconciliationService
@@ -36,6 +39,7 @@ class Services:
     transfers: TransferService
     retirements: RetirementService
     reconciliation: ReconciliationService
+    info: InfoService
     jobs: Jobs
 
 
@@ -47,16 +51,14 @@ def build_services(
     adapters: AdapterRegistry | None = None,
 ) -> Services:
     """The services, configured from settings; the gateway key comes from the PKI directory."""
-    gateway_key = load_signing_key(PKIDir(settings.cert_dir).gateway().signing_key)
+    gateway_files = PKIDir(settings.cert_dir).gateway()
+    gateway_key = load_signing_key(gateway_files.signing_key)
     audit = AuditReader(db, gateway_key, clock)
-    recognition = RecognitionService(
-        db,
-        mr.ApprovalPolicy(
-            approvals=dict(settings.recognition_approvals),
-            delta_wide_needs_every_region=settings.delta_wide_needs_every_region,
-        ),
-        clock,
+    approvals = mr.ApprovalPolicy(
+        approvals=dict(settings.recognition_approvals),
+        delta_wide_needs_every_region=settings.delta_wide_needs_every_region,
     )
+    recognition = RecognitionService(db, approvals, clock)
     policy = EnforcedRecognition(recognition) if settings.recognition_enforced else None
     writer = ledger_group_commit(db)  # transfers and retirements arriving together commit together
     transfers = TransferService(
@@ -70,14 +72,27 @@ def build_services(
         db, clock, recognition=policy, ets_policies=settings.ets_offset_policies, writer=writer
     )
     reconciliation = ReconciliationService(db, gateway_key, clock)
+    adapters = adapters or default_registry
+    info = InfoService(
+        signing_keys=gateway_keys.history(gateway_files.directory, raw_public_key(gateway_key)),
+        adapters=adapters,
+        approvals=approvals,
+        ets_offsets=settings.ets_offset_policies,
+        reconciled_regions=settings.reconcile_regions,
+        recognition_enforced=settings.recognition_enforced,
+        proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
+        max_message_bytes=settings.max_message_bytes,
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
     return Services(
         db=db,
         keys=KeyDirectory(db, clock),
         audit=audit,
-        exchange=ExchangeService(db, adapters or default_registry, clock),
+        exchange=ExchangeService(db, adapters, clock),
         recognition=recognition,
         transfers=transfers,
         retirements=retirements,
         reconciliation=reconciliation,
+        info=info,
         jobs=Jobs(db, transfers, reconciliation, audit, settings.reconcile_regions),
     )

@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from yrd.interop.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
+    gateway_info_service_pb2,
+    gateway_info_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
     recognition_service_pb2,
@@ -40,6 +42,7 @@ from gateway.metrics import MetricsEndpoint, RpcMetrics
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
 from gateway.rpc.servicers import (
     AuditServicer,
+    GatewayInfoServicer,
     KeyServicer,
     RecognitionServicer,
     ReconciliationServicer,
@@ -62,6 +65,7 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
         (reconciliation_service_pb2, "ReconciliationService"),
         (key_service_pb2, "KeyService"),
         (audit_service_pb2, "AuditService"),
+        (gateway_info_service_pb2, "GatewayInfoService"),
     )
 )
 """Full names of the yrd.interop.v1 services this server exposes."""
@@ -225,6 +229,9 @@ class GatewayServer:
         transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
         key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
+        gateway_info_service_pb2_grpc.add_GatewayInfoServiceServicer_to_server(
+            GatewayInfoServicer(self.services.info), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server

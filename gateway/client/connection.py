@@ -1,6 +1,6 @@
 """The connection to the gateway as one identity: the channel and its stubs, the signer, unary
 calls with typed failures, signed calls that keep the signer's chain in step and are re-sent as
-the retry policy says, and the calls every role makes (health, keys, audit log)."""
+the retry policy says, and the calls every role makes (health, gateway facts, keys, audit log)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from yrd.interop.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
     envelope_pb2,
+    gateway_info_service_pb2,
+    gateway_info_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
     recognition_service_pb2_grpc,
@@ -69,6 +71,7 @@ class Connection:
         )
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
+        self.info = gateway_info_service_pb2_grpc.GatewayInfoServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self.signer = EnvelopeSigner(load_signing_key(self.files.signing_key))
 
@@ -113,6 +116,11 @@ class Connection:
         """The serving status name of the gateway (or one of its services)."""
         reply = self.call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    def gateway_info(self) -> gateway_info_service_pb2.GetGatewayInfoResponse:
+        """The gateway's facts: protocol version, its signing keys (current first), regions,
+        policies and limits."""
+        return self.call(self.info.GetGatewayInfo, gateway_info_service_pb2.GetGatewayInfoRequest())
 
     def register_signing_key(self, owner: str, public_key: bytes) -> key_service_pb2.SigningKey:
         req = key_service_pb2.RegisterSigningKeyRequest(owner=owner, public_key=public_key)

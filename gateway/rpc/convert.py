@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from yrd.interop.v1 import (
     audit_pb2,
+    gateway_info_service_pb2,
     key_service_pb2,
     recognition_pb2,
     records_pb2,
@@ -20,6 +21,7 @@ from gateway import protowire
 from gateway.contract import BLOCK_STATE_PROTO, TRANSFER_STATE_PROTO, block_name
 from gateway.rpc.status import in_band_reason
 from gateway.security.audit_chain import StoredEntry
+from gateway.services import info as info_service
 from gateway.services.exchange import FeedItem, PublishOutcome, StoredEnvelope, fill_envelope
 from gateway.services.keys import SigningKey
 from gateway.services.ledger import BlockView, RetirementView, TransferView
@@ -201,4 +203,77 @@ def recognition(
         )
         if d.envelope in envelopes:
             fill_envelope(item.envelope, envelopes[d.envelope])
+    return msg
+
+
+_INFO = gateway_info_service_pb2
+_ROLE = {
+    info_service.REGISTRY: _INFO.REGION_ROLE_REGISTRY,
+    info_service.RECOGNISER: _INFO.REGION_ROLE_RECOGNISER,
+    info_service.ETS: _INFO.REGION_ROLE_ETS,
+    info_service.RECONCILED: _INFO.REGION_ROLE_RECONCILED,
+}
+
+
+def duration(span: dt.timedelta) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(span)
+    return d
+
+
+def gateway_info(info: info_service.GatewayInfo) -> gateway_info_service_pb2.GetGatewayInfoResponse:
+    """GetGatewayInfo's answer from the service's facts."""
+    msg = _INFO.GetGatewayInfoResponse(
+        protocol=_INFO.ProtocolVersion(package=info.protocol_package, version=info.protocol_version)
+    )
+    for key in info.signing_keys:
+        k = msg.signing_keys.add(
+            key_id=key.key_id,
+            public_key=key.public_key,
+            algorithm="Ed25519",
+            status=_INFO.GATEWAY_SIGNING_KEY_STATUS_CURRENT
+            if key.current
+            else _INFO.GATEWAY_SIGNING_KEY_STATUS_PREVIOUS,
+        )
+        if key.valid_from is not None:
+            k.valid_from.CopyFrom(timestamp(key.valid_from))
+        if key.valid_until is not None:
+            k.valid_until.CopyFrom(timestamp(key.valid_until))
+    for r in info.regions:
+        msg.regions.add(
+            region=r.region,
+            name_en=r.name_en,
+            name_zh=r.name_zh,
+            roles=[_ROLE[role] for role in r.roles],
+            native_content_types=list(r.content_types),
+            serial_unit_grams=r.serial_unit_grams,
+            required_approvals=r.required_approvals,
+        )
+    p = info.policies
+    msg.policies.recognition_enforced = p.recognition_enforced
+    msg.policies.delta_wide_needs_every_region = p.delta_wide_needs_every_region
+    msg.policies.transfer_proposal_ttl.CopyFrom(duration(p.proposal_ttl))
+    for region, ets in p.ets_offsets.items():
+        e = msg.policies.ets_offset_policies.add(
+            region=region,
+            max_share=str(ets.max_share),
+            max_outside_share="" if ets.max_outside_share is None else str(ets.max_outside_share),
+            quantity_multiple_grams=p.ets_quantity_multiple_grams,
+        )
+        if ets.vintage_window_years is not None:
+            e.vintage_window_years = ets.vintage_window_years
+    lim, out = info.limits, msg.limits
+    out.max_message_bytes = lim.max_message_bytes
+    out.max_concurrent_rpcs = lim.max_concurrent_rpcs
+    out.max_envelopes_per_publish = lim.max_envelopes_per_publish
+    out.max_native_document_bytes = lim.max_native_document_bytes
+    out.max_native_csv_bytes = lim.max_native_csv_bytes
+    out.max_native_csv_rows = lim.max_native_csv_rows
+    out.max_native_identifier_chars = lim.max_native_identifier_chars
+    out.max_native_text_chars = lim.max_native_text_chars
+    out.max_request_id_chars = lim.max_request_id_chars
+    out.max_snapshot_blocks = lim.max_snapshot_blocks
+    out.max_snapshot_time_ahead.CopyFrom(duration(lim.max_snapshot_time_ahead))
+    for rule in lim.page_rules:
+        out.page_limits.add(method=rule.method, default_size=rule.default, max_size=rule.maximum)
     return msg

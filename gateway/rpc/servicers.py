@@ -13,6 +13,8 @@ from yrd.interop.v1 import (
     audit_pb2,
     audit_service_pb2,
     audit_service_pb2_grpc,
+    gateway_info_service_pb2,
+    gateway_info_service_pb2_grpc,
     key_service_pb2,
     key_service_pb2_grpc,
     recognition_pb2,
@@ -34,6 +36,7 @@ from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
+from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import RecognitionService
 from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
@@ -93,6 +96,18 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
                 signature=head.signature,
             )
         )
+
+
+class GatewayInfoServicer(gateway_info_service_pb2_grpc.GatewayInfoServiceServicer):
+    """GatewayInfoService over the InfoService."""
+
+    def __init__(self, info: InfoService) -> None:
+        self._info = info
+
+    def GetGatewayInfo(
+        self, request: gateway_info_service_pb2.GetGatewayInfoRequest, context: grpc.ServicerContext
+    ) -> gateway_info_service_pb2.GetGatewayInfoResponse:
+        return convert.gateway_info(self._info.info())
 
 
 _KINDS: dict[int, str] = {

@@ -50,6 +50,8 @@ POLICY: Mapping[str, frozenset[Role]] = {
     # Audit log: anyone may read and verify.
     f"{_P}AuditService/ListAuditEntries": ANY,
     f"{_P}AuditService/GetSignedTreeHead": ANY,
+    # The gateway's facts (protocol version, its keys, regions, policies, limits): anyone.
+    f"{_P}GatewayInfoService/GetGatewayInfo": ANY,
     # Standard services.
     "/grpc.health.v1.Health/Check": ANY,
     "/grpc.health.v1.Health/Watch": ANY,

@@ -4,11 +4,12 @@ Ed25519 record-signing keys.
 Layout under the PKI directory (see certs/README.md)::
 
     ca.pem  ca-key.pem  crl.pem
-    gateway/{cert.pem,key.pem,signing-key.pem,signing-key.pub.pem}
+    gateway/{cert.pem,key.pem,signing-key.pem,signing-key.pub.pem,signing-keys.json}
     regions/<code>/registry/{cert.pem,key.pem,signing-key.pem,signing-key.pub.pem}
     regions/<code>/admin/<name>/{cert.pem,key.pem,signing-key.pem,signing-key.pub.pem}
 
-Private keys are written with mode 0600.
+Private keys are written with mode 0600. ``gateway/signing-keys.json`` lists the gateway's signing
+keys, the earlier ones too, with their validity (``gateway_keys``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.security import gateway_keys
 from gateway.security.identity import (
     NAME_PATTERN,
     REGION_PATTERN,
@@ -266,6 +268,14 @@ def issue(
         ),
         private=False,
     )
+    if role is Role.GATEWAY:  # tree heads and reports signed earlier stay verifiable
+        gateway_keys.record_key(
+            files.directory,
+            signing.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            ),
+            now,
+        )
     return files
 
 

@@ -15,7 +15,15 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def page_limit(page_size: int, *, maximum: int = 1000, default: int = 100) -> int:
+DEFAULT_PAGE_SIZE = 100
+"""Items a List RPC returns for page_size 0, unless the RPC says otherwise."""
+MAX_PAGE_SIZE = 1000
+"""Largest page_size of a List RPC, unless the RPC says otherwise."""
+
+
+def page_limit(
+    page_size: int, *, maximum: int = MAX_PAGE_SIZE, default: int = DEFAULT_PAGE_SIZE
+) -> int:
     """The number of items a List RPC returns for a requested page_size (0: the default)."""
     from gateway.errors import InvalidArgument
 

@@ -43,6 +43,9 @@ Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
 MAX_SNAPSHOT_BLOCKS = 2_000_000
+MAX_SNAPSHOT_AHEAD = dt.timedelta(minutes=5)
+"""How far after the gateway's clock a snapshot_time may be."""
+DEFAULT_REPORT_PAGE, MAX_REPORT_PAGE = 50, 500
 _REGION = re.compile(r"^[0-9]{6}$")
 
 Progress = Callable[[str, int, int], None]
@@ -144,7 +147,7 @@ class ReconciliationService:
         if snapshot.snapshot_time is None:
             raise errors.SnapshotInvalid("the snapshot has no header")
         now = self.clock()
-        if snapshot.snapshot_time > now + dt.timedelta(minutes=5):
+        if snapshot.snapshot_time > now + MAX_SNAPSHOT_AHEAD:
             raise errors.SnapshotInvalid(
                 "the snapshot time is in the future",
                 field_errors={"header.snapshot_time": "in the future"},
@@ -344,7 +347,7 @@ class ReconciliationService:
         self, *, region: str = "", page_size: int = 0, before: int = 0
     ) -> tuple[list[reconciliation_pb2.ReconciliationReport], int]:
         """Reports newest first; returns the page and the id to continue before (0 at the end)."""
-        limit = page_limit(page_size, maximum=500, default=50)
+        limit = page_limit(page_size, maximum=MAX_REPORT_PAGE, default=DEFAULT_REPORT_PAGE)
         with self.db.transaction() as session:
             found = ReconciliationStore(session).report_page(
                 region=region, before=before, limit=limit + 1

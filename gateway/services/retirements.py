@@ -15,7 +15,7 @@ from typing import Protocol
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
-from gateway.contract import RETIRED, RETIREMENT_TYPE, retirement_name
+from gateway.contract import MAX_REQUEST_ID_CHARS, RETIRED, RETIREMENT_TYPE, retirement_name
 from gateway.security.identity import Identity
 from gateway.services import Clock, utc_now
 from gateway.services.intake import advance, repeat, store_envelope
@@ -190,8 +190,14 @@ class RetirementService(LedgerParts):
     @staticmethod
     def _validate_order(order: transfer_service_pb2.RetirementOrder) -> None:
         problems: dict[str, str] = {}
-        if not order.retirement_id or len(order.retirement_id) > 120 or "/" in order.retirement_id:
-            problems["retirement_id"] = "required, at most 120 characters, no '/'"
+        if (
+            not order.retirement_id
+            or len(order.retirement_id) > MAX_REQUEST_ID_CHARS
+            or "/" in order.retirement_id
+        ):
+            problems["retirement_id"] = (
+                f"required, at most {MAX_REQUEST_ID_CHARS} characters, no '/'"
+            )
         if order.purpose not in _RETIRE_PURPOSES:
             problems["purpose"] = "ETS_OFFSET, VOLUNTARY_NEUTRALITY or CHARITABLE"
         if not order.beneficiary.strip():

@@ -18,6 +18,7 @@ from gateway.contract import (
     COMPLETED,
     DECISION,
     EXPIRED,
+    MAX_REQUEST_ID_CHARS,
     PROPOSAL_TYPE,
     PROPOSED,
     REJECTED,
@@ -162,8 +163,8 @@ class TransferService(LedgerParts):
     @staticmethod
     def _validate_proposal(p: transfer_service_pb2.TransferProposal) -> None:
         problems: dict[str, str] = {}
-        if not p.transfer_id or len(p.transfer_id) > 120 or "/" in p.transfer_id:
-            problems["transfer_id"] = "required, at most 120 characters, no '/'"
+        if not p.transfer_id or len(p.transfer_id) > MAX_REQUEST_ID_CHARS or "/" in p.transfer_id:
+            problems["transfer_id"] = f"required, at most {MAX_REQUEST_ID_CHARS} characters, no '/'"
         if len(p.destination_region) != 6 or not p.destination_region.isdigit():
             problems["destination_region"] = "a six-digit region code"
         kind = p.units.WhichOneof("selection")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from yrd.interop.v1 import (
     audit_service_pb2,
+    gateway_info_service_pb2,
     key_service_pb2,
     recognition_service_pb2,
     reconciliation_service_pb2,
@@ -17,6 +18,7 @@ from gateway.server import SERVICE_NAMES
 
 MODULES = (
     audit_service_pb2,
+    gateway_info_service_pb2,
     key_service_pb2,
     recognition_service_pb2,
     reconciliation_service_pb2,
@@ -68,6 +70,6 @@ def test_only_registries_publish_and_move_units() -> None:
         assert allowed_roles(method) == frozenset({Role.REGISTRY})
 
 
-def test_service_names_are_the_six_contract_services() -> None:
-    assert len(SERVICE_NAMES) == 6
+def test_service_names_are_the_seven_contract_services() -> None:
+    assert len(SERVICE_NAMES) == 7
     assert all(name.startswith("yrd.interop.v1.") for name in SERVICE_NAMES)

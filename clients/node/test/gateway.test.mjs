@@ -1,0 +1,132 @@
+// Against a running gateway (started by tests/e2e/test_node_client.py): YRDGW_TARGET host:port,
+// YRDGW_PKI_DIR (the dev PKI), YRDGW_PROTO_DIR and YRDGW_SAMPLES_DIR (default: this repository's).
+// A fresh database is assumed: Shanghai and Jiangsu publish their samples, everyone's envelopes on
+// the feed are verified, Shanghai proposes a transfer to Jiangsu, Jiangsu accepts it, and the
+// audit log and its signed tree head are verified with the key GetGatewayInfo serves.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { RegistryClient, loadContract, registryFiles } from '../src/client.mjs';
+import {
+  ZERO_HASH,
+  envelopeHash,
+  keyIdOf,
+  rawPublicKey,
+  verifyAuditLog,
+  verifyEnvelope,
+  verifyTreeHead,
+} from '../src/protocol.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const TARGET = process.env.YRDGW_TARGET;
+const PKI = process.env.YRDGW_PKI_DIR;
+const PROTO = process.env.YRDGW_PROTO_DIR || join(here, '..', '..', '..', 'proto');
+const SAMPLES = process.env.YRDGW_SAMPLES_DIR || join(here, '..', '..', '..', 'adapters', 'samples');
+const SH = '310000';
+const JS = '320000';
+const skip = TARGET && PKI ? false : 'YRDGW_TARGET and YRDGW_PKI_DIR not set (no gateway to talk to)';
+
+test('a registry publishes, reads, transfers and verifies, from the specification', { skip }, async (t) => {
+  const contract = loadContract(PROTO);
+  const sh = new RegistryClient(TARGET, SH, registryFiles(PKI, SH), contract);
+  const js = new RegistryClient(TARGET, JS, registryFiles(PKI, JS), contract);
+  t.after(() => {
+    sh.close();
+    js.close();
+  });
+
+  // §11.7: the facts, and the gateway's key (compared with the copy in the PKI directory, §5).
+  const info = await sh.gatewayInfo();
+  assert.equal(info.protocol.package, 'yrd.interop.v1');
+  assert.match(info.protocol.version, /^1\.\d+\.\d+$/);
+  const current = info.signing_keys.filter((k) => k.status === 'GATEWAY_SIGNING_KEY_STATUS_CURRENT');
+  assert.equal(current.length, 1);
+  const gatewayKey = current[0].public_key;
+  assert.equal(current[0].key_id, keyIdOf(gatewayKey));
+  assert.equal(current[0].algorithm, 'Ed25519');
+  const pinned = rawPublicKey(createPublicKey(readFileSync(join(PKI, 'gateway', 'signing-key.pub.pem'))));
+  assert.ok(pinned.equals(gatewayKey), 'GetGatewayInfo serves the key of the PKI directory');
+  const regions = Object.fromEntries(info.regions.map((r) => [r.region, r]));
+  assert.deepEqual(Object.keys(regions).sort(), ['310000', '320000', '330000', '340000']);
+  assert.ok(info.limits.max_native_document_bytes > 0);
+
+  // §5, §6.5: each registry continues its key's chain from the head the gateway holds.
+  await sh.syncSigner();
+  await js.syncSigner();
+
+  // §7.1, §11.1: native samples, methodology, project, issuance, in the region's own format.
+  const samples = [
+    [sh, SH, 'json'],
+    [js, JS, 'xml'],
+  ];
+  for (const [client, region, ext] of samples) {
+    const [contentType] = regions[region].native_content_types;
+    for (const kind of ['methodology', 'project', 'issuance']) {
+      const document = readFileSync(join(SAMPLES, `${region}-${kind}.${ext}`));
+      assert.ok(document.length <= Number(info.limits.max_native_document_bytes));
+      const result = await client.publish(contentType, document);
+      assert.ok(result.accepted, `${region} ${kind}: ${result.reason} ${result.message}`);
+      assert.equal(result.record_names.length, 1);
+    }
+  }
+
+  // §6.3, §6.4, §6.5, §11.1: every publisher's envelope on the feed verifies with its key,
+  // its hash is the record's envelope_hash, and each key's envelopes form its chain.
+  const keys = new Map((await sh.signingKeys()).map((k) => [k.key_id, k]));
+  const events = await sh.feed();
+  assert.equal(events.length, 6);
+  const heads = new Map();
+  for (const event of events) {
+    const env = event.envelope;
+    const key = keys.get(env.key_id);
+    assert.ok(key, `unknown key ${env.key_id}`);
+    assert.ok(verifyEnvelope(env, key.public_key), `signature of ${event.record.envelope_hash}`);
+    const hash = envelopeHash(env);
+    assert.equal(hash.toString('hex'), event.record.envelope_hash);
+    const [sequence, previous] = heads.get(env.key_id) ?? [0n, ZERO_HASH];
+    if (!hash.equals(previous)) {
+      assert.equal(BigInt(env.sequence), sequence + 1n);
+      assert.ok(Buffer.from(env.previous_hash).equals(previous), 'chain link');
+      heads.set(env.key_id, [BigInt(env.sequence), hash]);
+    }
+    assert.equal(key.region, event.record[event.record.kind].region);
+  }
+  assert.equal(heads.size, 2);
+
+  // §7.2, §11.2: Shanghai proposes 1 t of its first active block to Jiangsu; Jiangsu accepts.
+  const [block] = await sh.unitBlocks({ holder_region: SH, origin_region: SH, state: 'UNIT_BLOCK_STATE_ACTIVE' });
+  const start = BigInt(block.serials.start);
+  assert.ok(BigInt(block.serials.end) - start + 1n >= 1_000_000n);
+  const range = { start: String(start), end: String(start + 999_999n) };
+  const proposed = await sh.proposeTransfer({
+    transfer_id: `node-${Date.now()}`,
+    destination_region: JS,
+    units: { ranges: { origin_region: SH, ranges: [range] } },
+    purpose: 'TRANSFER_PURPOSE_TRANSFER',
+  });
+  assert.equal(proposed.state, 'TRANSFER_STATE_PROPOSED');
+  assert.equal(proposed.quantity_grams, '1000000');
+  assert.match(proposed.name, /^regions\/310000\/transfers\/node-\d+$/);
+  const accepted = await js.acceptTransfer(proposed.name);
+  assert.equal(accepted.state, 'TRANSFER_STATE_COMPLETED');
+  const moved = await js.unitBlocks({ holder_region: JS, origin_region: SH });
+  assert.deepEqual(
+    moved.map((b) => [b.serials.start, b.serials.end, b.state]),
+    [[range.start, range.end, 'UNIT_BLOCK_STATE_ACTIVE']],
+  );
+
+  // §8: the whole audit log verifies, and the signed tree head (by the served key) names it.
+  const head = await js.treeHead();
+  const entries = (await js.auditEntries()).filter((e) => BigInt(e.sequence) <= BigInt(head.size));
+  const reached = verifyAuditLog(entries);
+  assert.equal(reached.size, BigInt(head.size));
+  assert.ok(reached.headHash.equals(head.head_hash));
+  const signer = info.signing_keys.find((k) => k.key_id === head.key_id);
+  assert.ok(signer, `tree head signed by key ${head.key_id}, not served by GetGatewayInfo`);
+  assert.ok(verifyTreeHead(head, signer.public_key));
+  assert.ok(!verifyTreeHead({ ...head, size: String(BigInt(head.size) + 1n) }, signer.public_key));
+});

@@ -1,0 +1,108 @@
+// The worked examples of docs/protocol.md (§5, §6.8, §8.1, §8.2), reproduced byte for byte.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { loadContract } from '../src/client.mjs';
+import {
+  EnvelopeSigner,
+  auditEntryHash,
+  envelopeHash,
+  keyIdOf,
+  privateKeyFromSeed,
+  rawPublicKey,
+  signingInput,
+  treeHeadInput,
+  verifyEnvelope,
+  verifyTreeHead,
+} from '../src/protocol.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PROTO = process.env.YRDGW_PROTO_DIR || join(here, '..', '..', '..', 'proto');
+const hex = (s) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+const key1 = privateKeyFromSeed(Buffer.alloc(32, 1));
+const key2 = privateKeyFromSeed(Buffer.alloc(32, 2));
+
+test('K1, K2: public keys and key ids', () => {
+  assert.equal(rawPublicKey(key1).toString('hex'), '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c');
+  assert.equal(keyIdOf(rawPublicKey(key1)), '34750f98bd59fcfc946da45aaabe933b');
+  assert.equal(rawPublicKey(key2).toString('hex'), '8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394');
+  assert.equal(keyIdOf(rawPublicKey(key2)), '6a3803d5f059902a1c6dafbc9ba47292');
+});
+
+test('E1, E2: signing input, signature, envelope hash and the chain', () => {
+  const contract = loadContract(PROTO);
+  const proposal = contract.encode('TransferProposal', {
+    transfer_id: 't-0001',
+    destination_region: '320000',
+    units: { ranges: { origin_region: '310000', ranges: [{ start: 1000001000, end: 1001000999 }] } },
+    purpose: 'TRANSFER_PURPOSE_TRANSFER',
+  });
+  assert.equal(proposal.toString('hex'), '0a06742d3030303112063332303030301a180a160a06333130303030120c08e89bebdc0310a7a0a8dd032001');
+  const signer = new EnvelopeSigner(key1);
+  const e1 = signer.sign('application/vnd.yrd.transfer-proposal+proto', proposal, new Date('2025-01-01T00:00:00Z'));
+  assert.equal(signingInput(e1).length, 210);
+  assert.equal(
+    e1.signature.toString('hex'),
+    '860799cbe6224b7c47298433c960733e4bd357d4636323ba28d3729d32bf8edab7360d06c84ff89609966931e6cc5c8df02da199cc4616bdd9182a7e90f40c07',
+  );
+  assert.equal(envelopeHash(e1).toString('hex'), '7bd8249ee445edbbe47cdea2cf1506659a6ec6076afd352163fbb72bce237f3a');
+  assert.ok(verifyEnvelope(e1, rawPublicKey(key1)));
+  assert.ok(!verifyEnvelope(e1, rawPublicKey(key2)));
+
+  const answer = contract.encode('TransferAnswer', {
+    transfer: 'regions/310000/transfers/t-0001',
+    reason: 'wrong destination',
+    decision: 'TRANSFER_DECISION_CANCEL',
+  });
+  assert.equal(
+    answer.toString('hex'),
+    '0a1f726567696f6e732f3331303030302f7472616e73666572732f742d30303031121177726f6e672064657374696e6174696f6e1803',
+  );
+  const e2 = signer.sign('application/vnd.yrd.transfer-answer+proto', answer, new Date('2025-01-01T00:01:00.500Z'));
+  assert.equal(e2.sequence, '2');
+  assert.equal(e2.previous_hash.toString('hex'), '7bd8249ee445edbbe47cdea2cf1506659a6ec6076afd352163fbb72bce237f3a');
+  assert.deepEqual(e2.sign_time, { seconds: '1735689660', nanos: 500000000 });
+  assert.equal(envelopeHash(e2).toString('hex'), 'd582e01bf91f5e17389954430d72ed947ffb24526bc5580cdf22dd97c82456d9');
+
+  const tampered = { ...e2, payload: Buffer.concat([e2.payload, Buffer.from([0])]) };
+  assert.ok(!verifyEnvelope(tampered, rawPublicKey(key1)));
+});
+
+test('A1, T1: audit entry hash and signed tree head', () => {
+  const detail = Buffer.from(
+    '{"key_id":"34750f98bd59fcfc946da45aaabe933b","owner":"registry","public_key":"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c","revoke_reason":null}',
+  );
+  assert.equal(detail.length, 165);
+  const entry = {
+    sequence: '1',
+    kind: 'signing_key.registered',
+    subject: 'regions/310000/keys/34750f98bd59fcfc946da45aaabe933b',
+    actor_region: '',
+    actor: 'gateway',
+    detail,
+    previous_hash: Buffer.alloc(32),
+    create_time: { seconds: '1735689600', nanos: 123456000 },
+  };
+  const a1 = auditEntryHash(entry);
+  assert.equal(a1.toString('hex'), 'a6a22e59ddf8fde0630261d2de60ebc7a296d5f007726516b187fad3b2dc8302');
+
+  const signTime = { seconds: '1735689601', nanos: 0 };
+  assert.equal(
+    treeHeadInput('1', a1, signTime).toString('hex'),
+    '000000187972642d696e7465726f702f76312f747265652d6865616400000008000000000000000100000020' +
+      'a6a22e59ddf8fde0630261d2de60ebc7a296d5f007726516b187fad3b2dc83020000000800062a99ba1ba240',
+  );
+  const head = {
+    size: '1',
+    head_hash: a1,
+    sign_time: signTime,
+    key_id: '6a3803d5f059902a1c6dafbc9ba47292',
+    signature: hex(`d8287ee8c10b2cbfaa8f4aa9580da8a0a8509b95c6c1695521a7d30a0c36b461
+                    41709a661ac4be6303a4b97a45e6d232bb9ccc3a644f5a5aee7e9222c50f9100`),
+  };
+  assert.ok(verifyTreeHead(head, rawPublicKey(key2)));
+  assert.ok(!verifyTreeHead({ ...head, size: '2' }, rawPublicKey(key2)));
+  assert.ok(!verifyTreeHead(head, rawPublicKey(key1))); // key id of another key
+});
