@@ -18,6 +18,7 @@ from gateway.cli import (
     db,
     demo,
     health,
+    info,
     keys,
     ledger,
     pki,
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("health")(health.health)
+app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.command("scheduler")(serve.scheduler)

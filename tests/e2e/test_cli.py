@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import os
 import signal
@@ -480,3 +482,30 @@ def test_reconcile_and_expire_commands(served: Served, pki_dir: Path, tmp_path: 
     )
     assert "EXPIRED" in shown.stdout
     assert "ledger invariants hold" in run("ledger", "check", *ops).stdout
+
+
+def test_info_serves_the_key_that_verifies_tree_heads(served: Served, pki_dir: Path) -> None:
+    """`yrdgw info` (table and JSON) names the gateway's current signing key; that key, as the
+    CLI printed it, verifies the signed tree head the gateway serves."""
+    from gateway.client import GatewayClient
+    from gateway.security.audit_chain import verify_tree_head
+    from gateway.security.identity import Role
+    from gateway.security.pki import PKIDir
+
+    common = ["--gateway", served.target, "--cert-dir", str(pki_dir), "--region", "320000"]
+    doc = json.loads(run("info", *common, "-o", "json").stdout)
+    assert doc["protocol"]["package"] == "yrd.interop.v1"
+    current = doc["signing_keys"][0]
+    assert current["status"] == "GATEWAY_SIGNING_KEY_STATUS_CURRENT"
+    key = base64.b64decode(current["public_key"])
+    assert {r["region"] for r in doc["regions"]} >= {"310000", "320000", "330000", "340000"}
+    shown = run("info", *common).stdout
+    assert current["key_id"] in shown and key.hex() in shown and "protocol yrd.interop.v1" in shown
+
+    with GatewayClient(served.target, PKIDir(pki_dir), region="320000", role=Role.REGISTRY) as c:
+        head = c.tree_head()
+    assert head.key_id == current["key_id"]
+    signed_at = head.sign_time.ToDatetime(tzinfo=dt.UTC)
+    assert verify_tree_head(key, head.size, head.head_hash, signed_at, head.signature)
+    forged = bytes([head.signature[0] ^ 1]) + head.signature[1:]
+    assert not verify_tree_head(key, head.size, head.head_hash, signed_at, forged)
