@@ -119,7 +119,7 @@ class RecognitionConditions(_message.Message):
     ETS_ADJUSTMENT_RATIO_FIELD_NUMBER: _builtins.int
     EXPIRE_DATE_FIELD_NUMBER: _builtins.int
     vintage_from: _builtins.int
-    """Vintages covered; empty means all."""
+    """First vintage covered; 0 means no lower bound."""
     vintage_to: _builtins.int
     """Last vintage covered; 0 means no upper bound."""
     @_builtins.property

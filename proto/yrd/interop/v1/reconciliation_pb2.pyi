@@ -30,7 +30,7 @@ class _ReconciliationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     RECONCILIATION_STATUS_UNSPECIFIED: _ReconciliationStatus.ValueType  # 0
     """Not set; never valid."""
     RECONCILIATION_STATUS_RUNNING: _ReconciliationStatus.ValueType  # 1
-    """Running."""
+    """Reserved: runs are synchronous today, so no report is ever in this state."""
     RECONCILIATION_STATUS_COMPLETED: _ReconciliationStatus.ValueType  # 2
     """All stages agree."""
     RECONCILIATION_STATUS_TOTALS_INCONSISTENT: _ReconciliationStatus.ValueType  # 3
@@ -48,7 +48,7 @@ class ReconciliationStatus(_ReconciliationStatus, metaclass=_ReconciliationStatu
 RECONCILIATION_STATUS_UNSPECIFIED: ReconciliationStatus.ValueType  # 0
 """Not set; never valid."""
 RECONCILIATION_STATUS_RUNNING: ReconciliationStatus.ValueType  # 1
-"""Running."""
+"""Reserved: runs are synchronous today, so no report is ever in this state."""
 RECONCILIATION_STATUS_COMPLETED: ReconciliationStatus.ValueType  # 2
 """All stages agree."""
 RECONCILIATION_STATUS_TOTALS_INCONSISTENT: ReconciliationStatus.ValueType  # 3
@@ -159,7 +159,9 @@ class Discrepancy(_message.Message):
 
     @_builtins.property
     def transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Transfer ids concerned."""
+        """Transfer resource names concerned (regions/{source}/transfers/{id}; the field keeps its
+        v1 name).
+        """
 
     def __init__(
         self,

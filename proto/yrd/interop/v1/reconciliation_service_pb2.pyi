@@ -34,7 +34,10 @@ class SnapshotHeader(_message.Message):
 
     @_builtins.property
     def completed_transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Transfer ids the registry believes completed since its previous snapshot."""
+        """Transfer resource names (regions/{source}/transfers/{id}: an id is unique only within its
+        source region) the registry believes completed since its previous snapshot. The field keeps
+        its v1 name.
+        """
 
     def __init__(
         self,

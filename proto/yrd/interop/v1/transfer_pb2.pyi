@@ -189,9 +189,13 @@ class CheckResult(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     number: _builtins.int
-    """Check number, e.g. 1 for the signature check."""
+    """Check number: a label (see the specification), not the order the checks run in; 0 for the
+    entry that records how a transfer was resolved.
+    """
     reason: _builtins.str
-    """Machine-readable reason, UPPER_SNAKE_CASE, e.g. "DESTINATION_DOES_NOT_RECOGNISE"."""
+    """Machine-readable reason, UPPER_SNAKE_CASE: a reason of docs/reasons.md (e.g.
+    "NOT_RECOGNISED"), or the final state name (REJECTED, CANCELLED, EXPIRED) of a resolution.
+    """
     message: _builtins.str
     """Human-readable explanation."""
     def __init__(
@@ -259,7 +263,10 @@ class Transfer(_message.Message):
 
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckResult]:
-        """Failed checks or rejection reasons."""
+        """How the transfer was resolved: for a rejected, cancelled or expired transfer one entry
+        (number 0, reason the final state name, message the free text given); empty otherwise.
+        A refused proposal is never stored, so its failed check is only in the call's error.
+        """
 
     def __init__(
         self,
