@@ -395,6 +395,9 @@ class Figures:
     backend: str
     seeds: list[int] = field(default_factory=list)
     transfers_attempted: int = 0
+    proposals_without_units: int = 0
+    """Planned proposals a region could not make: every unit it held was gone (moved away or
+    reserved for good), so it had nothing left to propose."""
     transfers_completed: int = 0
     transfers_rejected: int = 0
     transfers_cancelled: int = 0
@@ -436,6 +439,7 @@ class Figures:
         rows = [
             ("seeds run", f"{len(self.seeds)} ({', '.join(map(str, self.seeds))})"),
             ("transfers attempted", self.transfers_attempted),
+            ("  not made: source out of units", self.proposals_without_units),
             ("transfers completed", self.transfers_completed),
             (
                 "  rejected / cancelled / pending",
@@ -623,9 +627,10 @@ PATIENCE_ROUNDS = 8
 
 def plan_round(
     rng: random.Random, plan: CrashPlan, registries: dict[str, Registry], now: int
-) -> list[Action]:
-    """One request per registry at most, none two touching one transfer; nothing once every
-    proposal is made and every notice dealt with (what is left pending stays so).
+) -> list[Action] | None:
+    """One request per registry at most, none two touching one transfer; None once every
+    proposal is made and every notice dealt with (what is left pending stays so). A round may
+    hold no request at all (its only choice was to set a notice aside): the run goes on.
 
     A proposal by quantity lets the gateway choose among the source's active units, so it never
     shares a round with a rejection that gives that source units back (which of the two commits
@@ -638,7 +643,7 @@ def plan_round(
         for r, reg in registries.items()
     }
     if not any(can_propose.values()) and not any(reg.inbox for reg in registries.values()):
-        return []
+        return None
     touched: set[str] = set()
     actions: list[Action] = []
     order = list(REGIONS)
@@ -843,7 +848,7 @@ class Run:
         with ThreadPoolExecutor(max_workers=len(REGIONS), thread_name_prefix="registry") as pool:
             for self.round in itertools.count():
                 actions = plan_round(rng, self.plan, registries, self.round)
-                if not actions:
+                if actions is None:
                     break
                 results = list(
                     pool.map(lambda a: perform(registries[a.region], a, killer), actions)
@@ -852,6 +857,12 @@ class Run:
                 for result in results:
                     self._trace.update(_traced(result).encode())
                     self._apply(registries, result)
+        for region, reg in registries.items():
+            left = quota(self.plan, region) - reg.proposed
+            if left > 0:
+                if reg.book.active_grams() > 0:
+                    self.problem(f"{region} stopped {left} proposals short while holding units")
+                self.figures.proposals_without_units += left
         self.figures.traces.append(f"{self.plan.seed}:{self._trace.hexdigest()[:16]}")
 
     def _apply(self, registries: dict[str, Registry], result: Result) -> None:

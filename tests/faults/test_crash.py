@@ -61,7 +61,8 @@ def test_transfers_survive_sigkills(
     assert figures.invariant_violations == 0 and figures.doubled_effects == 0, replay
     assert figures.completed_not_completed == 0 and figures.unexpected_answers == 0, replay
     assert figures.reconciliation_discrepancies == 0, replay
-    assert figures.transfers_attempted == SHORT_TRANSFERS, replay
+    # Every planned proposal was made, but for those of a region left with no units to propose.
+    assert figures.transfers_attempted + figures.proposals_without_units == SHORT_TRANSFERS, replay
     assert figures.transfers_completed > 0, replay
     # Every planned kill happened, of both kinds; each after-commit kill hid an answer that had
     # been committed, so the SDK re-sent at least that request.
