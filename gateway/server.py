@@ -253,7 +253,8 @@ class GatewayServer:
         server.start()
         self._server = server
         self._storage_reachable(True)
-        self.storage_health.start()
+        if self.db.dialect != "sqlite":  # an embedded file cannot become unreachable
+            self.storage_health.start()
         if s.metrics_listen:
             self._metrics_endpoint = MetricsEndpoint(self.metrics, s.metrics_listen)
             self.metrics_port = self._metrics_endpoint.port
