@@ -61,6 +61,14 @@ class GatewaySettings(BaseSettings):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM, how long in-flight calls may take to finish."""
 
+    storage_probe_interval_s: float = Field(default=5.0, gt=0)
+    """How often health asks the database for ``SELECT 1`` while it answers (and at once after a
+    call failed with STORAGE_UNAVAILABLE); health is NOT_SERVING while it does not."""
+
+    storage_probe_retry_s: float = Field(default=0.5, gt=0)
+    """How often it asks while the database cannot be reached (health SERVING again as soon as
+    it answers); also the least time between two probes."""
+
     log_format: Literal["auto", "json", "console"] = "auto"
     """``json`` for production, ``console`` for a terminal; ``auto``: console on a TTY."""
 

@@ -49,6 +49,7 @@ from gateway.rpc.servicers import (
     RegistryServicer,
     TransferServicer,
 )
+from gateway.rpc.storage_health import StorageHealth
 from gateway.scheduler import GatewayScheduler
 from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
@@ -177,6 +178,12 @@ class GatewayServer:
         )
         self.metrics = RpcMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.storage_health = StorageHealth(
+            self.db.ping,
+            self._storage_reachable,
+            interval_s=settings.storage_probe_interval_s,
+            retry_s=settings.storage_probe_retry_s,
+        )
         self.port: int = 0
         self.metrics_port: int | None = None
         self._metrics_endpoint: MetricsEndpoint | None = None
@@ -197,7 +204,11 @@ class GatewayServer:
         self.revocations = RevocationList(self.pki)
         server = grpc.server(
             self._executor,
-            interceptors=[GatewayInterceptor(self.revocations, self.metrics, is_transient)],
+            interceptors=[
+                GatewayInterceptor(
+                    self.revocations, self.metrics, is_transient, self.storage_health.suspect
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
@@ -241,8 +252,9 @@ class GatewayServer:
             raise OSError(f"could not bind {s.listen}")
         server.start()
         self._server = server
-        for name in ("", *SERVICE_NAMES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._storage_reachable(True)
+        if self.db.dialect != "sqlite":  # an embedded file cannot become unreachable
+            self.storage_health.start()
         if s.metrics_listen:
             self._metrics_endpoint = MetricsEndpoint(self.metrics, s.metrics_listen)
             self.metrics_port = self._metrics_endpoint.port
@@ -266,6 +278,7 @@ class GatewayServer:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("gateway.stopping", grace_s=grace)
         self.health.enter_graceful_shutdown()
+        self.storage_health.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self._server.stop(grace).wait()
@@ -278,6 +291,19 @@ class GatewayServer:
         if self._owns_db:
             self.db.dispose()
         log.info("gateway.stopped")
+
+    def _storage_reachable(self, reachable: bool) -> None:
+        """Health of the gateway and each of its services: SERVING while the database can be
+        reached, NOT_SERVING while it cannot (ignored once shutdown has begun)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if reachable
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, status)
+        if not reachable:
+            log.warning("gateway.not_serving", cause="storage unreachable")
 
     def reload_revocations(self) -> None:
         """Re-read the CRL now (SIGHUP); a CRL that does not verify is logged and ignored."""

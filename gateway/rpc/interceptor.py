@@ -89,11 +89,14 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         revocations: RevocationList,
         metrics: RpcMetrics,
         is_transient: Callable[[BaseException], bool],
+        on_storage_unavailable: Callable[[], None] = lambda: None,
     ) -> None:
         self._revocations = revocations
         self._metrics = metrics
         self._is_transient = is_transient
         """Whether a failure is the database's "not now" (storage's classifier, passed in)."""
+        self._on_storage_unavailable = on_storage_unavailable
+        """Told of each such failure (the health probe then checks the database at once)."""
 
     def _admit(self, method: str, ident: Identity) -> None:
         """Refuse a revoked certificate, or a role the RPC is not open to."""
@@ -136,6 +139,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             return NotImplementedYet("this RPC is part of the contract but not served yet")
         if self._is_transient(exc):
             log.warning("rpc.storage_unavailable", error=str(exc).splitlines()[0])
+            self._on_storage_unavailable()
             return StorageUnavailable(
                 "the database could not serve the request just now; send the same request again"
                 " (a signed request takes effect once however often it is sent)"

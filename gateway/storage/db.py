@@ -22,7 +22,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = structlog.get_logger("yrdgw.db")
@@ -78,20 +79,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for a SQLite or PostgreSQL URL with the settings the gateway relies on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    engine = create_engine(url, **kwargs)
+    parsed = make_url(url)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    if "connect_timeout" not in parsed.query:
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
     _ping_when_idle(engine, PING_AFTER_IDLE_S)
+    _retire_connections_to_a_standby(engine)
     return engine
 
+
+CONNECT_TIMEOUT_S = 5
+"""How long a new PostgreSQL connection may take to be established (libpq's ``connect_timeout``,
+unless the URL names one): a database host that does not answer is an outage after this long, not
+a call that hangs."""
 
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 """PostgreSQL error classes worth a retry: connection exception, transaction rollback
 (serialization failure, deadlock), insufficient resources, operator intervention (shutdown)."""
 
+READ_ONLY_SQLSTATE = "25006"
+"""read_only_sql_transaction: a write reached a server that is (now) a standby — after a
+failover, a connection still open to the former primary. Transient: its connection is retired
+(see ``_retire_connections_to_a_standby``) and the next one reaches the new primary."""
+
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a database error says "not now" rather than "never": the connection was lost, the
-    database is busy or shutting down, or the transaction lost a deadlock or serialization race.
-    The same request may succeed when sent again."""
+    """Whether a database error says "not now" rather than "never": the database could not be
+    reached (connection refused, timed out, dropped), is busy, shutting down or read-only after a
+    failover, no connection was free in time, or the transaction lost a deadlock or
+    serialization race. The same request may succeed when sent again."""
+    if isinstance(exc, SQLAlchemyTimeoutError):
+        return True  # no pooled connection became free in time
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
@@ -99,12 +118,31 @@ def is_transient(exc: BaseException) -> bool:
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str):
-        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    if isinstance(orig, sqlite3.OperationalError):
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate == READ_ONLY_SQLSTATE
+    if isinstance(orig, sqlite3.Error):
         # SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock past the busy timeout.
         code = getattr(orig, "sqlite_errorcode", None)
         return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return False
+    # A server database's OperationalError without a SQLSTATE comes from the client side of the
+    # connection: refused, timed out, unresolvable host, lost (the server sent no error).
+    return isinstance(exc, OperationalError)
+
+
+def _retire_connections_to_a_standby(engine: Engine) -> None:
+    """Treat a read-only refusal (25006) and a client-side connection failure as a disconnect,
+    so SQLAlchemy retires the connection and the pool (the server they reach is a standby now,
+    or gone) and the next transaction starts on fresh connections."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        orig = context.original_exception
+        sqlstate = getattr(orig, "sqlstate", None)
+        standby = sqlstate == READ_ONLY_SQLSTATE
+        unreachable = sqlstate is None and isinstance(
+            context.sqlalchemy_exception, OperationalError
+        )
+        if standby or unreachable:
+            context.is_disconnect = True
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
@@ -299,6 +337,16 @@ class Database:
                 unit.close()
         if self._checkpointer is not None:
             self._checkpointer.committed()
+
+    def ping(self) -> None:
+        """One round trip to the database on a pooled connection (the health probe); raises what
+        reaching the database raised (``is_transient`` says whether it is an outage). An
+        embedded SQLite file is always reachable: nothing is done (every SQLite transaction would
+        take the write lock)."""
+        if self._turn is not None:
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema to revision with Alembic."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from gateway.storage.db import Database, is_transient
+from gateway.storage.db import Database, is_transient, make_engine
 
 
 def _error(run: object) -> DBAPIError:
@@ -92,3 +95,55 @@ def test_postgres_lost_connection_and_deadlock_are_transient(
         assert lost.connection_invalidated and is_transient(lost)
     finally:
         admin.dispose()
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.postgres
+def test_postgres_refused_and_timed_out_connections_are_transient(postgres_url: str) -> None:
+    """The database cannot be reached at all: nothing listens (refused), or something listens
+    and never answers (the connect timeout expires). Both are outages, not bugs."""
+    url = make_url(postgres_url)
+    refused = make_engine(url.set(port=_unused_port()).render_as_string(hide_password=False))
+    try:
+        error = _error(refused.connect)
+    finally:
+        refused.dispose()
+    assert isinstance(error, OperationalError) and is_transient(error), error
+
+    with socket.socket() as silent:  # accepts TCP connections (backlog), never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hung_url = url.set(port=silent.getsockname()[1]).update_query_dict({"connect_timeout": "2"})
+        hung = make_engine(hung_url.render_as_string(hide_password=False))
+        try:
+            timed_out = _error(hung.connect)
+        finally:
+            hung.dispose()
+    assert isinstance(timed_out, OperationalError) and is_transient(timed_out), timed_out
+
+
+@pytest.mark.postgres
+def test_postgres_read_only_after_failover_is_transient_and_retires_the_connection(
+    postgres_url: str,
+) -> None:
+    """A write reaching a server that is read-only (a standby after a failover, here a session
+    made read-only) is "not now", and its connection is retired, not handed out again."""
+    engine = make_engine(
+        postgres_url, connect_args={"options": "-cdefault_transaction_read_only=on"}
+    )
+    try:
+        with engine.connect() as conn:
+            error = _error(lambda: conn.exec_driver_sql("CREATE TEMP TABLE t (id INT)"))
+        assert getattr(error.orig, "sqlstate", None) == "25006"
+        assert is_transient(error) and error.connection_invalidated
+    finally:
+        engine.dispose()
+
+
+def test_no_free_pooled_connection_in_time_is_transient() -> None:
+    assert is_transient(SQLAlchemyTimeoutError("QueuePool limit reached"))
