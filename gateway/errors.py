@@ -305,6 +305,19 @@ class CursorInvalid(InvalidArgument):
     reason = "CURSOR_INVALID"
 
 
+class GatewayShuttingDown(DomainError):
+    """The gateway is shutting down and ended the Subscribe stream; ``metadata["cursor"]`` is
+    where to resume (after the last event sent on the stream)."""
+
+    code = Code.UNAVAILABLE
+    reason = "GATEWAY_SHUTTING_DOWN"
+
+    @property
+    def cursor(self) -> str:
+        """The cursor to subscribe again from."""
+        return self.metadata.get("cursor", "")
+
+
 # --- Transfers (numbered checks; metadata["check"] carries the number) ------------------------
 
 

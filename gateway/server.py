@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -271,7 +273,9 @@ class GatewayServer:
         return self.port
 
     def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: health NOT_SERVING, new calls refused, in-flight calls finish."""
+        """Graceful shutdown: health NOT_SERVING; every open Subscribe stream ends at once with
+        UNAVAILABLE / GATEWAY_SHUTTING_DOWN and the cursor to resume from; new calls refused;
+        calls in flight finish within the grace, then are cancelled."""
         if self._server is None or self._stopped.is_set():
             return
         self._stopped.set()
@@ -279,6 +283,8 @@ class GatewayServer:
         log.info("gateway.stopping", grace_s=grace)
         self.health.enter_graceful_shutdown()
         self.storage_health.stop()
+        # Followers would otherwise hold the whole grace and then be cancelled without a cursor.
+        self.exchange.notifier.close()
         if self.scheduler is not None:
             self.scheduler.stop()
         self._server.stop(grace).wait()
@@ -317,11 +323,16 @@ class GatewayServer:
         log.info("gateway.crl_reloaded", revoked=revoked)
 
     def serve_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP re-reads the CRL."""
+        """Run until SIGTERM or SIGINT, then stop gracefully; a second SIGTERM or SIGINT during
+        the grace exits at once (status 128 + the signal's number); SIGHUP re-reads the CRL."""
         done = threading.Event()
 
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("gateway.signal", signal=signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if done.is_set():
+                log.warning("gateway.forced_exit", signal=name)
+                _exit_now(128 + signum)
+            log.info("gateway.signal", signal=name)
             done.set()
 
         def _on_hangup(_signum: int, _frame: FrameType | None) -> None:
@@ -333,3 +344,12 @@ class GatewayServer:
         self.start()
         done.wait()
         self.stop()
+
+
+def _exit_now(status: int) -> None:
+    """Leave the process at once, without waiting for calls, jobs or threads (a second signal):
+    what a crash would leave, which every write survives (each is one transaction)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)

@@ -75,18 +75,36 @@ def registry_subscribe(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
 ) -> None:
-    """Print the feed of accepted records (and exit), or keep following it with --follow."""
+    """Print the feed of accepted records (and exit), or keep following it with --follow.
+
+    When the gateway shuts down it ends the stream with the cursor to resume from, which is
+    printed on stderr; with --follow the command then reconnects from it (backing off while the
+    gateway is unreachable), so every record is printed once. Ends with the next cursor on stderr.
+    """
     import json
 
     from google.protobuf import json_format
     from rich.markup import escape
 
+    from gateway.errors import GatewayShuttingDown
+
     last = cursor
+
+    def resuming(at: str, why: Exception) -> None:
+        err_console.print(
+            escape(f"stream ended: {remote.refusal(why)}; cursor: {at or '(start)'}"),
+            highlight=False,
+        )
+        err_console.print(f"reconnecting from {at or '(start)'}", highlight=False)
+
     with remote.connect(gateway, cert_dir, region, Role.REGISTRY, None) as client:
+        events = (
+            client.follow(cursor, native=native, regions=of_region or (), on_resume=resuming)
+            if follow
+            else client.subscribe(cursor, native=native, regions=of_region or ())
+        )
         try:
-            for event in client.subscribe(
-                cursor, native=native, regions=of_region or (), follow=follow
-            ):
+            for event in events:
                 last = event.cursor
                 kind = event.record.WhichOneof("kind") or ""
                 record = getattr(event.record, kind)
@@ -113,4 +131,8 @@ def registry_subscribe(
                 )
         except KeyboardInterrupt:
             pass
+        except GatewayShuttingDown as exc:
+            last = exc.cursor or last
+            err_console.print(f"next cursor: {last or '(start)'}")
+            raise fail(escape(f"{remote.refusal(exc)}; resume with --from '{last}'")) from exc
     err_console.print(f"next cursor: {last or '(start)'}")

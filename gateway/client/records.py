@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 from yrd.interop.v1 import registry_service_pb2
 
 from gateway.client.connection import Connection
-from gateway.client.errors import CHAIN_REASONS, error_from_rpc
+from gateway.client.errors import CHAIN_REASONS, TransportError, error_from_rpc
+from gateway.errors import GatewayShuttingDown, StorageUnavailable
+
+ResumeHook = Callable[[str, "GatewayShuttingDown | StorageUnavailable | TransportError"], None]
+"""Called by :meth:`RecordCalls.follow` before each reconnect: (cursor, why the stream ended)."""
 
 
 class RecordCalls(Connection):
@@ -100,3 +105,58 @@ class RecordCalls(Connection):
                 yield from response.events
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from exc
+
+    def follow(
+        self,
+        cursor: str = "",
+        *,
+        native: bool = False,
+        regions: Sequence[str] = (),
+        kinds: Sequence[registry_service_pb2.RecordKind.ValueType] = (),
+        batch_size: int = 0,
+        on_resume: ResumeHook | None = None,
+    ) -> Iterator[registry_service_pb2.FeedEvent]:
+        """The feed from cursor, followed without end across gateway restarts: every event once,
+        in order.
+
+        When the gateway ends the stream because it shuts down (``GATEWAY_SHUTTING_DOWN``, whose
+        ``metadata["cursor"]`` is the position after the last event it sent), cannot serve it
+        just now (``STORAGE_UNAVAILABLE``) or cannot be reached (``UNAVAILABLE`` without
+        ErrorInfo), this subscribes again from that cursor (else from the last event received),
+        after a pause that doubles from the retry policy's ``initial_backoff_s`` up to its
+        ``max_backoff_s`` and starts again once an event arrives. ``on_resume(cursor, error)``
+        is called before each pause. Any other failure is raised.
+        """
+        pause = self.retry.initial_backoff_s
+        while True:
+            failure: GatewayShuttingDown | StorageUnavailable | TransportError
+            try:
+                for event in self.subscribe(
+                    cursor,
+                    native=native,
+                    regions=regions,
+                    kinds=kinds,
+                    follow=True,
+                    batch_size=batch_size,
+                ):
+                    cursor = event.cursor
+                    pause = self.retry.initial_backoff_s
+                    yield event
+                # A following stream the gateway closed without an error: subscribe again.
+                time.sleep(pause)
+                pause = min(pause * 2, self.retry.max_backoff_s)
+                continue
+            except GatewayShuttingDown as exc:
+                # The gateway's word on where this stream stopped (after the last event sent).
+                cursor = exc.metadata.get("cursor", cursor)
+                failure = exc
+            except StorageUnavailable as exc:
+                failure = exc
+            except TransportError as exc:
+                if exc.code is not grpc.StatusCode.UNAVAILABLE:
+                    raise
+                failure = exc
+            if on_resume is not None:
+                on_resume(cursor, failure)
+            time.sleep(pause)
+            pause = min(pause * 2, self.retry.max_backoff_s)

@@ -329,6 +329,18 @@ REASONS: tuple[Reason, ...] = (
         retry=Retry.FIX,
     ),
     Reason(
+        "GATEWAY_SHUTTING_DOWN",
+        "UNAVAILABLE",
+        (
+            'The gateway is shutting down and ended the feed stream; `metadata["cursor"]` is '
+            "the cursor to resume from (after the last event sent on this stream; the request's "
+            "cursor when none was sent)."
+        ),
+        rpcs=("Subscribe",),
+        retry=Retry.SAME,
+        retry_note='subscribe again from `metadata["cursor"]`, to this or another gateway',
+    ),
+    Reason(
         "FAILED_PRECONDITION",
         "FAILED_PRECONDITION",
         "Base class (and DomainError's default); every raise site uses a more specific reason.",

@@ -30,7 +30,7 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway.contract import BLOCK_STATE_OF, TRANSFER_STATE_OF, is_recognition_name
-from gateway.errors import CursorInvalid, InvalidArgument, SnapshotInvalid
+from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument, SnapshotInvalid
 from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
@@ -178,7 +178,13 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             raise InvalidArgument("only a region's identity has a native format")
         batch = request.max_batch_size or DEFAULT_FEED_BATCH
         notifier = self._exchange.notifier
+        cursor = request.cursor  # where this subscriber resumes: after the last event sent
         while context.is_active():
+            if notifier.closed:
+                raise GatewayShuttingDown(
+                    f"the gateway is shutting down; subscribe again from cursor {cursor!r}",
+                    metadata={"cursor": cursor},
+                )
             seen = notifier.generation()
             items = self._exchange.read_feed(
                 after, regions=request.regions, kinds=kinds, limit=batch, native_region=native
@@ -186,6 +192,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
             if items:
                 after = items[-1].position
                 yield convert.feed_response(items)
+                cursor = str(after)
                 continue
             if not request.follow:
                 return

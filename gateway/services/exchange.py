@@ -105,25 +105,42 @@ def fill_envelope(env: envelope_pb2.SignedEnvelope, row: Any) -> None:
 
 
 class FeedNotifier:
-    """Wakes followers when records are accepted in this process (others poll)."""
+    """Wakes followers when records are accepted in this process (others poll), and at once when
+    the process begins to shut down (:meth:`close`)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._generation = 0
+        self._closed = False
 
     def notify(self) -> None:
         with self._condition:
             self._generation += 1
             self._condition.notify_all()
 
+    def close(self) -> None:
+        """The process is shutting down: wake every follower; :attr:`closed` from now on."""
+        with self._condition:
+            self._closed = True
+            self._generation += 1
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        with self._condition:
+            return self._closed
+
     def generation(self) -> int:
         with self._condition:
             return self._generation
 
     def wait(self, seen: int, timeout: float) -> int:
-        """Wait for a notification after ``seen`` or the timeout; returns the new generation."""
+        """Wait for a notification after ``seen`` (or :meth:`close`) or the timeout; returns the
+        new generation."""
         with self._condition:
-            self._condition.wait_for(lambda: self._generation != seen, timeout=timeout)
+            self._condition.wait_for(
+                lambda: self._generation != seen or self._closed, timeout=timeout
+            )
             return self._generation
 
 
