@@ -3,11 +3,13 @@ a transfer is refused before recognition, accepted after the quorum, refused aft
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import pytest
-from yrd.interop.v1 import recognition_pb2, transfer_pb2
+from sqlalchemy import select
+from yrd.interop.v1 import recognition_pb2, records_pb2, transfer_pb2
 
 from gateway import errors
 from gateway.client import GatewayClient, envelope_signature_ok
@@ -17,6 +19,7 @@ from gateway.security.pki import PKIDir, load_signing_public_key
 from gateway.server import GatewayServer
 from gateway.services.ledger import check_invariants
 from gateway.storage.db import Database
+from gateway.storage.models import AuditEntryRow
 from tests.integration.conftest import counts, publish_samples
 
 AH, SH, JS = "340000", "310000", "320000"
@@ -96,15 +99,46 @@ def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
     assert sh.accept_transfer(t.name).quantity_grams == 1_000_000
 
     pending = ah.propose_transfer("t-3", SH, origin=AH, ranges=[(2_000_000, 2_999_999)])
-    admin_a.revoke_recognition(rec.name, "方法学参数复核")
-    with pytest.raises(errors.NotRecognised) as at_accept:
+    assert pending.state == transfer_pb2.TRANSFER_STATE_PROPOSED
+    revoked = admin_a.revoke_recognition(rec.name, "方法学参数复核")
+    # At once, in the revocation's transaction: the pending transfer it leaves unrecognised is
+    # rejected with its reason, its units back with the source, audited.
+    ended = ah.get_transfer(pending.name)
+    assert ended.state == transfer_pb2.TRANSFER_STATE_REJECTED
+    (why,) = ended.reasons
+    assert why.message.startswith(f"RECOGNITION_REVOKED: {rec.name} was revoked"), why.message
+    assert not ended.blocks
+    assert not ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER)
+    released = [
+        (b.serials.start, b.serials.end)
+        for b in ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_ACTIVE)
+        if b.origin_region == AH and 2_000_000 <= b.serials.start <= 2_999_999
+    ]
+    assert released == [(2_000_000, 2_999_999)]
+    with database.transaction() as s:
+        entries = s.execute(
+            select(AuditEntryRow.kind, AuditEntryRow.actor, AuditEntryRow.detail)
+            .where(AuditEntryRow.sequence > 0)
+            .order_by(AuditEntryRow.sequence.desc())
+            .limit(2)
+        ).all()
+    (kind, actor, detail), (revoked_kind, _, revoked_detail) = entries
+    assert (kind, actor, revoked_kind) == (
+        "transfer.rejected",
+        "admin/admin-a",
+        "recognition.revoked",
+    )
+    detail_json, revoked_json = json.loads(detail), json.loads(revoked_detail)
+    assert detail_json["envelope_hash"] == revoked_json["envelope_hash"]  # the revocation's
+    assert detail_json["blocks"] == [[AH, 2_000_000, 2_999_999]]
+    assert detail_json["reason"] == why.message
+    assert revoked.state == recognition_pb2.RECOGNITION_STATE_REVOKED
+    with pytest.raises(errors.DomainError) as at_accept:
         sh.accept_transfer(pending.name)
-    assert at_accept.value.metadata["check"] == "5"
+    assert at_accept.value.reason == "TRANSFER_NOT_PENDING"
     with pytest.raises(errors.NotRecognised):
         ah.propose_transfer("t-4", SH, origin=AH, ranges=[(3_000_000, 3_999_999)])
     assert not sh.check_recognized(SH, "regions/340000/projects/AH-XM-2024-0031", 2024).recognised
-    rejected = sh.reject_transfer(pending.name, "recognition revoked")
-    assert rejected.state == transfer_pb2.TRANSFER_STATE_REJECTED
     assert check_invariants(database).ok
 
 

@@ -65,7 +65,7 @@ class World:
     def envelope(
         self, region: str, content_type: str, payload: bytes
     ) -> envelope_pb2.SignedEnvelope:
-        return self.signers[region].sign(content_type, payload)
+        return self.signers[region].sign(content_type, payload, now=self.now)
 
     def propose(
         self,
