@@ -24,6 +24,7 @@ from tests.integration.conftest import counts, publish_samples
 
 AH, SH, JS = "340000", "310000", "320000"
 AH_PV = "regions/340000/methodologies/AH-FFX-PV-2024-02"
+AH_PROJECT = "regions/340000/projects/AH-XM-2024-0031"
 
 
 @pytest.fixture
@@ -160,3 +161,29 @@ def test_units_held_under_a_revoked_recognition_are_reported(
     assert [(b.origin_region, b.serial_start, b.serial_end, b.holder_region) for b in blocks] == [
         (AH, 1_000, 3_000_999, SH)
     ]
+
+
+def test_a_revocation_ends_only_the_transfers_it_leaves_unrecognised(
+    enforcing: Callable[..., GatewayClient], database: Database
+) -> None:
+    """Covered by both a methodology-version and a project-level recognition, a pending transfer
+    survives the revocation of one (check 5 still passes) and is rejected at once by the
+    revocation of the other."""
+    ah = enforcing(AH)
+    admins = [enforcing(SH, Role.ADMIN, name) for name in ("admin-a", "admin-b")]
+    (by_methodology,) = ah.request_recognition(AH_PV, version="1", regions=[SH])
+    (by_project,) = ah.request_recognition(AH_PROJECT, regions=[SH])
+    for rec in (by_methodology, by_project):
+        for admin in admins:
+            admin.approve_recognition(rec.name, "ok")
+    pending = ah.propose_transfer("t-both", SH, origin=AH, ranges=[(5_000, 9_999)])
+
+    admins[0].revoke_recognition(by_methodology.name, "方法学复核")
+    assert ah.get_transfer(pending.name).state == transfer_pb2.TRANSFER_STATE_PROPOSED
+
+    admins[1].revoke_recognition(by_project.name, "项目复核")
+    ended = ah.get_transfer(pending.name)
+    assert ended.state == transfer_pb2.TRANSFER_STATE_REJECTED
+    assert ended.reasons[0].message.startswith(f"RECOGNITION_REVOKED: {by_project.name}")
+    assert not ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER)
+    assert check_invariants(database).ok
