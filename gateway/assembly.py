@@ -58,7 +58,8 @@ def build_services(
         approvals=dict(settings.recognition_approvals),
         delta_wide_needs_every_region=settings.delta_wide_needs_every_region,
     )
-    recognition = RecognitionService(db, approvals, clock)
+    skew = dt.timedelta(seconds=settings.sign_time_skew_s)
+    recognition = RecognitionService(db, approvals, clock, sign_time_skew=skew)
     policy = EnforcedRecognition(recognition) if settings.recognition_enforced else None
     writer = ledger_group_commit(db)  # transfers and retirements arriving together commit together
     transfers = TransferService(
@@ -67,9 +68,17 @@ def build_services(
         recognition=policy,
         proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
         writer=writer,
+        sign_time_skew=skew,
     )
+    # A revocation ends, in its own transaction, the pending transfers it leaves unrecognised.
+    recognition.on_revoked = transfers.release_unrecognised
     retirements = RetirementService(
-        db, clock, recognition=policy, ets_policies=settings.ets_offset_policies, writer=writer
+        db,
+        clock,
+        recognition=policy,
+        ets_policies=settings.ets_offset_policies,
+        writer=writer,
+        sign_time_skew=skew,
     )
     reconciliation = ReconciliationService(db, gateway_key, clock)
     adapters = adapters or default_registry
@@ -88,7 +97,7 @@ def build_services(
         db=db,
         keys=KeyDirectory(db, clock),
         audit=audit,
-        exchange=ExchangeService(db, adapters, clock),
+        exchange=ExchangeService(db, adapters, clock, sign_time_skew=skew),
         recognition=recognition,
         transfers=transfers,
         retirements=retirements,

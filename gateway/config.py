@@ -95,6 +95,10 @@ class GatewaySettings(BaseSettings):
     proposal_ttl_s: float = Field(default=24 * 3600, gt=0)
     """How long a transfer proposal waits for the destination's answer before it expires."""
 
+    sign_time_skew_s: float = Field(default=600, gt=0)
+    """How far an envelope's ``sign_time`` may be from the gateway's clock, either way, for the
+    envelope to take a new place in its signer's chain (SIGN_TIME_OUT_OF_RANGE beyond)."""
+
     migrate_on_start: bool = True
     """Run Alembic migrations to head when the server starts."""
 

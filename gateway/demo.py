@@ -177,7 +177,7 @@ def _recognition_and_transfers(
     admin_b: GatewayClient,
 ) -> int:
     """Steps 8–10: recognition with its assessment and quorum, a transfer and an ETS offset,
-    and a revocation failing a pending transfer."""
+    and a revocation ending a pending transfer at once."""
     from yrd.interop.v1 import recognition_pb2, transfer_pb2
 
     failures = 0
@@ -273,15 +273,19 @@ def _recognition_and_transfers(
         "ah-sh-2025-003", "310000", origin="340000", ranges=[(60_001_000, 70_000_999)]
     )
     admin_a.revoke_recognition(rec.name, "参数复核 / parameters under review")
+    ended = ah.get_transfer(pending.name)
+    if ended.state != transfer_pb2.TRANSFER_STATE_REJECTED:
+        failures += 1
+    why = ended.reasons[0].message if ended.reasons else "?"
+    console.print(
+        f"[bold]10.[/bold] Shanghai revokes the recognition; the pending {pending.name} is "
+        f"rejected at once, its units back with Anhui: {why}"
+    )
     try:
         sh.accept_transfer(pending.name)
         failures += 1
     except DomainError as exc:
-        console.print(
-            f"[bold]10.[/bold] Shanghai revokes the recognition; accepting the pending "
-            f"{pending.name} now fails: check {exc.metadata.get('check')} {exc.reason}"
-        )
-    sh.reject_transfer(pending.name, "recognition revoked")
+        console.print(f"   accepting it now fails: {exc.reason}")
     return failures
 
 

@@ -209,6 +209,12 @@ class EnvelopeReplayed(AlreadyExists):
     reason = "ENVELOPE_REPLAYED"
 
 
+class SignTimeOutOfRange(FailedPrecondition):
+    """The envelope's sign_time is outside the allowed skew of the gateway's clock."""
+
+    reason = "SIGN_TIME_OUT_OF_RANGE"
+
+
 class SequenceReused(FailedPrecondition):
     """A different envelope already holds this signer's sequence number (a fork)."""
 

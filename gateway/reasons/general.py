@@ -177,9 +177,10 @@ REASONS: tuple[Reason, ...] = (
         "ENVELOPE_REPLAYED",
         "ALREADY_EXISTS",
         (
-            "This exact envelope was accepted before. For Publish it is the answer to a repeat "
-            "(the envelope is in); for recognition decisions/revocations it means the envelope "
-            "belongs to something else; transfer RPCs answer a replay with the resource instead."
+            "This exact envelope was accepted before, by another request than the one it is "
+            "sent as now: a transfer request or recognition decision sent on Publish, or a "
+            "decision/revocation sent for another recognition. A repeat of the request the "
+            "envelope made gets that request's first answer instead (protocol §12)."
         ),
         rpcs=("Publish", "Decide", "RevokeRecognition", "RequestRecognition"),
         retry=Retry.NO,
@@ -192,6 +193,21 @@ REASONS: tuple[Reason, ...] = (
         "Another envelope already holds this signer's sequence number (a fork).",
         rpcs=("Signed",),
         retry=Retry.RESYNC,
+        in_band=True,
+    ),
+    Reason(
+        "SIGN_TIME_OUT_OF_RANGE",
+        "FAILED_PRECONDITION",
+        (
+            "The envelope's `sign_time` is further from the gateway's clock than the allowed "
+            "skew (setting `sign_time_skew_s`, default 10 minutes either way); metadata "
+            "`sign_time`, `gateway_time`, `max_skew_seconds`. Checked only for an envelope "
+            "that would take a new place in its signer's chain (a replay is answered as the "
+            "first time)."
+        ),
+        rpcs=("Signed",),
+        retry=Retry.FIX,
+        retry_note="re-sign with a correct clock",
         in_band=True,
     ),
     Reason(

@@ -23,6 +23,7 @@ from gateway import errors
 from gateway.errors import DomainError
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
+from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW
 from gateway.services.publish import PublishBatch, SignaturesUnconfirmed
 from gateway.services.verifier import SignatureWorker, shared_worker
 from gateway.storage.db import Database
@@ -155,8 +156,11 @@ class ExchangeService:
         notifier: FeedNotifier | None = None,
         *,
         verify_in_worker: bool = True,
+        sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
     ) -> None:
         self.db = db
+        self.sign_time_skew = sign_time_skew
+        """How far an envelope's ``sign_time`` may be from the clock (None: no window)."""
         self.adapters = adapters
         self.clock = clock
         self.notifier = notifier or FeedNotifier()
@@ -204,7 +208,9 @@ class ExchangeService:
     ) -> list[PublishOutcome]:
         outcomes: list[PublishOutcome] = []
         with self.db.transaction() as session:
-            batch = PublishBatch(session, self.adapters, caller, region, self.clock())
+            batch = PublishBatch(
+                session, self.adapters, caller, region, self.clock(), self.sign_time_skew
+            )
             try:
                 for prepared in batch.prepare(envelopes, worker):
                     if prepared.error is not None:

@@ -1,8 +1,10 @@
 """The one intake of signed requests: records (publish), transfers, retirements, recognition
 decisions. An envelope is well formed, of the expected content type, signed by the caller's own
 key (the registry's, or the calling administrator's) over exactly these bytes, and exactly the
-next of its signer's chain (replay, gap and fork refused); then it takes its place in the chain
-and is stored. A request repeated with byte-identical content is answered as the first.
+next of its signer's chain (replay, gap and fork refused), and signed within the allowed skew
+of the gateway's clock (``sign_time``, checked only for an envelope that would take a new place
+in the chain: a replay is recognised first); then it takes its place in the chain and is stored.
+A request repeated with byte-identical content is answered as the first.
 
 What needs no database — the envelope's shape, its signing input and hash, the signature itself
 when this process has seen the key before, and the payload's parsing — is done before the
@@ -45,6 +47,13 @@ from gateway.storage.direct import Writes
 
 M = TypeVar("M", bound=ProtoMessage)
 
+DEFAULT_SIGN_TIME_SKEW = dt.timedelta(minutes=10)
+"""How far ``sign_time`` may be from the gateway's clock, either way (the gateway's setting
+``sign_time_skew_s`` is passed in at assembly)."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
 # -- the envelope's own checks --------------------------------------------------------------------
 
 
@@ -85,6 +94,34 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     if not payload:
         problems["payload"] = "required"
     raise errors.EnvelopeMalformed("malformed envelope", field_errors=problems)
+
+
+def sign_time_refusal(
+    fields: EnvelopeFields, now: dt.datetime | None, skew: dt.timedelta | None
+) -> errors.DomainError | None:
+    """The refusal of an envelope whose ``sign_time`` is more than ``skew`` from ``now`` (None:
+    within it, or no window applies). Exact: compared in nanoseconds, whatever the values."""
+    if now is None or skew is None:
+        return None
+    signed_ns = fields.sign_time_seconds * 1_000_000_000 + fields.sign_time_nanos
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    now_ns = ((now - _EPOCH) // _MICROSECOND) * 1000
+    max_ns = (skew // _MICROSECOND) * 1000
+    if abs(signed_ns - now_ns) <= max_ns:
+        return None
+    ahead = signed_ns > now_ns
+    return errors.SignTimeOutOfRange(
+        f"sign_time is {'ahead of' if ahead else 'behind'} the gateway's clock by more than "
+        f"{skew.total_seconds():g} s",
+        metadata={
+            "key_id": fields.key_id,
+            "sign_time": f"{fields.sign_time_seconds}.{fields.sign_time_nanos:09d}",
+            "gateway_time": f"{now_ns // 1_000_000_000}.{now_ns % 1_000_000_000:09d}",
+            "max_skew_seconds": f"{skew.total_seconds():g}",
+        },
+        field_errors={"sign_time": "outside the allowed skew of the gateway's clock"},
+    )
 
 
 class SigningKey(Protocol):
@@ -132,13 +169,18 @@ def check_chain(
     fields: EnvelopeFields,
     digest: bytes,
     earlier: bytes | None = None,
+    untimely: errors.DomainError | None = None,
 ) -> None:
-    """The envelope is exactly the next of its signer's chain (replay, gap and fork refused).
+    """The envelope is exactly the next of its signer's chain (replay, gap and fork refused),
+    then its ``sign_time`` is within the allowed skew (``untimely``: its refusal, from
+    :func:`sign_time_refusal`, raised only for an envelope the chain would take).
 
     ``earlier`` is the hash of an envelope with the same sequence accepted earlier in the same
     batch, when there is one.
     """
     if fields.sequence == last_sequence + 1 and fields.previous_hash == last_hash:
+        if untimely is not None:
+            raise untimely
         return
     meta = {
         "key_id": key_id,
@@ -186,6 +228,8 @@ class PreparedEnvelope:
     """The public key the signature was checked with (None: the key was not known yet)."""
     valid: bool
     """Whether it verified with that key."""
+    untimely: errors.DomainError | None = None
+    """The refusal of its ``sign_time`` (raised at the chain check; None: within the skew)."""
 
 
 @dataclass(slots=True)
@@ -211,6 +255,8 @@ class SignedRequest:
     chained: bool = False
     """The signer's chain has already moved on to this envelope (only the envelope row is left
     to store)."""
+    untimely: errors.DomainError | None = None
+    """The refusal of its ``sign_time``, raised at the chain check unless it is a replay."""
 
     @property
     def payload(self) -> bytes:
@@ -218,12 +264,18 @@ class SignedRequest:
 
 
 def prepare_signed(
-    caller: Identity, env: envelope_pb2.SignedEnvelope, content_type: str
+    caller: Identity,
+    env: envelope_pb2.SignedEnvelope,
+    content_type: str,
+    *,
+    now: dt.datetime | None = None,
+    skew: dt.timedelta | None = None,
 ) -> PreparedEnvelope:
     """The checks that need no database, in the order :func:`open_signed` makes them: the caller
     signs as a region, the envelope is well formed and of the expected content type. The
     signature is verified too when the key is known, but a bad one is only reported once the key
-    itself has passed its checks (so the answer is the same as if nothing had been done early)."""
+    itself has passed its checks (so the answer is the same as if nothing had been done early).
+    With ``now`` and ``skew``, the ``sign_time`` window applies (see :func:`check_chain`)."""
     if caller.region is None:
         raise errors.PermissionDenied("the gateway signs no requests of its own")
     fields = envelope_fields(env)
@@ -236,15 +288,23 @@ def prepare_signed(
     digest = envelope_hash(fields, env.signature, signed=signed)
     public_key = _PUBLIC_KEYS.get(fields.key_id)
     valid = public_key is not None and verify(public_key, fields, env.signature, signed=signed)
-    return PreparedEnvelope(env, fields, signed, digest, public_key, valid)
+    untimely = sign_time_refusal(fields, now, skew)
+    return PreparedEnvelope(env, fields, signed, digest, public_key, valid, untimely)
 
 
 def open_signed(
-    session: Session, caller: Identity, env: envelope_pb2.SignedEnvelope, content_type: str
+    session: Session,
+    caller: Identity,
+    env: envelope_pb2.SignedEnvelope,
+    content_type: str,
+    *,
+    now: dt.datetime | None = None,
+    skew: dt.timedelta | None = None,
 ) -> SignedRequest:
     """The envelope is well formed, of the expected content type, and signed by the caller's own
     key (the registry's, or the calling administrator's); locks the key, then the audit head."""
-    return open_prepared(UnitOfWork.of(session), caller, prepare_signed(caller, env, content_type))
+    prepared = prepare_signed(caller, env, content_type, now=now, skew=skew)
+    return open_prepared(UnitOfWork.of(session), caller, prepared)
 
 
 def open_prepared(
@@ -260,7 +320,7 @@ def open_prepared(
     assert caller.region is not None
     conn = unit.conn
     fields = prepared.fields
-    if advance and prepared.valid:
+    if advance and prepared.valid and prepared.untimely is None:
         assert prepared.verified_with is not None
         expected = signers.ExpectedHead(
             caller.region,
@@ -291,7 +351,9 @@ def open_prepared(
             "the signature does not verify", metadata={"key_id": key.key_id}
         )
     head = SignerHead(key.key_id, key.region, key.last_sequence, key.last_hash)
-    return SignedRequest(head, fields, prepared.digest, prepared.envelope, audit)
+    return SignedRequest(
+        head, fields, prepared.digest, prepared.envelope, audit, untimely=prepared.untimely
+    )
 
 
 def store_signed(session: Session, request: SignedRequest, now: dt.datetime) -> None:
@@ -308,7 +370,15 @@ def advance(unit: UnitOfWork, request: SignedRequest) -> None:
     key, fields = request.key, request.fields
     if request.chained:
         return
-    check_chain(unit.conn, key.key_id, key.last_sequence, key.last_hash, fields, request.digest)
+    check_chain(
+        unit.conn,
+        key.key_id,
+        key.last_sequence,
+        key.last_hash,
+        fields,
+        request.digest,
+        untimely=request.untimely,
+    )
     signers.advance_chain(unit.conn, key.key_id, fields.sequence, request.digest)
     key.last_sequence, key.last_hash = fields.sequence, request.digest
     request.chained = True
@@ -400,12 +470,15 @@ def receive(
     validate: Callable[[M], None] | None = None,
     *,
     check: str | None = None,
+    now: dt.datetime | None = None,
+    skew: dt.timedelta | None = None,
 ) -> Incoming[M]:
     """What can be checked before the transaction (see ``prepare_signed``), and the payload
     parsed as ``kind`` (its refusal waits for the signature's check). ``check`` numbers the
-    signer's check in the caller's list of checks."""
+    signer's check in the caller's list of checks; ``now`` and ``skew`` the ``sign_time``
+    window."""
     try:
-        prepared = prepare_signed(caller, env, content_type)
+        prepared = prepare_signed(caller, env, content_type, now=now, skew=skew)
     except errors.DomainError as exc:
         _numbered(exc, check)
         raise

@@ -49,7 +49,13 @@ from gateway.contract import (
 )
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, utc_now
-from gateway.services.intake import Incoming, SignedRequest, open_incoming, receive
+from gateway.services.intake import (
+    DEFAULT_SIGN_TIME_SKEW,
+    Incoming,
+    SignedRequest,
+    open_incoming,
+    receive,
+)
 from gateway.storage.db import Database, UnitOfWork
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.ledger_checks import invariant_problems
@@ -224,26 +230,33 @@ class LedgerParts:
         clock: Clock = utc_now,
         recognition: RecognitionPolicy | None = None,
         writer: GroupCommit | None = None,
+        sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.sign_time_skew = sign_time_skew
+        """How far a request's ``sign_time`` may be from the clock (None: no window)."""
         self.recognition = recognition or AllowAllRecognition()
         self.writer = writer or ledger_group_commit(db)
         """Shared by the ledger's services: their requests arriving together commit together."""
 
-    @staticmethod
     def _receive(
+        self,
         caller: Identity,
         env: envelope_pb2.SignedEnvelope,
         content_type: str,
         kind: type[M],
         validate: Callable[[M], None] | None = None,
+        *,
+        now: dt.datetime,
     ) -> Incoming[M]:
         """Check 1, what check 2 can do before the transaction, and the payload parsed as
         ``kind`` (its refusal waits for the signature's check)."""
         if caller.role is not Role.REGISTRY or caller.region is None:
             raise numbered(errors.PermissionDenied("only registries sign transfer requests"), 1)
-        return receive(caller, env, content_type, kind, validate, check="2")
+        return receive(
+            caller, env, content_type, kind, validate, check="2", now=now, skew=self.sign_time_skew
+        )
 
     @staticmethod
     def _open(unit: UnitOfWork, caller: Identity, incoming: Incoming[Any]) -> SignedRequest:

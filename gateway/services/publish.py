@@ -4,9 +4,11 @@ transaction. A refused envelope adds nothing, so it changes nothing.
 
 Checks for each envelope, in order: the key belongs to the caller's region, signs records and is
 not revoked; the signature verifies over the bytes as received; the sequence is the next one and
-chains to the signer's last envelope (replay, gap and fork refused); the region's adapter maps the
-payload; cross-record checks hold (methodology known, capacity within its maximum, project known
-and registered, monitoring inside crediting, issuance id new, serials not overlapping: they are
+chains to the signer's last envelope (gap and fork refused; an envelope accepted before is answered
+with its first answer, the names of the records it carried, and nothing is stored again), and its
+``sign_time`` is within the allowed skew of the gateway's clock; the region's adapter maps the
+payload; cross-record checks hold (methodology known, capacity within its maximum, project known and
+registered, monitoring inside crediting, issuance id new, serials not overlapping: they are
 ``gateway.services.record_checks``). Every statement is the records store's
 (``gateway.storage.records``); the stored bodies are written by ``gateway.protowire``.
 
@@ -33,7 +35,12 @@ from gateway import errors, protowire
 from gateway.security.audit_chain import canonical_json
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
-from gateway.services.intake import check_chain, check_signer, envelope_fields
+from gateway.services.intake import (
+    check_chain,
+    check_signer,
+    envelope_fields,
+    sign_time_refusal,
+)
 from gateway.services.record_checks import KnownRecords, RecordChecks
 from gateway.services.verifier import Pending, SignatureWorker
 from gateway.storage.models import SigningKeyRow
@@ -83,6 +90,8 @@ class Prepared:
     parse_error: errors.DomainError | None = None
     job: int = -1
     """Its place in the request sent to the signature worker (-1: verified in ``accept``)."""
+    untimely: errors.DomainError | None = None
+    """The refusal of its ``sign_time`` (raised at the chain check unless it is a replay)."""
 
 
 class SignaturesUnconfirmed(Exception):
@@ -161,12 +170,16 @@ class PublishBatch:
     caller: Identity
     region: str
     now: dt.datetime
+    sign_time_skew: dt.timedelta | None = None
+    """How far ``sign_time`` may be from ``now`` (None: no window)."""
     envelopes: list[EnvelopeColumns] = field(default_factory=list)
     planned: list[PlannedRecord] = field(default_factory=list)
     _keys: dict[str, SigningKeyRow | None] = field(default_factory=dict)
     _heads: dict[str, _Head] = field(default_factory=dict)
     _accepted: dict[tuple[str, int], bytes] = field(default_factory=dict)
     """Hash of each envelope this batch accepted, by (key id, sequence)."""
+    _answers: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+    """The record names each envelope this batch accepted was answered with, by its hash."""
     _adapters: dict[str, RegionAdapter] = field(default_factory=dict)
     _current: dict[tuple[str, str], PlannedRecord] = field(default_factory=dict)
     _pending: Pending | None = None
@@ -211,6 +224,7 @@ class PublishBatch:
             return p
         p.signed = signing_input(fields)
         p.digest = envelope_hash(fields, env.signature, signed=p.signed)
+        p.untimely = sign_time_refusal(fields, self.now, self.sign_time_skew)
         return p
 
     def _submit(self, prepared: list[Prepared], worker: SignatureWorker) -> None:
@@ -296,15 +310,22 @@ class PublishBatch:
             )
         key_id = key.key_id
         head = self._heads[key_id]
-        check_chain(
-            self.session.connection(),
-            key_id,
-            head.sequence,
-            head.hash,
-            fields,
-            digest,
-            self._accepted.get((key_id, fields.sequence)),
-        )
+        try:
+            check_chain(
+                self.session.connection(),
+                key_id,
+                head.sequence,
+                head.hash,
+                fields,
+                digest,
+                self._accepted.get((key_id, fields.sequence)),
+                p.untimely,
+            )
+        except errors.EnvelopeReplayed:
+            first = self._first_answer(digest)
+            if first is None:
+                raise  # accepted before as another request (a transfer's, a decision's)
+            return first
         if p.parse_error is not None:
             raise p.parse_error
         records = p.records
@@ -334,7 +355,16 @@ class PublishBatch:
             self._plan(number, index, record, hash_field)
         self._accepted[(key_id, fields.sequence)] = digest
         head.sequence, head.hash = fields.sequence, digest
-        return tuple(r.name for r in records)
+        names = self._answers[digest] = tuple(r.name for r in records)
+        return names
+
+    def _first_answer(self, digest: bytes) -> tuple[str, ...] | None:
+        """The record names an envelope accepted before (in this batch or an earlier one) was
+        answered with; None when it carried no document (it was another signed request)."""
+        if digest in self._answers:
+            return self._answers[digest]
+        names = tuple(self.store.record_names_of(digest))
+        return names or None
 
     def _key(self, key_id: str) -> SigningKeyRow | None:
         if key_id not in self._keys:

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from google.protobuf.message import DecodeError
 from sqlalchemy.orm import Session
@@ -26,13 +26,30 @@ from gateway.recognition_codec import dumps, loads
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.exchange import StoredEnvelope
-from gateway.services.intake import open_signed, store_signed
+from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, open_signed, store_signed
 from gateway.storage.audit_log import audit_log
 from gateway.storage.db import Database
 from gateway.storage.models import RecognitionRow, UnitBlockRow
 from gateway.storage.recognition_store import RecognitionStore
 
 T = TypeVar("T")
+
+
+class RevocationEffect(Protocol):
+    """What a revocation does, in its own transaction, to the pending transfers it affects
+    (``TransferService.release_unrecognised``); returns the transfers it ended."""
+
+    def __call__(
+        self,
+        session: Session,
+        *,
+        region: str,
+        projects: Sequence[str],
+        recognition: str,
+        envelope: bytes,
+        actor: Identity,
+        now: dt.datetime,
+    ) -> list[str]: ...
 
 
 @contextmanager
@@ -82,11 +99,19 @@ class RecognitionService:
         policy: mr.ApprovalPolicy | None = None,
         clock: Clock = utc_now,
         regions: Sequence[str] = mr.DELTA_REGIONS,
+        *,
+        sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
+        on_revoked: RevocationEffect | None = None,
     ) -> None:
         self.db = db
         self.policy = policy or mr.ApprovalPolicy()
         self.clock = clock
         self.regions = tuple(regions)
+        self.sign_time_skew = sign_time_skew
+        """How far a request's ``sign_time`` may be from the clock (None: no window)."""
+        self.on_revoked = on_revoked
+        """What a revocation does to the pending transfers it affects, in its transaction (set
+        at assembly: the transfer service's ``release_unrecognised``)."""
 
     # -- signed requests ------------------------------------------------------------------------
 
@@ -101,7 +126,7 @@ class RecognitionService:
         """Verify the caller's own key signed the envelope; chain and store it. Returns the
         payload, the envelope hash, and whether this very envelope was accepted before (a resent
         request, answered as the first was: nothing is stored again)."""
-        signed = open_signed(session, caller, env, content_type)
+        signed = open_signed(session, caller, env, content_type, now=now, skew=self.sign_time_skew)
         try:
             store_signed(session, signed, now)
         except errors.EnvelopeReplayed:
@@ -313,6 +338,19 @@ class RecognitionService:
             rec = mr.revoke(rec, _actor(caller), body.reason, now, envelope=digest)
             self._save(row, rec)
             self._audit(session, caller, "recognition.revoked", rec, digest, now, body.reason)
+            if self.on_revoked is not None:
+                # At once: the pending transfers to the recognising region that no longer pass
+                # check 5 end now, their units back with the source (not at the 24 h deadline).
+                session.flush()
+                self.on_revoked(
+                    session,
+                    region=rec.recognising_region,
+                    projects=self._projects_of(RecognitionStore(session), rec),
+                    recognition=rec.name,
+                    envelope=digest,
+                    actor=caller,
+                    now=now,
+                )
             return rec, row.assessment
 
     # -- reading and the transfer question ------------------------------------------------------
@@ -373,13 +411,16 @@ class RecognitionService:
         with self.db.transaction() as session:
             store = RecognitionStore(session)
             _, rec = self._load(store, name, lock=False)
-            if rec.subject.kind is mr.SubjectKind.PROJECT:
-                projects = [rec.subject.name]
-            else:
-                parts = rec.subject.name.split("/")
-                meth = store.methodology(parts[1], parts[3], rec.subject.version or "")
-                projects = store.project_names_under(meth) if meth is not None else []
-            return rec, store.blocks_held(rec.recognising_region, projects)
+            return rec, store.blocks_held(rec.recognising_region, self._projects_of(store, rec))
+
+    @staticmethod
+    def _projects_of(store: RecognitionStore, rec: mr.Recognition) -> list[str]:
+        """The projects a recognition's subject covers (itself, or its methodology's)."""
+        if rec.subject.kind is mr.SubjectKind.PROJECT:
+            return [rec.subject.name]
+        parts = rec.subject.name.split("/")
+        meth = store.methodology(parts[1], parts[3], rec.subject.version or "")
+        return list(store.project_names_under(meth)) if meth is not None else []
 
     def check(self, region: str, project_name: str, vintage: int) -> mr.Verdict:
         with self.db.transaction() as session:

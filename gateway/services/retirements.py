@@ -6,6 +6,7 @@ and each unit counts at its recognition's adjustment ratio, rounded down by the 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -18,7 +19,7 @@ from gateway import errors
 from gateway.contract import MAX_REQUEST_ID_CHARS, RETIRED, RETIREMENT_TYPE, retirement_name
 from gateway.security.identity import Identity
 from gateway.services import Clock, utc_now
-from gateway.services.intake import advance, repeat, store_envelope
+from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, advance, repeat, store_envelope
 from gateway.services.ledger import (
     TONNE,
     LedgerParts,
@@ -88,15 +89,21 @@ class RetirementService(LedgerParts):
         recognition: RecognitionPolicy | None = None,
         ets_policies: Mapping[str, EtsPolicy] | None = None,
         writer: GroupCommit | None = None,
+        sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
     ) -> None:
-        super().__init__(db, clock, recognition, writer)
+        super().__init__(db, clock, recognition, writer, sign_time_skew)
         self.ets_policies = dict(ets_policies or {})
 
     def retire(self, caller: Identity, env: envelope_pb2.SignedEnvelope) -> RetirementView:
         """Retire units the caller holds, for good (checks 1–5, and 7 for ETS offsets)."""
         now = self.clock()
         incoming = self._receive(
-            caller, env, RETIREMENT_TYPE, transfer_service_pb2.RetirementOrder, self._validate_order
+            caller,
+            env,
+            RETIREMENT_TYPE,
+            transfer_service_pb2.RetirementOrder,
+            self._validate_order,
+            now=now,
         )
         order = incoming.body
         holder = caller.region

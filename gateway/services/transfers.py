@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Sequence
 from functools import partial
 
+from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
@@ -27,7 +29,7 @@ from gateway.contract import (
 )
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
-from gateway.services.intake import advance, repeat, store_envelope
+from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, advance, repeat, store_envelope
 from gateway.services.ledger import (
     BlockView,
     LedgerParts,
@@ -45,6 +47,9 @@ from gateway.storage.direct import Writes
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.ledger_store import Block, LedgerStore, Transfer
 
+RECOGNITION_REVOKED = "RECOGNITION_REVOKED"
+"""The code a transfer rejected by a revocation carries at the head of its reason."""
+
 
 class TransferService(LedgerParts):
     """Transfers between regions' registries. Every public method's effects commit atomically,
@@ -57,8 +62,9 @@ class TransferService(LedgerParts):
         recognition: RecognitionPolicy | None = None,
         proposal_ttl: dt.timedelta = dt.timedelta(hours=24),
         writer: GroupCommit | None = None,
+        sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
     ) -> None:
-        super().__init__(db, clock, recognition, writer)
+        super().__init__(db, clock, recognition, writer, sign_time_skew)
         self.proposal_ttl = proposal_ttl
 
     # -- propose --------------------------------------------------------------------------------
@@ -72,6 +78,7 @@ class TransferService(LedgerParts):
             PROPOSAL_TYPE,
             transfer_service_pb2.TransferProposal,
             self._validate_proposal,
+            now=now,
         )
         proposal = incoming.body
         source = caller.region
@@ -213,6 +220,7 @@ class TransferService(LedgerParts):
             ANSWER_TYPE,
             transfer_service_pb2.TransferAnswer,
             partial(self._validate_answer, outcome=outcome),
+            now=now,
         )
         answer = incoming.body
         why = answer.reason.strip() or None
@@ -365,6 +373,51 @@ class TransferService(LedgerParts):
                 )
                 expired.append(row.name)
         return expired
+
+    def release_unrecognised(
+        self,
+        session: Session,
+        *,
+        region: str,
+        projects: Sequence[str],
+        recognition: str,
+        envelope: bytes,
+        actor: Identity,
+        now: dt.datetime,
+    ) -> list[str]:
+        """After ``recognition`` was revoked (in the caller's transaction): every pending
+        transfer to ``region`` that reserves units of ``projects`` and that ``region`` no longer
+        recognises (check 5, as acceptance would ask it) is rejected at once, its units released
+        to the source, each audited ``transfer.rejected`` (actor: the revoking administrator;
+        ``envelope_hash``: the revocation's). Returns their names."""
+        conn = session.connection()
+        unit = UnitOfWork.of(session)
+        store = LedgerStore(conn)
+        released: list[str] = []
+        for pending in store.pending_to(region, projects):
+            try:
+                self._recognised(unit, region, store.reserved_by(pending.name))
+            except errors.NotRecognised as exc:
+                why = f"{RECOGNITION_REVOKED}: {recognition} was revoked; {exc.message}"
+            else:
+                continue  # still recognised (e.g. by a project-level recognition)
+            row = store.resolve(pending.id, outcome=REJECTED, now=now, envelope=None, why=why)
+            blocks = in_order(store.release_reserved(row.name))
+            _audit(
+                audit_log(conn),
+                actor,
+                "transfer.rejected",
+                now,
+                envelope,
+                blocks,
+                name=row.name,
+                source=row.source_region,
+                destination=row.destination_region,
+                quantity=row.quantity_grams,
+                reason=row.reason,
+            )
+            released.append(row.name)
+        return released
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -398,6 +398,26 @@ class LedgerStore:
         assert row is not None
         return row
 
+    def pending_to(self, destination: str, projects: Sequence[str]) -> list[Transfer]:
+        """Pending transfers to ``destination`` that reserve units of any of ``projects``, in id
+        order, locked."""
+        if not projects:
+            return []
+        reserving = select(_B.c.reserved_by).where(
+            _B.c.state == RESERVED, _B.c.project_name.in_(sorted(set(projects)))
+        )
+        rows = self.conn.execute(
+            select(*_TRANSFER_COLUMNS)
+            .where(
+                _T.c.state == PROPOSED,
+                _T.c.destination_region == destination,
+                _T.c.name.in_(reserving),
+            )
+            .order_by(_T.c.id)
+            .with_for_update()
+        )
+        return [Transfer(*r) for r in rows]
+
     def due(self, now: dt.datetime) -> list[Transfer]:
         """Pending transfers past their deadline, in id order, locked."""
         return [Transfer(*r) for r in _DUE.rows(self.conn, {"now": now})]

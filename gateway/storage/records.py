@@ -239,6 +239,18 @@ class RecordsStore:
 
     # -- reads for the checks -------------------------------------------------------------------
 
+    def record_names_of(self, envelope_hash: bytes) -> list[str]:
+        """The names of the records an accepted envelope carried, in their order in it (none
+        when the envelope was a signed request other than a document)."""
+        return list(
+            self.session.execute(
+                select(RecordRow.name)
+                .join(EnvelopeRow, EnvelopeRow.id == RecordRow.envelope_id)
+                .where(EnvelopeRow.envelope_hash == envelope_hash)
+                .order_by(RecordRow.envelope_record_index, RecordRow.id)
+            ).scalars()
+        )
+
     def existing_issuance_ids(self, region: str, ids: list[str]) -> set[str]:
         """Those of ``ids`` that name an issuance of ``region`` already stored."""
         conn = self.session.connection()

@@ -6,9 +6,8 @@ the audit entries of one call, the ledger's invariants) and the three answers ar
 a fourth, later, is answered the same and changes nothing. The same id with another body is then
 refused three times with the same reason and changes nothing.
 
-Publish is the one exception, by its contract (issue 4): an envelope already accepted is
-refused as ENVELOPE_REPLAYED — every repeat identically, with the envelope's hash, so a client
-tells its envelope is in.
+Publish included (issue 17): an envelope already accepted is answered as the first time
+(accepted, the same record names), not refused.
 
 ``YRDGW_STORM_SEED`` replays a failing storm (the seed is in every failure message).
 """
@@ -183,8 +182,8 @@ class Case:
     prepare: Callable[[World], Prepared]
     variant_refusal: Outcome
     stream: bool = False
-    repeat_refusal: str = ""
-    """For Publish: the reason every copy after the first is refused with."""
+    in_band: bool = False
+    """For Publish: the envelope's result is the answer (the call itself succeeds)."""
     tags: Sequence[str] = field(default_factory=tuple)
 
 
@@ -413,7 +412,7 @@ CASES = [
         prepare_publish,
         Outcome(Code.OK, "ISSUANCE_EXISTS"),
         stream=True,
-        repeat_refusal="ENVELOPE_REPLAYED",
+        in_band=True,
     ),
     Case(
         "PublishEnvelope",
@@ -421,7 +420,7 @@ CASES = [
         registry_service_pb2.PublishEnvelopeResponse,
         prepare_publish_envelope,
         Outcome(Code.OK, "ISSUANCE_EXISTS"),
-        repeat_refusal="ENVELOPE_REPLAYED",
+        in_band=True,
     ),
     Case(
         "ProposeTransfer",
@@ -512,7 +511,7 @@ def _publish_results(answer: Answer) -> list[registry_service_pb2.EnvelopeResult
 
 def _as_outcome(answer: Answer, case: Case) -> Outcome:
     """For Publish, the envelope's result is the answer (the call itself succeeds)."""
-    if case.repeat_refusal and answer[0].code is Code.OK:
+    if case.in_band and answer[0].code is Code.OK:
         (result,) = _publish_results(answer)
         return Outcome(Code.OK, "" if result.accepted else result.reason)
     return answer[0]
@@ -536,17 +535,7 @@ def test_duplicate_storm_takes_effect_once(
     after = snapshot(server.db)
     assert outcomes.count(Outcome(Code.OK)) >= 1, (where, outcomes)
     first = next(a for a, o in zip(answers, outcomes, strict=True) if o == Outcome(Code.OK))
-    if case.repeat_refusal:
-        # One copy is accepted; every other one is refused the same way, naming the same envelope.
-        assert sorted(map(str, outcomes)) == sorted(
-            [str(Outcome(Code.OK))] + [str(Outcome(Code.OK, case.repeat_refusal))] * (COPIES - 1)
-        ), (where, outcomes)
-        hashes = {r.envelope_hash for a in answers for r in _publish_results(a)}
-        assert len(hashes) == 1, where
-        repeats = [a for a, o in zip(answers, outcomes, strict=True) if o != Outcome(Code.OK)]
-        assert all(a[2] == repeats[0][2] for a in repeats), where
-    else:
-        assert all(a == answers[0] for a in answers), (where, outcomes)
+    assert all(a == answers[0] for a in answers), (where, outcomes)
     # Exactly one effect.
     assert audit_after(world, before.audit_head[0]) == prepared.audit(first[2]), where
     grown = after.counts()["envelopes"] - before.counts()["envelopes"]
@@ -564,10 +553,7 @@ def test_duplicate_storm_takes_effect_once(
         stream=case.stream,
         copies=1,
     )
-    if case.repeat_refusal:
-        assert _as_outcome(again, case) == Outcome(Code.OK, case.repeat_refusal), where
-    else:
-        assert again == answers[0], where
+    assert again == answers[0], where
     assert snapshot(server.db) == after, where
 
     # The same id with another body: refused every time, the same way, nothing changed.
@@ -576,7 +562,7 @@ def test_duplicate_storm_takes_effect_once(
         world, prepared.files, case.method, variant, case.response, rng, stream=case.stream
     )
     assert [_as_outcome(a, case) for a in refused] == [case.variant_refusal] * COPIES, where
-    if case.repeat_refusal:
+    if case.in_band:
         assert len({a[2].SerializeToString() for a in refused}) == 1, where
     else:
         assert len({(a[0], a[1]) for a in refused}) == 1, where

@@ -3,6 +3,7 @@ and every refusal with its reason and nothing stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable
@@ -202,13 +203,75 @@ def payload_changed_after_signing(
     return _send(client, env)
 
 
-@refusal("ENVELOPE_REPLAYED")
-def envelope_replayed(
+@refusal("SEQUENCE_REUSED")
+def sequence_reused(
+    pki: PKIDir, client_for: Callable[..., GatewayClient]
+) -> registry_service_pb2.EnvelopeResult:
+    # Another envelope at a sequence taken (the signer's first): a fork, refused as before.
+    client = client_for("310000")
+    signer = _signer(pki, "310000", client)
+    signer.rewind(0, bytes(32))
+    return _send(client, signer.sign(SH_CT, _sh_json("methodology", version="2.0")))
+
+
+@refusal("SIGN_TIME_OUT_OF_RANGE")
+def signed_in_2100(
     pki: PKIDir, client_for: Callable[..., GatewayClient]
 ) -> registry_service_pb2.EnvelopeResult:
     client = client_for("310000")
-    first = next(client.subscribe(regions=["310000"]))
-    return _send(client, first.envelope)
+    signer = _signer(pki, "310000", client)
+    when = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    return _send(client, signer.sign(SH_CT, _sh_json("methodology", version="2.0"), now=when))
+
+
+@refusal("SIGN_TIME_OUT_OF_RANGE")
+def signed_an_hour_ago(
+    pki: PKIDir, client_for: Callable[..., GatewayClient]
+) -> registry_service_pb2.EnvelopeResult:
+    client = client_for("310000")
+    signer = _signer(pki, "310000", client)
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    return _send(client, signer.sign(SH_CT, _sh_json("methodology", version="2.0"), now=when))
+
+
+def test_a_replayed_envelope_gets_its_first_answer(
+    server: GatewayServer, client_for: Callable[..., GatewayClient], pki: PKIDir
+) -> None:
+    """The very same envelope sent again, alone or in a stream with others, long after: the
+    answer it got the first time (accepted, the same record names), nothing stored again —
+    and no sign_time refusal, since it takes no new place in the chain."""
+    publish_samples(client_for)
+    client = client_for("310000")
+    signer = _signer(pki, "310000", client)
+    first_env = signer.sign(SH_CT, _sh_json("methodology", version="2.0"))
+    first = _send(client, first_env)
+    assert first.accepted, first.message
+    before = counts(server.db)
+    assert _send(client, first_env) == first
+    # In a stream, followed by the next envelope of the chain: the replay answered as the
+    # first time, the next one accepted.
+    nxt = signer.sign(SH_CT, _sh_json("methodology", version="4.0"))
+    answers = [
+        r
+        for response in client.registry.Publish(
+            iter([registry_service_pb2.PublishRequest(envelopes=[first_env, nxt])])
+        )
+        for r in response.results
+    ]
+    assert answers[0] == first
+    assert answers[1].accepted, answers[1].message
+    after = counts(server.db)
+    assert after == {
+        name: before[name] + (1 if name in ("envelopes", "records", "audit_entries") else 0)
+        for name in before
+    }
+    # An envelope taken by the chain but sent now with another sign_time is another envelope
+    # (another hash): a fork, not a replay.
+    signer.rewind(first_env.sequence - 1, first_env.previous_hash)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    other = signer.sign(SH_CT, first_env.payload, now=later)
+    assert other.sign_time != first_env.sign_time
+    assert _send(client, other).reason == "SEQUENCE_REUSED"
 
 
 @refusal("SEQUENCE_GAP")

@@ -3,11 +3,13 @@ a transfer is refused before recognition, accepted after the quorum, refused aft
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import pytest
-from yrd.interop.v1 import recognition_pb2, transfer_pb2
+from sqlalchemy import select
+from yrd.interop.v1 import recognition_pb2, records_pb2, transfer_pb2
 
 from gateway import errors
 from gateway.client import GatewayClient, envelope_signature_ok
@@ -17,10 +19,12 @@ from gateway.security.pki import PKIDir, load_signing_public_key
 from gateway.server import GatewayServer
 from gateway.services.ledger import check_invariants
 from gateway.storage.db import Database
+from gateway.storage.models import AuditEntryRow
 from tests.integration.conftest import counts, publish_samples
 
 AH, SH, JS = "340000", "310000", "320000"
 AH_PV = "regions/340000/methodologies/AH-FFX-PV-2024-02"
+AH_PROJECT = "regions/340000/projects/AH-XM-2024-0031"
 
 
 @pytest.fixture
@@ -96,15 +100,46 @@ def test_transfer_needs_recognition_quorum_and_fails_after_revocation(
     assert sh.accept_transfer(t.name).quantity_grams == 1_000_000
 
     pending = ah.propose_transfer("t-3", SH, origin=AH, ranges=[(2_000_000, 2_999_999)])
-    admin_a.revoke_recognition(rec.name, "方法学参数复核")
-    with pytest.raises(errors.NotRecognised) as at_accept:
+    assert pending.state == transfer_pb2.TRANSFER_STATE_PROPOSED
+    revoked = admin_a.revoke_recognition(rec.name, "方法学参数复核")
+    # At once, in the revocation's transaction: the pending transfer it leaves unrecognised is
+    # rejected with its reason, its units back with the source, audited.
+    ended = ah.get_transfer(pending.name)
+    assert ended.state == transfer_pb2.TRANSFER_STATE_REJECTED
+    (why,) = ended.reasons
+    assert why.message.startswith(f"RECOGNITION_REVOKED: {rec.name} was revoked"), why.message
+    assert not ended.blocks
+    assert not ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER)
+    released = [
+        (b.serials.start, b.serials.end)
+        for b in ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_ACTIVE)
+        if b.origin_region == AH and 2_000_000 <= b.serials.start <= 2_999_999
+    ]
+    assert released == [(2_000_000, 2_999_999)]
+    with database.transaction() as s:
+        entries = s.execute(
+            select(AuditEntryRow.kind, AuditEntryRow.actor, AuditEntryRow.detail)
+            .where(AuditEntryRow.sequence > 0)
+            .order_by(AuditEntryRow.sequence.desc())
+            .limit(2)
+        ).all()
+    (kind, actor, detail), (revoked_kind, _, revoked_detail) = entries
+    assert (kind, actor, revoked_kind) == (
+        "transfer.rejected",
+        "admin/admin-a",
+        "recognition.revoked",
+    )
+    detail_json, revoked_json = json.loads(detail), json.loads(revoked_detail)
+    assert detail_json["envelope_hash"] == revoked_json["envelope_hash"]  # the revocation's
+    assert detail_json["blocks"] == [[AH, 2_000_000, 2_999_999]]
+    assert detail_json["reason"] == why.message
+    assert revoked.state == recognition_pb2.RECOGNITION_STATE_REVOKED
+    with pytest.raises(errors.DomainError) as at_accept:
         sh.accept_transfer(pending.name)
-    assert at_accept.value.metadata["check"] == "5"
+    assert at_accept.value.reason == "TRANSFER_NOT_PENDING"
     with pytest.raises(errors.NotRecognised):
         ah.propose_transfer("t-4", SH, origin=AH, ranges=[(3_000_000, 3_999_999)])
     assert not sh.check_recognized(SH, "regions/340000/projects/AH-XM-2024-0031", 2024).recognised
-    rejected = sh.reject_transfer(pending.name, "recognition revoked")
-    assert rejected.state == transfer_pb2.TRANSFER_STATE_REJECTED
     assert check_invariants(database).ok
 
 
@@ -126,3 +161,29 @@ def test_units_held_under_a_revoked_recognition_are_reported(
     assert [(b.origin_region, b.serial_start, b.serial_end, b.holder_region) for b in blocks] == [
         (AH, 1_000, 3_000_999, SH)
     ]
+
+
+def test_a_revocation_ends_only_the_transfers_it_leaves_unrecognised(
+    enforcing: Callable[..., GatewayClient], database: Database
+) -> None:
+    """Covered by both a methodology-version and a project-level recognition, a pending transfer
+    survives the revocation of one (check 5 still passes) and is rejected at once by the
+    revocation of the other."""
+    ah = enforcing(AH)
+    admins = [enforcing(SH, Role.ADMIN, name) for name in ("admin-a", "admin-b")]
+    (by_methodology,) = ah.request_recognition(AH_PV, version="1", regions=[SH])
+    (by_project,) = ah.request_recognition(AH_PROJECT, regions=[SH])
+    for rec in (by_methodology, by_project):
+        for admin in admins:
+            admin.approve_recognition(rec.name, "ok")
+    pending = ah.propose_transfer("t-both", SH, origin=AH, ranges=[(5_000, 9_999)])
+
+    admins[0].revoke_recognition(by_methodology.name, "方法学复核")
+    assert ah.get_transfer(pending.name).state == transfer_pb2.TRANSFER_STATE_PROPOSED
+
+    admins[1].revoke_recognition(by_project.name, "项目复核")
+    ended = ah.get_transfer(pending.name)
+    assert ended.state == transfer_pb2.TRANSFER_STATE_REJECTED
+    assert ended.reasons[0].message.startswith(f"RECOGNITION_REVOKED: {by_project.name}")
+    assert not ah.holdings(AH, state=records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER)
+    assert check_invariants(database).ok

@@ -65,7 +65,7 @@ class World:
     def envelope(
         self, region: str, content_type: str, payload: bytes
     ) -> envelope_pb2.SignedEnvelope:
-        return self.signers[region].sign(content_type, payload)
+        return self.signers[region].sign(content_type, payload, now=self.now)
 
     def propose(
         self,
@@ -206,6 +206,39 @@ def test_same_request_twice_gives_the_first_answer(world: World) -> None:
     before = world.snapshot()
     again = world.transfers.propose(Identity(Role.REGISTRY, AH), env)
     assert again == first and world.snapshot() == before
+
+
+def test_sign_time_within_the_skew_and_replays_outside_it(world: World) -> None:
+    """A request signed more than the skew (10 min) from the gateway's clock is refused, and
+    changes nothing; within it, accepted; the very same envelope sent again later — its
+    sign_time long past — is answered as the first time (a replay takes no new place)."""
+    body = transfer_service_pb2.TransferProposal(
+        transfer_id="timed",
+        destination_region=SH,
+        units=transfer_pb2.UnitSelection(
+            ranges=transfer_pb2.SerialRanges(
+                origin_region=AH, ranges=[records_pb2.SerialRange(start=1_000, end=1_999)]
+            )
+        ),
+    ).SerializeToString()
+    caller = Identity(Role.REGISTRY, AH)
+    signer = world.signers[AH]
+    before = world.snapshot()
+    for off in (dt.timedelta(minutes=10, microseconds=1), -dt.timedelta(minutes=11)):
+        head = signer.head()
+        env = signer.sign(PROPOSAL_TYPE, body, now=world.now + off)
+        with pytest.raises(errors.DomainError) as refused:
+            world.transfers.propose(caller, env)
+        assert refused.value.reason == "SIGN_TIME_OUT_OF_RANGE"
+        assert refused.value.metadata["max_skew_seconds"] == "600"
+        assert world.snapshot() == before
+        signer.rewind(*head)
+    env = signer.sign(PROPOSAL_TYPE, body, now=world.now - dt.timedelta(minutes=10))
+    first = world.transfers.propose(caller, env)
+    world.now += dt.timedelta(minutes=50)  # the deadline is an hour: still pending
+    after = world.snapshot()
+    assert world.transfers.propose(caller, env) == first
+    assert world.snapshot() == after
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def make_machine(
 
         def _call(self, op: str, region: str, content_type: str, body: bytes) -> object:
             head = self.signers[region].head()
-            env = self.signers[region].sign(content_type, body)
+            env = self.signers[region].sign(content_type, body, now=self.now)
             try:
                 result = getattr(self._service(op), op)(Identity(Role.REGISTRY, region), env)
             except errors.DomainError:
