@@ -144,7 +144,8 @@ def recognition_revoke(
     gateway: GatewayOpt = DEFAULT_GATEWAY,
     cert_dir: CertDirOpt = DEFAULT_PKI,
 ) -> None:
-    """Revoke a recognition in force: pending transfers relying on it fail at accept."""
+    """Revoke a recognition in force: pending transfers it leaves unrecognised are rejected at once
+    (their units go back to the source)."""
     _decide("revoke", recognition, region, name, reason, gateway, cert_dir)
 
 
