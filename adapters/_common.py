@@ -112,6 +112,13 @@ def check_zhejiang_id(text: str) -> str:
     return text
 
 
+def any_county(text: str) -> str:
+    """A 6-digit county code of any province (foreign records)."""
+    if not _COUNTY.fullmatch(text):
+        raise ValueError(f"{text!r} is not a 6-digit county code")
+    return text
+
+
 def county_checker(region: str, region_label: str) -> Callable[[str], str]:
     """Parser for a 6-digit county code of ``region`` (its first two digits)."""
     prefix = region[:2]
@@ -457,6 +464,8 @@ def _reject_constant(name: str) -> NoReturn:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs_hook, parse_float=Decimal, parse_constant=_reject_constant
 )
+#: Strict JSON: duplicate keys, NaN and Infinity refused; fractions become ``Decimal``.
+JSON_DECODER = _DECODER
 
 
 def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, Any]:

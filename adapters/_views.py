@@ -15,6 +15,7 @@ from yrd.interop.v1 import records_pb2
 
 from adapters._common import (
     CommonCheck,
+    any_county,
     check_identifier,
     county_checker,
     issuance_name,
@@ -127,7 +128,9 @@ def view_methodology(
     *,
     region_label: str,
     id_parser: IdParser = check_identifier,
+    extended: frozenset[str] = frozenset(),
 ) -> MethodologyView | None:
+    """Checks a methodology; fields in ``extended`` travel in the extension (foreign records)."""
     before = len(check.issues.items)
     methodology_id = check.identifier("methodology_id", record.methodology_id, id_parser)
     check.name("name", record.name, methodology_name(record.region, record.methodology_id))
@@ -176,8 +179,9 @@ def view_methodology(
         if record.eligibility.max_lifetime_years < 0:
             check.add("eligibility.max_lifetime_years", "cannot be negative")
         max_lifetime = record.eligibility.max_lifetime_years or None
-    unsupported(check, "crediting_period_rule", bool(record.crediting_period_rule), region_label)
-    unsupported(check, "document_sha256", bool(record.document_sha256), region_label)
+    for name in ("crediting_period_rule", "document_sha256"):
+        if name not in extended:
+            unsupported(check, name, bool(getattr(record, name)), region_label)
     if len(check.issues.items) > before:
         return None
     assert methodology_id and version and title and start
@@ -205,8 +209,10 @@ def view_project(
     region_label: str,
     id_parser: IdParser = check_identifier,
     methodology_id_parser: IdParser = check_identifier,
+    foreign: bool = False,
 ) -> ProjectView | None:
-    """Checks a project for rendering in ``region``'s format (the county must be in ``region``).
+    """Checks a project for rendering in ``region``'s format (the county must be in ``region``,
+    unless the project is ``foreign``: then any county code).
 
     The methodology version is returned unchecked: formats differ on what they can name.
     """
@@ -227,7 +233,9 @@ def view_project(
     county: str | None = None
     if check.text("county_code", record.county_code, required=True) is not None:
         try:
-            county = county_checker(region, region_label)(record.county_code)
+            county = (any_county if foreign else county_checker(region, region_label))(
+                record.county_code
+            )
         except ValueError as exc:
             check.add("county_code", str(exc))
     capacity = _capacity(check, "capacity", record.HasField("capacity"), record.capacity)

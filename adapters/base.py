@@ -11,10 +11,11 @@ An adapter turns the bytes of its region's native format into records of the com
   The rendering is verified by parsing it back: the result is always a valid native document
   that parses to the same record.
 
-Native formats carry no region code: rendering a record of another region produces a document
-that, parsed by this adapter, names this adapter's region. Such renderings are made only when every
-value (identifiers, county code, quantities, serials, dates) fits the native format exactly; the
-origin region's ``native_ids`` are not carried (they belong to the origin's format).
+Records of other regions ("foreign records") travel in every format with their origin region, the
+origin's ids verbatim, the serials in the origin's unit and an extension object for what the format
+has no place for (``adapters._foreign``); a document naming this adapter's region (or none) holds
+its own records, which keep the format's strict rules. ``to_common`` refuses foreign records unless
+``accept_foreign`` (a registry publishes its own records; the gateway delivers the others).
 
 Checks that need other records (the methodology a project names exists, capacity within the
 methodology's maximum, monitoring period inside the crediting period, serials not overlapping) are
@@ -33,10 +34,6 @@ from adapters._common import (
     MAX_DOCUMENT_BYTES,
     Issues,
     fail,
-    issuance_name,
-    methodology_name,
-    project_name,
-    split_project_name,
 )
 from adapters.errors import (
     FieldIssue,
@@ -52,6 +49,7 @@ __all__ = [
     "RegionAdapter",
     "comparable_record",
     "media_type",
+    "same_record",
 ]
 
 CommonRecord: TypeAlias = records_pb2.Methodology | records_pb2.Project | records_pb2.Issuance
@@ -86,8 +84,13 @@ class RegionAdapter(Protocol):
         """Largest native document accepted by ``to_common``."""
         ...
 
-    def to_common(self, content_type: str, data: bytes) -> list[CommonRecord]:
-        """Parse and validate one native document; raise ``NativeFormatError`` with all issues."""
+    def to_common(
+        self, content_type: str, data: bytes, *, accept_foreign: bool = False
+    ) -> list[CommonRecord]:
+        """Parse and validate one native document; raise ``NativeFormatError`` with all issues.
+
+        Records of another region are refused unless ``accept_foreign``.
+        """
         ...
 
     def from_common(self, record: CommonRecord) -> bytes:
@@ -111,9 +114,13 @@ class AdapterBase(ABC):
     content_types: tuple[str, ...]
     serial_unit_grams: int
     max_document_bytes: int = MAX_DOCUMENT_BYTES
+    origin_field: str = "region"
+    """The native field naming a foreign record's origin region."""
 
     # -- interface -----------------------------------------------------------------------------
-    def to_common(self, content_type: str, data: bytes) -> list[CommonRecord]:
+    def to_common(
+        self, content_type: str, data: bytes, *, accept_foreign: bool = False
+    ) -> list[CommonRecord]:
         if media_type(content_type) not in self.content_types:
             raise UnknownContentTypeError(content_type, self.region)
         if not isinstance(data, bytes | bytearray | memoryview):
@@ -128,7 +135,17 @@ class AdapterBase(ABC):
         data = bytes(data)
         if not data.strip():
             fail(self.region, "document", "is empty")
-        return self._parse(data)
+        records = self._parse(data)
+        if not accept_foreign:
+            foreign = sorted({r.region for r in records if r.region != self.region})
+            if foreign:
+                fail(
+                    self.region,
+                    self.origin_field,
+                    f"names region {', '.join(foreign)}: a {self.region_label} document published"
+                    f" to the gateway holds {self.region_label}'s own records only",
+                )
+        return records
 
     def from_common(self, record: CommonRecord) -> bytes:
         issues = Issues()
@@ -187,11 +204,8 @@ class AdapterBase(ABC):
                     for i in exc.issues
                 ],
             ) from exc
-        foreign = record.region != self.region
-        expected = comparable_record(record, self.region, foreign=foreign)
-        got = (
-            comparable_record(parsed[0], self.region, foreign=foreign) if len(parsed) == 1 else None
-        )
+        expected = comparable_record(record)
+        got = comparable_record(parsed[0]) if len(parsed) == 1 else None
         if got != expected:
             fields = _differing_fields(expected, got)
             raise NotExpressibleError(
@@ -216,13 +230,11 @@ def _canonical_capacity(quantity: records_pb2.ExactQuantity) -> None:
             quantity.value, quantity.unit = watts, "W"
 
 
-def comparable_record(record: CommonRecord, region: str, *, foreign: bool) -> CommonRecord:
-    """The record as a rendering in ``region``'s format should reproduce it.
+def comparable_record(record: CommonRecord) -> CommonRecord:
+    """The record in the form its renderings are compared in.
 
-    Records come back identical except that empty optional sub-messages are dropped and
-    capacities may come back in the format's unit (they are compared exactly, in watts). Records
-    of another region (``foreign``) come back re-rooted in ``region``, without the origin's
-    ``native_ids``.
+    A rendering must parse back to the same record, except that empty optional sub-messages are
+    dropped and capacities are compared by exact value in watts (0.85 MW is 850 kW).
     """
     copy = type(record)()
     copy.MergeFromString(record.SerializeToString())
@@ -233,21 +245,12 @@ def comparable_record(record: CommonRecord, region: str, *, foreign: bool) -> Co
             copy.ClearField("eligibility")
     if isinstance(copy, records_pb2.Project) and copy.HasField("capacity"):
         _canonical_capacity(copy.capacity)
-    if not foreign:
-        return copy
-    copy.region = region
-    copy.native_ids.clear()
-    if isinstance(copy, records_pb2.Methodology):
-        copy.name = methodology_name(region, copy.methodology_id)
-    elif isinstance(copy, records_pb2.Project):
-        copy.name = project_name(region, copy.project_id)
-        copy.methodology.region = region
-    else:
-        copy.name = issuance_name(region, copy.issuance_id)
-        parts = split_project_name(copy.project)
-        if parts is not None:
-            copy.project = project_name(region, parts[1])
     return copy
+
+
+def same_record(a: CommonRecord, b: CommonRecord) -> bool:
+    """True when ``a`` and ``b`` are the same common record (see ``comparable_record``)."""
+    return comparable_record(a) == comparable_record(b)
 
 
 def _differing_fields(expected: CommonRecord, got: CommonRecord | None) -> list[str]:

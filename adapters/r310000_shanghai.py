@@ -9,6 +9,10 @@ Mapping choices:
   quantity is always whole kilograms): 392,700,000 g → ``"392.700"``.
 - capacities and ``max_capacity_mw`` are kept as filed with unit ``MW``; a capacity of another
   region is converted exactly to MW when rendered.
+- Records of other regions (``origin_region`` set): ids verbatim, any county, the common version
+  (``"1"``), ``methodology_version`` absent when the origin names none, ``serial_unit`` the
+  origin's, ``reduction_tco2e`` with as few decimals as exact, and ``ext`` for the rest
+  (``adapters._foreign``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    any_county,
     build_project,
     check_identifier,
     choice,
@@ -38,6 +43,19 @@ from adapters._common import (
     project_name,
     version_from_dotted,
     version_to_dotted,
+)
+from adapters._foreign import (
+    ISSUANCE_EXTENSION,
+    PROJECT_EXTENSION,
+    SERIAL_UNITS_EN,
+    SHANGHAI_METHODOLOGY_EXTENSION,
+    extension_of,
+    foreign_serial_unit,
+    merge_extension,
+    only_foreign,
+    read_origin,
+    read_serial_unit,
+    serial_unit_name,
 )
 from adapters._views import (
     native_ids_supported,
@@ -101,6 +119,8 @@ _METHODOLOGY_KEYS = frozenset(
         "eligibility",
         "formula",
         "status",
+        "origin_region",
+        "ext",
     }
 )
 _PARAMETER_KEYS = frozenset({"code", "name_zh", "value", "unit", "source", "year"})
@@ -119,6 +139,8 @@ _PROJECT_KEYS = frozenset(
         "crediting_start",
         "crediting_end",
         "status",
+        "origin_region",
+        "ext",
     }
 )
 _ISSUANCE_KEYS = frozenset(
@@ -132,6 +154,9 @@ _ISSUANCE_KEYS = frozenset(
         "reduction_tco2e",
         "serial_start",
         "serial_end",
+        "origin_region",
+        "serial_unit",
+        "ext",
     }
 )
 
@@ -153,6 +178,7 @@ class ShanghaiAdapter(AdapterBase):
     region_label = "Shanghai"
     content_types = ("application/vnd.yrd.310000+json",)
     serial_unit_grams = GRAMS_PER_KG
+    origin_field = "origin_region"
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
@@ -161,11 +187,14 @@ class ShanghaiAdapter(AdapterBase):
         kind = obj.get("record_type")
         record: CommonRecord | None
         if kind == "methodology":
-            record = self._methodology(JsonFields(obj, issues, allowed=_METHODOLOGY_KEYS))
+            f = JsonFields(obj, issues, allowed=_METHODOLOGY_KEYS)
+            record = self._methodology(f, read_origin(f, "origin_region", self.region))
         elif kind == "project":
-            record = self._project(JsonFields(obj, issues, allowed=_PROJECT_KEYS))
+            f = JsonFields(obj, issues, allowed=_PROJECT_KEYS)
+            record = self._project(f, read_origin(f, "origin_region", self.region))
         elif kind == "issuance":
-            record = self._issuance(JsonFields(obj, issues, allowed=_ISSUANCE_KEYS))
+            f = JsonFields(obj, issues, allowed=_ISSUANCE_KEYS)
+            record = self._issuance(f, read_origin(f, "origin_region", self.region))
         elif kind is None:
             fail(self.region, "record_type", "is required but missing")
         else:
@@ -174,12 +203,30 @@ class ShanghaiAdapter(AdapterBase):
                 "record_type",
                 f"{kind!r} is not one of: methodology, project, issuance",
             )
+        if record is not None:
+            self._extension(f, record)
         issues.raise_native(self.region)
         assert record is not None
         return [record]
 
-    def _methodology(self, f: JsonFields) -> records_pb2.Methodology | None:
-        methodology_no = f.parsed("methodology_no", check_methodology_no, required=True)
+    _EXTENDED = {
+        records_pb2.Methodology: SHANGHAI_METHODOLOGY_EXTENSION,
+        records_pb2.Project: PROJECT_EXTENSION,
+        records_pb2.Issuance: ISSUANCE_EXTENSION,
+    }
+
+    def _extension(self, f: JsonFields, record: CommonRecord) -> None:
+        ext = f.obj.get("ext")
+        if record.region == self.region:
+            only_foreign(f, {"ext": ext is not None}, self.region_label)
+        elif ext is not None:
+            merge_extension(f, "ext", ext, record, self._EXTENDED[type(record)])
+
+    def _methodology(self, f: JsonFields, origin: str) -> records_pb2.Methodology | None:
+        own = origin == self.region
+        methodology_no = f.parsed(
+            "methodology_no", check_methodology_no if own else check_identifier, required=True
+        )
         version = f.parsed("version", version_from_dotted, required=True)
         title = f.text("name_zh", required=True)
         category = f.parsed("category", choice(CATEGORIES), required=True)
@@ -224,8 +271,8 @@ class ShanghaiAdapter(AdapterBase):
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
         return records_pb2.Methodology(
-            name=methodology_name(self.region, methodology_no),
-            region=self.region,
+            name=methodology_name(origin, methodology_no),
+            region=origin,
             methodology_id=methodology_no,
             version=version,
             title=title,
@@ -238,13 +285,21 @@ class ShanghaiAdapter(AdapterBase):
             filing_document=filing or "",
         )
 
-    def _project(self, f: JsonFields) -> records_pb2.Project | None:
+    def _project(self, f: JsonFields, origin: str) -> records_pb2.Project | None:
+        own = origin == self.region
         project_no = f.parsed("project_no", check_identifier, required=True)
-        methodology_no = f.parsed("methodology_no", check_methodology_no, required=True)
-        version = f.parsed("methodology_version", version_from_dotted, required=True)
+        methodology_no = f.parsed(
+            "methodology_no", check_methodology_no if own else check_identifier, required=True
+        )
+        # A foreign project may name its methodology without a version (Zhejiang's do).
+        version = f.parsed("methodology_version", version_from_dotted, required=own)
         title = f.text("project_name", required=True)
         owner = f.text("owner_name", required=True)
-        county = f.parsed("district_code", county_checker(self.region, "Shanghai"), required=True)
+        county = f.parsed(
+            "district_code",
+            county_checker(self.region, "Shanghai") if own else any_county,
+            required=True,
+        )
         capacity = f.decimal("capacity_mw", positive=True)
         grid = f.parsed("grid_connection_date", parse_iso_date)
         start = f.parsed("crediting_start", parse_iso_date, required=True)
@@ -253,12 +308,12 @@ class ShanghaiAdapter(AdapterBase):
         status = f.parsed("status", choice(PROJECT_STATUSES), required=True)
         if f.issues:
             return None
-        assert project_no and methodology_no and version and title and owner and county
-        assert start and end and status is not None
+        assert project_no and methodology_no and title and owner and county
+        assert start and end and status is not None and (version or not own)
         return build_project(
-            self.region,
+            origin,
             project_no,
-            (methodology_no, version),
+            (methodology_no, version or ""),
             title=title,
             owner=owner,
             county=county,
@@ -268,7 +323,15 @@ class ShanghaiAdapter(AdapterBase):
             grid_date=grid,
         )
 
-    def _issuance(self, f: JsonFields) -> records_pb2.Issuance | None:
+    def _issuance(self, f: JsonFields, origin: str) -> records_pb2.Issuance | None:
+        unit = read_serial_unit(
+            f,
+            "serial_unit",
+            SERIAL_UNITS_EN,
+            GRAMS_PER_KG,
+            foreign=origin != self.region,
+            own_label=self.region_label,
+        )
         issuance_no = f.parsed("issuance_no", check_identifier, required=True)
         project_no = f.parsed("project_no", check_identifier, required=True)
         vintage = f.year("vintage", required=True)
@@ -279,27 +342,27 @@ class ShanghaiAdapter(AdapterBase):
         serial_start = f.integer("serial_start", required=True)
         serial_end = f.integer("serial_end", required=True)
         serials: tuple[int, int] | None = None
-        if serial_start is not None and serial_end is not None:
+        if serial_start is not None and serial_end is not None and unit is not None:
             try:
-                serials = native_serials_to_grams(serial_start, serial_end, GRAMS_PER_KG)
+                serials = native_serials_to_grams(serial_start, serial_end, unit)
             except ValueError as exc:
                 f.report("serial_end", str(exc))
         if grams is not None and serials is not None and grams != serials[1] - serials[0] + 1:
-            assert serial_start is not None and serial_end is not None
+            assert serial_start is not None and serial_end is not None and unit is not None
             f.report(
                 "reduction_tco2e",
                 f"{f.text('reduction_tco2e')} t ({grams} g) does not equal the serial range size"
-                f" {serial_end - serial_start + 1} kg",
+                f" {serial_end - serial_start + 1} {serial_unit_name(SERIAL_UNITS_EN, unit)}",
             )
         if f.issues:
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
         return records_pb2.Issuance(
-            name=issuance_name(self.region, issuance_no),
-            region=self.region,
+            name=issuance_name(origin, issuance_no),
+            region=origin,
             issuance_id=issuance_no,
-            project=project_name(self.region, project_no),
+            project=project_name(origin, project_no),
             vintage=vintage,
             monitoring_period=date_range(start, end),
             quantity_grams=grams,
@@ -309,16 +372,21 @@ class ShanghaiAdapter(AdapterBase):
     # -- common → native -----------------------------------------------------------------------
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
         view = view_methodology(
-            record, check, region_label=self.region_label, id_parser=check_methodology_no
+            record,
+            check,
+            region_label=self.region_label,
+            id_parser=check_methodology_no if own else check_identifier,
+            extended=frozenset() if own else SHANGHAI_METHODOLOGY_EXTENSION,
         )
         if view is None:
             return None
-        out: dict[str, Any] = {
-            "record_type": "methodology",
+        out: dict[str, Any] = {"record_type": "methodology", **self._origin(record)}
+        out |= {
             "methodology_no": view.methodology_id,
-            "version": version_to_dotted(view.version, min_parts=2),
+            "version": version_to_dotted(view.version, min_parts=2) if own else view.version,
             "name_zh": view.title,
             "category": _CATEGORY_NAMES[view.category],
         }
@@ -351,26 +419,42 @@ class ShanghaiAdapter(AdapterBase):
         if view.formula:
             out["formula"] = view.formula
         out["status"] = _METHODOLOGY_STATUS_NAMES[view.status]
-        return dump_json(out)
+        return dump_json(self._with_extension(out, record))
+
+    def _origin(self, record: CommonRecord) -> dict[str, Any]:
+        return {} if self.own(record) else {"origin_region": record.region}
+
+    def _with_extension(self, out: dict[str, Any], record: CommonRecord) -> dict[str, Any]:
+        if not self.own(record):
+            ext = extension_of(record, self._EXTENDED[type(record)])
+            if ext is not None:
+                out["ext"] = ext
+        return out
 
     def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
         view = view_project(
             record,
             check,
             region=self.region,
             region_label=self.region_label,
-            methodology_id_parser=check_methodology_no,
+            methodology_id_parser=check_methodology_no if own else check_identifier,
+            foreign=not own,
         )
-        version = check.version("methodology.version", record.methodology.version)
+        version: str | None = ""
+        if own or record.methodology.version:
+            version = check.version("methodology.version", record.methodology.version)
         if view is None or version is None:
             return None
-        out: dict[str, Any] = {
-            "record_type": "project",
-            "project_no": view.project_id,
-            "methodology_no": view.methodology_id,
-            "methodology_version": version_to_dotted(version, min_parts=2),
+        out: dict[str, Any] = {"record_type": "project", **self._origin(record)}
+        out |= {"project_no": view.project_id, "methodology_no": view.methodology_id}
+        if version:
+            out["methodology_version"] = (
+                version_to_dotted(version, min_parts=2) if own else version
+            )
+        out |= {
             "project_name": view.title,
             "owner_name": view.owner,
             "district_code": view.county_code,
@@ -382,7 +466,7 @@ class ShanghaiAdapter(AdapterBase):
         out["crediting_start"] = format_iso_date(view.crediting_start)
         out["crediting_end"] = format_iso_date(view.crediting_end)
         out["status"] = _PROJECT_STATUS_NAMES[view.status]
-        return dump_json(out)
+        return dump_json(self._with_extension(out, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
@@ -390,26 +474,32 @@ class ShanghaiAdapter(AdapterBase):
         view = view_issuance(record, check)
         if view is None:
             return None
+        own = self.own(record)
+        unit = (
+            GRAMS_PER_KG
+            if own
+            else foreign_serial_unit(record.region, view.serial_start, view.serial_end)
+        )
         try:
-            start, end = gram_serials_to_native(view.serial_start, view.serial_end, GRAMS_PER_KG)
+            start, end = gram_serials_to_native(view.serial_start, view.serial_end, unit)
         except InexactQuantityError as exc:
             check.add("serials", f"{exc}; Shanghai serial numbers count kilograms")
             return None
-        return dump_json(
-            {
-                "record_type": "issuance",
-                "issuance_no": view.issuance_id,
-                "project_no": view.project_id,
-                "vintage": view.vintage,
-                "monitoring_start": format_iso_date(view.monitoring_start),
-                "monitoring_end": format_iso_date(view.monitoring_end),
-                "reduction_tco2e": grams_to_decimal(
-                    view.quantity_grams, GRAMS_PER_TONNE, min_decimals=3
-                ),
-                "serial_start": start,
-                "serial_end": end,
-            }
-        )
+        out: dict[str, Any] = {"record_type": "issuance", **self._origin(record)}
+        out |= {
+            "issuance_no": view.issuance_id,
+            "project_no": view.project_id,
+            "vintage": view.vintage,
+            "monitoring_start": format_iso_date(view.monitoring_start),
+            "monitoring_end": format_iso_date(view.monitoring_end),
+            "reduction_tco2e": grams_to_decimal(
+                view.quantity_grams, GRAMS_PER_TONNE, min_decimals=3 if own else 0
+            ),
+        }
+        if not own:
+            out["serial_unit"] = serial_unit_name(SERIAL_UNITS_EN, unit)
+        out |= {"serial_start": start, "serial_end": end}
+        return dump_json(self._with_extension(out, record))
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,9 @@ Mapping choices:
   the WHATWG Encoding Standard does), so GBK characters in a file labelled GB2312 are read
   correctly. Any other declared encoding is rejected. Output is always UTF-8.
 - XML is parsed with ``defusedxml``: a DOCTYPE (hence any entity declaration) is rejected.
+- Records of other regions (``<LYSF>`` set): ids verbatim, any county, ``BBH`` the common version
+  (absent when a project's origin names none), ``<XLHDW>`` the origin's serial unit, ``JPL`` exact
+  tonnes with up to 6 decimals, ``<KZ>`` the extension object as JSON text (``adapters._foreign``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     TextFields,
+    any_county,
     build_project,
     check_identifier,
     choice,
@@ -43,7 +47,23 @@ from adapters._common import (
     methodology_name,
     parse_compact_date,
     project_name,
+    version_from_dotted,
     version_from_v,
+)
+from adapters._foreign import (
+    ISSUANCE_EXTENSION,
+    METHODOLOGY_EXTENSION,
+    PROJECT_EXTENSION,
+    SERIAL_UNITS_ZH,
+    extension_of,
+    extension_text,
+    foreign_serial_unit,
+    merge_extension,
+    only_foreign,
+    parse_extension_text,
+    read_origin,
+    read_serial_unit,
+    serial_unit_name,
 )
 from adapters._views import (
     native_ids_supported,
@@ -59,6 +79,7 @@ from adapters.quantities import (
     capacity_in_unit,
     decimal_to_grams,
     gram_serials_to_native,
+    grams_to_decimal,
     native_serials_to_grams,
 )
 
@@ -91,9 +112,17 @@ _METHODOLOGY_STATUS_CODES = inverse(METHODOLOGY_STATUSES)
 _PROJECT_STATUS_CODES = inverse(PROJECT_STATUSES)
 
 _KINDS = {
-    "FFX": ("FFXBH", "BBH", "FFXMC", "CJLB", "SXRQ", "SXJZRQ", "CS", "ZT"),
-    "XM": ("XMBH", "FFXBH", "BBH", "XMMC", "YZMC", "XZQH", "ZJRL", "BWRQ", "JRQKS", "JRQJS", "ZT"),
-    "QF": ("QFBH", "XMBH", "ND", "JCKS", "JCJS", "JPL", "XLHQS", "XLHZZ"),
+    "FFX": ("FFXBH", "BBH", "FFXMC", "CJLB", "SXRQ", "SXJZRQ", "CS", "ZT", "LYSF", "KZ"),
+    "XM": (
+        "XMBH", "FFXBH", "BBH", "XMMC", "YZMC", "XZQH", "ZJRL", "BWRQ", "JRQKS", "JRQJS", "ZT",
+        "LYSF", "KZ",
+    ),
+    "QF": ("QFBH", "XMBH", "ND", "JCKS", "JCJS", "JPL", "XLHQS", "XLHZZ", "LYSF", "XLHDW", "KZ"),
+}  # fmt: skip
+_EXTENDED = {
+    records_pb2.Methodology: METHODOLOGY_EXTENSION,
+    records_pb2.Project: PROJECT_EXTENSION,
+    records_pb2.Issuance: ISSUANCE_EXTENSION,
 }
 _PARAMETER_TAGS = ("DM", "MC", "Z", "DW", "LY", "ND")
 
@@ -111,17 +140,26 @@ _SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
 _SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
 
 
-def parse_tonnes(text: str) -> int:
-    """``JPL``: whole tonnes, optional thousands separators and ``tCO2e`` suffix → grams."""
+def parse_tonnes(text: str, *, exact_decimals: bool = False) -> int:
+    """``JPL``: whole tonnes, optional thousands separators and ``tCO2e`` suffix → grams.
+
+    With ``exact_decimals`` (foreign records) up to 6 decimals, the value exact in grams.
+    """
     match = _TONNES.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a quantity in tonnes such as 1,234 tCO2e")
     whole, frac = match.group(1), match.group(2) or ""
     if "," in whole and not _SEPARATED.fullmatch(whole):
         raise ValueError(f"{text!r} has thousands separators in the wrong place")
+    if exact_decimals and frac:
+        return decimal_to_grams(f"{whole.replace(',', '')}.{frac}", GRAMS_PER_TONNE, "t")
     if frac.strip("0"):
         raise ValueError(f"{text!r} is not a whole number of tonnes")
     return decimal_to_grams(whole.replace(",", ""), GRAMS_PER_TONNE, "t")
+
+
+def _exact_tonnes(text: str) -> int:
+    return parse_tonnes(text, exact_decimals=True)
 
 
 def _serial(text: str) -> int:
@@ -261,6 +299,7 @@ class JiangsuAdapter(AdapterBase):
     region_label = "Jiangsu"
     content_types = ("application/vnd.yrd.320000+xml",)
     serial_unit_grams = GRAMS_PER_TONNE
+    origin_field = "LYSF"
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
@@ -279,22 +318,30 @@ class JiangsuAdapter(AdapterBase):
         repeatable = frozenset({"CS"}) if kind == "FFX" else frozenset()
         values, params = _leaves(root, _KINDS[kind], issues, "", repeatable)
         f = TextFields(values, issues)
+        origin = read_origin(f, "LYSF", self.region)
         record: CommonRecord | None
         if kind == "FFX":
-            record = self._methodology(f, params)
+            record = self._methodology(f, params, origin)
         elif kind == "XM":
-            record = self._project(f)
+            record = self._project(f, origin)
         else:
-            record = self._issuance(f)
+            record = self._issuance(f, origin)
+        if origin == self.region:
+            only_foreign(f, {"KZ": "KZ" in values}, self.region_label)
+        else:
+            ext = parse_extension_text(f, "KZ")
+            if ext is not None and record is not None:
+                merge_extension(f, "KZ", ext, record, _EXTENDED[type(record)])
         issues.raise_native(self.region)
         assert record is not None
         return [record]
 
     def _methodology(
-        self, f: TextFields, param_elements: list[ET.Element]
+        self, f: TextFields, param_elements: list[ET.Element], origin: str
     ) -> records_pb2.Methodology | None:
+        own = origin == self.region
         methodology_no = f.parsed("FFXBH", check_identifier, required=True)
-        version = f.parsed("BBH", check_version, required=True)
+        version = f.parsed("BBH", check_version if own else version_from_dotted, required=True)
         title = f.text("FFXMC", required=True)
         category = f.parsed("CJLB", choice(CATEGORIES), required=True)
         effective = f.parsed("SXRQ", parse_compact_date, required=True)
@@ -330,8 +377,8 @@ class JiangsuAdapter(AdapterBase):
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
         return records_pb2.Methodology(
-            name=methodology_name(self.region, methodology_no),
-            region=self.region,
+            name=methodology_name(origin, methodology_no),
+            region=origin,
             methodology_id=methodology_no,
             version=version,
             title=title,
@@ -341,13 +388,17 @@ class JiangsuAdapter(AdapterBase):
             status=status,
         )
 
-    def _project(self, f: TextFields) -> records_pb2.Project | None:
+    def _project(self, f: TextFields, origin: str) -> records_pb2.Project | None:
+        own = origin == self.region
         project_no = f.parsed("XMBH", check_identifier, required=True)
         methodology_no = f.parsed("FFXBH", check_identifier, required=True)
-        version = f.parsed("BBH", check_version, required=True)
+        # A foreign project may name its methodology without a version (Zhejiang's do).
+        version = f.parsed("BBH", check_version if own else version_from_dotted, required=own)
         title = f.text("XMMC", required=True)
         owner = f.text("YZMC", required=True)
-        county = f.parsed("XZQH", county_checker(self.region, "Jiangsu"), required=True)
+        county = f.parsed(
+            "XZQH", county_checker(self.region, "Jiangsu") if own else any_county, required=True
+        )
         capacity = f.decimal("ZJRL", positive=True)
         grid = f.parsed("BWRQ", parse_compact_date)
         start = f.parsed("JRQKS", parse_compact_date, required=True)
@@ -356,12 +407,12 @@ class JiangsuAdapter(AdapterBase):
         status = f.parsed("ZT", choice(PROJECT_STATUSES), required=True)
         if f.issues:
             return None
-        assert project_no and methodology_no and version and title and owner and county
-        assert start and end and status is not None
+        assert project_no and methodology_no and title and owner and county
+        assert start and end and status is not None and (version or not own)
         return build_project(
-            self.region,
+            origin,
             project_no,
-            (methodology_no, version),
+            (methodology_no, version or ""),
             title=title,
             owner=owner,
             county=county,
@@ -371,38 +422,42 @@ class JiangsuAdapter(AdapterBase):
             grid_date=grid,
         )
 
-    def _issuance(self, f: TextFields) -> records_pb2.Issuance | None:
+    def _issuance(self, f: TextFields, origin: str) -> records_pb2.Issuance | None:
+        own = origin == self.region
+        unit = read_serial_unit(
+            f, "XLHDW", SERIAL_UNITS_ZH, GRAMS_PER_TONNE, foreign=not own, own_label="Jiangsu"
+        )
         issuance_no = f.parsed("QFBH", check_identifier, required=True)
         project_no = f.parsed("XMBH", check_identifier, required=True)
         vintage = f.parsed("ND", _four_digit_year, required=True)
         start = f.parsed("JCKS", parse_compact_date, required=True)
         end = f.parsed("JCJS", parse_compact_date, required=True)
         f.check_order("JCKS", start, "JCJS", end, strict=False)
-        grams = f.parsed("JPL", parse_tonnes, required=True)
+        grams = f.parsed("JPL", parse_tonnes if own else _exact_tonnes, required=True)
         serial_start = f.parsed("XLHQS", _serial, required=True)
         serial_end = f.parsed("XLHZZ", _serial, required=True)
         serials: tuple[int, int] | None = None
-        if serial_start is not None and serial_end is not None:
+        if serial_start is not None and serial_end is not None and unit is not None:
             try:
-                serials = native_serials_to_grams(serial_start, serial_end, GRAMS_PER_TONNE)
+                serials = native_serials_to_grams(serial_start, serial_end, unit)
             except ValueError as exc:
                 f.report("XLHZZ", str(exc))
         if grams is not None and serials is not None and grams != serials[1] - serials[0] + 1:
-            assert serial_start is not None and serial_end is not None
+            assert serial_start is not None and serial_end is not None and unit is not None
             f.report(
                 "JPL",
-                f"{grams // GRAMS_PER_TONNE} t does not equal the serial range size"
-                f" {serial_end - serial_start + 1} t",
+                f"{f.text('JPL')} ({grams} g) does not equal the serial range size"
+                f" {serial_end - serial_start + 1} {serial_unit_name(SERIAL_UNITS_ZH, unit)}",
             )
         if f.issues:
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
         return records_pb2.Issuance(
-            name=issuance_name(self.region, issuance_no),
-            region=self.region,
+            name=issuance_name(origin, issuance_no),
+            region=origin,
             issuance_id=issuance_no,
-            project=project_name(self.region, project_no),
+            project=project_name(origin, project_no),
             vintage=vintage,
             monitoring_period=date_range(start, end),
             quantity_grams=grams,
@@ -410,9 +465,11 @@ class JiangsuAdapter(AdapterBase):
         )
 
     # -- common → native -----------------------------------------------------------------------
-    def _version(self, check: CommonCheck, field: str, version: str) -> str | None:
+    def _version(self, check: CommonCheck, field: str, version: str, *, own: bool) -> str | None:
         if check.version(field, version) is None:
             return None
+        if not own:
+            return version  # foreign records: the common version
         if not version.isdigit():
             check.add(field, f"{version!r} has no Jiangsu form: BBH is V<integer>, e.g. V01")
             return None
@@ -420,20 +477,28 @@ class JiangsuAdapter(AdapterBase):
 
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        unsupported(check, "formula", bool(record.formula), self.region_label)
-        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
-        unsupported(
+        if own:
+            unsupported(check, "formula", bool(record.formula), self.region_label)
+            unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+            unsupported(
+                check,
+                "eligibility",
+                record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+                self.region_label,
+            )
+        view = view_methodology(
+            record,
             check,
-            "eligibility",
-            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
-            self.region_label,
+            region_label=self.region_label,
+            extended=frozenset() if own else METHODOLOGY_EXTENSION,
         )
-        view = view_methodology(record, check, region_label=self.region_label)
-        version = self._version(check, "version", record.version)
+        version = self._version(check, "version", record.version, own=own)
         if view is None or version is None or issues:
             return None
-        elements: list[tuple[str, str | list[tuple[str, str]]]] = [
+        elements = self._origin(record)
+        elements += [
             ("FFXBH", view.methodology_id),
             ("BBH", version),
             ("FFXMC", view.title),
@@ -451,19 +516,39 @@ class JiangsuAdapter(AdapterBase):
             children += [] if p.year is None else [("ND", f"{p.year:04d}")]
             elements.append(("CS", children))
         elements.append(("ZT", _METHODOLOGY_STATUS_CODES[view.status]))
-        return _render("FFX", elements)
+        return _render("FFX", self._with_extension(elements, record))
+
+    def _origin(self, record: CommonRecord) -> list[tuple[str, str | list[tuple[str, str]]]]:
+        return [] if self.own(record) else [("LYSF", record.region)]
+
+    def _with_extension(
+        self, elements: list[tuple[str, str | list[tuple[str, str]]]], record: CommonRecord
+    ) -> list[tuple[str, str | list[tuple[str, str]]]]:
+        if not self.own(record):
+            ext = extension_of(record, _EXTENDED[type(record)])
+            if ext is not None:
+                elements.append(("KZ", extension_text(ext)))
+        return elements
 
     def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        view = view_project(record, check, region=self.region, region_label=self.region_label)
-        version = self._version(check, "methodology.version", record.methodology.version)
+        view = view_project(
+            record, check, region=self.region, region_label=self.region_label, foreign=not own
+        )
+        version: str | None = ""
+        if own or record.methodology.version:
+            version = self._version(
+                check, "methodology.version", record.methodology.version, own=own
+            )
         if view is None or version is None:
             return None
-        elements: list[tuple[str, str | list[tuple[str, str]]]] = [
-            ("XMBH", view.project_id),
-            ("FFXBH", view.methodology_id),
-            ("BBH", version),
+        elements = self._origin(record)
+        elements += [("XMBH", view.project_id), ("FFXBH", view.methodology_id)]
+        if version:
+            elements.append(("BBH", version))
+        elements += [
             ("XMMC", view.title),
             ("YZMC", view.owner),
             ("XZQH", view.county_code),
@@ -477,7 +562,7 @@ class JiangsuAdapter(AdapterBase):
             ("JRQJS", format_compact_date(view.crediting_end)),
             ("ZT", _PROJECT_STATUS_CODES[view.status]),
         ]
-        return _render("XM", elements)
+        return _render("XM", self._with_extension(elements, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
@@ -485,21 +570,27 @@ class JiangsuAdapter(AdapterBase):
         view = view_issuance(record, check)
         if view is None:
             return None
+        own = self.own(record)
+        unit = (
+            GRAMS_PER_TONNE
+            if own
+            else foreign_serial_unit(record.region, view.serial_start, view.serial_end)
+        )
         try:
-            start, end = gram_serials_to_native(view.serial_start, view.serial_end, GRAMS_PER_TONNE)
+            start, end = gram_serials_to_native(view.serial_start, view.serial_end, unit)
         except InexactQuantityError as exc:
             check.add("serials", f"{exc}; Jiangsu serial numbers count tonnes")
             return None
-        return _render(
-            "QF",
-            [
-                ("QFBH", view.issuance_id),
-                ("XMBH", view.project_id),
-                ("ND", f"{view.vintage:04d}"),
-                ("JCKS", format_compact_date(view.monitoring_start)),
-                ("JCJS", format_compact_date(view.monitoring_end)),
-                ("JPL", f"{view.quantity_grams // GRAMS_PER_TONNE} tCO2e"),
-                ("XLHQS", str(start)),
-                ("XLHZZ", str(end)),
-            ],
-        )
+        elements = self._origin(record)
+        elements += [
+            ("QFBH", view.issuance_id),
+            ("XMBH", view.project_id),
+            ("ND", f"{view.vintage:04d}"),
+            ("JCKS", format_compact_date(view.monitoring_start)),
+            ("JCJS", format_compact_date(view.monitoring_end)),
+            ("JPL", f"{grams_to_decimal(view.quantity_grams, GRAMS_PER_TONNE)} tCO2e"),
+        ]
+        if not own:
+            elements.append(("XLHDW", serial_unit_name(SERIAL_UNITS_ZH, unit)))
+        elements += [("XLHQS", str(start)), ("XLHZZ", str(end))]
+        return _render("QF", self._with_extension(elements, record))

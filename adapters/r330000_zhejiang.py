@@ -22,10 +22,17 @@ Mapping choices:
   "2024-12-31 18:00:00"``) so that the record renders back to the same bytes.
 - ``certifiedKg`` is rendered with exactly three decimals (whole grams): 309,180,000 g →
   ``"309180.000"``.
+- Records of other regions (``originRegion`` set): the origin's ids verbatim (any identifier),
+  ``methodologyNum``/``projectNum`` optional (kept in ``native_ids`` when given),
+  ``methodologyVersion`` the common version as a JSON string (a project's too, absent when it names
+  none), any county, ``serialUnit`` the origin's, ``certifiedKg`` with as few decimals as exact,
+  date-times at the usual times (only the day is read) and ``extInfo`` for the rest
+  (``adapters._foreign``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any, TypeVar
 
@@ -35,6 +42,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    any_county,
     build_project,
     check_identifier,
     check_zhejiang_id,
@@ -51,6 +59,20 @@ from adapters._common import (
     methodology_name,
     parse_datetime,
     project_name,
+    version_from_dotted,
+)
+from adapters._foreign import (
+    ISSUANCE_EXTENSION,
+    METHODOLOGY_EXTENSION,
+    PROJECT_EXTENSION,
+    SERIAL_UNITS_EN,
+    extension_of,
+    foreign_serial_unit,
+    merge_extension,
+    only_foreign,
+    read_origin,
+    read_serial_unit,
+    serial_unit_name,
 )
 from adapters._views import (
     native_ids_supported,
@@ -64,6 +86,7 @@ from adapters.quantities import (
     GRAMS_PER_KG,
     capacity_in_unit,
     decimal_to_grams,
+    gram_serials_to_native,
     grams_to_decimal,
     native_serials_to_grams,
 )
@@ -113,6 +136,8 @@ _METHODOLOGY_KEYS = frozenset(
         "validFrom",
         "validTo",
         "statusCode",
+        "originRegion",
+        "extInfo",
     }
 )
 _PARAM_KEYS = frozenset(
@@ -131,6 +156,9 @@ _PROJECT_KEYS = frozenset(
         "creditStart",
         "creditEnd",
         "statusCode",
+        "originRegion",
+        "methodologyVersion",
+        "extInfo",
     }
 )
 _ISSUANCE_KEYS = frozenset(
@@ -143,13 +171,26 @@ _ISSUANCE_KEYS = frozenset(
         "certifiedKg",
         "serialFrom",
         "serialTo",
+        "originRegion",
+        "serialUnit",
+        "extInfo",
     }
 )
+_EXTENDED = {
+    records_pb2.Methodology: METHODOLOGY_EXTENSION,
+    records_pb2.Project: PROJECT_EXTENSION,
+    records_pb2.Issuance: ISSUANCE_EXTENSION,
+}
 _NATIVE_IDS = {
     "methodology": frozenset({"methodologyNum", "validFrom", "validTo"}),
     "project": frozenset({"projectNum", "gridDate", "creditStart", "creditEnd"}),
     "issuance": frozenset({"periodStart", "periodEnd"}),
 }
+
+
+def _id_parser(own: bool) -> Callable[[str], str]:
+    """Zhejiang's own ids are 19 digits; a foreign record keeps its origin's ids verbatim."""
+    return check_zhejiang_id if own else check_identifier
 
 
 def _kg_to_grams(text: str) -> int:
@@ -159,8 +200,10 @@ def _kg_to_grams(text: str) -> int:
 class _DateTimes:
     """Reads Beijing date-times as civil dates, keeping unusual times for ``native_ids``."""
 
-    def __init__(self, f: JsonFields) -> None:
+    def __init__(self, f: JsonFields, *, keep: bool = True) -> None:
         self.f = f
+        self.keep = keep
+        """Whether unusual times are kept (own records; a foreign record's are its days)."""
         self.native: dict[str, str] = {}
         self.instants: dict[str, datetime] = {}
 
@@ -169,7 +212,7 @@ class _DateTimes:
         if instant is None:
             return None
         self.instants[key] = instant
-        if instant.time() != usual:
+        if self.keep and instant.time() != usual:
             self.native[key] = format_datetime(instant)
         return instant.date()
 
@@ -190,6 +233,7 @@ class ZhejiangAdapter(AdapterBase):
     region_label = "Zhejiang"
     content_types = ("application/vnd.yrd.330000+json",)
     serial_unit_grams = 1
+    origin_field = "dataInfo.originRegion"
 
     def methodology_ref(self, methodology: records_pb2.Methodology) -> records_pb2.MethodologyRef:
         """Zhejiang projects name a methodology by its 19-digit id alone (version left empty)."""
@@ -223,16 +267,27 @@ class ZhejiangAdapter(AdapterBase):
             keys, build = kinds[kind]
             info = envelope.child("dataInfo", keys, required=True)
             if info is not None:
-                record = build(info)
+                origin = read_origin(info, "originRegion", self.region)
+                record = build(info, origin)
+                ext = info.obj.get("extInfo")
+                if origin == self.region:
+                    only_foreign(info, {"extInfo": ext is not None}, self.region_label)
+                elif ext is not None and record is not None:
+                    merge_extension(info, "extInfo", ext, record, _EXTENDED[type(record)])
         issues.raise_native(self.region)
         assert record is not None
         return [record]
 
-    def _methodology(self, f: JsonFields) -> records_pb2.Methodology | None:
-        times = _DateTimes(f)
-        methodology_id = f.parsed("methodologyId", check_zhejiang_id, required=True)
-        number = f.parsed("methodologyNum", check_identifier, required=True)
-        version = f.integer("methodologyVersion", required=True, high=999_999_999)
+    def _methodology(self, f: JsonFields, origin: str) -> records_pb2.Methodology | None:
+        own = origin == self.region
+        times = _DateTimes(f, keep=own)
+        methodology_id = f.parsed("methodologyId", _id_parser(own), required=True)
+        number = f.parsed("methodologyNum", check_identifier, required=own)
+        version: int | str | None
+        if own:
+            version = f.integer("methodologyVersion", required=True, high=999_999_999)
+        else:
+            version = f.parsed("methodologyVersion", version_from_dotted, required=True)
         title = f.text("methodologyName", required=True)
         scene = f.string_code("sceneType", required=True)
         category = None
@@ -263,11 +318,11 @@ class ZhejiangAdapter(AdapterBase):
         status = self._status(f, METHODOLOGY_STATUSES)
         if f.issues:
             return None
-        assert methodology_id and number and version is not None and title and valid_from
-        assert category is not None and status is not None
+        assert methodology_id and version is not None and title and valid_from
+        assert category is not None and status is not None and (number or not own)
         return records_pb2.Methodology(
-            name=methodology_name(self.region, methodology_id),
-            region=self.region,
+            name=methodology_name(origin, methodology_id),
+            region=origin,
             methodology_id=methodology_id,
             version=str(version),
             title=title,
@@ -275,7 +330,7 @@ class ZhejiangAdapter(AdapterBase):
             parameters=parameters,
             effective=date_range(valid_from, valid_to),
             status=status,
-            native_ids={"methodologyNum": number, **times.native},
+            native_ids={**({"methodologyNum": number} if number else {}), **times.native},
         )
 
     @staticmethod
@@ -284,14 +339,22 @@ class ZhejiangAdapter(AdapterBase):
             return None
         return f.parsed("statusCode", choice(statuses))
 
-    def _project(self, f: JsonFields) -> records_pb2.Project | None:
-        times = _DateTimes(f)
-        project_id = f.parsed("projectInfoId", check_zhejiang_id, required=True)
-        number = f.parsed("projectNum", check_identifier, required=True)
-        methodology_id = f.parsed("methodologyId", check_zhejiang_id, required=True)
+    def _project(self, f: JsonFields, origin: str) -> records_pb2.Project | None:
+        own = origin == self.region
+        times = _DateTimes(f, keep=own)
+        project_id = f.parsed("projectInfoId", _id_parser(own), required=True)
+        number = f.parsed("projectNum", check_identifier, required=own)
+        methodology_id = f.parsed("methodologyId", _id_parser(own), required=True)
+        version = ""
+        if own:
+            only_foreign(f, {"methodologyVersion": "methodologyVersion" in f.obj}, "Zhejiang")
+        else:
+            version = f.parsed("methodologyVersion", version_from_dotted) or ""
         title = f.text("projectName", required=True)
         owner = f.text("orgCustomerName", required=True)
-        county = f.parsed("areaCode", county_checker(self.region, "Zhejiang"), required=True)
+        county = f.parsed(
+            "areaCode", county_checker(self.region, "Zhejiang") if own else any_county, required=True
+        )
         capacity = f.decimal("installedCapacityKw", positive=True)
         grid = times.read("gridDate", START_OF_DAY, required=False)
         start = times.read("creditStart", START_OF_DAY, required=True)
@@ -300,12 +363,12 @@ class ZhejiangAdapter(AdapterBase):
         status = self._status(f, PROJECT_STATUSES)
         if f.issues:
             return None
-        assert project_id and number and methodology_id and title and owner and county
-        assert start and end and status is not None
+        assert project_id and methodology_id and title and owner and county
+        assert start and end and status is not None and (number or not own)
         return build_project(
-            self.region,
+            origin,
             project_id,
-            (methodology_id, ""),
+            (methodology_id, version),
             title=title,
             owner=owner,
             county=county,
@@ -313,13 +376,17 @@ class ZhejiangAdapter(AdapterBase):
             status=status,
             capacity=None if capacity is None else (capacity, "kW"),
             grid_date=grid,
-            native_ids={"projectNum": number, **times.native},
+            native_ids={**({"projectNum": number} if number else {}), **times.native},
         )
 
-    def _issuance(self, f: JsonFields) -> records_pb2.Issuance | None:
-        times = _DateTimes(f)
-        issuance_id = f.parsed("certificationId", check_zhejiang_id, required=True)
-        project_id = f.parsed("projectInfoId", check_zhejiang_id, required=True)
+    def _issuance(self, f: JsonFields, origin: str) -> records_pb2.Issuance | None:
+        own = origin == self.region
+        times = _DateTimes(f, keep=own)
+        unit = read_serial_unit(
+            f, "serialUnit", SERIAL_UNITS_EN, 1, foreign=not own, own_label="Zhejiang"
+        )
+        issuance_id = f.parsed("certificationId", _id_parser(own), required=True)
+        project_id = f.parsed("projectInfoId", _id_parser(own), required=True)
         vintage = f.year("vintageYear", required=True)
         start = times.read("periodStart", START_OF_DAY, required=True)
         end = times.read("periodEnd", END_OF_DAY, required=True)
@@ -328,9 +395,9 @@ class ZhejiangAdapter(AdapterBase):
         serial_from = f.integer("serialFrom", required=True)
         serial_to = f.integer("serialTo", required=True)
         serials: tuple[int, int] | None = None
-        if serial_from is not None and serial_to is not None:
+        if serial_from is not None and serial_to is not None and unit is not None:
             try:
-                serials = native_serials_to_grams(serial_from, serial_to, 1)
+                serials = native_serials_to_grams(serial_from, serial_to, unit)
             except ValueError as exc:
                 f.report("serialTo", str(exc))
         if grams is not None and serials is not None and grams != serials[1] - serials[0] + 1:
@@ -344,10 +411,10 @@ class ZhejiangAdapter(AdapterBase):
         assert issuance_id and project_id and vintage and start and end and serials
         assert grams is not None
         return records_pb2.Issuance(
-            name=issuance_name(self.region, issuance_id),
-            region=self.region,
+            name=issuance_name(origin, issuance_id),
+            region=origin,
             issuance_id=issuance_id,
-            project=project_name(self.region, project_id),
+            project=project_name(origin, project_id),
             vintage=vintage,
             monitoring_period=date_range(start, end),
             quantity_grams=grams,
@@ -359,6 +426,14 @@ class ZhejiangAdapter(AdapterBase):
     @staticmethod
     def _envelope(kind: str, info: dict[str, Any]) -> bytes:
         return dump_json({"successful": True, "msg": "", "dataType": kind, "dataInfo": info})
+
+    def _foreign(self, kind: str, info: dict[str, Any], record: CommonRecord) -> bytes:
+        """The envelope of a foreign record: origin first, extension last."""
+        info = {"originRegion": record.region, **info}
+        ext = extension_of(record, _EXTENDED[type(record)])
+        if ext is not None:
+            info["extInfo"] = ext
+        return self._envelope(kind, info)
 
     def _datetime(
         self,
@@ -401,30 +476,44 @@ class ZhejiangAdapter(AdapterBase):
 
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(
             check, record, self.region, _NATIVE_IDS["methodology"], self.region_label
         )
-        unsupported(check, "formula", bool(record.formula), self.region_label)
-        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
-        unsupported(
-            check,
-            "eligibility",
-            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
-            self.region_label,
-        )
+        if own:
+            unsupported(check, "formula", bool(record.formula), self.region_label)
+            unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+            unsupported(
+                check,
+                "eligibility",
+                record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+                self.region_label,
+            )
         view = view_methodology(
-            record, check, region_label=self.region_label, id_parser=check_zhejiang_id
+            record,
+            check,
+            region_label=self.region_label,
+            id_parser=_id_parser(own),
+            extended=frozenset() if own else METHODOLOGY_EXTENSION,
         )
-        number = self._native_number(check, record, "methodologyNum")
-        version = integer_version(record.version)
-        if view is not None and version is None:
-            check.add("version", f"{record.version!r} has no Zhejiang form (an integer)")
-        if view is None or issues:
+        info: dict[str, Any] = {}
+        if own:
+            number = self._native_number(check, record, "methodologyNum")
+            version = integer_version(record.version)
+            if view is not None and version is None:
+                check.add("version", f"{record.version!r} has no Zhejiang form (an integer)")
+            if view is None or issues:
+                return None
+            info |= {
+                "methodologyId": view.methodology_id,
+                "methodologyNum": number,
+                "methodologyVersion": version,
+            }
+        elif view is None:
             return None
-        info: dict[str, Any] = {
-            "methodologyId": view.methodology_id,
-            "methodologyNum": number,
-            "methodologyVersion": version,
+        else:
+            info |= {"methodologyId": view.methodology_id, "methodologyVersion": view.version}
+        info |= {
             "methodologyName": view.title,
             "sceneType": _SCENE_CODES[view.category],
         }
@@ -452,32 +541,50 @@ class ZhejiangAdapter(AdapterBase):
                 check, record, "validTo", "effective.end", view.effective_end, END_OF_DAY
             )
         info["statusCode"] = _METHODOLOGY_STATUS_CODES[view.status]
-        return None if issues else self._envelope("methodology", info)
+        if issues:
+            return None
+        return (
+            self._envelope("methodology", info)
+            if own
+            else self._foreign("methodology", info, record)
+        )
 
     def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, _NATIVE_IDS["project"], self.region_label)
         view = view_project(
             record,
             check,
             region=self.region,
             region_label=self.region_label,
-            id_parser=check_zhejiang_id,
-            methodology_id_parser=check_zhejiang_id,
+            id_parser=_id_parser(own),
+            methodology_id_parser=_id_parser(own),
+            foreign=not own,
         )
-        number = self._native_number(check, record, "projectNum")
-        if record.methodology.version:
-            check.add(
-                "methodology.version",
-                "must be empty: Zhejiang projects name a methodology version by its 19-digit"
-                " methodologyId only",
-            )
-        if view is None or issues:
-            return None
-        info: dict[str, Any] = {
-            "projectInfoId": view.project_id,
-            "projectNum": number,
-            "methodologyId": view.methodology_id,
+        info: dict[str, Any] = {}
+        if own:
+            number = self._native_number(check, record, "projectNum")
+            if record.methodology.version:
+                check.add(
+                    "methodology.version",
+                    "must be empty: Zhejiang projects name a methodology version by its 19-digit"
+                    " methodologyId only",
+                )
+            if view is None or issues:
+                return None
+            info |= {"projectInfoId": view.project_id, "projectNum": number}
+            info["methodologyId"] = view.methodology_id
+        else:
+            version = record.methodology.version
+            if version and check.version("methodology.version", version) is None:
+                return None
+            if view is None:
+                return None
+            info |= {"projectInfoId": view.project_id, "methodologyId": view.methodology_id}
+            if version:
+                info["methodologyVersion"] = version
+        info |= {
             "projectName": view.title,
             "orgCustomerName": view.owner,
             "areaCode": view.county_code,
@@ -500,16 +607,21 @@ class ZhejiangAdapter(AdapterBase):
             check, record, "creditEnd", "crediting_period.end", view.crediting_end, END_OF_DAY
         )
         info["statusCode"] = _PROJECT_STATUS_CODES[view.status]
-        return None if issues else self._envelope("project", info)
+        if issues:
+            return None
+        return self._envelope("project", info) if own else self._foreign("project", info, record)
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
         native_ids_supported(check, record, self.region, _NATIVE_IDS["issuance"], self.region_label)
+        own = self.own(record)
         view = view_issuance(
-            record, check, id_parser=check_zhejiang_id, project_id_parser=check_zhejiang_id
+            record, check, id_parser=_id_parser(own), project_id_parser=_id_parser(own)
         )
         if view is None:
             return None
+        unit = 1 if own else foreign_serial_unit(record.region, view.serial_start, view.serial_end)
+        serial_from, serial_to = gram_serials_to_native(view.serial_start, view.serial_end, unit)
         info: dict[str, Any] = {
             "certificationId": view.issuance_id,
             "projectInfoId": view.project_id,
@@ -525,8 +637,13 @@ class ZhejiangAdapter(AdapterBase):
             "periodEnd": self._datetime(
                 check, record, "periodEnd", "monitoring_period.end", view.monitoring_end, END_OF_DAY
             ),
-            "certifiedKg": grams_to_decimal(view.quantity_grams, GRAMS_PER_KG, min_decimals=3),
-            "serialFrom": view.serial_start,
-            "serialTo": view.serial_end,
+            "certifiedKg": grams_to_decimal(
+                view.quantity_grams, GRAMS_PER_KG, min_decimals=3 if own else 0
+            ),
         }
-        return None if issues else self._envelope("issuance", info)
+        if not own:
+            info["serialUnit"] = serial_unit_name(SERIAL_UNITS_EN, unit)
+        info |= {"serialFrom": serial_from, "serialTo": serial_to}
+        if issues:
+            return None
+        return self._envelope("issuance", info) if own else self._foreign("issuance", info, record)

@@ -15,6 +15,11 @@ Mapping choices:
   (12,345 kg → ``12.345``, 吨).
 - A methodology with several parameters is several rows, so ``from_common`` of one methodology
   may produce several rows; ``from_common_many`` renders several records of one kind in one file.
+- Records of other regions: the optional trailing columns ``来源地区`` (origin), ``序列号单位``
+  (签发 files) and ``扩展`` (the extension object as JSON text); ids verbatim, any county, the common
+  version (a project's may be empty), ``减排量`` in 吨 with as few decimals as exact, serials in the
+  origin's unit. A methodology's rows are grouped by origin, number and version. ``from_common``
+  of a foreign record is one document with all three (or two) trailing columns.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     TextFields,
+    any_county,
     build_project,
     check_identifier,
     choice,
@@ -47,6 +53,21 @@ from adapters._common import (
     parse_slash_date,
     project_name,
     version_from_dotted,
+)
+from adapters._foreign import (
+    ISSUANCE_EXTENSION,
+    METHODOLOGY_EXTENSION,
+    PROJECT_EXTENSION,
+    SERIAL_UNITS_ZH,
+    extension_of,
+    extension_text,
+    foreign_serial_unit,
+    merge_extension,
+    only_foreign,
+    parse_extension_text,
+    read_origin,
+    read_serial_unit,
+    serial_unit_name,
 )
 from adapters._views import (
     MethodologyView,
@@ -116,8 +137,23 @@ HEADERS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 _HEADER_ALIASES = {"装机容量（千瓦）": CAPACITY_COLUMN}
+ORIGIN_COLUMN = "来源地区"
+SERIAL_UNIT_COLUMN = "序列号单位"
+EXTENSION_COLUMN = "扩展"
+#: The optional trailing columns of each kind (foreign records), in the order they are written.
+OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {
+    "方法学": (ORIGIN_COLUMN, EXTENSION_COLUMN),
+    "项目": (ORIGIN_COLUMN, EXTENSION_COLUMN),
+    "签发": (ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN),
+}
+_ALL_OPTIONAL = frozenset({ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN})
+_EXTENDED = {
+    records_pb2.Methodology: METHODOLOGY_EXTENSION,
+    records_pb2.Project: PROJECT_EXTENSION,
+    records_pb2.Issuance: ISSUANCE_EXTENSION,
+}
 _PARAMETER_COLUMNS = ("参数代码", "参数名称", "参数值", "参数单位", "参数来源", "参数年度")
-_SHARED_COLUMNS = ("方法学名称", "场景类别", "生效日期", "失效日期", "状态")
+_SHARED_COLUMNS = ("方法学名称", "场景类别", "生效日期", "失效日期", "状态", EXTENSION_COLUMN)
 
 MAX_FILE_BYTES = 10 * MIB
 MAX_ROWS = 100_000
@@ -173,7 +209,9 @@ def _decode(data: bytes, region: str) -> str:
 @dataclass(slots=True)
 class _MethodologyRow:
     row: int
-    key: tuple[str, str]
+    fields: TextFields
+    origin: str
+    key: tuple[str, str, str]
     shared: dict[str, object]
     parameter: records_pb2.Parameter | None
     methodology_id: str
@@ -192,6 +230,7 @@ class AnhuiAdapter(AdapterBase):
     region_label = "Anhui"
     content_types = ("text/vnd.yrd.340000+csv",)
     serial_unit_grams = GRAMS_PER_KG
+    origin_field = ORIGIN_COLUMN
     max_document_bytes = MAX_FILE_BYTES
     max_rows = MAX_ROWS
 
@@ -240,7 +279,27 @@ class AnhuiAdapter(AdapterBase):
         issues.raise_native(self.region)
         return records
 
-    def _kind(self, header: list[str], row: int, issues: Issues) -> str | None:
+    def _kind(self, full_header: list[str], row: int, issues: Issues) -> str | None:
+        header = [h for h in full_header if h not in _ALL_OPTIONAL]
+        kind = self._standard_kind(header, row, issues)
+        if kind is None:
+            return None
+        for index, column in enumerate(full_header):
+            if column not in _ALL_OPTIONAL:
+                continue
+            if column not in OPTIONAL_HEADERS[kind]:
+                issues.add(
+                    column, f"is not a column of the {kind} header", row=row, column=column
+                )
+            elif full_header.count(column) > 1:
+                issues.add(column, "appears more than once in the header", row=row, column=column)
+            elif index < len(header):
+                issues.add(
+                    column, "must come after the standard columns", row=row, column=column
+                )
+        return None if issues else kind
+
+    def _standard_kind(self, header: list[str], row: int, issues: Issues) -> str | None:
         for kind, columns in HEADERS.items():
             if header == list(columns):
                 return kind
@@ -291,11 +350,11 @@ class AnhuiAdapter(AdapterBase):
             item = self._methodology_row(f)
             if item is not None:
                 parsed.append(item)
-        groups: dict[tuple[str, str], list[_MethodologyRow]] = {}
+        groups: dict[tuple[str, str, str], list[_MethodologyRow]] = {}
         for item in parsed:
             groups.setdefault(item.key, []).append(item)
         records: list[records_pb2.Methodology] = []
-        for (methodology_id, version), items in groups.items():
+        for (origin, methodology_id, version), items in groups.items():
             first = items[0]
             codes: dict[str, int] = {}
             for item in items:
@@ -327,23 +386,39 @@ class AnhuiAdapter(AdapterBase):
                         column="参数代码",
                     )
                 codes.setdefault(code, item.row)
-            records.append(
-                records_pb2.Methodology(
-                    name=methodology_name(self.region, methodology_id),
-                    region=self.region,
-                    methodology_id=methodology_id,
-                    version=version,
-                    title=first.title,
-                    category=first.category,
-                    parameters=[i.parameter for i in items if i.parameter is not None],
-                    effective=date_range(first.effective, first.expiry),
-                    status=first.status,
-                )
+            methodology = records_pb2.Methodology(
+                name=methodology_name(origin, methodology_id),
+                region=origin,
+                methodology_id=methodology_id,
+                version=version,
+                title=first.title,
+                category=first.category,
+                parameters=[i.parameter for i in items if i.parameter is not None],
+                effective=date_range(first.effective, first.expiry),
+                status=first.status,
             )
+            self._extension(first.fields, methodology)
+            records.append(methodology)
         return records
+
+    def _origin(self, f: TextFields) -> str:
+        origin = read_origin(f, ORIGIN_COLUMN, self.region)
+        if origin == self.region:
+            only_foreign(
+                f, {EXTENSION_COLUMN: f.text(EXTENSION_COLUMN) is not None}, self.region_label
+            )
+        return origin
+
+    def _extension(self, f: TextFields, record: CommonRecord) -> None:
+        if record.region == self.region:
+            return
+        ext = parse_extension_text(f, EXTENSION_COLUMN)
+        if ext is not None:
+            merge_extension(f, EXTENSION_COLUMN, ext, record, _EXTENDED[type(record)])
 
     def _methodology_row(self, f: TextFields) -> _MethodologyRow | None:
         before = len(f.issues.items)
+        origin = self._origin(f)
         methodology_id = f.parsed("方法学编号", check_identifier, required=True)
         version = f.parsed("版本", version_from_dotted, required=True)
         title = f.text("方法学名称", required=True)
@@ -370,13 +445,16 @@ class AnhuiAdapter(AdapterBase):
         assert category is not None and status is not None
         return _MethodologyRow(
             row=f.row or 0,
-            key=(methodology_id, version),
+            fields=f,
+            origin=origin,
+            key=(origin, methodology_id, version),
             shared={
                 "方法学名称": title,
                 "场景类别": category,
                 "生效日期": effective,
                 "失效日期": expiry,
                 "状态": status,
+                EXTENSION_COLUMN: f.text(EXTENSION_COLUMN),
             },
             parameter=parameter,
             methodology_id=methodology_id,
@@ -390,21 +468,28 @@ class AnhuiAdapter(AdapterBase):
 
     def _projects(self, rows: list[TextFields], issues: Issues) -> list[records_pb2.Project]:
         records: list[records_pb2.Project] = []
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, str], int] = {}
+        county_of_anhui = county_checker(self.region, "Anhui")
         for f in rows:
             before = len(issues.items)
+            origin = self._origin(f)
+            own = origin == self.region
             project_id = f.parsed("项目编号", check_identifier, required=True)
             if project_id is not None:
-                if project_id in seen:
+                if (origin, project_id) in seen:
                     f.report(
-                        "项目编号", f"{project_id!r} already appears in row {seen[project_id]}"
+                        "项目编号",
+                        f"{project_id!r} already appears in row {seen[origin, project_id]}",
                     )
-                seen.setdefault(project_id, f.row or 0)
+                seen.setdefault((origin, project_id), f.row or 0)
             methodology_id = f.parsed("方法学编号", check_identifier, required=True)
-            version = f.parsed("方法学版本", version_from_dotted, required=True)
+            # A foreign project may name its methodology without a version (Zhejiang's do).
+            version = f.parsed("方法学版本", version_from_dotted, required=own)
             title = f.text("项目名称", required=True)
             owner = f.text("业主名称", required=True)
-            county = f.parsed("行政区划代码", county_checker(self.region, "Anhui"), required=True)
+            county = f.parsed(
+                "行政区划代码", county_of_anhui if own else any_county, required=True
+            )
             capacity = f.decimal(CAPACITY_COLUMN, positive=True)
             grid = f.parsed("并网日期", parse_slash_date)
             start = f.parsed("计入期开始", parse_slash_date, required=True)
@@ -413,37 +498,48 @@ class AnhuiAdapter(AdapterBase):
             status = f.parsed("状态", choice(PROJECT_STATUSES), required=True)
             if len(issues.items) > before:
                 continue
-            assert project_id and methodology_id and version and title and owner and county
-            assert start and end and status is not None
-            records.append(
-                build_project(
-                    self.region,
-                    project_id,
-                    (methodology_id, version),
-                    title=title,
-                    owner=owner,
-                    county=county,
-                    crediting=(start, end),
-                    status=status,
-                    capacity=None if capacity is None else (capacity, "kW"),
-                    grid_date=grid,
-                )
+            assert project_id and methodology_id and title and owner and county
+            assert start and end and status is not None and (version or not own)
+            project = build_project(
+                origin,
+                project_id,
+                (methodology_id, version or ""),
+                title=title,
+                owner=owner,
+                county=county,
+                crediting=(start, end),
+                status=status,
+                capacity=None if capacity is None else (capacity, "kW"),
+                grid_date=grid,
             )
+            self._extension(f, project)
+            if len(issues.items) == before:
+                records.append(project)
         return records
 
     def _issuances(self, rows: list[TextFields], issues: Issues) -> list[records_pb2.Issuance]:
         records: list[records_pb2.Issuance] = []
-        seen: dict[str, int] = {}
-        blocks: list[tuple[int, int, int]] = []
+        seen: dict[tuple[str, str], int] = {}
+        blocks: list[tuple[str, int, int, int]] = []
         for f in rows:
             before = len(issues.items)
+            origin = self._origin(f)
+            serial_unit = read_serial_unit(
+                f,
+                SERIAL_UNIT_COLUMN,
+                SERIAL_UNITS_ZH,
+                GRAMS_PER_KG,
+                foreign=origin != self.region,
+                own_label=self.region_label,
+            )
             issuance_id = f.parsed("签发编号", check_identifier, required=True)
             if issuance_id is not None:
-                if issuance_id in seen:
+                if (origin, issuance_id) in seen:
                     f.report(
-                        "签发编号", f"{issuance_id!r} already appears in row {seen[issuance_id]}"
+                        "签发编号",
+                        f"{issuance_id!r} already appears in row {seen[origin, issuance_id]}",
                     )
-                seen.setdefault(issuance_id, f.row or 0)
+                seen.setdefault((origin, issuance_id), f.row or 0)
             project_id = f.parsed("项目编号", check_identifier, required=True)
             vintage = f.parsed("年份", _four_digit_year, required=True)
             start = f.parsed("监测期开始", parse_slash_date, required=True)
@@ -463,39 +559,43 @@ class AnhuiAdapter(AdapterBase):
             first = f.parsed("序列号起", _serial, required=True)
             last = f.parsed("序列号止", _serial, required=True)
             serials: tuple[int, int] | None = None
-            if first is not None and last is not None:
+            if first is not None and last is not None and serial_unit is not None:
                 try:
-                    serials = native_serials_to_grams(first, last, GRAMS_PER_KG)
+                    serials = native_serials_to_grams(first, last, serial_unit)
                 except ValueError as exc:
                     f.report("序列号止", str(exc))
             if grams is not None and serials is not None:
-                assert first is not None and last is not None
+                assert first is not None and last is not None and serial_unit is not None
                 if grams != serials[1] - serials[0] + 1:
                     f.report(
                         "减排量",
                         f"{f.text('减排量')} {unit} ({grams} g) does not equal the serial range"
-                        f" size {last - first + 1} 千克",
+                        f" size {last - first + 1} {serial_unit_name(SERIAL_UNITS_ZH, serial_unit)}",
                     )
-                blocks.append((first, last, f.row or 0))
+                blocks.append((origin, *serials, f.row or 0))
             if len(issues.items) > before:
                 continue
             assert issuance_id and project_id and vintage and start and end and serials
             assert grams is not None
-            records.append(
-                records_pb2.Issuance(
-                    name=issuance_name(self.region, issuance_id),
-                    region=self.region,
-                    issuance_id=issuance_id,
-                    project=project_name(self.region, project_id),
-                    vintage=vintage,
-                    monitoring_period=date_range(start, end),
-                    quantity_grams=grams,
-                    serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
-                )
+            issuance = records_pb2.Issuance(
+                name=issuance_name(origin, issuance_id),
+                region=origin,
+                issuance_id=issuance_id,
+                project=project_name(origin, project_id),
+                vintage=vintage,
+                monitoring_period=date_range(start, end),
+                quantity_grams=grams,
+                serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
             )
+            self._extension(f, issuance)
+            if len(issues.items) == before:
+                records.append(issuance)
         blocks.sort()
-        for (_, previous_last, previous_row), (first, _, row) in pairwise(blocks):
-            if first <= previous_last:
+        # Serials are numbered per origin region: only blocks of one origin can overlap.
+        for (origin_a, _, previous_last, previous_row), (origin_b, first, _, row) in pairwise(
+            blocks
+        ):
+            if origin_a == origin_b and first <= previous_last:
                 issues.add(
                     "序列号起",
                     f"overlaps the serial range of row {previous_row}",
@@ -522,9 +622,10 @@ class AnhuiAdapter(AdapterBase):
         header: Sequence[str] = ()
         rows: list[list[str]] = []
         problems: list[FieldIssue] = []
+        extended = any(record.region != self.region for record in records)
         for index, record in enumerate(records):
             issues = Issues()
-            result = self._rows(record, issues)
+            result = self._rows(record, issues, extended=extended)
             problems += [FieldIssue(f"records[{index}].{i.field}", i.reason) for i in issues.items]
             if result is not None:
                 header, record_rows = result
@@ -542,13 +643,8 @@ class AnhuiAdapter(AdapterBase):
                     for i in exc.issues
                 ],
             ) from exc
-        expected = [
-            comparable_record(r, self.region, foreign=r.region != self.region) for r in records
-        ]
-        got = [
-            comparable_record(r, self.region, foreign=o.region != self.region)
-            for r, o in zip(parsed, records, strict=False)
-        ]
+        expected = [comparable_record(r) for r in records]
+        got = [comparable_record(r) for r in parsed]
         if got != expected:
             raise NotExpressibleError(
                 self.region,
@@ -565,21 +661,40 @@ class AnhuiAdapter(AdapterBase):
         return buffer.getvalue().encode("gb18030")
 
     def _rows(
-        self, record: CommonRecord, issues: Issues
+        self, record: CommonRecord, issues: Issues, *, extended: bool
     ) -> tuple[tuple[str, ...], list[list[str]]] | None:
+        """The header and rows of ``record``; ``extended``: with the optional trailing columns."""
+        rows: list[list[str]] | None
         if isinstance(record, records_pb2.Methodology):
+            kind = "方法学"
             rows = self._methodology_rows(record, issues)
-            return None if rows is None else (HEADERS["方法学"], rows)
-        if isinstance(record, records_pb2.Project):
+        elif isinstance(record, records_pb2.Project):
+            kind = "项目"
             row = self._project_row(record, issues)
-            return None if row is None else (HEADERS["项目"], [row])
-        if isinstance(record, records_pb2.Issuance):
+            rows = None if row is None else [row]
+        elif isinstance(record, records_pb2.Issuance):
+            kind = "签发"
             row = self._issuance_row(record, issues)
-            return None if row is None else (HEADERS["签发"], [row])
-        raise TypeError(f"not a common record: {type(record).__name__}")
+            rows = None if row is None else [row]
+        else:
+            raise TypeError(f"not a common record: {type(record).__name__}")
+        if rows is None:
+            return None
+        if not extended:
+            return HEADERS[kind], rows
+        trailing: dict[str, str] = {ORIGIN_COLUMN: "", SERIAL_UNIT_COLUMN: "", EXTENSION_COLUMN: ""}
+        if record.region != self.region:
+            trailing[ORIGIN_COLUMN] = record.region
+            ext = extension_of(record, _EXTENDED[type(record)])
+            trailing[EXTENSION_COLUMN] = "" if ext is None else extension_text(ext)
+            if isinstance(record, records_pb2.Issuance):
+                unit = foreign_serial_unit(record.region, record.serials.start, record.serials.end)
+                trailing[SERIAL_UNIT_COLUMN] = serial_unit_name(SERIAL_UNITS_ZH, unit)
+        columns = OPTIONAL_HEADERS[kind]
+        return HEADERS[kind] + columns, [row + [trailing[c] for c in columns] for row in rows]
 
     def _render(self, record: CommonRecord, issues: Issues) -> bytes | None:
-        result = self._rows(record, issues)
+        result = self._rows(record, issues, extended=not self.own(record))
         return None if result is None else self._write(*result)
 
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
@@ -595,16 +710,23 @@ class AnhuiAdapter(AdapterBase):
         self, record: records_pb2.Methodology, issues: Issues
     ) -> list[list[str]] | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        unsupported(check, "formula", bool(record.formula), self.region_label)
-        unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
-        unsupported(
+        if own:
+            unsupported(check, "formula", bool(record.formula), self.region_label)
+            unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
+            unsupported(
+                check,
+                "eligibility",
+                record.HasField("eligibility") and bool(record.eligibility.ListFields()),
+                self.region_label,
+            )
+        view = view_methodology(
+            record,
             check,
-            "eligibility",
-            record.HasField("eligibility") and bool(record.eligibility.ListFields()),
-            self.region_label,
+            region_label=self.region_label,
+            extended=frozenset() if own else METHODOLOGY_EXTENSION,
         )
-        view = view_methodology(record, check, region_label=self.region_label)
         if view is None or issues:
             return None
         params: Sequence[ParamView | None] = view.parameters or [None]
@@ -632,9 +754,14 @@ class AnhuiAdapter(AdapterBase):
 
     def _project_row(self, record: records_pb2.Project, issues: Issues) -> list[str] | None:
         check = CommonCheck(issues)
+        own = self.own(record)
         native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        view = view_project(record, check, region=self.region, region_label=self.region_label)
-        version = check.version("methodology.version", record.methodology.version)
+        view = view_project(
+            record, check, region=self.region, region_label=self.region_label, foreign=not own
+        )
+        version: str | None = ""
+        if own or record.methodology.version:
+            version = check.version("methodology.version", record.methodology.version)
         if view is None or version is None:
             return None
         return [
@@ -658,8 +785,13 @@ class AnhuiAdapter(AdapterBase):
         view = view_issuance(record, check)
         if view is None:
             return None
+        unit = (
+            GRAMS_PER_KG
+            if self.own(record)
+            else foreign_serial_unit(record.region, view.serial_start, view.serial_end)
+        )
         try:
-            first, last = gram_serials_to_native(view.serial_start, view.serial_end, GRAMS_PER_KG)
+            first, last = gram_serials_to_native(view.serial_start, view.serial_end, unit)
         except InexactQuantityError as exc:
             check.add("serials", f"{exc}; Anhui serial numbers count kilograms")
             return None
