@@ -31,13 +31,14 @@ __all__ = [
     "PROJECT_EXTENSION",
     "SERIAL_UNITS_EN",
     "SERIAL_UNITS_ZH",
+    "SHANGHAI_METHODOLOGY_EXTENSION",
     "check_origin",
     "extension_of",
     "extension_text",
-    "parse_extension_text",
     "foreign_serial_unit",
     "merge_extension",
     "only_foreign",
+    "parse_extension_text",
     "read_origin",
     "read_serial_unit",
     "serial_unit_name",
@@ -121,7 +122,11 @@ def extension_of(
     present = False
     for field, _ in record.ListFields():
         if field.name in fields:
-            if field.name == "eligibility" and not record.eligibility.ListFields():
+            if (
+                isinstance(record, records_pb2.Methodology)
+                and field.name == "eligibility"
+                and not record.eligibility.ListFields()
+            ):
                 continue  # an empty message is no value (records compare without it)
             present = True
             if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -167,7 +172,7 @@ def merge_extension(
     for problem in problems:
         f.report(key, problem)
     if not problems:
-        record.MergeFrom(partial)
+        record.MergeFromString(partial.SerializeToString())
 
 
 def _partial_problems(
@@ -248,15 +253,16 @@ def _unit_name(units: Mapping[str, int], size: int) -> str:
 
 
 def parse_extension_text(f: Fields, key: str) -> object | None:
-    """The extension object written as JSON text (Jiangsu ``KZ``, Anhui ``扩展``); None if absent."""
+    """The extension object written as JSON text (Jiangsu ``KZ``, Anhui ``扩展``), or None."""
     text = f.text(key)
     if text is None:
         return None
     try:
-        return JSON_DECODER.decode(text)
+        value: object = JSON_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         f.report(key, f"is not a JSON object: {exc}")
         return None
+    return value
 
 
 def extension_text(ext: dict[str, Any]) -> str:

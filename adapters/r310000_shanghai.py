@@ -18,7 +18,7 @@ Mapping choices:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from yrd.interop.v1 import records_pb2
 
@@ -209,7 +209,7 @@ class ShanghaiAdapter(AdapterBase):
         assert record is not None
         return [record]
 
-    _EXTENDED = {
+    _EXTENDED: ClassVar[dict[type, frozenset[str]]] = {
         records_pb2.Methodology: SHANGHAI_METHODOLOGY_EXTENSION,
         records_pb2.Project: PROJECT_EXTENSION,
         records_pb2.Issuance: ISSUANCE_EXTENSION,
@@ -451,9 +451,7 @@ class ShanghaiAdapter(AdapterBase):
         out: dict[str, Any] = {"record_type": "project", **self._origin(record)}
         out |= {"project_no": view.project_id, "methodology_no": view.methodology_id}
         if version:
-            out["methodology_version"] = (
-                version_to_dotted(version, min_parts=2) if own else version
-            )
+            out["methodology_version"] = version_to_dotted(version, min_parts=2) if own else version
         out |= {
             "project_name": view.title,
             "owner_name": view.owner,

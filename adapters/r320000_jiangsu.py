@@ -54,6 +54,7 @@ from adapters._foreign import (
     ISSUANCE_EXTENSION,
     METHODOLOGY_EXTENSION,
     PROJECT_EXTENSION,
+    SERIAL_UNITS_EN,
     SERIAL_UNITS_ZH,
     extension_of,
     extension_text,
@@ -446,8 +447,8 @@ class JiangsuAdapter(AdapterBase):
             assert serial_start is not None and serial_end is not None and unit is not None
             f.report(
                 "JPL",
-                f"{f.text('JPL')} ({grams} g) does not equal the serial range size"
-                f" {serial_end - serial_start + 1} {serial_unit_name(SERIAL_UNITS_ZH, unit)}",
+                f"{grams_to_decimal(grams, GRAMS_PER_TONNE)} t does not equal the serial range"
+                f" size {serial_end - serial_start + 1} {serial_unit_name(SERIAL_UNITS_EN, unit)}",
             )
         if f.issues:
             return None

@@ -353,7 +353,9 @@ class ZhejiangAdapter(AdapterBase):
         title = f.text("projectName", required=True)
         owner = f.text("orgCustomerName", required=True)
         county = f.parsed(
-            "areaCode", county_checker(self.region, "Zhejiang") if own else any_county, required=True
+            "areaCode",
+            county_checker(self.region, "Zhejiang") if own else any_county,
+            required=True,
         )
         capacity = f.decimal("installedCapacityKw", positive=True)
         grid = times.read("gridDate", START_OF_DAY, required=False)

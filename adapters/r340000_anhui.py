@@ -15,10 +15,10 @@ Mapping choices:
   (12,345 kg → ``12.345``, 吨).
 - A methodology with several parameters is several rows, so ``from_common`` of one methodology
   may produce several rows; ``from_common_many`` renders several records of one kind in one file.
-- Records of other regions: the optional trailing columns ``来源地区`` (origin), ``序列号单位``
-  (签发 files) and ``扩展`` (the extension object as JSON text); ids verbatim, any county, the common
-  version (a project's may be empty), ``减排量`` in 吨 with as few decimals as exact, serials in the
-  origin's unit. A methodology's rows are grouped by origin, number and version. ``from_common``
+- Records of other regions: the optional trailing columns ``来源地区`` (origin),
+  ``序列号单位`` (签发 files) and ``扩展`` (the extension object as JSON text); ids verbatim, any
+  county, the common version (a project's may be empty), ``减排量`` in 吨 with as few decimals
+  as exact, serials in the origin's unit. A methodology's rows are grouped by origin, number and version. ``from_common``
   of a foreign record is one document with all three (or two) trailing columns.
 """
 
@@ -288,15 +288,11 @@ class AnhuiAdapter(AdapterBase):
             if column not in _ALL_OPTIONAL:
                 continue
             if column not in OPTIONAL_HEADERS[kind]:
-                issues.add(
-                    column, f"is not a column of the {kind} header", row=row, column=column
-                )
+                issues.add(column, f"is not a column of the {kind} header", row=row, column=column)
             elif full_header.count(column) > 1:
                 issues.add(column, "appears more than once in the header", row=row, column=column)
             elif index < len(header):
-                issues.add(
-                    column, "must come after the standard columns", row=row, column=column
-                )
+                issues.add(column, "must come after the standard columns", row=row, column=column)
         return None if issues else kind
 
     def _standard_kind(self, header: list[str], row: int, issues: Issues) -> str | None:
@@ -487,9 +483,7 @@ class AnhuiAdapter(AdapterBase):
             version = f.parsed("方法学版本", version_from_dotted, required=own)
             title = f.text("项目名称", required=True)
             owner = f.text("业主名称", required=True)
-            county = f.parsed(
-                "行政区划代码", county_of_anhui if own else any_county, required=True
-            )
+            county = f.parsed("行政区划代码", county_of_anhui if own else any_county, required=True)
             capacity = f.decimal(CAPACITY_COLUMN, positive=True)
             grid = f.parsed("并网日期", parse_slash_date)
             start = f.parsed("计入期开始", parse_slash_date, required=True)
@@ -570,7 +564,8 @@ class AnhuiAdapter(AdapterBase):
                     f.report(
                         "减排量",
                         f"{f.text('减排量')} {unit} ({grams} g) does not equal the serial range"
-                        f" size {last - first + 1} {serial_unit_name(SERIAL_UNITS_ZH, serial_unit)}",
+                        f" size {last - first + 1}"
+                        f" {serial_unit_name(SERIAL_UNITS_ZH, serial_unit)}",
                     )
                 blocks.append((origin, *serials, f.row or 0))
             if len(issues.items) > before:

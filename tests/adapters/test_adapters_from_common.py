@@ -65,13 +65,13 @@ CASES: dict[str, tuple[str, CommonRecord, str, str]] = {
     # target region, record, common field, reason fragment
     "gram-serials-in-kg-format": (
         "310000",
-        changed("330000-issuance.json", _serials(1, 1_000, 1_000)),
+        changed("310000-issuance.json", _serials(1, 1_000, 1_000)),
         "serials",
         "Shanghai serial numbers count kilograms",
     ),
     "kg-serials-in-tonne-format": (
         "320000",
-        record("310000-issuance.json"),
+        changed("320000-issuance.xml", _serials(1_000, 1_999, 1_000)),
         "serials",
         "Jiangsu serial numbers count tonnes",
     ),
@@ -159,9 +159,9 @@ CASES: dict[str, tuple[str, CommonRecord, str, str]] = {
         "name",
         "does not match the record's identity",
     ),
-    "foreign-county": (
+    "own-record-with-another-province-county": (
         "340000",
-        record("320000-project.xml"),
+        changed("340000-project.csv", _set("county_code", "320506")),
         "county_code",
         "is not in Anhui (must start with 34)",
     ),
@@ -214,10 +214,12 @@ def test_not_expressible(case_id: str) -> None:
     assert info.value.region == target
 
 
-def test_jiangsu_issuance_renders_in_shanghai_kilograms() -> None:
+def test_jiangsu_issuance_renders_in_shanghai_format_in_tonnes() -> None:
+    # A foreign record keeps its origin's serial unit (Jiangsu: tonnes) and exact tonnes.
     rendered = REGISTRY.get("310000").from_common(record("320000-issuance.xml"))
-    assert b'"reduction_tco2e": "502.000"' in rendered
-    assert b'"serial_start": 20001000' in rendered and b'"serial_end": 20502999' in rendered
+    assert b'"origin_region": "320000"' in rendered
+    assert b'"reduction_tco2e": "502"' in rendered and b'"serial_unit": "t"' in rendered
+    assert b'"serial_start": 20001' in rendered and b'"serial_end": 20502' in rendered
 
 
 def test_capacity_is_converted_exactly_for_another_unit() -> None:
