@@ -138,6 +138,8 @@ def extension_of(
     if not present:
         return None
     result: dict[str, Any] = json_format.MessageToDict(partial)
+    if "nativeIds" in result:  # a map has no order of its own: sorted, the bytes are stable
+        result["nativeIds"] = dict(sorted(result["nativeIds"].items()))
     return result
 
 
