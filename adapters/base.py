@@ -49,6 +49,7 @@ __all__ = [
     "RegionAdapter",
     "comparable_record",
     "media_type",
+    "render_checked",
     "same_record",
 ]
 
@@ -260,3 +261,26 @@ def _differing_fields(expected: CommonRecord, got: CommonRecord | None) -> list[
         field.name for field, _ in got.ListFields()
     }
     return sorted(name for name in names if getattr(expected, name) != getattr(got, name))
+
+
+def render_checked(adapter: RegionAdapter, record: CommonRecord) -> bytes:
+    """``record`` rendered by ``adapter``, only if the bytes read back are exactly ``record``.
+
+    Raises ``NotExpressibleError`` (with the reason) otherwise. ``AdapterBase`` renderers make this
+    check themselves (``from_common`` parses its rendering back); any other adapter is checked here.
+    """
+    data = adapter.from_common(record)
+    if isinstance(adapter, AdapterBase):
+        return data
+    try:
+        back = adapter.to_common(adapter.content_types[0], data, accept_foreign=True)
+    except NativeFormatError as exc:
+        raise NotExpressibleError(
+            adapter.region, [FieldIssue("record", f"the rendering does not read back: {exc}")]
+        ) from exc
+    if len(back) != 1 or not same_record(back[0], record):
+        raise NotExpressibleError(
+            adapter.region,
+            [FieldIssue("record", "the rendering does not read back as the same record")],
+        )
+    return data

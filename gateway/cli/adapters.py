@@ -40,7 +40,8 @@ def adapters_convert(
         str | None, typer.Option(help="Region whose format to render.")
     ] = None,
 ) -> None:
-    """Convert a native document to the common schema, or render it in another region's format."""
+    """Convert a native document (own or foreign records) to the common schema, or render it in
+    another region's format."""
     import json
 
     from google.protobuf import json_format
@@ -51,7 +52,9 @@ def adapters_convert(
         raise fail("--to is common or native")
     try:
         source = default_registry.get(region)
-        records = source.to_common(source.content_types[0], file.read_bytes())
+        # Any region's records: the document may hold records of other regions (foreign
+        # records, as a native feed delivers them).
+        records = source.to_common(source.content_types[0], file.read_bytes(), accept_foreign=True)
     except NativeFormatError as exc:
         for issue in exc.issues:
             err_console.print(f"  {issue}", highlight=False)

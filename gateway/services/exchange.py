@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from yrd.interop.v1 import envelope_pb2, records_pb2
 
-from adapters.base import CommonRecord
+from adapters.base import CommonRecord, render_checked
 from adapters.errors import NotExpressibleError
 from adapters.registry import AdapterRegistry
 from gateway import errors
@@ -238,7 +238,8 @@ class ExchangeService:
             return items  # the common schema: the stored bodies as they are
         for item in items:
             try:
-                item.native_payload = adapter.from_common(_inner(item.record))
+                # Served only if the bytes read back as exactly the record delivered.
+                item.native_payload = render_checked(adapter, _inner(item.record))
                 item.native_content_type = adapter.content_types[0]
             except NotExpressibleError as exc:
                 item.native_unavailable_reason = str(exc)
@@ -255,8 +256,9 @@ class ExchangeService:
     ) -> list[FeedItem]:
         """Accepted records after feed position ``after``, in order, with their envelopes.
 
-        With ``native_region``, each record is also rendered in that region's format where the
-        format expresses it exactly, and otherwise carries the reason it does not.
+        With ``native_region``, each record is also rendered in that region's format (records of
+        other regions as its foreign records) where the bytes read back as exactly the record,
+        and otherwise carries the reason they do not.
         """
         if not 1 <= limit <= MAX_FEED_BATCH:
             raise errors.InvalidArgument(
