@@ -9,6 +9,16 @@ region). For each region it generates a batch of valid native documents of all t
   GB18030 decode + ``csv.reader``), the limit the adapter cannot beat;
 
 and prints records/s for both and their ratio (to_common / raw), the best of ``--repeat`` runs.
+
+Then, for foreign records (the other three regions' records in this region's format, as a native
+feed delivers them), beside the region's own records:
+
+- ``from_common``: rendering common records natively (the rendering is read back and compared,
+  as delivery requires);
+- ``to_common``: reading the rendered documents back (``accept_foreign=True``).
+
+``--samples`` prints instead the table of the 15 shared sample records in every region's format
+(region × kind: how many of the other regions' records are native and convert back exactly).
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ from importlib import resources
 
 import defusedxml.ElementTree
 
-from adapters import RegionAdapter, default_registry
+from adapters import CommonRecord, NotExpressibleError, RegionAdapter, default_registry
+from adapters.base import same_record
 
 SAMPLES = resources.files("adapters") / "samples"
 
@@ -142,11 +153,85 @@ def _best(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
     return best, count
 
 
+def _common_records(region: str, n: int) -> list[CommonRecord]:
+    adapter = default_registry.get(region)
+    _, generate, _ = REGIONS[region]
+    records: list[CommonRecord] = []
+    for doc in generate(n):
+        records += adapter.to_common(adapter.content_types[0], doc)
+    return records
+
+
+def _rendering(records: list[CommonRecord], adapter: RegionAdapter, repeat: int) -> str:
+    """``from_common`` and ``to_common`` records/s of ``records`` in ``adapter``'s format."""
+    ct = adapter.content_types[0]
+    docs = [adapter.from_common(r) for r in records]
+
+    def render() -> int:
+        return len([adapter.from_common(r) for r in records])
+
+    def read() -> int:
+        return sum(len(adapter.to_common(ct, doc, accept_foreign=True)) for doc in docs)
+
+    render_time, count = _best(repeat, render)
+    read_time, _ = _best(repeat, read)
+    return f"{count / render_time:>16,.0f}{count / read_time:>16,.0f}"
+
+
+def foreign_figures(n: int, repeat: int) -> None:
+    """Own and foreign records rendered in and read from each region's format."""
+    per_region = {region: _common_records(region, n) for region in REGIONS}
+    print(f"\nnative rendering and reading, {n} own and {3 * n} foreign records per region")
+    print(f"{'region':<22}{'records':<9}{'from_common/s':>16}{'to_common/s':>16}")
+    for region, (label, _, _) in REGIONS.items():
+        adapter = default_registry.get(region)
+        foreign = [r for other, rs in per_region.items() if other != region for r in rs]
+        print(f"{region} {label:<15}{'own':<9}{_rendering(per_region[region], adapter, repeat)}")
+        print(f"{'':<22}{'foreign':<9}{_rendering(foreign, adapter, repeat)}")
+
+
+def samples_table() -> int:
+    """Print region × kind: the other regions' sample records native and exact in each format."""
+    folder = SAMPLES
+    records: list[CommonRecord] = []
+    for name in sorted(p.name for p in folder.iterdir()):
+        source = default_registry.get(name[:6])
+        records += source.to_common(source.content_types[0], (folder / name).read_bytes())
+    kinds = ("methodology", "project", "issuance")
+    print(f"{len(records)} sample records; foreign ones in each region's native format:")
+    print(f"{'region':<8}" + "".join(f"{kind:>26}" for kind in kinds))
+    failures = 0
+    for adapter in default_registry:
+        cells = []
+        for kind in kinds:
+            foreign = [
+                r
+                for r in records
+                if r.region != adapter.region and r.DESCRIPTOR.name.lower() == kind
+            ]
+            native = exact = 0
+            for record in foreign:
+                try:
+                    data = adapter.from_common(record)
+                except NotExpressibleError:
+                    continue
+                native += 1
+                [back] = adapter.to_common(adapter.content_types[0], data, accept_foreign=True)
+                exact += same_record(back, record)
+            failures += len(foreign) - exact
+            cells.append(f"{native}/{len(foreign)} native, {exact} exact")
+        print(f"{adapter.region:<8}" + "".join(f"{cell:>26}" for cell in cells))
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=10_000, help="records per region")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
+    parser.add_argument("--samples", action="store_true", help="print the samples table only")
     args = parser.parse_args(argv)
+    if args.samples:
+        return samples_table()
 
     print(f"to_common vs raw parse, {args.records} records per region, best of {args.repeat}")
     print(f"{'region':<22}{'to_common rec/s':>17}{'raw rec/s':>13}{'ratio':>8}")
@@ -172,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{region} {label:<15}{mapped_rate:>17,.0f}{raw_rate:>13,.0f}"
             f"{mapped_rate / raw_rate:>8.3f}"
         )
+    foreign_figures(args.records, args.repeat)
     return 0
 
 
