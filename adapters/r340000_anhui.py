@@ -18,8 +18,8 @@ Mapping choices:
 - Records of other regions: the optional trailing columns ``来源地区`` (origin),
   ``序列号单位`` (签发 files) and ``扩展`` (the extension object as JSON text); ids verbatim, any
   county, the common version (a project's may be empty), ``减排量`` in 吨 with as few decimals
-  as exact, serials in the origin's unit. A methodology's rows are grouped by origin, number and version. ``from_common``
-  of a foreign record is one document with all three (or two) trailing columns.
+  as exact, serials in the origin's unit. A methodology's rows are grouped by origin, number
+  and version. ``from_common`` of a foreign record is one document with the trailing columns.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from yrd.interop.v1 import records_pb2 as pb
 
 from adapters import (
+    AdapterBase,
     AnhuiAdapter,
     CommonRecord,
     NativeFormatError,
@@ -271,7 +272,8 @@ def test_a_foreign_record_is_not_published_as_the_regions_own(target: str) -> No
     with pytest.raises(NativeFormatError) as info:
         adapter.to_common(adapter.content_types[0], data)
     [issue] = info.value.issues
-    assert issue.field == getattr(adapter, "origin_field")
+    assert isinstance(adapter, AdapterBase)
+    assert issue.field == adapter.origin_field
     assert origin in issue.reason
 
 
