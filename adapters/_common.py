@@ -466,6 +466,7 @@ _DECODER = json.JSONDecoder(
 )
 #: Strict JSON: duplicate keys, NaN and Infinity refused; fractions become ``Decimal``.
 JSON_DECODER = _DECODER
+DuplicateKeyError = _DuplicateKeyError
 
 
 def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, Any]:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
 from yrd.interop.v1 import records_pb2
 
-from adapters._common import JSON_DECODER, Fields, text_problem
+from adapters._common import JSON_DECODER, DuplicateKeyError, Fields, text_problem
 from adapters.quantities import CAPACITY_UNIT_WATTS, GRAMS_PER_KG, GRAMS_PER_TONNE, check_decimal
 
 __all__ = [
@@ -164,6 +165,11 @@ def merge_extension(
         f.report(key, f"{name!r} is not a field the extension carries in this format")
     if bad:
         return
+    odd = _odd_value(value)
+    if odd is not None:
+        # ParseDict would truncate 1.5 to 1 for an integer field: nothing is ever rounded.
+        f.report(key, f"holds {odd}; numbers are JSON integers, decimals JSON strings")
+        return
     partial = type(record)()
     try:
         json_format.ParseDict(dict(value), partial)
@@ -175,6 +181,22 @@ def merge_extension(
         f.report(key, problem)
     if not problems:
         record.MergeFromString(partial.SerializeToString())
+
+
+def _odd_value(value: object) -> str | None:
+    """A JSON value no extension field takes (a fraction or a boolean), or None."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Decimal):
+        return f"the number {value}"
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            odd = _odd_value(item)
+            if odd is not None:
+                return odd
+    return None
 
 
 def _partial_problems(
@@ -261,6 +283,9 @@ def parse_extension_text(f: Fields, key: str) -> object | None:
         return None
     try:
         value: object = JSON_DECODER.decode(text)
+    except DuplicateKeyError as exc:
+        f.report(key, f"is not a valid JSON object: {exc} appears more than once")
+        return None
     except (ValueError, RecursionError) as exc:
         f.report(key, f"is not a JSON object: {exc}")
         return None

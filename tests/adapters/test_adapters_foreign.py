@@ -21,10 +21,11 @@ from adapters import (
     AnhuiAdapter,
     CommonRecord,
     NativeFormatError,
+    NotExpressibleError,
     RegionAdapter,
     build_default_registry,
 )
-from adapters.base import comparable_record, same_record
+from adapters.base import comparable_record, render_checked, same_record
 from adapters.quantities import capacity_watts
 from tests.adapters.conftest import SAMPLE_NAMES, find_samples_dir
 from tests.adapters.test_adapters_roundtrip import (
@@ -306,3 +307,90 @@ def test_anhui_file_mixing_own_and_foreign_rows() -> None:
     assert back == records
     with pytest.raises(NativeFormatError):
         adapter.to_common(adapter.content_types[0], data)  # a registry publishes its own only
+
+
+# -- the extension object is checked as the fields' own values -------------------------------
+
+JS_FOREIGN = (
+    (find_samples_dir() / "320000-methodology.xml")
+    .read_text("utf-8")
+    .replace("<BBH>V01</BBH>", "<BBH>1</BBH>")
+    .replace("<ZT>2</ZT>", "<ZT>2</ZT><LYSF>310000</LYSF><KZ>{}</KZ>")
+)
+
+
+@pytest.mark.parametrize(
+    ("ext", "reason"),
+    [
+        ('{"eligibility": {"maxLifetimeYears": 1.5}}', "holds the number 1.5"),
+        ('{"eligibility": {"maxLifetimeYears": true}}', "holds a boolean"),
+        ('{"eligibility": {"maxLifetimeYears": -1}}', "cannot be negative"),
+        ('{"eligibility": {"maxCapacity": {"value": "1e3", "unit": "MW"}}}', "is not a decimal"),
+        ('{"eligibility": {"maxCapacity": {"value": "3", "unit": "hp"}}}', "not a capacity unit"),
+        ('{"formula": "x", "formula": "y"}', "formula appears more than once"),
+        ('{"title": "x"}', "'title' is not a field the extension carries"),
+        ('{"formula": " x"}', "is not normalised text"),
+        ('{"nativeIds": {"k": 1}}', "is not a valid extension"),
+        ("[1]", "must be a JSON object"),
+        ("NaN", "NaN is not allowed"),
+    ],
+)
+def test_bad_extension_values_reject_the_document(ext: str, reason: str) -> None:
+    js = REGISTRY.get("320000")
+    doc = JS_FOREIGN.replace("<KZ>{}</KZ>", f"<KZ>{ext}</KZ>").encode()
+    with pytest.raises(NativeFormatError) as info:
+        js.to_common(js.content_types[0], doc, accept_foreign=True)
+    assert [i.field for i in info.value.issues] == ["KZ"]
+    assert reason in info.value.issues[0].reason
+
+
+def test_extension_values_are_merged_into_the_record() -> None:
+    js = REGISTRY.get("320000")
+    ext = '{"eligibility": {"maxLifetimeYears": 25}, "nativeIds": {"k": "v"}, "formula": "ER"}'
+    doc = JS_FOREIGN.replace("<KZ>{}</KZ>", f"<KZ>{ext}</KZ>").encode()
+    [record] = js.to_common(js.content_types[0], doc, accept_foreign=True)
+    assert isinstance(record, pb.Methodology)
+    assert record.region == "310000" and record.name.startswith("regions/310000/")
+    assert record.eligibility.max_lifetime_years == 25
+    assert dict(record.native_ids) == {"k": "v"} and record.formula == "ER"
+
+
+# -- delivery checks adapters that do not check themselves -----------------------------------
+
+
+class _Forgetful:
+    """An adapter implementing ``RegionAdapter`` directly whose rendering loses the title."""
+
+    def __init__(self, inner: RegionAdapter) -> None:
+        self.inner = inner
+        self.region = inner.region
+        self.content_types = inner.content_types
+        self.serial_unit_grams = inner.serial_unit_grams
+        self.max_document_bytes = inner.max_document_bytes
+
+    def to_common(
+        self, content_type: str, data: bytes, *, accept_foreign: bool = False
+    ) -> list[CommonRecord]:
+        return self.inner.to_common(content_type, data, accept_foreign=accept_foreign)
+
+    def from_common(self, record: CommonRecord) -> bytes:
+        copy = type(record)()
+        copy.CopyFrom(record)
+        if isinstance(copy, pb.Project):
+            copy.title = "something else"
+        return self.inner.from_common(copy)
+
+    def methodology_ref(self, methodology: pb.Methodology) -> pb.MethodologyRef:
+        return self.inner.methodology_ref(methodology)
+
+
+def test_render_checked_serves_only_bytes_that_read_back_as_the_record() -> None:
+    adapter = _Forgetful(REGISTRY.get("330000"))
+    assert isinstance(adapter, RegionAdapter)
+    records = sample_records()
+    issuance = next(r for r in records if isinstance(r, pb.Issuance))
+    assert render_checked(adapter, issuance) == REGISTRY.get("330000").from_common(issuance)
+    project = next(r for r in records if isinstance(r, pb.Project))
+    with pytest.raises(NotExpressibleError) as info:
+        render_checked(adapter, project)
+    assert "does not read back as the same record" in str(info.value)
