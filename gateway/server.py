@@ -33,6 +33,8 @@ from yrd.interop.v1 import (
     reconciliation_service_pb2_grpc,
     registry_service_pb2,
     registry_service_pb2_grpc,
+    status_service_pb2,
+    status_service_pb2_grpc,
     transfer_service_pb2,
     transfer_service_pb2_grpc,
 )
@@ -40,7 +42,7 @@ from yrd.interop.v1 import (
 from adapters.registry import AdapterRegistry
 from gateway.assembly import build_services
 from gateway.config import GatewaySettings
-from gateway.metrics import MetricsEndpoint, RpcMetrics
+from gateway.metrics import FederationCollector, MetricsEndpoint, RpcMetrics, pool_stats
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
 from gateway.rpc.servicers import (
     AuditServicer,
@@ -51,8 +53,9 @@ from gateway.rpc.servicers import (
     RegistryServicer,
     TransferServicer,
 )
+from gateway.rpc.status_servicer import StatusServicer
 from gateway.rpc.storage_health import StorageHealth
-from gateway.scheduler import GatewayScheduler
+from gateway.scheduler import JOB_IDS, GatewayScheduler
 from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
 from gateway.storage.db import Database, is_transient
@@ -69,6 +72,7 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
         (key_service_pb2, "KeyService"),
         (audit_service_pb2, "AuditService"),
         (gateway_info_service_pb2, "GatewayInfoService"),
+        (status_service_pb2, "StatusService"),
     )
 )
 """Full names of the yrd.interop.v1 services this server exposes."""
@@ -179,6 +183,15 @@ class GatewayServer:
             else None
         )
         self.metrics = RpcMetrics()
+        self.services.status.refusals = self.metrics.refusals.counts
+        self.metrics.registry.register(
+            FederationCollector(
+                self.services.status.status,
+                self.services.status.jobs,
+                lambda: pool_stats(self.db.engine),
+                JOB_IDS,
+            )
+        )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.storage_health = StorageHealth(
             self.db.ping,
@@ -227,7 +240,7 @@ class GatewayServer:
             ReconciliationServicer(self.reconciliation), server
         )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self.exchange), server
+            RegistryServicer(self.exchange, self.services.status), server
         )
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
             RecognitionServicer(self.recognition), server
@@ -245,6 +258,9 @@ class GatewayServer:
         gateway_info_service_pb2_grpc.add_GatewayInfoServiceServicer_to_server(
             GatewayInfoServicer(self.services.info), server
         )
+        status_service_pb2_grpc.add_StatusServiceServicer_to_server(
+            StatusServicer(self.services.status), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -252,6 +268,7 @@ class GatewayServer:
         self.port = server.add_secure_port(s.listen, server_credentials(self.pki))
         if self.port == 0:
             raise OSError(f"could not bind {s.listen}")
+        self.metrics.watch_engine(self.db.engine)
         server.start()
         self._server = server
         self._storage_reachable(True)
@@ -294,6 +311,7 @@ class GatewayServer:
             self._executor.shutdown(wait=True)
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.close()
+        self.metrics.unwatch()
         if self._owns_db:
             self.db.dispose()
         log.info("gateway.stopped")

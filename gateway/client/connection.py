@@ -25,6 +25,8 @@ from yrd.interop.v1 import (
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
     registry_service_pb2_grpc,
+    status_service_pb2,
+    status_service_pb2_grpc,
     transfer_service_pb2_grpc,
 )
 
@@ -72,6 +74,7 @@ class Connection:
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.info = gateway_info_service_pb2_grpc.GatewayInfoServiceStub(self.channel)
+        self.status = status_service_pb2_grpc.StatusServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self.signer = EnvelopeSigner(load_signing_key(self.files.signing_key))
 
@@ -121,6 +124,14 @@ class Connection:
         """The gateway's facts: protocol version, its signing keys (current first), regions,
         policies and limits."""
         return self.call(self.info.GetGatewayInfo, gateway_info_service_pb2.GetGatewayInfoRequest())
+
+    def federation_status(self) -> status_service_pb2.GetFederationStatusResponse:
+        """Per region: feed position and lag, pending transfers, last snapshot and
+        reconciliation, keys, certificate expiry, refusals of the last hour (administrators and
+        the gateway)."""
+        return self.call(
+            self.status.GetFederationStatus, status_service_pb2.GetFederationStatusRequest()
+        )
 
     def register_signing_key(self, owner: str, public_key: bytes) -> key_service_pb2.SigningKey:
         req = key_service_pb2.RegisterSigningKeyRequest(owner=owner, public_key=public_key)

@@ -34,8 +34,10 @@ from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument, 
 from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
+from gateway.security.identity import Identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
+from gateway.services.federation import FederationStatusService
 from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import RecognitionService
@@ -146,8 +148,12 @@ def _kind(kind: int) -> str:
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     """RegistryService over the ExchangeService."""
 
-    def __init__(self, exchange: ExchangeService) -> None:
+    def __init__(
+        self, exchange: ExchangeService, status: FederationStatusService | None = None
+    ) -> None:
         self._exchange = exchange
+        self._status = status
+        """Told where each registry reads the feed (for the federation status's lag)."""
 
     def Publish(
         self,
@@ -179,6 +185,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         batch = request.max_batch_size or DEFAULT_FEED_BATCH
         notifier = self._exchange.notifier
         cursor = request.cursor  # where this subscriber resumes: after the last event sent
+        at = self._at(caller, after, None)
         while context.is_active():
             if notifier.closed:
                 raise GatewayShuttingDown(
@@ -193,10 +200,24 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                 after = items[-1].position
                 yield convert.feed_response(items)
                 cursor = str(after)
+                at = self._at(caller, after, at)
                 continue
+            at = self._at(caller, after, at, caught_up=True)
             if not request.follow:
                 return
             notifier.wait(seen, FOLLOW_POLL_S)
+
+    def _at(
+        self, caller: Identity, position: int, recorded: int | None, caught_up: bool = False
+    ) -> int | None:
+        """Record the subscriber's position when it moved (CAUGHT_UP: it read to the head, past
+        records its filter left out); returns the position now recorded."""
+        if self._status is None or (position == recorded and not caught_up):
+            return recorded
+        if caught_up:
+            return self._status.subscriber_caught_up(caller, position, recorded)
+        self._status.subscriber_at(caller, position)
+        return position
 
     def GetRecord(
         self, request: registry_service_pb2.GetRecordRequest, context: grpc.ServicerContext
