@@ -26,6 +26,7 @@ from gateway.cli import (
     reconcile,
     registry,
     serve,
+    status,
     transfer,
 )
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("health")(health.health)
 app.command("info")(info.info)
+app.command("status")(status.status)
 app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.command("scheduler")(serve.scheduler)
