@@ -320,6 +320,10 @@ def create_app(backend: ConsoleBackend, token: str, *, cookie: str | None = None
         report = await run_in_threadpool(backend.last_report)
         return render(request, "transfers.html", nav="transfers", transfers=moved, report=report)
 
+    async def federation(request: Request) -> Response:
+        doc = await run_in_threadpool(backend.federation_status)
+        return render(request, "status.html", nav="status", federation=doc)
+
     async def switch_language(request: Request) -> Response:
         _session(request).lang = language(str(request.path_params["lang"]))
         target = request.query_params.get("next", "/")
@@ -375,6 +379,7 @@ def create_app(backend: ConsoleBackend, token: str, *, cookie: str | None = None
             Route("/", inbox),
             Route("/in-force", in_force),
             Route("/transfers", transfers),
+            Route("/status", federation),
             Route("/recognitions/{rid}", recognition),
             Route("/recognitions/{rid}/approve", approve, methods=["POST"]),
             Route("/recognitions/{rid}/reject", reject, methods=["POST"]),
