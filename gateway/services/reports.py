@@ -239,8 +239,7 @@ class ReportPack:
         start, end = period(since, until)
         with self.db.transaction() as session:
             found = ReportStore(session).reports_until(end)
-        Found = tuple[tuple[object, ...], tuple[object, ...]]
-        by_region: dict[str, list[tuple[str, dt.datetime, list[Found]]]] = {}
+        by_region: dict[str, list[tuple[str, dt.datetime, list[_Found]]]] = {}
         for name, region, at, body in found:
             parsed = reconciliation_pb2.ReconciliationReport.FromString(body)
             items = [_discrepancy(d) for d in parsed.discrepancies]
@@ -309,6 +308,10 @@ class ReportPack:
         return report
 
 
+_Found = tuple[tuple[object, ...], tuple[object, ...]]
+"""A discrepancy: (identity key, row cells)."""
+
+
 def _quorum_time(rec: mr.Recognition) -> dt.datetime | None:
     """When the recognising region's approvals reached the quorum (None: never)."""
     seen: set[str] = set()
@@ -333,9 +336,7 @@ def _in_force_at(rec: mr.Recognition, approved: dt.datetime | None, at: dt.datet
     return expires is None or at < expires
 
 
-def _discrepancy(
-    d: reconciliation_pb2.Discrepancy,
-) -> tuple[tuple[object, ...], tuple[object, ...]]:
+def _discrepancy(d: reconciliation_pb2.Discrepancy) -> _Found:
     """(identity key, row cells: kind, origin, ranges, transfers, grams, detail)."""
     kind = reconciliation_pb2.DiscrepancyKind.Name(d.kind).removeprefix("DISCREPANCY_KIND_")
     ranges = tuple((r.start, r.end) for r in d.ranges)

@@ -169,7 +169,7 @@ def test_flows_report_totals_equal_the_completed_transfers(federation: GatewaySe
 
 def test_retirements_report_totals_equal_the_ledger(federation: GatewayServer) -> None:
     ledger = _ledger(federation)
-    headers, rows, totals = _sheet_rows(
+    _, rows, totals = _sheet_rows(
         render(_pack(federation).build("retirements", TODAY, TODAY), "xlsx"), "报表"
     )
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
