@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc
 import structlog
@@ -59,6 +59,12 @@ from gateway.scheduler import JOB_IDS, GatewayScheduler
 from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
 from gateway.storage.db import Database, is_transient
+from gateway.tracing import otlp_provider, trace_transactions, traced
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+T = TypeVar("T")
 
 log = structlog.get_logger("yrdgw.server")
 
@@ -164,12 +170,18 @@ class GatewayServer:
         db: Database | None = None,
         clock: Clock = utc_now,
         adapters: AdapterRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.pki = PKIDir(settings.cert_dir)
         self.db = db if db is not None else Database.from_url(settings.database_url)
         self._owns_db = db is None
         self.services = build_services(settings, self.db, clock=clock, adapters=adapters)
+        self._owns_tracer = tracer_provider is None and bool(settings.tracing_otlp_endpoint)
+        if self._owns_tracer:
+            tracer_provider = otlp_provider(settings.tracing_otlp_endpoint)
+        self.tracer_provider = tracer_provider
+        self._untrace: Callable[[], None] = lambda: None
         self.keys = self.services.keys
         self.audit = self.services.audit
         self.exchange = self.services.exchange
@@ -217,13 +229,22 @@ class GatewayServer:
             max_workers=s.max_workers, thread_name_prefix="yrdgw-rpc"
         )
         self.revocations = RevocationList(self.pki)
+        interceptors: list[grpc.ServerInterceptor] = [
+            GatewayInterceptor(
+                self.revocations, self.metrics, is_transient, self.storage_health.suspect
+            )
+        ]
+        if self.tracer_provider is not None:
+            # Outermost: the RPC's span (joined to the caller's trace) encloses the interceptor,
+            # the service's span and the transactions' spans.
+            from opentelemetry.instrumentation.grpc import server_interceptor
+
+            otel = server_interceptor(tracer_provider=self.tracer_provider)  # type: ignore[no-untyped-call]
+            interceptors.insert(0, otel)
+            self._untrace = trace_transactions(self.db.engine, self.tracer_provider)
         server = grpc.server(
             self._executor,
-            interceptors=[
-                GatewayInterceptor(
-                    self.revocations, self.metrics, is_transient, self.storage_health.suspect
-                )
-            ],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
@@ -236,16 +257,17 @@ class GatewayServer:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
+        t = self._traced
         reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server(
-            ReconciliationServicer(self.reconciliation), server
+            ReconciliationServicer(t(self.reconciliation)), server
         )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self.exchange, self.services.status), server
+            RegistryServicer(t(self.exchange), t(self.services.status)), server
         )
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
-            RecognitionServicer(self.recognition), server
+            RecognitionServicer(t(self.recognition)), server
         )
-        transfers = TransferServicer(self.transfers, self.retirements)
+        transfers = TransferServicer(t(self.transfers), t(self.retirements))
         if s.fault_kill_after_commit:  # crash tests only (see gateway/rpc/faults.py)
             from gateway.rpc.faults import KillAfterCommitTransferServicer
 
@@ -253,13 +275,15 @@ class GatewayServer:
                 self.transfers, self.retirements, s.fault_kill_after_commit
             )
         transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
-        key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
-        audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
+        key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(t(self.keys)), server)
+        audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditServicer(t(self.audit)), server
+        )
         gateway_info_service_pb2_grpc.add_GatewayInfoServiceServicer_to_server(
             GatewayInfoServicer(self.services.info), server
         )
         status_service_pb2_grpc.add_StatusServiceServicer_to_server(
-            StatusServicer(self.services.status), server
+            StatusServicer(t(self.services.status)), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -312,9 +336,18 @@ class GatewayServer:
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.close()
         self.metrics.unwatch()
+        self._untrace()
+        if self._owns_tracer and self.tracer_provider is not None:
+            shutdown = getattr(self.tracer_provider, "shutdown", None)
+            if shutdown is not None:
+                shutdown()  # flushes the spans still batched
         if self._owns_db:
             self.db.dispose()
         log.info("gateway.stopped")
+
+    def _traced(self, service: T) -> T:
+        """SERVICE, with a span per call when tracing is on."""
+        return service if self.tracer_provider is None else traced(service, self.tracer_provider)
 
     def _storage_reachable(self, reachable: bool) -> None:
         """Health of the gateway and each of its services: SERVING while the database can be

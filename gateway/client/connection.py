@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from google.protobuf import message as pb_message
@@ -30,7 +30,7 @@ from yrd.interop.v1 import (
     transfer_service_pb2_grpc,
 )
 
-from gateway.client.channel import open_channel
+from gateway.client.channel import open_channel, traced_channel
 from gateway.client.errors import CHAIN_REASONS, TransportError, error_from_rpc
 from gateway.client.retry import DEFAULT_RETRY, RetryPolicy, may_resend
 from gateway.client.signer import EnvelopeSigner
@@ -56,7 +56,12 @@ class Connection:
         timeout: float = 10.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         retry: RetryPolicy = DEFAULT_RETRY,
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
+        """With ``tracing``, every call is a client span sending its trace context to the
+        gateway (needs the ``client-tracing`` extra; ``tracer_provider``: the global one by
+        default)."""
         self.retry = retry
         self.resent = 0
         """Signed requests re-sent after a transport failure, over this client's life."""
@@ -65,6 +70,8 @@ class Connection:
         self.files = self.pki.files(role, region, name)
         self.timeout = timeout
         self.channel = open_channel(target, self.pki, self.files, max_message_bytes, retry)
+        if tracing:
+            self.channel = traced_channel(self.channel, tracer_provider)
         self.registry = registry_service_pb2_grpc.RegistryServiceStub(self.channel)
         self.transfers = transfer_service_pb2_grpc.TransferServiceStub(self.channel)
         self.recognition = recognition_service_pb2_grpc.RecognitionServiceStub(self.channel)
