@@ -6,6 +6,7 @@ Errors are domain exceptions; the interceptor maps them to statuses.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -122,6 +123,10 @@ FOLLOW_POLL_S = 0.5
 accepted by other gateway processes on the same database)."""
 
 
+PROGRESS_WRITE_S = 1.0
+"""A stream's progress is recorded for the federation status at most this often (and always
+when it reaches the head): one small write per second, not one per batch."""
+
 MAX_POSITION = 2**63 - 1
 """Largest position a database integer holds."""
 
@@ -186,6 +191,7 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         notifier = self._exchange.notifier
         cursor = request.cursor  # where this subscriber resumes: after the last event sent
         at = self._at(caller, after, None)
+        next_progress = time.monotonic() + PROGRESS_WRITE_S
         while context.is_active():
             if notifier.closed:
                 raise GatewayShuttingDown(
@@ -200,7 +206,9 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                 after = items[-1].position
                 yield convert.feed_response(items)
                 cursor = str(after)
-                at = self._at(caller, after, at)
+                if time.monotonic() >= next_progress:
+                    at = self._at(caller, after, at)
+                    next_progress = time.monotonic() + PROGRESS_WRITE_S
                 continue
             at = self._at(caller, after, at, caught_up=True)
             if not request.follow:
