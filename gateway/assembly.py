@@ -17,6 +17,7 @@ from gateway.security.signing import raw_public_key
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import ExchangeService
+from gateway.services.federation import FederationStatusService, pki_certificates
 from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import EnforcedRecognition, RecognitionService
@@ -41,6 +42,7 @@ class Services:
     reconciliation: ReconciliationService
     info: InfoService
     jobs: Jobs
+    status: FederationStatusService
 
 
 def build_services(
@@ -104,4 +106,7 @@ def build_services(
         reconciliation=reconciliation,
         info=info,
         jobs=Jobs(db, transfers, reconciliation, audit, settings.reconcile_regions),
+        status=FederationStatusService(
+            db, clock, adapters.regions(), lambda: pki_certificates(PKIDir(settings.cert_dir))
+        ),
     )

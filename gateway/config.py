@@ -40,6 +40,10 @@ class GatewaySettings(BaseSettings):
     metrics_listen: str = "127.0.0.1:9464"
     """host:port of the Prometheus endpoint; an empty string disables it."""
 
+    tracing_otlp_endpoint: str = ""
+    """OTLP/gRPC collector (e.g. ``http://127.0.0.1:4317``) to export traces to; empty: no
+    tracing (the default)."""
+
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest gRPC message accepted or sent, in bytes."""
 

@@ -16,8 +16,9 @@ from yrd.interop.v1 import records_pb2, transfer_pb2, transfer_service_pb2
 
 PROTOCOL_PACKAGE = "yrd.interop.v1"
 """The proto package; a breaking change is a new package."""
-PROTOCOL_VERSION = "1.1.0"
-"""Semantic version of docs/protocol.md within the package (1.1.0 added GatewayInfoService)."""
+PROTOCOL_VERSION = "1.2.0"
+"""Semantic version of docs/protocol.md within the package (1.1.0 added GatewayInfoService,
+1.2.0 StatusService)."""
 MAX_REQUEST_ID_CHARS = 120
 """Longest ``transfer_id`` / ``retirement_id`` (code points; no ``/``)."""
 

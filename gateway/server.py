@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc
 import structlog
@@ -33,6 +33,8 @@ from yrd.interop.v1 import (
     reconciliation_service_pb2_grpc,
     registry_service_pb2,
     registry_service_pb2_grpc,
+    status_service_pb2,
+    status_service_pb2_grpc,
     transfer_service_pb2,
     transfer_service_pb2_grpc,
 )
@@ -40,7 +42,7 @@ from yrd.interop.v1 import (
 from adapters.registry import AdapterRegistry
 from gateway.assembly import build_services
 from gateway.config import GatewaySettings
-from gateway.metrics import MetricsEndpoint, RpcMetrics
+from gateway.metrics import FederationCollector, MetricsEndpoint, RpcMetrics, pool_stats
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
 from gateway.rpc.servicers import (
     AuditServicer,
@@ -51,11 +53,18 @@ from gateway.rpc.servicers import (
     RegistryServicer,
     TransferServicer,
 )
+from gateway.rpc.status_servicer import StatusServicer
 from gateway.rpc.storage_health import StorageHealth
-from gateway.scheduler import GatewayScheduler
+from gateway.scheduler import JOB_IDS, GatewayScheduler
 from gateway.security.pki import PKIDir, PKIError
 from gateway.services import Clock, utc_now
 from gateway.storage.db import Database, is_transient
+from gateway.tracing import otlp_provider, trace_transactions, traced
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+T = TypeVar("T")
 
 log = structlog.get_logger("yrdgw.server")
 
@@ -69,6 +78,7 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
         (key_service_pb2, "KeyService"),
         (audit_service_pb2, "AuditService"),
         (gateway_info_service_pb2, "GatewayInfoService"),
+        (status_service_pb2, "StatusService"),
     )
 )
 """Full names of the yrd.interop.v1 services this server exposes."""
@@ -160,12 +170,18 @@ class GatewayServer:
         db: Database | None = None,
         clock: Clock = utc_now,
         adapters: AdapterRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.pki = PKIDir(settings.cert_dir)
         self.db = db if db is not None else Database.from_url(settings.database_url)
         self._owns_db = db is None
         self.services = build_services(settings, self.db, clock=clock, adapters=adapters)
+        self._owns_tracer = tracer_provider is None and bool(settings.tracing_otlp_endpoint)
+        if self._owns_tracer:
+            tracer_provider = otlp_provider(settings.tracing_otlp_endpoint)
+        self.tracer_provider = tracer_provider
+        self._untrace: Callable[[], None] = lambda: None
         self.keys = self.services.keys
         self.audit = self.services.audit
         self.exchange = self.services.exchange
@@ -179,6 +195,15 @@ class GatewayServer:
             else None
         )
         self.metrics = RpcMetrics()
+        self.services.status.refusals = self.metrics.refusals.counts
+        self.metrics.registry.register(
+            FederationCollector(
+                self.services.status.status,
+                self.services.status.jobs,
+                lambda: pool_stats(self.db.engine),
+                JOB_IDS,
+            )
+        )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.storage_health = StorageHealth(
             self.db.ping,
@@ -204,13 +229,22 @@ class GatewayServer:
             max_workers=s.max_workers, thread_name_prefix="yrdgw-rpc"
         )
         self.revocations = RevocationList(self.pki)
+        interceptors: list[grpc.ServerInterceptor] = [
+            GatewayInterceptor(
+                self.revocations, self.metrics, is_transient, self.storage_health.suspect
+            )
+        ]
+        if self.tracer_provider is not None:
+            # Outermost: the RPC's span (joined to the caller's trace) encloses the interceptor,
+            # the service's span and the transactions' spans.
+            from opentelemetry.instrumentation.grpc import server_interceptor
+
+            otel = server_interceptor(tracer_provider=self.tracer_provider)  # type: ignore[no-untyped-call]
+            interceptors.insert(0, otel)
+            self._untrace = trace_transactions(self.db.engine, self.tracer_provider)
         server = grpc.server(
             self._executor,
-            interceptors=[
-                GatewayInterceptor(
-                    self.revocations, self.metrics, is_transient, self.storage_health.suspect
-                )
-            ],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
@@ -223,16 +257,17 @@ class GatewayServer:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
+        t = self._traced
         reconciliation_service_pb2_grpc.add_ReconciliationServiceServicer_to_server(
-            ReconciliationServicer(self.reconciliation), server
+            ReconciliationServicer(t(self.reconciliation)), server
         )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self.exchange), server
+            RegistryServicer(t(self.exchange), t(self.services.status)), server
         )
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
-            RecognitionServicer(self.recognition), server
+            RecognitionServicer(t(self.recognition)), server
         )
-        transfers = TransferServicer(self.transfers, self.retirements)
+        transfers = TransferServicer(t(self.transfers), t(self.retirements))
         if s.fault_kill_after_commit:  # crash tests only (see gateway/rpc/faults.py)
             from gateway.rpc.faults import KillAfterCommitTransferServicer
 
@@ -240,10 +275,15 @@ class GatewayServer:
                 self.transfers, self.retirements, s.fault_kill_after_commit
             )
         transfer_service_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
-        key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(self.keys), server)
-        audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit), server)
+        key_service_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(t(self.keys)), server)
+        audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditServicer(t(self.audit)), server
+        )
         gateway_info_service_pb2_grpc.add_GatewayInfoServiceServicer_to_server(
             GatewayInfoServicer(self.services.info), server
+        )
+        status_service_pb2_grpc.add_StatusServiceServicer_to_server(
+            StatusServicer(t(self.services.status)), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -252,6 +292,7 @@ class GatewayServer:
         self.port = server.add_secure_port(s.listen, server_credentials(self.pki))
         if self.port == 0:
             raise OSError(f"could not bind {s.listen}")
+        self.metrics.watch_engine(self.db.engine)
         server.start()
         self._server = server
         self._storage_reachable(True)
@@ -294,9 +335,19 @@ class GatewayServer:
             self._executor.shutdown(wait=True)
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.close()
+        self.metrics.unwatch()
+        self._untrace()
+        if self._owns_tracer and self.tracer_provider is not None:
+            shutdown = getattr(self.tracer_provider, "shutdown", None)
+            if shutdown is not None:
+                shutdown()  # flushes the spans still batched
         if self._owns_db:
             self.db.dispose()
         log.info("gateway.stopped")
+
+    def _traced(self, service: T) -> T:
+        """SERVICE, with a span per call when tracing is on."""
+        return service if self.tracer_provider is None else traced(service, self.tracer_provider)
 
     def _storage_reachable(self, reachable: bool) -> None:
         """Health of the gateway and each of its services: SERVING while the database can be

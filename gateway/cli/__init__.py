@@ -25,7 +25,9 @@ from gateway.cli import (
     recognition,
     reconcile,
     registry,
+    report,
     serve,
+    status,
     transfer,
 )
 
@@ -35,6 +37,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("health")(health.health)
 app.command("info")(info.info)
+app.command("status")(status.status)
+app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.command("scheduler")(serve.scheduler)

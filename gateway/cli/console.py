@@ -19,6 +19,10 @@ def console(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0: a free one.")
     ] = 0,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="The gateway's database: enables report downloads."),
+    ] = None,
 ) -> None:
     """Start the administrators' web console on 127.0.0.1: a client of the gateway with your
     certificate that signs your decisions with your key. Open the URL it prints (with its token)."""
@@ -28,7 +32,12 @@ def console(
     failures: tuple[type[Exception], ...] = (PKIError, OSError, *remote.refusal_types())
     try:
         code = run_console(
-            gateway=gateway, cert_dir=cert_dir, region=region, admin=admin, port=port
+            gateway=gateway,
+            cert_dir=cert_dir,
+            region=region,
+            admin=admin,
+            port=port,
+            database_url=database_url,
         )
     except failures as exc:
         raise fail(remote.refusal(exc)) from exc

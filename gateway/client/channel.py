@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from gateway.client.retry import RetryPolicy
@@ -33,3 +35,15 @@ def open_channel(
             ("grpc.max_reconnect_backoff_ms", int(retry.max_backoff_s * 1000) or 1),
         ],
     )
+
+
+def traced_channel(channel: grpc.Channel, tracer_provider: Any = None) -> grpc.Channel:
+    """CHANNEL with OpenTelemetry's client interceptor: a span per call, its context sent to the
+    server (``traceparent``). OpenTelemetry is imported only here: the SDK needs it only when
+    tracing is asked for (the ``client-tracing`` extra)."""
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    interceptor = client_interceptor(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
+    traced: grpc.Channel = intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
+    return traced

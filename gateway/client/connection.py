@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from google.protobuf import message as pb_message
@@ -25,10 +25,12 @@ from yrd.interop.v1 import (
     recognition_service_pb2_grpc,
     reconciliation_service_pb2_grpc,
     registry_service_pb2_grpc,
+    status_service_pb2,
+    status_service_pb2_grpc,
     transfer_service_pb2_grpc,
 )
 
-from gateway.client.channel import open_channel
+from gateway.client.channel import open_channel, traced_channel
 from gateway.client.errors import CHAIN_REASONS, TransportError, error_from_rpc
 from gateway.client.retry import DEFAULT_RETRY, RetryPolicy, may_resend
 from gateway.client.signer import EnvelopeSigner
@@ -54,7 +56,12 @@ class Connection:
         timeout: float = 10.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         retry: RetryPolicy = DEFAULT_RETRY,
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
+        """With ``tracing``, every call is a client span sending its trace context to the
+        gateway (needs the ``client-tracing`` extra; ``tracer_provider``: the global one by
+        default)."""
         self.retry = retry
         self.resent = 0
         """Signed requests re-sent after a transport failure, over this client's life."""
@@ -63,6 +70,8 @@ class Connection:
         self.files = self.pki.files(role, region, name)
         self.timeout = timeout
         self.channel = open_channel(target, self.pki, self.files, max_message_bytes, retry)
+        if tracing:
+            self.channel = traced_channel(self.channel, tracer_provider)
         self.registry = registry_service_pb2_grpc.RegistryServiceStub(self.channel)
         self.transfers = transfer_service_pb2_grpc.TransferServiceStub(self.channel)
         self.recognition = recognition_service_pb2_grpc.RecognitionServiceStub(self.channel)
@@ -72,6 +81,7 @@ class Connection:
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.info = gateway_info_service_pb2_grpc.GatewayInfoServiceStub(self.channel)
+        self.status = status_service_pb2_grpc.StatusServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self.signer = EnvelopeSigner(load_signing_key(self.files.signing_key))
 
@@ -121,6 +131,14 @@ class Connection:
         """The gateway's facts: protocol version, its signing keys (current first), regions,
         policies and limits."""
         return self.call(self.info.GetGatewayInfo, gateway_info_service_pb2.GetGatewayInfoRequest())
+
+    def federation_status(self) -> status_service_pb2.GetFederationStatusResponse:
+        """Per region: feed position and lag, pending transfers, last snapshot and
+        reconciliation, keys, certificate expiry, refusals of the last hour (administrators and
+        the gateway)."""
+        return self.call(
+            self.status.GetFederationStatus, status_service_pb2.GetFederationStatusRequest()
+        )
 
     def register_signing_key(self, owner: str, public_key: bytes) -> key_service_pb2.SigningKey:
         req = key_service_pb2.RegisterSigningKeyRequest(owner=owner, public_key=public_key)

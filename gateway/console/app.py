@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.client import TransportError
 from gateway.console.backend import ConsoleBackend
 from gateway.console.i18n import describe_error, language, region_name, translate
+from gateway.console.reports import REPORT_NAMES, ReportSource
 from gateway.errors import DomainError
 
 HERE = Path(__file__).parent
@@ -180,7 +181,13 @@ def _ratio_decimal(ratio: tuple[int, int] | None) -> str:
     return f"{'-' if n < 0 else ''}{scaled // 10_000}.{scaled % 10_000:04d}"
 
 
-def create_app(backend: ConsoleBackend, token: str, *, cookie: str | None = None) -> ASGIApp:
+def create_app(
+    backend: ConsoleBackend,
+    token: str,
+    *,
+    cookie: str | None = None,
+    reports: ReportSource | None = None,
+) -> ASGIApp:
     """The console for ``backend``'s administrator, opened by ``token``.
 
     ``cookie`` names the session cookie; by default it is unique to this console, since browsers
@@ -320,6 +327,41 @@ def create_app(backend: ConsoleBackend, token: str, *, cookie: str | None = None
         report = await run_in_threadpool(backend.last_report)
         return render(request, "transfers.html", nav="transfers", transfers=moved, report=report)
 
+    async def federation(request: Request) -> Response:
+        doc = await run_in_threadpool(backend.federation_status)
+        return render(request, "status.html", nav="status", federation=doc)
+
+    async def reports_page(request: Request) -> Response:
+        today = dt.datetime.now(CHINA).date()
+        return render(
+            request,
+            "reports.html",
+            nav="reports",
+            available=reports is not None,
+            names=REPORT_NAMES,
+            since=today.replace(day=1).isoformat(),
+            until=today.isoformat(),
+        )
+
+    async def report_download(request: Request) -> Response:
+        if reports is None:
+            raise HTTPException(404)
+        q = request.query_params
+        name, fmt = q.get("name", ""), q.get("format", "xlsx")
+        try:
+            since = dt.date.fromisoformat(q.get("since", ""))
+            until = dt.date.fromisoformat(q.get("until", ""))
+        except ValueError as exc:
+            raise HTTPException(400) from exc
+        if name not in REPORT_NAMES or fmt not in ("xlsx", "csv", "json") or until < since:
+            raise HTTPException(400)
+        data, media, filename = await run_in_threadpool(reports, name, since, until, fmt)
+        return Response(
+            data,
+            media_type=media,
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )
+
     async def switch_language(request: Request) -> Response:
         _session(request).lang = language(str(request.path_params["lang"]))
         target = request.query_params.get("next", "/")
@@ -375,6 +417,9 @@ def create_app(backend: ConsoleBackend, token: str, *, cookie: str | None = None
             Route("/", inbox),
             Route("/in-force", in_force),
             Route("/transfers", transfers),
+            Route("/status", federation),
+            Route("/reports", reports_page),
+            Route("/reports/download", report_download),
             Route("/recognitions/{rid}", recognition),
             Route("/recognitions/{rid}/approve", approve, methods=["POST"]),
             Route("/recognitions/{rid}/reject", reject, methods=["POST"]),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
@@ -394,6 +394,12 @@ class ConsoleBackend:
             reverse=True,
         )
         return [transfer_view(t) for t in ordered[:limit]]
+
+    def federation_status(self) -> dict[str, Any]:
+        """Every region's feed lag, queues, reconciliation, keys and certificates (plain data)."""
+        from gateway.client.status import federation_status_dict
+
+        return federation_status_dict(self.client.federation_status())
 
     def last_report(self) -> ReportView | None:
         """The latest reconciliation report of this region; None when there is none yet (or the

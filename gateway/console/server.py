@@ -17,6 +17,7 @@ import uvicorn
 
 from gateway.console.app import create_app
 from gateway.console.backend import ConsoleBackend
+from gateway.console.reports import ReportSource, database_reports
 
 HOST = "127.0.0.1"
 """The console listens on the loopback interface only: it acts with an administrator's key."""
@@ -36,7 +37,13 @@ class ConsoleServer:
     """The console of one administrator on 127.0.0.1, bound at construction (so its URL, with
     the one-time token, is known before it serves)."""
 
-    def __init__(self, backend: ConsoleBackend, port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: ConsoleBackend,
+        port: int = 0,
+        token: str | None = None,
+        reports: ReportSource | None = None,
+    ) -> None:
         self.token = token or secrets.token_urlsafe(32)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,7 +54,7 @@ class ConsoleServer:
             raise
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
-            create_app(backend, self.token),
+            create_app(backend, self.token, reports=reports),
             log_level="warning",
             # Access logs would print the token of the first URL.
             access_log=False,
@@ -97,13 +104,17 @@ def run_console(
     admin: str,
     port: int = 0,
     out: TextIO | None = None,
+    database_url: str | None = None,
 ) -> int:
     """Connect as the administrator, print the console's URL with its token, serve until
     interrupted. Raises the client's errors (PKI files missing, gateway unreachable)."""
     stream = out or sys.stdout
     backend = ConsoleBackend.connect(gateway, cert_dir, region, admin)
+    reports, close_reports = None, None
     try:
-        server = ConsoleServer(backend, port)
+        if database_url:  # report downloads, read from the gateway's database
+            reports, close_reports = database_reports(database_url, backend.client.gateway_info())
+        server = ConsoleServer(backend, port, reports=reports)
         print(
             f"Administrator console for {region}/{admin} (gateway {gateway}).\n"
             "Open this URL in a browser on this machine (the token is valid until the console "
@@ -113,5 +124,7 @@ def run_console(
         )
         server.run()
     finally:
+        if close_reports is not None:
+            close_reports()
         backend.close()
     return 0

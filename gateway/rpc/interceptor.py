@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import DecodeError
+from yrd.interop.v1 import registry_service_pb2
 
 from gateway.errors import (
     CertificateRevoked,
@@ -120,7 +121,8 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         reason: str = "",
     ) -> None:
         seconds = time.perf_counter() - start
-        self._metrics.observe(method, code.name, seconds)
+        region = ident.region if ident else None
+        self._metrics.observe(method, code.name, seconds, reason, region)
         log.info(
             "rpc",
             method=method,
@@ -131,6 +133,19 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             reason=reason or None,
             duration_ms=round(seconds * 1000, 3),
         )
+
+    def _in_band(self, ident: Identity, response: Any) -> str:
+        """Count a Publish response's envelope results; the first refused one's reason ('' when
+        every envelope was accepted, and for any other response)."""
+        if isinstance(response, registry_service_pb2.PublishEnvelopeResponse):
+            results = [response.result]
+        elif isinstance(response, registry_service_pb2.PublishResponse):
+            results = list(response.results)
+        else:
+            return ""
+        reasons = ["" if r.accepted else r.reason or "REFUSED" for r in results]
+        self._metrics.envelope_results(ident.region, reasons)
+        return next((r for r in reasons if r), "")
 
     def _as_domain_error(self, exc: Exception) -> DomainError | None:
         """The domain error an exception stands for; None for an unexpected failure."""
@@ -171,7 +186,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         try:
             ident = peer_identity(context)
             self._admit(method, ident)
-            return run()
+            response = run()
+            reason = self._in_band(ident, response) or reason
+            return response
         except Exception as exc:
             code, reason, status = self._outcome(context, exc)
             if status is not None:
@@ -191,7 +208,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
         try:
             ident = peer_identity(context)
             self._admit(method, ident)
-            yield from run()
+            for response in run():
+                reason = reason or self._in_band(ident, response)
+                yield response
         except Exception as exc:
             code, reason, status = self._outcome(context, exc)
             if status is not None:

@@ -6,6 +6,7 @@ Errors are domain exceptions; the interceptor maps them to statuses.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -34,8 +35,10 @@ from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument, 
 from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
+from gateway.security.identity import Identity
 from gateway.services.audit import AuditReader
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
+from gateway.services.federation import FederationStatusService
 from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import RecognitionService
@@ -120,6 +123,10 @@ FOLLOW_POLL_S = 0.5
 accepted by other gateway processes on the same database)."""
 
 
+PROGRESS_WRITE_S = 1.0
+"""A stream's progress is recorded for the federation status at most this often (and always
+when it reaches the head): one small write per second, not one per batch."""
+
 MAX_POSITION = 2**63 - 1
 """Largest position a database integer holds."""
 
@@ -146,8 +153,12 @@ def _kind(kind: int) -> str:
 class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
     """RegistryService over the ExchangeService."""
 
-    def __init__(self, exchange: ExchangeService) -> None:
+    def __init__(
+        self, exchange: ExchangeService, status: FederationStatusService | None = None
+    ) -> None:
         self._exchange = exchange
+        self._status = status
+        """Told where each registry reads the feed (for the federation status's lag)."""
 
     def Publish(
         self,
@@ -179,6 +190,8 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
         batch = request.max_batch_size or DEFAULT_FEED_BATCH
         notifier = self._exchange.notifier
         cursor = request.cursor  # where this subscriber resumes: after the last event sent
+        at = self._at(caller, after, None)
+        next_progress = time.monotonic() + PROGRESS_WRITE_S
         while context.is_active():
             if notifier.closed:
                 raise GatewayShuttingDown(
@@ -193,10 +206,26 @@ class RegistryServicer(registry_service_pb2_grpc.RegistryServiceServicer):
                 after = items[-1].position
                 yield convert.feed_response(items)
                 cursor = str(after)
+                if time.monotonic() >= next_progress:
+                    at = self._at(caller, after, at)
+                    next_progress = time.monotonic() + PROGRESS_WRITE_S
                 continue
+            at = self._at(caller, after, at, caught_up=True)
             if not request.follow:
                 return
             notifier.wait(seen, FOLLOW_POLL_S)
+
+    def _at(
+        self, caller: Identity, position: int, recorded: int | None, caught_up: bool = False
+    ) -> int | None:
+        """Record the subscriber's position when it moved (CAUGHT_UP: it read to the head, past
+        records its filter left out); returns the position now recorded."""
+        if self._status is None or (position == recorded and not caught_up):
+            return recorded
+        if caught_up:
+            return self._status.subscriber_caught_up(caller, position, recorded)
+        self._status.subscriber_at(caller, position)
+        return position
 
     def GetRecord(
         self, request: registry_service_pb2.GetRecordRequest, context: grpc.ServicerContext

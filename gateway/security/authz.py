@@ -52,6 +52,8 @@ POLICY: Mapping[str, frozenset[Role]] = {
     f"{_P}AuditService/GetSignedTreeHead": ANY,
     # The gateway's facts (protocol version, its keys, regions, policies, limits): anyone.
     f"{_P}GatewayInfoService/GetGatewayInfo": ANY,
+    # Federation status (lags, queues, refusals, expiries of every region): operators only.
+    f"{_P}StatusService/GetFederationStatus": frozenset({A, G}),
     # Standard services.
     "/grpc.health.v1.Health/Check": ANY,
     "/grpc.health.v1.Health/Watch": ANY,

@@ -388,3 +388,14 @@ class SchedulerJobRow(Base):
     id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
     next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True, nullable=True)
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SubscriberPositionRow(Base):
+    """How far a region's registry has read the feed: what it asked for, or reached since."""
+
+    __tablename__ = "subscriber_positions"
+
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    """The later of the cursor last requested and the feed position the stream reached."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

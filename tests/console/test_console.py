@@ -350,3 +350,23 @@ def test_transfers_and_the_last_reconciliation_report(
         expect(page.locator("#discrepancies tbody tr")).to_have_count(len(report.discrepancies))
     else:
         expect(page.locator("#report")).to_contain_text("未发现差异。")
+
+
+def test_federation_status_page_shows_every_region_and_its_lag(
+    gateway: Gateway, console_for: ConsoleFor, new_page: NewPage
+) -> None:
+    # Every region has read the feed but Anhui; then Zhejiang's and Anhui's registries read again.
+    for region in (SH, JS, ZJ):
+        assert list(gateway.client(region).subscribe())
+    reply = gateway.client(SH, Role.ADMIN, "admin-a").federation_status()
+    page = login(new_page, console_for(SH, "admin-a"))
+    page.click("text=联盟状态")
+    expect(page.locator("#federation tbody tr")).to_have_count(4)
+    for r in reply.regions:
+        row = page.locator(f'#federation tr[data-region="{r.region}"]')
+        if r.HasField("subscriber"):
+            lag = f"{r.subscriber.lag_records} / "
+            expect(row.locator(".lag")).to_contain_text(lag)
+        else:
+            expect(row).to_contain_text("从未订阅")
+    expect(page.locator(f'#federation tr[data-region="{SH}"] .lag')).to_contain_text("0 / 0")

@@ -9,6 +9,7 @@ from yrd.interop.v1 import (
     recognition_service_pb2,
     reconciliation_service_pb2,
     registry_service_pb2,
+    status_service_pb2,
     transfer_service_pb2,
 )
 
@@ -23,6 +24,7 @@ MODULES = (
     recognition_service_pb2,
     reconciliation_service_pb2,
     registry_service_pb2,
+    status_service_pb2,
     transfer_service_pb2,
 )
 
@@ -70,6 +72,12 @@ def test_only_registries_publish_and_move_units() -> None:
         assert allowed_roles(method) == frozenset({Role.REGISTRY})
 
 
-def test_service_names_are_the_seven_contract_services() -> None:
-    assert len(SERVICE_NAMES) == 7
+def test_service_names_are_the_eight_contract_services() -> None:
+    assert len(SERVICE_NAMES) == 8
     assert all(name.startswith("yrd.interop.v1.") for name in SERVICE_NAMES)
+
+
+def test_federation_status_is_for_operators() -> None:
+    assert allowed_roles("/yrd.interop.v1.StatusService/GetFederationStatus") == frozenset(
+        {Role.ADMIN, Role.GATEWAY}
+    )

@@ -22,6 +22,10 @@ SERVER_ONLY = (
     "uvicorn",
     "jinja2",
     "prometheus_client",
+    "openpyxl",
+    # Tracing is the client-tracing extra: imported only for GatewayClient(..., tracing=True).
+    "opentelemetry",
+    "gateway.tracing",
     "gateway.services",
     "gateway.storage",
     "gateway.config",

@@ -75,6 +75,17 @@ export function registryFiles(pkiDir, region) {
   };
 }
 
+/** Paths of one administrator's files (§2.2: spiffe://yrd-interop/region/{region}/admin/{name}). */
+export function adminFiles(pkiDir, region, name) {
+  const dir = join(pkiDir, 'regions', region, 'admin', name);
+  return {
+    ca: join(pkiDir, 'ca.pem'),
+    cert: join(dir, 'cert.pem'),
+    key: join(dir, 'key.pem'),
+    signingKey: join(dir, 'signing-key.pem'),
+  };
+}
+
 /** Undefined when the peer certificate names the gateway (§2.1, §2.2), else the error. */
 export function checkGatewayIdentity(_host, cert) {
   const uris = (cert.subjectaltname || '')
@@ -114,6 +125,7 @@ export class RegistryClient {
     this.keys = new s.KeyService(target, credentials, shared);
     this.audit = new s.AuditService(target, credentials, shared);
     this.info = new s.GatewayInfoService(target, credentials, shared);
+    this.status = new s.StatusService(target, credentials, shared);
     this.signer = new EnvelopeSigner(createPrivateKey(readFileSync(files.signingKey)));
   }
 
@@ -132,6 +144,12 @@ export class RegistryClient {
 
   gatewayInfo() {
     return this.call(this.info, 'GetGatewayInfo', {});
+  }
+
+  /** §11.8: per region, feed lag, pending transfers, reconciliation, keys, certificate expiry
+   * (administrators and the gateway only: a registry gets PERMISSION_DENIED). */
+  federationStatus() {
+    return this.call(this.status, 'GetFederationStatus', {});
   }
 
   /** Every key of the directory, revoked ones too (to verify history). */

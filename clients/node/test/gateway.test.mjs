@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { RegistryClient, loadContract, registryFiles } from '../src/client.mjs';
+import { RegistryClient, adminFiles, loadContract, registryFiles } from '../src/client.mjs';
 import {
   ZERO_HASH,
   envelopeHash,
@@ -129,4 +129,24 @@ test('a registry publishes, reads, transfers and verifies, from the specificatio
   assert.ok(signer, `tree head signed by key ${head.key_id}, not served by GetGatewayInfo`);
   assert.ok(verifyTreeHead(head, signer.public_key));
   assert.ok(!verifyTreeHead({ ...head, size: String(BigInt(head.size) + 1n) }, signer.public_key));
+});
+
+test('an administrator reads the federation status; a registry may not', { skip }, async (t) => {
+  const contract = loadContract(PROTO);
+  const admin = new RegistryClient(TARGET, SH, adminFiles(PKI, SH, 'admin-a'), contract);
+  const sh = new RegistryClient(TARGET, SH, registryFiles(PKI, SH), contract);
+  t.after(() => {
+    admin.close();
+    sh.close();
+  });
+  // §11.8: every served region, ordered by code; Shanghai read the whole feed in the test above.
+  const status = await admin.federationStatus();
+  assert.deepEqual(status.regions.map((r) => r.region), ['310000', '320000', '330000', '340000']);
+  const [shanghai] = status.regions;
+  assert.equal(shanghai.subscriber.cursor, status.feed_head_cursor);
+  assert.equal(shanghai.subscriber.lag_records, '0');
+  assert.match(shanghai.last_record.name, /^regions\/310000\//);
+  assert.ok(shanghai.certificates.every((c) => Number(c.days_left) > 0));
+  // §2.4: registries are refused (PERMISSION_DENIED, code 7).
+  await assert.rejects(sh.federationStatus(), (err) => err.cause?.code === 7);
 });

@@ -1,0 +1,120 @@
+"""``yrdgw status``: is every region in sync, and what is stuck (StatusService)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from gateway.cli import remote
+from gateway.cli.options import (
+    DEFAULT_GATEWAY,
+    DEFAULT_PKI,
+    AdminNameOpt,
+    CertDirOpt,
+    GatewayOpt,
+    RegionOpt,
+    RoleOpt,
+)
+from gateway.cli.output import console, table
+from gateway.security.identity import Role
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+class Format(StrEnum):
+    """How ``status`` prints: a table for people, JSON for programs."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def _age(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _pending(p: dict[str, Any]) -> str:
+    return f"{p['count']} (oldest {_age(p['oldest_age_seconds'])})" if p["count"] else "0"
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    last, sub = r["last_record"], r["subscriber"]
+    snap, rec = r["last_snapshot"], r["last_reconciliation"]
+    certs = r["certificates"]
+    soonest = min((c["days_left"] for c in certs), default=None)
+    refused = sum(r["refusals_last_hour"].values())
+    return [
+        r["region"],
+        f"#{last['cursor']} {last['accept_time']}" if last else "-",
+        f"#{sub['cursor'] or 0}" if sub else "never",
+        f"{sub['lag_records']} / {_age(sub['lag_seconds'])}" if sub else "-",
+        _pending(r["pending_out"]),
+        _pending(r["pending_in"]),
+        snap["receive_time"] if snap else "-",
+        f"{rec['status']} ({rec['discrepancy_count']})" if rec else "-",
+        str(len(r["signing_keys"])),
+        f"{soonest}d" if soonest is not None else "-",
+        ", ".join(f"{k} {n}" for k, n in r["refusals_last_hour"].items()) if refused else "0",
+    ]
+
+
+def status_table(doc: dict[str, Any]) -> Table:
+    """The status's one row per region."""
+    out = table(
+        "region",
+        "last record",
+        "subscriber at",
+        "lag (records / time)",
+        "pending out",
+        "pending in",
+        "last snapshot",
+        "last reconciliation",
+        "keys",
+        "cert expires in",
+        "refused (1 h)",
+        title=f"federation status at {doc['as_of']}, feed head #{doc['feed_head_cursor'] or 0}",
+    )
+    for r in doc["regions"]:
+        out.add_row(*_row(r))
+    return out
+
+
+def status(
+    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    cert_dir: CertDirOpt = DEFAULT_PKI,
+    region: RegionOpt = "310000",
+    role: RoleOpt = Role.ADMIN,
+    name: AdminNameOpt = "admin-a",
+    output: Annotated[
+        Format, typer.Option("--output", "-o", help="table, or json (every field).")
+    ] = Format.TABLE,
+) -> None:
+    """Per region: last record published, the feed position its registry reads at and the lag
+    behind the head, pending transfers, last snapshot and reconciliation, keys, certificate
+    expiry and refusals of the last hour. Administrators and the gateway may ask."""
+    from gateway.client.status import federation_status_dict
+
+    with remote.connect(gateway, cert_dir, region, role, name) as client:
+        doc = federation_status_dict(client.federation_status())
+    if output is Format.JSON:
+        import json
+
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    console.print(status_table(doc))
+    expiring = [
+        (c["identity"], c["days_left"])
+        for part in (doc["certificates"], *(r["certificates"] for r in doc["regions"]))
+        for c in part
+        if c["days_left"] < 30
+    ]
+    for identity, days in expiring:
+        console.print(f"[yellow]certificate of {identity} expires in {days} days[/yellow]")
