@@ -124,7 +124,7 @@ class ChainCheck:
     def first_bad_entry(self) -> int | None:
         """Sequence of the first entry that fails, None when the whole log verifies (or when
         the log verifies and a stored row does not)."""
-        if self.ok or (self.table and self.table != "audit_entries"):
+        if self.ok or self.table not in ("", "audit_entries", "audit_head"):
             return None
         return self.entries + 1
 

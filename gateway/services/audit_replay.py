@@ -249,7 +249,7 @@ class Replay:
             "transfer_id": proposal.transfer_id,
             "source_region": d["source"],
             "destination_region": d["destination"],
-            "purpose": int(proposal.purpose),
+            "purpose": int(proposal.purpose) or transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
             "state": PROPOSED,
             "quantity_grams": d["quantity_grams"],
             "request_sha256": hashlib.sha256(payload).digest(),
