@@ -5,6 +5,7 @@ every backend, reading the database directly as `yrdgw audit verify --database-u
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -375,3 +376,41 @@ def test_entries_written_under_rule_1_keep_verifying(realistic: Database) -> Non
     _flip(realistic, "transfers", "quantity_grams", "transfer_id = 'sh-js-1'")
     found = _storage(realistic)
     assert (found.ok, found.table) == (False, "transfers")
+
+
+def test_rule_2_vectors_hold() -> None:
+    """docs/vectors/audit-commitments.json re-derived with hashlib and json alone (the entry
+    hashes with the implementation's, which audit-chain.json pins independently)."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "vectors" / "audit-commitments.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    previous = GENESIS
+    for case in doc["cases"]:
+        e = case["entry"]
+        detail = json.loads(e["detail_text"])
+        assert detail["v"] == 2
+        fields = EntryFields(
+            e["sequence"],
+            e["kind"],
+            e["subject"],
+            e["actor_region"],
+            e["actor"],
+            e["detail_text"].encode(),
+            previous,
+            dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            + dt.timedelta(microseconds=e["create_time_micros"]),
+        )
+        previous = entry_hash(fields)
+        assert previous.hex() == e["entry_hash"]
+        stored, tampered = case["stored"], case["tampered"]
+        if "value_text" in stored:
+            sha = hashlib.sha256(stored["value_text"].encode()).hexdigest()
+            assert sha == detail["body_sha256"] == stored["sha256"]
+            assert hashlib.sha256(tampered["value_text"].encode()).hexdigest() != sha
+        else:
+            rows = sorted(tuple(r) for r in stored["rows"])
+            text_ = "".join(json.dumps(list(r), separators=(",", ":")) + "\n" for r in rows)
+            assert text_ == stored["digest_input"]
+            sha = hashlib.sha256(text_.encode()).hexdigest()
+            assert sha == detail["registry_blocks_sha256"] == stored["registry_blocks_sha256"]
+            assert tampered["registry_blocks_sha256"] != sha
+    assert previous.hex() == doc["head"]["head_hash"]
