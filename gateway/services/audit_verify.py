@@ -89,6 +89,7 @@ class _Seen:
 
 
 _PUBLISHED = {"methodology.accepted", "project.accepted", "issuance.accepted"}
+_RESOLUTIONS = {"transfer.completed", "transfer.rejected", "transfer.cancelled", "transfer.expired"}
 
 
 class StorageVerifier:
@@ -103,8 +104,10 @@ class StorageVerifier:
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.methodologies: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.projects: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.issuances: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.issued: dict[str, tuple[str, int]] = {}
+        self.issued: list[dict[str, Any]] = []
+        """The page's issuances as their records say (compared at the end of the page)."""
+        self.final = {t: _Seen() for t in ("issuances", "transfers", "retirements")}
+        """Rows compared already, as soon as the log made them final (issuances by record id)."""
         self.compared = 0
 
     def run(self) -> StorageCheck:
@@ -131,8 +134,7 @@ class StorageVerifier:
             problem = (
                 f"the log ends at entry {walker.count} but its recorded head is entry {size}"
                 if size != walker.count
-                else f"head_hash is {show(head)} but entry {size} hashes to "
-                f"{show(walker.previous)}"
+                else f"head_hash is {show(head)} but entry {size} hashes to {show(walker.previous)}"
             )
             return self._done(
                 ChainCheck(False, walker.count, walker.previous, problem, "audit_head", "id=1")
@@ -194,6 +196,34 @@ class StorageVerifier:
                     f"sequence={entry.sequence}",
                     f"detail cannot be replayed: {exc!r}",
                 ) from exc
+        # Rows that no later entry can change are compared now, and forgotten.
+        self._final_rows("issuances", {i["name"]: i for i in self.issued}, page)
+        self.issued.clear()
+        r = self.replay
+        done = [e.subject for e in page if e.kind == "units.retired"]
+        self._final_rows("retirements", {n: r.retirements.pop(n) for n in done}, page)
+        done = [e.subject for e in page if e.kind in _RESOLUTIONS and e.subject in r.transfers]
+        self._final_rows("transfers", {n: r.transfers.pop(n) for n in done}, page)
+
+    def _final_rows(
+        self, table: str, expected: Mapping[str, Mapping[str, Any]], page: Sequence[StoredEntry]
+    ) -> None:
+        if not expected:
+            return
+        found = {row["name"]: row for row in self.rows.by_name(table, expected)}
+        for name, want in expected.items():
+            row = found.get(name)
+            if row is None:
+                raise Tampered(
+                    table,
+                    f"name={name}",
+                    f"missing: the audit log (entries {page[0].sequence}..{page[-1].sequence}) "
+                    "made it",
+                )
+            key = f"id={row['id']}" if "id" in row else f"name={name}"
+            compare(table, key, want, row)
+            self.final[table].add(row["record_id"] if table == "issuances" else row["id"])
+            self.compared += 1
 
     def _envelope(self, entry: StoredEntry, digest: bytes, found: Mapping[bytes, Any]) -> Any:
         row = found.get(digest)
@@ -312,18 +342,19 @@ class StorageVerifier:
         }
 
     def _issuance(self, i: records_pb2.Issuance, rid: int) -> None:
-        self.issued[i.name] = (i.project, i.vintage)
-        self.issuances[(i.region, i.issuance_id)] = {
-            "region": i.region,
-            "issuance_id": i.issuance_id,
-            "name": i.name,
-            "record_id": rid,
-            "project_name": i.project,
-            "vintage": i.vintage,
-            "serial_start": i.serials.start,
-            "serial_end": i.serials.end,
-            "quantity_grams": i.quantity_grams,
-        }
+        self.issued.append(
+            {
+                "region": i.region,
+                "issuance_id": i.issuance_id,
+                "name": i.name,
+                "record_id": rid,
+                "project_name": i.project,
+                "vintage": i.vintage,
+                "serial_start": i.serials.start,
+                "serial_end": i.serials.end,
+                "quantity_grams": i.quantity_grams,
+            }
+        )
 
     # -- at the end: the tables against the replayed state ---------------------------------------
 
@@ -342,10 +373,10 @@ class StorageVerifier:
         self._keyed("signing_keys", ("key_id",), keys)
         self._keyed("methodologies", ("region", "methodology_id", "version"), self.methodologies)
         self._keyed("projects", ("region", "project_id"), self.projects)
-        self._keyed("issuances", ("region", "issuance_id"), self.issuances)
+        self._keyed("issuances", ("record_id",), {}, done=self.final["issuances"])
         self._blocks()
-        self._keyed("transfers", ("name",), r.transfers, label="id")
-        self._keyed("retirements", ("name",), r.retirements, label="id")
+        self._keyed("transfers", ("name",), r.transfers, label="id", done=self.final["transfers"])
+        self._keyed("retirements", ("name",), {}, label="id", done=self.final["retirements"])
         self._keyed("recognitions", ("id",), r.recognitions, digests=("body", "assessment"))
         self._keyed("holdings_snapshots", ("id",), r.snapshots)
         self._snapshot_blocks()
@@ -378,10 +409,15 @@ class StorageVerifier:
         *,
         label: str = "",
         digests: tuple[str, ...] = (),
+        done: _Seen | None = None,
     ) -> None:
-        """Every row of ``table`` equals the expected row of its key (``by``); none is missing."""
+        """Every row of ``table`` equals the expected row of its key (``by``); none is missing.
+        Rows in ``done`` (by id, or record id for issuances) were compared already."""
         remaining = {_key(v, by): v for v in expected.values()}
         for row in self.rows.stream(table):
+            ident = row.get("id", row.get("record_id"))
+            if done is not None and isinstance(ident, int) and ident in done:
+                continue
             key = _key(row, by)
             name = _label(row, (label,) if label else by)
             want = remaining.pop(key, None)
@@ -428,7 +464,8 @@ class StorageVerifier:
                     f"serials {origin}:{need}..{start - 1} before it are held by no block",
                 )
             issuance, holder, state, reserved_by, retired_by = mine[i][2]
-            project, vintage = self.issued.get(issuance, (UNCHECKED, UNCHECKED))
+            # The issuance's own row was compared with its record already.
+            project, vintage = row["issuance_project"], row["issuance_vintage"]
             compare(
                 "unit_blocks",
                 key,

@@ -11,7 +11,14 @@ from sqlalchemy import Connection, Engine, Row, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from gateway.security.audit_chain import GENESIS, StoredEntry
-from gateway.storage.models import AuditEntryRow, AuditHeadRow, Base, EnvelopeRow, RecordRow
+from gateway.storage.models import (
+    AuditEntryRow,
+    AuditHeadRow,
+    Base,
+    EnvelopeRow,
+    IssuanceRow,
+    RecordRow,
+)
 
 _ENTRY_COLUMNS = (
     AuditEntryRow.sequence,
@@ -145,17 +152,34 @@ class StoredRows:
             out.extend(self.conn.execute(stmt))
         return out
 
+    def by_name(self, table: str, names: Collection[str]) -> list[dict[str, Any]]:
+        """The rows of ``table`` (which has a unique ``name``) among ``names``."""
+        t = Base.metadata.tables[table]
+        wanted = list(names)
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(wanted), _CHUNK):
+            stmt = select(t).where(t.c.name.in_(wanted[i : i + _CHUNK]))
+            out.extend(dict(r._mapping) for r in self.conn.execute(stmt))
+        return out
+
     def stream(
         self, table: str, columns: Sequence[str] = (), page: int = 2000
     ) -> Iterator[dict[str, Any]]:
         """Every row of ``table`` (one of ``TABLE_ORDER``) as a dict — of ``columns`` and the
-        order's, or all — in that order, read in keyset pages."""
+        order's, or all — in that order, read in keyset pages. A ``unit_blocks`` row also has
+        the ``issuance_project`` and ``issuance_vintage`` of the issuance it names."""
         t = Base.metadata.tables[table]
         order = [t.c[name] for name in TABLE_ORDER[table]]
-        wanted = [t.c[c] for c in columns if c not in TABLE_ORDER[table]]
+        wanted: list[Any] = [t.c[c] for c in columns if c not in TABLE_ORDER[table]]
+        base = select(*order, *wanted) if columns else select(t)
+        if table == "unit_blocks":
+            base = base.add_columns(
+                IssuanceRow.project_name.label("issuance_project"),
+                IssuanceRow.vintage.label("issuance_vintage"),
+            ).outerjoin(IssuanceRow, IssuanceRow.name == t.c.issuance_name)
         last: tuple[Any, ...] | None = None
         while True:
-            stmt = (select(*order, *wanted) if columns else select(t)).order_by(*order).limit(page)
+            stmt = base.order_by(*order).limit(page)
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
             rows = [dict(r._mapping) for r in self.conn.execute(stmt)]

@@ -36,7 +36,14 @@ from gateway.services.audit_verify import COVERED, NOT_COVERED
 from gateway.services.exchange import ExchangeService
 from gateway.services.keys import KeyDirectory
 from gateway.storage.db import Database
-from gateway.storage.models import AuditEntryRow, AuditHeadRow, Base, TransferRow, UnitBlockRow
+from gateway.storage.models import (
+    AuditEntryRow,
+    AuditHeadRow,
+    Base,
+    EnvelopeRow,
+    TransferRow,
+    UnitBlockRow,
+)
 from mutual_recognition import DELTA_REGIONS
 
 
@@ -300,18 +307,38 @@ def test_one_changed_value_in_each_table_is_named(realistic: Database) -> None:
 
 
 def test_rows_added_or_removed_are_named(realistic: Database) -> None:
+    # A block removed: its serials are held by no block.
+    with realistic.transaction() as s:
+        gone = s.execute(select(UnitBlockRow).order_by(UnitBlockRow.id.desc())).scalars().first()
+        assert gone is not None
+        s.execute(delete(UnitBlockRow).where(UnitBlockRow.id == gone.id))
+    found = _storage(realistic)
+    assert (found.table, found.key) == ("unit_blocks", f"origin_region={gone.origin_region}")
+    assert "held by no block" in found.problem
+    # An envelope no entry stored (a copy of one, under another hash and sequence).
+    with realistic.transaction() as s:
+        model = s.execute(select(EnvelopeRow).order_by(EnvelopeRow.id)).scalars().first()
+        assert model is not None
+        columns = ("key_id", "region", "previous_hash", "content_type", "payload")
+        columns += ("sign_time_seconds", "sign_time_nanos", "signature", "received_at")
+        extra_id = s.execute(select(func.max(EnvelopeRow.id))).scalar_one() + 1
+        s.add(
+            EnvelopeRow(
+                **{c: getattr(model, c) for c in columns},
+                id=extra_id,  # the gateway allocates envelope ids itself
+                envelope_hash=bytes(32),
+                sequence=10**9,
+            )
+        )
+    found = _storage(realistic)  # compared as the log is read, before the blocks
+    assert (found.table, found.key) == ("envelopes", f"id={extra_id}"), found
+    assert "named by no audit entry" in found.problem
+    # A resolved transfer removed: named as the log resolves it, before the envelopes' end check.
     with realistic.transaction() as s:
         s.execute(delete(TransferRow).where(TransferRow.transfer_id == "sh-js-1"))
     found = _storage(realistic)
-    assert (found.table, found.problem) == ("transfers", "missing: the audit log made it")
+    assert found.table == "transfers" and found.problem.startswith("missing: the audit log")
     assert "sh-js-1" in found.key
-    with realistic.transaction() as s:
-        extra = s.execute(select(UnitBlockRow).order_by(UnitBlockRow.id.desc())).scalars().first()
-        assert extra is not None
-        s.execute(delete(UnitBlockRow).where(UnitBlockRow.id == extra.id))
-    found = _storage(realistic)  # the ledger's blocks are compared before the transfers
-    assert (found.table, found.key) == ("unit_blocks", f"origin_region={extra.origin_region}")
-    assert "held by no block" in found.problem
 
 
 RULE_2_KEYS = (
