@@ -18,7 +18,8 @@ from sqlalchemy import and_, delete, func, select, text, update
 
 from adapters import default_registry
 from gateway import demo
-from gateway.client import EnvelopeSigner, GatewayClient
+from gateway.cli.audit import served_records
+from gateway.client import EnvelopeSigner, GatewayClient, verify_remote_log
 from gateway.config import GatewaySettings
 from gateway.samples import sample_documents
 from gateway.security.audit_chain import (
@@ -41,6 +42,7 @@ from gateway.storage.models import (
     AuditHeadRow,
     Base,
     EnvelopeRow,
+    RecordRow,
     TransferRow,
     UnitBlockRow,
 )
@@ -441,3 +443,57 @@ def test_rule_2_vectors_hold() -> None:
             assert sha == detail["registry_blocks_sha256"] == stored["registry_blocks_sha256"]
             assert tampered["registry_blocks_sha256"] != sha
     assert previous.hex() == doc["head"]["head_hash"]
+
+
+# -- online: what the feed serves against the log -----------------------------------------------
+
+
+def _flip_text(data: bytes, inside: bytes) -> bytes:
+    """``data`` with one byte of its first ``inside`` changed (the bytes stay parseable)."""
+    at = data.index(inside) + len(inside) - 1
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def test_online_verify_compares_the_served_feed(database: Database, pki: PKIDir) -> None:
+    """`yrdgw audit verify` online: every record the feed serves, and its envelope, hash to what
+    the log committed to; a byte changed in the database is named."""
+    settings = GatewaySettings(
+        listen="127.0.0.1:0",
+        database_url="sqlite://",
+        cert_dir=pki.root,
+        metrics_listen="127.0.0.1:0",
+        shutdown_grace_s=1.0,
+        log_format="json",
+        log_level="warning",
+    )
+    server = GatewayServer(settings, db=database)
+    target = f"127.0.0.1:{server.start()}"
+    clients = [GatewayClient(target, pki, region=r, role=Role.REGISTRY) for r in DELTA_REGIONS[:2]]
+    try:
+        for c in clients:
+            assert all(r.accepted for r in c.publish(sample_documents(c.region)))
+        reader = clients[1]
+        result, served = served_records(reader, verify_remote_log(reader))
+        assert result.ok and served == 6
+        with database.transaction() as s:
+            record = s.get(RecordRow, 2)
+            assert record is not None
+            body = record.body
+            record.body = _flip_text(body, record.name.encode())
+        result, served = served_records(reader, verify_remote_log(reader))
+        assert (result.ok, result.table, result.key, served) == (False, "records", "id=2", 1)
+        assert "record_sha256" in result.problem
+        with database.transaction() as s:
+            record = s.get(RecordRow, 2)
+            assert record is not None
+            record.body = body
+            envelope = s.get(EnvelopeRow, record.envelope_id)
+            assert envelope is not None
+            envelope.payload = _flip_text(envelope.payload, b"2024")
+        result, served = served_records(reader, verify_remote_log(reader))
+        assert (result.ok, result.key, served) == (False, "id=2", 1)
+        assert "envelope_hash" in result.problem
+    finally:
+        for c in clients:
+            c.close()
+        server.stop(grace=1.0)
