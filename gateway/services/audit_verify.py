@@ -1,10 +1,11 @@
 """``audit verify`` against the database: the chain, then every stored row against the log.
 
-Immutable rows (envelopes, records and what is derived from them, retirements, reports) are
-compared with the hashes and values of the entries that stored them, page by page as the log is
-read; mutable state (keys and their chain heads, ledger blocks, transfers, recognitions,
-snapshots) is rebuilt by replaying the log (``audit_replay``) and compared with the tables at the
-end. The first bad row is named (table, key, what differs). See docs/protocol.md §8.3.
+Rows no later entry can change (envelopes, records, issuances, retirements, resolved transfers)
+are compared with the hashes and values of the entries that made them, page by page as the log
+is read, and forgotten; the rest (keys and their chain heads, ledger blocks, pending transfers,
+recognitions, current methodologies and projects, snapshots, reports) is rebuilt by replaying the
+log (``audit_replay``) and compared with the tables at the end. The first bad row is named
+(table, key, what differs). See docs/protocol.md §8.3.
 """
 
 from __future__ import annotations
