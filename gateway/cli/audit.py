@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,15 @@ from gateway.cli.options import (
 from gateway.cli.output import console, fail
 from gateway.security.identity import Role
 
+if TYPE_CHECKING:
+    from gateway.client import GatewayClient
+    from gateway.security.audit_chain import ChainCheck
+
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+FINDINGS = 3
+"""Exit code when the log or a stored row does not verify (0 ok, 1 error, 2 usage)."""
 
 
 @app.command("verify")
@@ -33,21 +41,114 @@ def audit_verify(
         str | None, typer.Option(help="Check a database (or a copy of one) offline instead.")
     ] = None,
 ) -> None:
-    """Check every hash link of the audit log and the gateway's signed tree head.
+    """Check the audit log's hash chain and, offline, every stored row against it.
 
-    Online (default) it fetches the log over mTLS; with --database-url it reads the database
-    directly. Either way it names the first bad entry and exits 2 when the log does not verify.
+    Online (default) it fetches the log over mTLS and checks every hash link and the gateway's
+    signed tree head. With --database-url it reads the database directly, in one consistent
+    read: the chain, then every stored table compared with the log (immutable rows by the
+    hashes their entries commit to, mutable state by replaying the log). Either way it names the
+    first bad entry or row and exits 3 when something does not verify.
     """
     if database_url:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from adapters import default_registry
         from gateway.services.audit import AuditReader
 
         with host.database(database_url) as db:
-            result = AuditReader(db).verify()
+            try:
+                revision, head = db.current_revision(), db.head_revision()
+            except SQLAlchemyError as exc:
+                raise fail(f"cannot read {database_url}: {exc.__class__.__name__}") from None
+            if revision != head:
+                raise fail(
+                    f"the database is at schema revision {revision or 'none'}, this yrdgw "
+                    f"verifies {head}: run `yrdgw db upgrade` (on a copy) first"
+                )
+            checked = AuditReader(db).verify_storage(default_registry)
+        result = checked.check
+        if result.ok:
+            unchecked = (
+                f"; {checked.unchecked} values of entries written under detail rule 1 commit to "
+                "nothing to compare"
+                if checked.unchecked
+                else ""
+            )
+            console.print(
+                f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}; "
+                f"{checked.rows} stored rows match it{unchecked}"
+            )
+            return
     else:
         with remote.connect(gateway, cert_dir, region, role, name) as client:
             result = remote.verify_audit_log(client)
+            served = 0
+            if result.ok:
+                result, served = served_records(client, result)
     if not result.ok:
-        raise fail(
-            f"audit log verification FAILED at entry {result.first_bad_entry}: {result.problem}", 2
-        )
-    console.print(f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}")
+        if result.first_bad_entry is not None and result.table != "audit_head":
+            where = f"at entry {result.first_bad_entry}"
+        else:
+            where = f"at {result.where}"
+        raise fail(f"audit log verification FAILED {where}: {result.problem}", FINDINGS)
+    console.print(
+        f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}, signed tree "
+        f"head; the {served} records the feed serves and their envelopes match it "
+        "(--database-url compares every stored row)"
+    )
+
+
+def served_records(client: GatewayClient, result: ChainCheck) -> tuple[ChainCheck, int]:
+    """Every record the feed serves, with the envelope it came in, hashes to what the entry that
+    accepted it commits to (a record's feed cursor is its ``record_id``): what the gateway serves
+    is what its log says it stored. The feed and the log are read as streams, in step. Returns
+    the verdict and the number of records compared."""
+    import hashlib
+    import json
+
+    from gateway.client import envelope_fields_of
+    from gateway.security.audit_chain import ChainCheck
+    from gateway.security.signing import envelope_hash
+
+    events = client.subscribe()
+    count = 0
+    problem = ""
+    key = ""
+    for entry in client.audit_entries():
+        if entry.sequence > result.entries:
+            break
+        if entry.kind not in ("methodology.accepted", "project.accepted", "issuance.accepted"):
+            continue
+        detail = json.loads(entry.detail)
+        key = f"id={detail['record_id']}"
+        event = next(events, None)
+        env = event.envelope if event is not None else None
+        if event is None or event.cursor != str(detail["record_id"]):
+            at = "the end of the feed" if event is None else f"cursor {event.cursor}"
+            problem = f"entry {entry.sequence} accepted it; the feed serves {at}"
+        elif (
+            hashlib.sha256(event.record.SerializeToString(deterministic=True)).hexdigest()
+            != detail["record_sha256"]
+        ):
+            problem = (
+                "the feed serves bytes that do not hash to the record_sha256 entry "
+                f"{entry.sequence} commits to"
+            )
+        elif (
+            env is not None
+            and envelope_hash(envelope_fields_of(env), env.signature).hex()
+            != detail["envelope_hash"]
+        ):
+            problem = (
+                f"the feed serves it with an envelope that does not hash to the envelope_hash "
+                f"entry {entry.sequence} commits to"
+            )
+        if problem:
+            break
+        count += 1
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()  # the feed may go on past the head the log was checked to
+    if problem:
+        return ChainCheck(False, result.entries, result.head_hash, problem, "records", key), count
+    return result, count

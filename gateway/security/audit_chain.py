@@ -3,6 +3,10 @@
 entry_hash = SHA-256 over a length-prefixed encoding of (domain tag, sequence, kind, subject,
 actor region, actor, detail, previous hash, creation time in microseconds). Each entry names its
 predecessor's hash, so changing, removing or reordering any entry breaks every later hash.
+
+The hash rule has not changed since v1. What an entry's ``detail`` commits to is versioned by its
+``v`` key (absent: rule 1; ``DETAIL_RULE``: the rule new entries are written under), see
+docs/protocol.md §8.3.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 ENTRY_TAG = b"yrd-interop/v1/audit-entry"
 TREE_HEAD_TAG = b"yrd-interop/v1/tree-head"
 GENESIS = bytes(32)
+DETAIL_RULE = 2
+"""The detail rule new entries of the kinds it extends are written under (their ``v`` key)."""
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
@@ -102,40 +108,87 @@ def entry_hash(e: EntryFields) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
-    """Result of walking the chain."""
+    """Result of walking the chain (and, offline, of comparing the stored rows with it)."""
 
     ok: bool
     entries: int
     """Entries that verified, from the first."""
     head_hash: bytes
     problem: str = ""
+    table: str = ""
+    """The table of the first bad row ("audit_entries" for the log itself); "" when ok."""
+    key: str = ""
+    """That row's key, e.g. ``sequence=7`` or ``id=3``."""
 
     @property
     def first_bad_entry(self) -> int | None:
-        """Sequence of the first entry that fails, None when the whole log verifies."""
-        return None if self.ok else self.entries + 1
+        """Sequence of the first entry that fails, None when the whole log verifies (or when
+        the log verifies and a stored row does not)."""
+        if self.ok or self.table not in ("", "audit_entries", "audit_head"):
+            return None
+        return self.entries + 1
+
+    @property
+    def where(self) -> str:
+        """``table key`` of the first bad row ("" when ok)."""
+        return f"{self.table} {self.key}".strip()
+
+
+class ChainWalker:
+    """Checks entries one by one from sequence 1: each link and hash."""
+
+    __slots__ = ("count", "previous")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.previous = GENESIS
+
+    def step(self, fields: EntryFields, stored: bytes) -> str | None:
+        """The problem with the next entry, or None (and the walk moves past it)."""
+        count = self.count + 1
+        if fields.sequence != count:
+            return f"expected sequence {count}, found {fields.sequence}"
+        if fields.previous_hash != self.previous:
+            return f"entry {count} does not link to entry {count - 1}"
+        if entry_hash(fields) != stored:
+            return f"entry {count} hash does not match its content"
+        self.count, self.previous = count, stored
+        return None
+
+    def failed(self, problem: str) -> ChainCheck:
+        return ChainCheck(
+            False,
+            self.count,
+            self.previous,
+            problem,
+            "audit_entries",
+            f"sequence={self.count + 1}",
+        )
 
 
 def verify_chain(entries: Iterable[tuple[EntryFields, bytes]]) -> ChainCheck:
     """Walk (fields, stored hash) pairs from sequence 1 and check every link and hash."""
-    previous = GENESIS
-    count = 0
+    walker = ChainWalker()
     for fields, stored in entries:
-        count += 1
-        if fields.sequence != count:
-            return ChainCheck(
-                False, count - 1, previous, f"expected sequence {count}, found {fields.sequence}"
-            )
-        if fields.previous_hash != previous:
-            return ChainCheck(
-                False, count - 1, previous, f"entry {count} does not link to entry {count - 1}"
-            )
-        if entry_hash(fields) != stored:
-            return ChainCheck(
-                False, count - 1, previous, f"entry {count} hash does not match its content"
-            )
-        previous = stored
-    return ChainCheck(True, count, previous)
+        problem = walker.step(fields, stored)
+        if problem is not None:
+            return walker.failed(problem)
+    return ChainCheck(True, walker.count, walker.previous)
+
+
+def detail_rule(detail: Mapping[str, Any]) -> int:
+    """The detail rule an entry was written under (1 when it has no ``v``)."""
+    v = detail.get("v", 1)
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def blocks_digest(rows: Iterable[tuple[str, int, int, str]]) -> str:
+    """Hex SHA-256 of (origin, first serial, last serial, state) rows in sorted order, each as
+    canonical JSON followed by a newline (what rule 2 commits a snapshot's blocks to)."""
+    h = hashlib.sha256()
+    for origin, start, end, state in sorted(rows):
+        h.update(json.dumps([origin, start, end, state], separators=(",", ":")).encode() + b"\n")
+    return h.hexdigest()
 
 
 def tree_head_input(size: int, head_hash: bytes, signed_at: dt.datetime) -> bytes:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from adapters.registry import AdapterRegistry
 from gateway.errors import InvalidArgument
 from gateway.security.audit_chain import (
     ChainCheck,
@@ -18,7 +19,8 @@ from gateway.security.audit_chain import (
 )
 from gateway.security.signing import key_id_of, raw_public_key
 from gateway.services import Clock, page_limit, page_of, utc_now
-from gateway.storage.audit_store import AuditStore
+from gateway.services.audit_verify import StorageCheck, StorageVerifier
+from gateway.storage.audit_store import AuditStore, read_snapshot
 from gateway.storage.db import Database
 
 MAX_PAGE = 5000
@@ -103,3 +105,10 @@ class AuditReader:
                 f"the log ends at entry {check.entries} but its recorded head is entry {size}",
             )
         return check
+
+    def verify_storage(self, adapters: AdapterRegistry | None = None) -> StorageCheck:
+        """``verify``, and every stored row compared with the log (docs/protocol.md §8.3), all in
+        one consistent read; names the first bad row. With ``adapters``, a methodology's
+        reference (as its region's adapter makes it) is checked too."""
+        with read_snapshot(self.db.engine) as rows:
+            return StorageVerifier(rows, adapters).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -23,6 +24,7 @@ import mutual_recognition as mr
 from gateway import errors
 from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE, methodology_name
 from gateway.recognition_codec import dumps, loads
+from gateway.security.audit_chain import DETAIL_RULE
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.exchange import StoredEnvelope
@@ -216,7 +218,9 @@ class RecognitionService:
                     assessment=blob,
                     requested_at=now,
                 )
-                self._audit(session, caller, "recognition.requested", rec, digest, now)
+                self._audit(
+                    session, caller, "recognition.requested", rec, digest, now, assessment=blob
+                )
                 out.append((rec, blob))
             return out
 
@@ -475,22 +479,31 @@ class RecognitionService:
         envelope: bytes,
         now: dt.datetime,
         comment: str = "",
+        *,
+        assessment: bytes | None = None,
     ) -> None:
+        # Detail rule 2 (docs/protocol.md §8.3): the stored body (and, when requested, the
+        # assessment) as they are after this change, by their SHA-256.
+        detail: dict[str, object] = {
+            "v": DETAIL_RULE,
+            "envelope_hash": envelope.hex(),
+            "subject": rec.subject.name,
+            "version": rec.subject.version,
+            "recognising_region": rec.recognising_region,
+            "state": rec.state.value,
+            "approvals": len(rec.approvals),
+            "required_approvals": rec.required_approvals,
+            "comment": comment,
+            "body_sha256": hashlib.sha256(dumps(rec).encode()).hexdigest(),
+        }
+        if assessment is not None:
+            detail["assessment_sha256"] = hashlib.sha256(assessment).hexdigest()
         audit_log(session.connection()).append(
             kind=kind,
             subject=rec.name,
             actor_region=caller.region or "",
             actor=caller.actor,
-            detail={
-                "envelope_hash": envelope.hex(),
-                "subject": rec.subject.name,
-                "version": rec.subject.version,
-                "recognising_region": rec.recognising_region,
-                "state": rec.state.value,
-                "approvals": len(rec.approvals),
-                "required_approvals": rec.required_approvals,
-                "comment": comment,
-            },
+            detail=detail,
             now=now,
         )
 

@@ -29,6 +29,7 @@ from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
 from gateway.contract import BLOCK_STATE_OF, parse_transfer_name, reconciliation_name, snapshot_name
+from gateway.security.audit_chain import DETAIL_RULE, blocks_digest
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -184,6 +185,11 @@ class ReconciliationService:
                 actor_region=region,
                 actor=submitted_by,
                 detail={
+                    # Detail rule 2 (docs/protocol.md §8.3): the registry's blocks by digest.
+                    "v": DETAIL_RULE,
+                    "registry_blocks_sha256": blocks_digest(
+                        (b.origin, b.start, b.end, b.state) for b in snapshot.blocks
+                    ),
                     "snapshot_time": snapshot.snapshot_time.isoformat(),
                     "blocks": len(snapshot.blocks),
                     "quantity_grams": quantity,

@@ -17,6 +17,7 @@ from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
 from gateway.contract import MAX_REQUEST_ID_CHARS, RETIRED, RETIREMENT_TYPE, retirement_name
+from gateway.security.audit_chain import DETAIL_RULE
 from gateway.security.identity import Identity
 from gateway.services import Clock, utc_now
 from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, advance, repeat, store_envelope
@@ -164,12 +165,14 @@ class RetirementService(LedgerParts):
                 actor_region=holder,
                 actor=caller.actor,
                 detail={
+                    "v": DETAIL_RULE,  # rule 2: outside_grams too (docs/protocol.md §8.3)
                     "envelope_hash": signed.digest.hex(),
                     "purpose": transfer_pb2.TransferPurpose.Name(order.purpose),
                     "beneficiary": beneficiary,
                     "compliance_year": order.compliance_year,
                     "quantity_grams": quantity,
                     "credited_grams": credit,
+                    "outside_grams": outside,
                     "ratio": f"{effective.numerator}/{effective.denominator}",
                     "rounding": str(dropped),
                     "blocks": moved(blocks),

@@ -27,6 +27,7 @@ from gateway.contract import (
     RESERVED,
     transfer_name,
 )
+from gateway.security.audit_chain import DETAIL_RULE
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, advance, repeat, store_envelope
@@ -147,6 +148,7 @@ class TransferService(LedgerParts):
                 destination=proposal.destination_region,
                 quantity=quantity,
                 reason=None,
+                expires=expires,
                 writes=writes,
             )
             writes.run(unit.conn)
@@ -486,21 +488,26 @@ def _audit(
     destination: str,
     quantity: int,
     reason: str | None,
+    expires: dt.datetime | None = None,
     writes: Writes | None = None,
 ) -> None:
+    detail: dict[str, object] = {
+        "envelope_hash": envelope.hex(),
+        "source": source,
+        "destination": destination,
+        "quantity_grams": quantity,
+        "blocks": moved(blocks),
+        "reason": reason,
+    }
+    if expires is not None:
+        # Detail rule 2 (docs/protocol.md §8.3): a proposal commits to its deadline too.
+        detail.update(v=DETAIL_RULE, expires_at=expires.isoformat())
     audit.append(
         kind=kind,
         subject=name,
         actor_region=actor.region or "",
         actor=actor.actor,
-        detail={
-            "envelope_hash": envelope.hex(),
-            "source": source,
-            "destination": destination,
-            "quantity_grams": quantity,
-            "blocks": moved(blocks),
-            "reason": reason,
-        },
+        detail=detail,
         now=now,
         writes=writes,
     )

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from gateway.tools import vector_cases, vector_logs
+from gateway.tools import vector_audit, vector_cases, vector_logs
 from gateway.tools.vector_cases import Json
 
 
@@ -25,6 +25,7 @@ def all_vectors() -> dict[str, Json]:
         "envelope-tampered": vector_cases.tampered_vectors(),
         "audit-chain": vector_logs.audit_vectors(),
         "tree-head": vector_logs.tree_head_vectors(),
+        "audit-commitments": vector_audit.commitment_vectors(),
         "reconciliation-report": vector_logs.report_vectors(),
         "canonical-json": vector_logs.canonical_json_vectors(),
     }

@@ -258,7 +258,19 @@ def test_registry_publish_subscribe_and_offline_audit(
             (bytes([detail[0] ^ 1]) + detail[1:],),
         )
     bad = run("audit", "verify", "--database-url", url, check=False)
-    assert bad.returncode == 2 and "FAILED at entry 14" in bad.stderr
+    assert bad.returncode == 3 and "FAILED at entry 14" in bad.stderr
+    # One byte of a stored envelope's payload: the entry that stored it names the row.
+    copy = tmp_path / "copy2.sqlite3"  # a fresh file: the first copy keeps its WAL
+    url = f"sqlite:///{copy}"
+    shutil.copy(database, copy)
+    with sqlite3.connect(copy) as conn:
+        (payload,) = conn.execute("SELECT payload FROM envelopes WHERE id = 2").fetchone()
+        conn.execute(
+            "UPDATE envelopes SET payload = ? WHERE id = 2",
+            (bytes([payload[0] ^ 1]) + payload[1:],),
+        )
+    bad = run("audit", "verify", "--database-url", url, check=False)
+    assert bad.returncode == 3 and "FAILED at envelopes id=2" in bad.stderr, bad.stderr
 
 
 def test_adapters_list_and_convert(tmp_path: Path) -> None:

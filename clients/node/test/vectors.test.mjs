@@ -106,3 +106,44 @@ test('A1, T1: audit entry hash and signed tree head', () => {
   assert.ok(!verifyTreeHead({ ...head, size: '2' }, rawPublicKey(key2)));
   assert.ok(!verifyTreeHead(head, rawPublicKey(key1))); // key id of another key
 });
+
+test('C1, C2: rule-2 audit entries and the stored values they commit to (§8.3)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { createHash } = await import('node:crypto');
+  const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+  const doc = JSON.parse(readFileSync(join(here, '..', '..', '..', 'docs', 'vectors', 'audit-commitments.json'), 'utf8'));
+  let previous = Buffer.alloc(32);
+  for (const c of doc.cases) {
+    const e = c.entry;
+    const micros = BigInt(e.create_time_micros);
+    const entry = {
+      sequence: String(e.sequence),
+      kind: e.kind,
+      subject: e.subject,
+      actor_region: e.actor_region,
+      actor: e.actor,
+      detail: Buffer.from(e.detail_text),
+      previous_hash: previous,
+      create_time: { seconds: String(micros / 1000000n), nanos: Number(micros % 1000000n) * 1000 },
+    };
+    previous = auditEntryHash(entry);
+    assert.equal(previous.toString('hex'), e.entry_hash);
+    const detail = JSON.parse(e.detail_text);
+    assert.equal(detail.v, 2);
+    if (c.id === 'C1') {
+      assert.equal(sha256(Buffer.from(c.stored.value_text)), detail.body_sha256);
+      assert.notEqual(sha256(Buffer.from(c.tampered.value_text)), detail.body_sha256);
+    } else {
+      // Sorted by origin, first serial, last serial, state (strings by code point).
+      const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+      const rows = [...c.stored.rows].sort(
+        (a, b) => cmp(a[0], b[0]) || cmp(BigInt(a[1]), BigInt(b[1])) || cmp(BigInt(a[2]), BigInt(b[2])) || cmp(a[3], b[3]),
+      );
+      const input = rows.map((r) => JSON.stringify(r) + '\n').join('');
+      assert.equal(input, c.stored.digest_input);
+      assert.equal(sha256(Buffer.from(input)), detail.registry_blocks_sha256);
+      assert.notEqual(c.tampered.registry_blocks_sha256, detail.registry_blocks_sha256);
+    }
+  }
+  assert.equal(previous.toString('hex'), doc.head.head_hash);
+});
