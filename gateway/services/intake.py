@@ -31,7 +31,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2
 
-from gateway import errors
+from gateway import errors, validation
 from gateway.security.identity import Identity
 from gateway.security.signing import (
     EnvelopeFields,
@@ -437,14 +437,17 @@ class Incoming(Generic[M]):
 def decode(
     kind: type[M], payload: bytes, validate: Callable[[M], None] | None = None
 ) -> tuple[M, errors.DomainError | None]:
-    """The payload parsed as ``kind`` and validated, or the error to raise where those checks
-    stand (after the signature's)."""
+    """The payload parsed as ``kind`` and validated (the validation layer's rules, then
+    ``validate``'s), or the error to raise where those checks stand (after the signature's)."""
     try:
         message = kind.FromString(payload)
-    except DecodeError as exc:
+    except (DecodeError, RecursionError) as exc:
         err = errors.PayloadMalformed(f"payload is not a {kind.DESCRIPTOR.name}")
         err.__cause__ = exc
         return kind(), err
+    invalid = validation.refusal(message)
+    if invalid is not None:
+        return message, invalid
     if validate is not None:
         try:
             validate(message)
