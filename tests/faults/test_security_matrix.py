@@ -100,6 +100,7 @@ class Federation:
 
 def _proposal(transfer_id: str, destination: str, origin: str, start: int, end: int) -> bytes:
     return transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id=transfer_id,
         destination_region=destination,
         units=transfer_pb2.UnitSelection(

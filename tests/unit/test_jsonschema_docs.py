@@ -214,13 +214,19 @@ VALID: list[tuple[str, Message]] = [
     ),
     (
         "transfer-proposal",
-        ts.TransferProposal(transfer_id="t-1", destination_region="310000", units=ranges()),
+        ts.TransferProposal(
+            transfer_id="t-1",
+            destination_region="310000",
+            units=ranges(),
+            purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
+        ),
     ),
     (
         "transfer-proposal",
         ts.TransferProposal(
             transfer_id="t-2",
             destination_region="310000",
+            purpose=transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
             units=transfer_pb2.UnitSelection(
                 quantity=transfer_pb2.QuantityFromProject(
                     project="regions/340000/projects/AH-XM-2024-0031",
