@@ -226,7 +226,6 @@ VALID: list[tuple[str, Message]] = [
         ts.TransferProposal(
             transfer_id="t-2",
             destination_region="310000",
-            purpose=transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
             units=transfer_pb2.UnitSelection(
                 quantity=transfer_pb2.QuantityFromProject(
                     project="regions/340000/projects/AH-XM-2024-0031",
