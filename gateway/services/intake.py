@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -51,6 +52,9 @@ DEFAULT_SIGN_TIME_SKEW = dt.timedelta(minutes=10)
 """How far ``sign_time`` may be from the gateway's clock, either way (the gateway's setting
 ``sign_time_skew_s`` is passed in at assembly)."""
 
+MAX_SEQUENCE = 2**63 - 1
+"""Largest envelope sequence: what a signed 64-bit database integer holds."""
+_KEY_ID = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -65,8 +69,8 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     seconds, nanos = env.sign_time.seconds, env.sign_time.nanos
     if (
         content_type
-        and len(key_id) == 32
-        and sequence >= 1
+        and _KEY_ID.fullmatch(key_id)
+        and 1 <= sequence <= MAX_SEQUENCE
         and len(previous_hash) == 32
         and len(signature) == 64
         and has_time
@@ -79,10 +83,10 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     problems: dict[str, str] = {}
     if not content_type:
         problems["content_type"] = "required"
-    if len(key_id) != 32:
-        problems["key_id"] = "must be 32 hex characters"
-    if sequence < 1:
-        problems["sequence"] = "must be 1 or more"
+    if not _KEY_ID.fullmatch(key_id):
+        problems["key_id"] = "must be 32 lowercase hex characters"
+    if not 1 <= sequence <= MAX_SEQUENCE:
+        problems["sequence"] = f"must be 1 to {MAX_SEQUENCE}"
     if len(previous_hash) != 32:
         problems["previous_hash"] = "must be 32 bytes"
     if len(signature) != 64:

@@ -101,12 +101,14 @@ class Region(Rule):
 
 @dataclass(frozen=True, slots=True)
 class RequestId(Rule):
-    """A client-chosen id: 1–120 code points, no ``/``, no control characters."""
+    """A client-chosen id: 1–120 code points, no ``/``, no whitespace, no control characters."""
 
     def problem(self, value: object) -> str | None:
         assert isinstance(value, str)
         if not value or len(value) > MAX_REQUEST_ID_CHARS or "/" in value:
             return f"required, at most {MAX_REQUEST_ID_CHARS} characters, no '/'"
+        if any(ch.isspace() for ch in value):
+            return "no whitespace"
         return _controls(value)
 
 
