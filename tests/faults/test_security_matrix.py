@@ -418,7 +418,7 @@ MATRIX: list[tuple[Row, Outcome]] = [
         replayed_answer_on_another_rpc,
         Outcome(Code.INVALID_ARGUMENT, "ANSWER_DECISION_MISMATCH"),
     ),
-    (approval_presented_as_a_rejection, Outcome(Code.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
+    (approval_presented_as_a_rejection, Outcome(Code.INVALID_ARGUMENT, "VERDICT_MISMATCH")),
     (signature_over_mutated_bytes, Outcome(Code.INVALID_ARGUMENT, "SIGNATURE_INVALID")),
     # Refused by the transport's message limit before any handler: no ErrorInfo.
     (oversized_message, Outcome(Code.RESOURCE_EXHAUSTED)),
