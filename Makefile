@@ -15,7 +15,7 @@ MATRIX_PYTHONS ?= 3.12 3.13
 MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
-	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults \
+	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults hostile \
 	vectors reasons schema clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
@@ -129,6 +129,12 @@ bench: install
 ## The fuzz tests with random inputs and 20 times the examples `make test` runs.
 fuzz-long: install
 	YRDGW_FUZZ_PROFILE=yrdgw-fuzz-long $(BIN)/pytest tests/fuzz -q --timeout=3600
+
+## The hostile-request test (every RPC and signed body, one field hostile at a time, both
+## backends) with every hostile value of each kind, not only the first few `make test` sends;
+## prints the counts per RPC.
+hostile: install
+	YRDGW_HOSTILE=full $(BIN)/pytest tests/hostile -q -s --timeout=1800
 
 ## Coverage-guided fuzzing (atheris/libFuzzer) of each adapter's parser; FUZZ_RUNS per region.
 FUZZ_RUNS ?= 50000

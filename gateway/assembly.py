@@ -94,6 +94,7 @@ def build_services(
         proposal_ttl=dt.timedelta(seconds=settings.proposal_ttl_s),
         max_message_bytes=settings.max_message_bytes,
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        max_sign_time_skew=skew,
     )
     return Services(
         db=db,

@@ -405,6 +405,13 @@ class AnswerDecisionMismatch(InvalidArgument):
     reason = "ANSWER_DECISION_MISMATCH"
 
 
+class VerdictMismatch(InvalidArgument):
+    """A recognition verdict's signed verdict is not what the RPC it came on does (or is unset
+    or unknown)."""
+
+    reason = "VERDICT_MISMATCH"
+
+
 class TransferExpired(FailedPrecondition):
     """The proposal passed its deadline before the answer came."""
 

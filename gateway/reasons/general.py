@@ -85,28 +85,36 @@ REASONS: tuple[Reason, ...] = (
         "INVALID_ARGUMENT",
         "INVALID_ARGUMENT",
         (
-            "Generic bad field(s), named in `BadRequest`: body rules of a proposal, answer reason,"
-            " retirement order, recognition conditions (ratio denominator, calendar date), verdict"
-            " not matching the RPC, too many envelopes, page sizes, batch sizes, unknown "
-            "kind/state, native feed for the gateway role, audit start sequence, key owner, key "
-            "revocation reason, reconciliation region."
+            "Generic bad field(s), named in `BadRequest` (field path and what is wrong): the "
+            "validation layer's rules (protocol §7.3: unknown or `UNSPECIFIED` enum values, "
+            "control characters, malformed region codes in bodies and filters, ids, bounds of "
+            "quantities and serial ranges, required fields), answer reason, recognition "
+            "conditions (ratio denominator, calendar date), too many envelopes, page sizes, batch"
+            " sizes, native feed for the gateway role, key owner, key revocation reason."
         ),
         rpcs=(
             "Publish",
             "Subscribe",
+            "GetRecord",
             "ListRecords",
             "ProposeTransfer",
             "Answer",
             "Retire",
+            "GetTransfer",
             "ListTransfers",
             "ListUnitBlocks",
             "RequestRecognition",
             "Decide",
+            "RevokeRecognition",
+            "GetRecognition",
             "ListRecognitions",
+            "CheckRecognized",
             "RunReconciliation",
+            "GetReconciliationReport",
             "ListReconciliationReports",
             "RegisterSigningKey",
             "RevokeSigningKey",
+            "ListSigningKeys",
             "ListAuditEntries",
         ),
         retry=Retry.FIX,

@@ -69,6 +69,17 @@ REASONS: tuple[Reason, ...] = (
         domain="recognition",
     ),
     Reason(
+        "VERDICT_MISMATCH",
+        "INVALID_ARGUMENT",
+        (
+            "A recognition verdict's signed `verdict` is not what the RPC does (`APPROVE` on "
+            "ApproveRecognition, `REJECT` on RejectRecognition), or is unset or unknown "
+            "(metadata `verdict`: the signed value's enum name, or its number)."
+        ),
+        rpcs=("Decide",),
+        retry=Retry.FIX,
+    ),
+    Reason(
         "COMMENT_REQUIRED",
         "INVALID_ARGUMENT",
         "A decision needs a non-blank comment.",

@@ -274,6 +274,8 @@ def gateway_info(info: info_service.GatewayInfo) -> gateway_info_service_pb2.Get
     out.max_request_id_chars = lim.max_request_id_chars
     out.max_snapshot_blocks = lim.max_snapshot_blocks
     out.max_snapshot_time_ahead.CopyFrom(duration(lim.max_snapshot_time_ahead))
+    if lim.max_sign_time_skew is not None:
+        out.max_sign_time_skew.CopyFrom(duration(lim.max_sign_time_skew))
     for rule in lim.page_rules:
         out.page_limits.add(method=rule.method, default_size=rule.default, max_size=rule.maximum)
     return msg

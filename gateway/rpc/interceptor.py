@@ -32,6 +32,8 @@ from gateway.rpc.status import grpc_code, internal_status, sendable, to_grpc_sta
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
+from gateway.validation import applies_to
+from gateway.validation import check as validate
 
 log = structlog.get_logger("yrdgw.rpc")
 
@@ -297,17 +299,20 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 
 
 def _decoded(request: Any) -> Any:
-    """The request, or RequestMalformed when its bytes did not decode."""
+    """The request, checked by the validation layer (its refusal raised); RequestMalformed when
+    its bytes did not decode."""
     if isinstance(request, _Undecodable):
         raise RequestMalformed(
             f"the request is not a valid {request.message_type}: {request.problem}",
             metadata={"message_type": request.message_type},
         )
+    if applies_to(request):
+        validate(request)
     return request
 
 
 def _each_decoded(requests: Iterator[Any]) -> Iterator[Any]:
-    """A request stream whose first undecodable message raises RequestMalformed."""
+    """A request stream whose first undecodable or invalid message raises its refusal."""
     for request in requests:
         yield _decoded(request)
 

@@ -72,6 +72,8 @@ class Limits:
     max_request_id_chars: int = MAX_REQUEST_ID_CHARS
     max_snapshot_blocks: int = reconciliation.MAX_SNAPSHOT_BLOCKS
     max_snapshot_time_ahead: dt.timedelta = reconciliation.MAX_SNAPSHOT_AHEAD
+    max_sign_time_skew: dt.timedelta | None = None
+    """How far ``sign_time`` may be from the clock, either way (None: no window)."""
     page_rules: tuple[PageRule, ...] = (
         PageRule(
             f"{_P}RegistryService/Subscribe", exchange.DEFAULT_FEED_BATCH, exchange.MAX_FEED_BATCH
@@ -145,6 +147,7 @@ class InfoService:
         proposal_ttl: dt.timedelta,
         max_message_bytes: int,
         max_concurrent_rpcs: int,
+        max_sign_time_skew: dt.timedelta | None = None,
     ) -> None:
         self._info = GatewayInfo(
             protocol_package=PROTOCOL_PACKAGE,
@@ -159,7 +162,9 @@ class InfoService:
                 proposal_ttl=proposal_ttl,
             ),
             limits=Limits(
-                max_message_bytes=max_message_bytes, max_concurrent_rpcs=max_concurrent_rpcs
+                max_message_bytes=max_message_bytes,
+                max_concurrent_rpcs=max_concurrent_rpcs,
+                max_sign_time_skew=max_sign_time_skew,
             ),
         )
 

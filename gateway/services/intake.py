@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -31,7 +32,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2
 
-from gateway import errors
+from gateway import errors, validation
 from gateway.security.identity import Identity
 from gateway.security.signing import (
     EnvelopeFields,
@@ -51,6 +52,9 @@ DEFAULT_SIGN_TIME_SKEW = dt.timedelta(minutes=10)
 """How far ``sign_time`` may be from the gateway's clock, either way (the gateway's setting
 ``sign_time_skew_s`` is passed in at assembly)."""
 
+MAX_SEQUENCE = 2**63 - 1
+"""Largest envelope sequence: what a signed 64-bit database integer holds."""
+_KEY_ID = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -65,8 +69,8 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     seconds, nanos = env.sign_time.seconds, env.sign_time.nanos
     if (
         content_type
-        and len(key_id) == 32
-        and sequence >= 1
+        and _KEY_ID.fullmatch(key_id)
+        and 1 <= sequence <= MAX_SEQUENCE
         and len(previous_hash) == 32
         and len(signature) == 64
         and has_time
@@ -79,10 +83,10 @@ def envelope_fields(env: envelope_pb2.SignedEnvelope) -> EnvelopeFields:
     problems: dict[str, str] = {}
     if not content_type:
         problems["content_type"] = "required"
-    if len(key_id) != 32:
-        problems["key_id"] = "must be 32 hex characters"
-    if sequence < 1:
-        problems["sequence"] = "must be 1 or more"
+    if not _KEY_ID.fullmatch(key_id):
+        problems["key_id"] = "must be 32 lowercase hex characters"
+    if not 1 <= sequence <= MAX_SEQUENCE:
+        problems["sequence"] = f"must be 1 to {MAX_SEQUENCE}"
     if len(previous_hash) != 32:
         problems["previous_hash"] = "must be 32 bytes"
     if len(signature) != 64:
@@ -437,14 +441,17 @@ class Incoming(Generic[M]):
 def decode(
     kind: type[M], payload: bytes, validate: Callable[[M], None] | None = None
 ) -> tuple[M, errors.DomainError | None]:
-    """The payload parsed as ``kind`` and validated, or the error to raise where those checks
-    stand (after the signature's)."""
+    """The payload parsed as ``kind`` and validated (the validation layer's rules, then
+    ``validate``'s), or the error to raise where those checks stand (after the signature's)."""
     try:
         message = kind.FromString(payload)
-    except DecodeError as exc:
+    except (DecodeError, RecursionError) as exc:
         err = errors.PayloadMalformed(f"payload is not a {kind.DESCRIPTOR.name}")
         err.__cause__ = exc
         return kind(), err
+    invalid = validation.refusal(message)
+    if invalid is not None:
+        return message, invalid
     if validate is not None:
         try:
             validate(message)

@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import Protocol, TypeVar
 
 from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy.orm import Session
 from yrd.interop.v1 import (
     envelope_pb2,
@@ -21,7 +22,7 @@ from yrd.interop.v1 import (
 )
 
 import mutual_recognition as mr
-from gateway import errors
+from gateway import errors, validation
 from gateway.contract import APPLICATION_TYPE, REVOCATION_TYPE, VERDICT_TYPE, methodology_name
 from gateway.recognition_codec import dumps, loads
 from gateway.security.audit_chain import DETAIL_RULE
@@ -34,7 +35,7 @@ from gateway.storage.db import Database
 from gateway.storage.models import RecognitionRow, UnitBlockRow
 from gateway.storage.recognition_store import RecognitionStore
 
-T = TypeVar("T")
+T = TypeVar("T", bound=ProtoMessage)
 
 
 class RevocationEffect(Protocol):
@@ -144,10 +145,13 @@ class RecognitionService:
 
     @staticmethod
     def _parse(cls: Callable[[bytes], T], payload: bytes, what: str) -> T:
+        """The payload parsed, and checked by the validation layer."""
         try:
-            return cls(payload)
-        except DecodeError as exc:
+            body = cls(payload)
+        except (DecodeError, RecursionError) as exc:
             raise errors.PayloadMalformed(f"payload is not a {what}") from exc
+        validation.check(body)
+        return body
 
     # -- request --------------------------------------------------------------------------------
 
@@ -304,9 +308,12 @@ class RecognitionService:
                 else recognition_pb2.VERDICT_REJECT
             )
             if body.verdict != wanted:
-                raise errors.InvalidArgument(
-                    "the signed verdict does not match the RPC",
-                    field_errors={"verdict": "mismatch"},
+                signed = _verdict_name(body.verdict)
+                raise errors.VerdictMismatch(
+                    f"the signed verdict is {signed}; this RPC takes "
+                    f"{recognition_pb2.Verdict.Name(wanted)}",
+                    field_errors={"verdict": f"must be {recognition_pb2.Verdict.Name(wanted)}"},
+                    metadata={"verdict": signed},
                 )
             row, rec = self._load(RecognitionStore(session), body.recognition)
             if resent:
@@ -506,6 +513,14 @@ class RecognitionService:
             detail=detail,
             now=now,
         )
+
+
+def _verdict_name(value: int) -> str:
+    """The name of a verdict value, or its number when the enum declares none."""
+    try:
+        return recognition_pb2.Verdict.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        return str(value)
 
 
 def _request_id(envelope_hash: bytes) -> str:

@@ -16,7 +16,7 @@ from typing import Protocol
 from yrd.interop.v1 import envelope_pb2, transfer_pb2, transfer_service_pb2
 
 from gateway import errors
-from gateway.contract import MAX_REQUEST_ID_CHARS, RETIRED, RETIREMENT_TYPE, retirement_name
+from gateway.contract import RETIRED, RETIREMENT_TYPE, retirement_name
 from gateway.security.audit_chain import DETAIL_RULE
 from gateway.security.identity import Identity
 from gateway.services import Clock, utc_now
@@ -36,12 +36,6 @@ from gateway.storage.direct import Writes
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.ledger_store import Block, LedgerStore, Retirement
 from mutual_recognition.credit import ets_offset_credit
-
-_RETIRE_PURPOSES = (
-    transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
-    transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
-    transfer_pb2.TRANSFER_PURPOSE_CHARITABLE,
-)
 
 
 class EtsPolicy(Protocol):
@@ -199,21 +193,9 @@ class RetirementService(LedgerParts):
 
     @staticmethod
     def _validate_order(order: transfer_service_pb2.RetirementOrder) -> None:
+        """What the validation layer's rules (gateway/validation/rules.py) cannot say: an ETS
+        offset names its compliance year and declared obligation."""
         problems: dict[str, str] = {}
-        if (
-            not order.retirement_id
-            or len(order.retirement_id) > MAX_REQUEST_ID_CHARS
-            or "/" in order.retirement_id
-        ):
-            problems["retirement_id"] = (
-                f"required, at most {MAX_REQUEST_ID_CHARS} characters, no '/'"
-            )
-        if order.purpose not in _RETIRE_PURPOSES:
-            problems["purpose"] = "ETS_OFFSET, VOLUNTARY_NEUTRALITY or CHARITABLE"
-        if not order.beneficiary.strip():
-            problems["beneficiary"] = "required"
-        if order.units.WhichOneof("selection") is None:
-            problems["units"] = "serial ranges or a quantity are required"
         if order.purpose == transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET:
             if order.compliance_year < 2000:
                 problems["compliance_year"] = "required for an ETS offset"

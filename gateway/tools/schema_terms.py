@@ -53,7 +53,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "UnitSelection": ("selection",),
     "SerialRanges": ("origin_region", "ranges"),
     "QuantityFromProject": ("project", "vintage", "quantity_grams"),
-    "TransferProposal": ("transfer_id", "destination_region", "units"),
+    "TransferProposal": ("transfer_id", "destination_region", "units", "purpose"),
     "TransferAnswer": ("transfer", "decision"),
     "RetirementOrder": ("retirement_id", "units", "purpose", "beneficiary"),
     "RecognitionApplication": ("subject",),
@@ -113,9 +113,7 @@ FIELD_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("TransferProposal", "transfer_id"): _CLIENT_ID,
     ("TransferProposal", "destination_region"): _REGION,
     ("TransferProposal", "purpose"): {
-        "enum": [
-            "TRANSFER_PURPOSE_UNSPECIFIED", "TRANSFER_PURPOSE_TRANSFER", "TRANSFER_PURPOSE_ETS_OFFSET",
-        ]
+        "enum": ["TRANSFER_PURPOSE_TRANSFER", "TRANSFER_PURPOSE_ETS_OFFSET"]
     },
     ("TransferAnswer", "transfer"): _name("transfers"),
     ("RetirementOrder", "retirement_id"): _CLIENT_ID,

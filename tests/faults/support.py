@@ -5,7 +5,6 @@ call as (status code, ErrorInfo reason), and certificates the federation PKI wou
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 import socket
@@ -17,7 +16,7 @@ from typing import Any
 
 import grpc
 from cryptography import x509
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 
 from gateway.client import TransportError, channel_credentials, error_from_rpc
 from gateway.errors import DomainError
@@ -25,9 +24,8 @@ from gateway.security.identity import Role
 from gateway.security.pki import IdentityFiles, PKIDir, init, issue
 from gateway.storage.db import Database
 from gateway.storage.models import AuditHeadRow
-
-BACKGROUND_TABLES = frozenset({"apscheduler_jobs", "job_runs"})
-"""Tables the gateway's own scheduled jobs write on their own clock: not a caller's doing."""
+from tests.digest import BACKGROUND_TABLES as BACKGROUND_TABLES
+from tests.digest import table_digests
 
 
 @dataclass(frozen=True)
@@ -43,14 +41,8 @@ class Snapshot:
 
 def snapshot(db: Database) -> Snapshot:
     """The whole database, as rows (sorted, so the digest ignores physical order)."""
-    names = sorted(set(inspect(db.engine).get_table_names()) - BACKGROUND_TABLES)
-    tables: dict[str, tuple[int, str]] = {}
+    tables = table_digests(db)
     with db.transaction() as session:
-        for name in names:
-            rows = sorted(
-                repr(tuple(row)) for row in session.execute(text(f'SELECT * FROM "{name}"'))
-            )
-            tables[name] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
         head = session.execute(select(AuditHeadRow.sequence, AuditHeadRow.head_hash)).one()
     return Snapshot(tables, (head[0], head[1]))
 

@@ -100,6 +100,7 @@ class Federation:
 
 def _proposal(transfer_id: str, destination: str, origin: str, start: int, end: int) -> bytes:
     return transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id=transfer_id,
         destination_region=destination,
         units=transfer_pb2.UnitSelection(
@@ -417,7 +418,7 @@ MATRIX: list[tuple[Row, Outcome]] = [
         replayed_answer_on_another_rpc,
         Outcome(Code.INVALID_ARGUMENT, "ANSWER_DECISION_MISMATCH"),
     ),
-    (approval_presented_as_a_rejection, Outcome(Code.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
+    (approval_presented_as_a_rejection, Outcome(Code.INVALID_ARGUMENT, "VERDICT_MISMATCH")),
     (signature_over_mutated_bytes, Outcome(Code.INVALID_ARGUMENT, "SIGNATURE_INVALID")),
     # Refused by the transport's message limit before any handler: no ErrorInfo.
     (oversized_message, Outcome(Code.RESOURCE_EXHAUSTED)),

@@ -199,7 +199,10 @@ def _proposal(
     transfer_id: str, destination: str, start: int, end: int
 ) -> transfer_service_pb2.TransferProposal:
     return transfer_service_pb2.TransferProposal(
-        transfer_id=transfer_id, destination_region=destination, units=_ranges(AH, start, end)
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
+        transfer_id=transfer_id,
+        destination_region=destination,
+        units=_ranges(AH, start, end),
     )
 
 
@@ -639,6 +642,7 @@ def test_reorder_storm_across_regions(
                 b for b in client_for(source).holdings(source, records_pb2.UNIT_BLOCK_STATE_ACTIVE)
             ][:1]
             body = transfer_service_pb2.TransferProposal(
+                purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
                 transfer_id=f"reorder-{cycle}-{source}",
                 destination_region=destination,
                 units=_ranges(block.origin_region, block.serials.start, block.serials.start + 999),

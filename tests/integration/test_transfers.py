@@ -61,6 +61,7 @@ def test_retried_request_gets_the_first_answer(
     ah = client_for(AH)
     ah.sync_signer()
     body = transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id="retry-1",
         destination_region=JS,
         units=transfer_pb2.UnitSelection(

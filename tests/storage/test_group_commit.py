@@ -105,6 +105,7 @@ def test_a_batch_keeps_each_request_to_itself(database: Database) -> None:
 
 def _proposal(transfer_id: str, start: int, end: int) -> bytes:
     return transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id=transfer_id,
         destination_region=SH,
         units=transfer_pb2.UnitSelection(

@@ -90,7 +90,10 @@ class World:
                 grams,
             )
         body = transfer_service_pb2.TransferProposal(
-            transfer_id=transfer_id, destination_region=destination, units=units
+            purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
+            transfer_id=transfer_id,
+            destination_region=destination,
+            units=units,
         ).SerializeToString()
         head = self.signers[region].head()
         env = self.envelope(region, PROPOSAL_TYPE, body)
@@ -193,6 +196,7 @@ def test_quantity_selection_splits_the_last_block(world: World) -> None:
 
 def test_same_request_twice_gives_the_first_answer(world: World) -> None:
     body = transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id="idem",
         destination_region=SH,
         units=transfer_pb2.UnitSelection(
@@ -213,6 +217,7 @@ def test_sign_time_within_the_skew_and_replays_outside_it(world: World) -> None:
     changes nothing; within it, accepted; the very same envelope sent again later — its
     sign_time long past — is answered as the first time (a replay takes no new place)."""
     body = transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id="timed",
         destination_region=SH,
         units=transfer_pb2.UnitSelection(
@@ -464,6 +469,7 @@ def test_voluntary_retirement_needs_no_ets_policy(world: World) -> None:
 
 def test_check_2_bad_signature_refuses_and_changes_nothing(world: World) -> None:
     body = transfer_service_pb2.TransferProposal(
+        purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
         transfer_id="sig",
         destination_region=SH,
         units=transfer_pb2.UnitSelection(

@@ -128,6 +128,7 @@ def make_machine(
             j = min(CHUNKS - 1, i + n - 1)
             s, e = chunk_range(i, j)
             body = transfer_service_pb2.TransferProposal(
+                purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
                 transfer_id=tid,
                 destination_region=dst,
                 units=transfer_pb2.UnitSelection(

@@ -214,7 +214,12 @@ VALID: list[tuple[str, Message]] = [
     ),
     (
         "transfer-proposal",
-        ts.TransferProposal(transfer_id="t-1", destination_region="310000", units=ranges()),
+        ts.TransferProposal(
+            transfer_id="t-1",
+            destination_region="310000",
+            units=ranges(),
+            purpose=transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
+        ),
     ),
     (
         "transfer-proposal",

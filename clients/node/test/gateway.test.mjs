@@ -53,6 +53,8 @@ test('a registry publishes, reads, transfers and verifies, from the specificatio
   const regions = Object.fromEntries(info.regions.map((r) => [r.region, r]));
   assert.deepEqual(Object.keys(regions).sort(), ['310000', '320000', '330000', '340000']);
   assert.ok(info.limits.max_native_document_bytes > 0);
+  // §6.7, §13: the sign_time window is served; an envelope must be signed within it.
+  assert.ok(Number(info.limits.max_sign_time_skew.seconds) > 0);
 
   // §5, §6.5: each registry continues its key's chain from the head the gateway holds.
   await sh.syncSigner();

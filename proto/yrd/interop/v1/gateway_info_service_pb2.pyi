@@ -392,6 +392,7 @@ class GatewayLimits(_message.Message):
     MAX_SNAPSHOT_BLOCKS_FIELD_NUMBER: _builtins.int
     MAX_SNAPSHOT_TIME_AHEAD_FIELD_NUMBER: _builtins.int
     PAGE_LIMITS_FIELD_NUMBER: _builtins.int
+    MAX_SIGN_TIME_SKEW_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest gRPC message accepted or sent, in bytes."""
     max_concurrent_rpcs: _builtins.int
@@ -420,6 +421,12 @@ class GatewayLimits(_message.Message):
     def page_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___PageLimit]:
         """Page size rules of the List RPCs and of Subscribe's max_batch_size."""
 
+    @_builtins.property
+    def max_sign_time_skew(self) -> _duration_pb2.Duration:
+        """How far an envelope's sign_time may be from the gateway's clock, either way (a replay is
+        exempt); absent when no window applies.
+        """
+
     def __init__(
         self,
         *,
@@ -435,10 +442,11 @@ class GatewayLimits(_message.Message):
         max_snapshot_blocks: _builtins.int = ...,
         max_snapshot_time_ahead: _duration_pb2.Duration | None = ...,
         page_limits: _abc.Iterable[Global___PageLimit] | None = ...,
+        max_sign_time_skew: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["max_snapshot_time_ahead", b"max_snapshot_time_ahead"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_sign_time_skew", b"max_sign_time_skew", "max_snapshot_time_ahead", b"max_snapshot_time_ahead"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_rpcs", b"max_concurrent_rpcs", "max_envelopes_per_publish", b"max_envelopes_per_publish", "max_message_bytes", b"max_message_bytes", "max_native_csv_bytes", b"max_native_csv_bytes", "max_native_csv_rows", b"max_native_csv_rows", "max_native_document_bytes", b"max_native_document_bytes", "max_native_identifier_chars", b"max_native_identifier_chars", "max_native_text_chars", b"max_native_text_chars", "max_request_id_chars", b"max_request_id_chars", "max_snapshot_blocks", b"max_snapshot_blocks", "max_snapshot_time_ahead", b"max_snapshot_time_ahead", "page_limits", b"page_limits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_rpcs", b"max_concurrent_rpcs", "max_envelopes_per_publish", b"max_envelopes_per_publish", "max_message_bytes", b"max_message_bytes", "max_native_csv_bytes", b"max_native_csv_bytes", "max_native_csv_rows", b"max_native_csv_rows", "max_native_document_bytes", b"max_native_document_bytes", "max_native_identifier_chars", b"max_native_identifier_chars", "max_native_text_chars", b"max_native_text_chars", "max_request_id_chars", b"max_request_id_chars", "max_sign_time_skew", b"max_sign_time_skew", "max_snapshot_blocks", b"max_snapshot_blocks", "max_snapshot_time_ahead", b"max_snapshot_time_ahead", "page_limits", b"page_limits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
