@@ -25,7 +25,6 @@ import functools
 import itertools
 import json
 import random
-import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +93,9 @@ class FailoverPlan(CrashPlan):
         rng = random.Random(f"failovers-{self.seed}")
         gap = max(2, int(1.6 * self.transfers / (self.failovers + 1)))
         return [
-            Failover(rng.randint(max(1, int(0.4 * gap)), gap), rng.randint(0, 40), rng.randint(100, 600))
+            Failover(
+                rng.randint(max(1, int(0.4 * gap)), gap), rng.randint(0, 40), rng.randint(100, 600)
+            )
             for _ in range(self.failovers)
         ]
 
@@ -118,6 +119,20 @@ class FailoverFigures(Figures):
     publishes_accepted: int = 0
     acknowledged_lost: int = 0
     """Answers a client received that the promoted database does not bear out."""
+    calls_per_gateway: list[int] = field(default_factory=list)
+    not_serving_per_gateway: list[int] = field(default_factory=list)
+    """How often each gateway's health went NOT_SERVING (storage unreachable or read-only)."""
+
+    def merge(self, other: Figures) -> None:
+        """Sums, with the per-gateway counts added gateway by gateway."""
+        per_gateway = ("calls_per_gateway", "not_serving_per_gateway")
+        kept = {name: list(getattr(self, name)) for name in per_gateway}
+        super().merge(other)
+        for name, mine in kept.items():
+            theirs = list(getattr(other, name, []))
+            width = max(len(mine), len(theirs))
+            padded = [(mine + [0] * width)[i] + (theirs + [0] * width)[i] for i in range(width)]
+            setattr(self, name, padded)
 
     @property
     def operations(self) -> int:
@@ -128,8 +143,11 @@ class FailoverFigures(Figures):
         per = ", ".join(f"{s:.2f}" for s in self.unavailable_s) or "-"
         promote = ", ".join(f"{s:.2f}" for s in self.promote_s) or "-"
         rows = [
-            ("operations", f"{self.operations} ({self.writes_sent} transfer writes, "
-             f"{self.publishes_sent} publishes)"),
+            (
+                "operations",
+                f"{self.operations} ({self.writes_sent} transfer writes, "
+                f"{self.publishes_sent} publishes)",
+            ),
             ("failovers", self.failovers),
             ("answers re-sent", self.resent_after_failure),
             ("unavailable per failover (s)", per),
@@ -137,8 +155,12 @@ class FailoverFigures(Figures):
             ("acknowledged and lost", self.acknowledged_lost),
             ("duplicated", self.doubled_effects),
             ("invariant violations", self.invariant_violations),
+            ("calls served per gateway", " / ".join(map(str, self.calls_per_gateway))),
+            ("health NOT_SERVING per gateway", " / ".join(map(str, self.not_serving_per_gateway))),
         ]
-        return [f"  {name:<32} {value}" for name, value in rows] + self.lines()
+        # The crash harness's rows, but for its kills (none here).
+        crash = [line for line in self.lines() if "kills injected" not in line]
+        return [f"  {name:<32} {value}" for name, value in rows] + crash
 
 
 # -- the front door and the failer ---------------------------------------------------------------
@@ -313,6 +335,11 @@ class FailoverRun(Run):
             for reg in registries.values():
                 reg.close()
             for gateway in gateways:
+                events = gateway.current.events()
+                self.figures.calls_per_gateway.append(sum(e.get("event") == "rpc" for e in events))
+                self.figures.not_serving_per_gateway.append(
+                    sum(e.get("event") == "gateway.not_serving" for e in events)
+                )
                 status = gateway.current.stop()
                 if status != 0:
                     self.problem(f"{gateway.current.log} exited with {status} on SIGTERM")
@@ -372,7 +399,7 @@ class FailoverRun(Run):
             client = registries[region].client
             content_type, payload = issuance(region, k)
             failer.wrote()
-            reply: registry_service_pb2.PublishEnvelopeResponse = client._signed_call(  # noqa: SLF001
+            reply: registry_service_pb2.PublishEnvelopeResponse = client._signed_call(
                 client.registry.PublishEnvelope,
                 lambda env: registry_service_pb2.PublishEnvelopeRequest(envelope=env),
                 content_type,
@@ -384,13 +411,17 @@ class FailoverRun(Run):
         results = list(pool.map(publish, REGIONS))
         self.figures.publishes_sent += len(results)
         for region, result in zip(REGIONS, results, strict=True):
-            self._trace.update(f"publish {region} {k} -> {result.accepted} {result.reason}\n".encode())
+            self._trace.update(
+                f"publish {region} {k} -> {result.accepted} {result.reason}\n".encode()
+            )
             if not result.accepted:
                 self.figures.unexpected_answers += 1
                 self.problem(f"{region}'s issuance {k} refused: {result.reason} {result.message}")
                 continue
             self.figures.publishes_accepted += 1
-            self.published.append(Published(region, result.envelope_hash, list(result.record_names)))
+            self.published.append(
+                Published(region, result.envelope_hash, list(result.record_names))
+            )
             reg = registries[region]
             names = set(result.record_names)
             blocks = patiently(functools.partial(reg.client.holdings, region))
@@ -417,8 +448,10 @@ class FailoverRun(Run):
                 text("SELECT inet_server_port(), pg_is_in_recovery()")
             ).one()
         if port != cluster.primary.port or recovering:
-            self.problem(f"the checks reached port {port} (recovering: {recovering}), "
-                         f"not the primary on {cluster.primary.port}")
+            self.problem(
+                f"the checks reached port {port} (recovering: {recovering}), "
+                f"not the primary on {cluster.primary.port}"
+            )
 
     def _check_answers(self, db: Database) -> None:
         """Every answer a client received is in the database: each transfer at least in the
@@ -431,14 +464,17 @@ class FailoverRun(Run):
         for name, state in self.states.items():
             if transfers.get(name) != state:
                 f.acknowledged_lost += 1
-                self.problem(f"{name}: answered {state}, the promoted database has "
-                             f"{transfers.get(name)}")
+                self.problem(
+                    f"{name}: answered {state}, the promoted database has {transfers.get(name)}"
+                )
         for p in self.published:
             missing = [n for n in p.record_names if "/issuances/" in n and n not in issuances]
             if p.envelope_hash not in envelopes or missing:
                 f.acknowledged_lost += 1
-                self.problem(f"{p.region}'s accepted envelope {p.envelope_hash[:12]} is not in "
-                             f"the promoted database ({missing or 'envelope'})")
+                self.problem(
+                    f"{p.region}'s accepted envelope {p.envelope_hash[:12]} is not in "
+                    f"the promoted database ({missing or 'envelope'})"
+                )
 
 
 @dataclass(frozen=True)
@@ -446,4 +482,3 @@ class _Address:
     """What a ``Registry`` needs of a gateway: where to connect."""
 
     target: str
-
