@@ -88,13 +88,14 @@ class FailoverPlan(CrashPlan):
     failovers: int = 1
 
     def failover_schedule(self) -> list[Failover]:
-        """The failovers, spread over the run (their gaps add up to less than the writes it is
-        sure to make)."""
+        """The failovers, spread over the run: their gaps (counted from the moment the previous
+        failover's new standby is synchronous) add up to well under the writes the run makes
+        (about two per proposal), leaving room for the writes made while a standby is rebuilt."""
         rng = random.Random(f"failovers-{self.seed}")
-        gap = max(2, int(1.6 * self.transfers / (self.failovers + 1)))
+        gap = max(2, int(1.2 * self.transfers / (self.failovers + 1)))
         return [
             Failover(
-                rng.randint(max(1, int(0.4 * gap)), gap), rng.randint(0, 40), rng.randint(100, 600)
+                rng.randint(max(1, int(0.3 * gap)), gap), rng.randint(0, 40), rng.randint(100, 600)
             )
             for _ in range(self.failovers)
         ]
@@ -111,6 +112,7 @@ class FailoverFigures(Figures):
     """The crash harness's figures, and what failovers add."""
 
     failovers: int = 0
+    failovers_planned: int = 0
     unavailable_s: list[float] = field(default_factory=list)
     """Per failover: from the SIGKILL to the first write answered by the promoted server."""
     promote_s: list[float] = field(default_factory=list)
@@ -148,7 +150,7 @@ class FailoverFigures(Figures):
                 f"{self.operations} ({self.writes_sent} transfer writes, "
                 f"{self.publishes_sent} publishes)",
             ),
-            ("failovers", self.failovers),
+            ("failovers", f"{self.failovers} (of {self.failovers_planned} planned)"),
             ("answers re-sent", self.resent_after_failure),
             ("unavailable per failover (s)", per),
             ("  of which kill -> promoted (s)", promote),
@@ -189,6 +191,8 @@ class Outage:
     killed: float
     promoted: float = 0.0
     served: float = 0.0
+    rebuilt: float = 0.0
+    writes_before: int = 0
 
 
 class Failer(Killer):
@@ -223,8 +227,10 @@ class Failer(Killer):
             self.cluster.promote()
             with self._lock:
                 outage.promoted = time.monotonic()
-                self._writes = 0
             self.cluster.rebuild_standby(dead)
+            with self._lock:
+                outage.rebuilt = time.monotonic()
+                self._writes = 0
 
     def finish(self) -> None:
         self.done.set()
@@ -313,6 +319,7 @@ class FailoverRun(Run):
             front = _Address(f"127.0.0.1:{door.port}")
             registries = {r: Registry(r, front, self.pki) for r in REGIONS}  # type: ignore[arg-type]
             failer = Failer(gateways[0], cluster, self.plan.failover_schedule())
+            self.figures.failovers_planned += len(failer.failovers)
             self._setup(registries)
             failer.start()
             try:
