@@ -268,6 +268,19 @@ class Cluster:
             time.sleep(0.1)
         raise RuntimeError("the standby did not become synchronous")
 
+    def lag_standby(self) -> None:
+        """Sabotage, for the harness's negative control: replication made asynchronous and the
+        standby stopped, so commits from now on are acknowledged on the primary alone
+        (``catch_up_offline`` starts it again, cut off from the primary, before its promotion)."""
+        assert self.primary is not None and self.standby is not None
+        self._sql(self.primary, "ALTER SYSTEM SET synchronous_standby_names = ''")
+        self.run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.standby.datadir))
+
+    def catch_up_offline(self) -> None:
+        """Start the stopped standby (the primary is gone: it has only what it had)."""
+        assert self.standby is not None
+        self._start(self.standby)
+
     def kill_primary(self) -> Node:
         """SIGKILL the primary's postmaster and every process it started, as a machine dies."""
         node = self.primary

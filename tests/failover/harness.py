@@ -34,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from yrd.interop.v1 import registry_service_pb2
 
+from gateway.errors import DomainError
 from gateway.samples import sample_documents
 from gateway.security.pki import PKIDir
 from gateway.storage.db import Database
@@ -86,6 +87,10 @@ class FailoverPlan(CrashPlan):
     backend: str = "postgresql"  # type: ignore[assignment]
     kills: int = 0
     failovers: int = 1
+    asynchronous: bool = False
+    """The negative control: before each failover the standby falls behind (replication made
+    asynchronous and the standby stopped half-way to the kill), so answers are lost — and the
+    checks must say so."""
 
     def failover_schedule(self) -> list[Failover]:
         """The failovers, spread over the run: their gaps (counted from the moment the previous
@@ -198,11 +203,25 @@ class Outage:
 class Failer(Killer):
     """Kills the primary as the plan says, promotes the standby, and builds a new one."""
 
-    def __init__(self, gateway: Gateway, cluster: Cluster, schedule: list[Failover]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        cluster: Cluster,
+        schedule: list[Failover],
+        *,
+        asynchronous: bool = False,
+    ) -> None:
         super().__init__(gateway, [])
         self.cluster = cluster
         self.failovers = schedule
+        self.asynchronous = asynchronous
         self.outages: list[Outage] = []
+
+    def _wait_for_writes(self, n: int) -> bool:
+        """Until n writes since the last standby was attached; False when told to stop."""
+        while self._writes_since_start() < n and not self.done.is_set():
+            time.sleep(0.001)
+        return not self.done.is_set()
 
     def answered(self) -> None:
         """A write was answered (the first answer after a promotion ends that outage)."""
@@ -214,15 +233,19 @@ class Failer(Killer):
 
     def _run(self) -> None:
         for failover in self.failovers:
-            while self._writes_since_start() < failover.after_writes and not self.done.is_set():
-                time.sleep(0.001)
-            if self.done.is_set():
+            if self.asynchronous:
+                if not self._wait_for_writes(failover.after_writes // 2):
+                    return
+                self.cluster.lag_standby()
+            if not self._wait_for_writes(failover.after_writes):
                 return
             time.sleep(failover.delay_ms / 1000)
             outage = Outage(time.monotonic())
             with self._lock:
                 self.outages.append(outage)
             dead: Node = self.cluster.kill_primary()
+            if self.asynchronous:
+                self.cluster.catch_up_offline()
             time.sleep(failover.detect_ms / 1000)
             self.cluster.promote()
             with self._lock:
@@ -318,7 +341,12 @@ class FailoverRun(Run):
             door.start()
             front = _Address(f"127.0.0.1:{door.port}")
             registries = {r: Registry(r, front, self.pki) for r in REGIONS}  # type: ignore[arg-type]
-            failer = Failer(gateways[0], cluster, self.plan.failover_schedule())
+            failer = Failer(
+                gateways[0],
+                cluster,
+                self.plan.failover_schedule(),
+                asynchronous=self.plan.asynchronous,
+            )
             self.figures.failovers_planned += len(failer.failovers)
             self._setup(registries)
             failer.start()
@@ -329,12 +357,16 @@ class FailoverRun(Run):
             self._outages(failer.outages)
             for reg in registries.values():
                 self.figures.resent_after_failure += reg.client.resent
-            self._check_books_against_gateway(registries)
-            self._reconcile(registries)
             final = Database.from_url(url)
             try:
                 self._check_on_primary(final, cluster)
                 self._check_answers(final)
+                # Through the gateway too; a lost answer can make these refuse (not found).
+                for check in (self._check_books_against_gateway, self._reconcile):
+                    try:
+                        check(registries)
+                    except DomainError as exc:
+                        self.problem(f"{check.__name__}: {type(exc).__name__} {exc}")
                 self._check_database(final, registries)
             finally:
                 final.dispose()

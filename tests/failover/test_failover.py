@@ -58,3 +58,25 @@ def test_nothing_acknowledged_is_lost_when_the_standby_takes_over(
     assert figures.reconciliation_discrepancies == 0, replay
     assert figures.publishes_accepted == figures.publishes_sent > 0, replay
     assert not figures.problems, "\n".join([replay, *figures.problems[:40]])
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_the_checks_catch_answers_lost_to_an_asynchronous_standby(
+    seed: int, pki: PKIDir, tmp_path: Path
+) -> None:
+    """The negative control: the same run with the standby left behind (asynchronous, and stopped
+    some writes before the kill) loses answers, and the checks find them."""
+    problem = cluster_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true and {problem}")
+        pytest.skip(problem)
+    plan = FailoverPlan(seed, transfers=SHORT_TRANSFERS, failovers=1, asynchronous=True)
+    replay = f"failover harness seed {seed}; replay: YRDGW_FAILOVER_SEED={seed} pytest {__file__}"
+    figures = FailoverRun(plan, pki, tmp_path / "run").execute()
+    print(replay, *figures.summary(), sep="\n")
+
+    assert figures.failovers == 1, replay
+    assert figures.acknowledged_lost > 0, replay
+    assert figures.problems, replay
