@@ -42,6 +42,7 @@ from gateway.storage.models import EnvelopeRow, IssuanceRow, TransferRow
 from tests.failover.cluster import Cluster, Node
 from tests.faults.harness import (
     REGIONS,
+    Action,
     CrashPlan,
     Figures,
     Gateway,
@@ -108,7 +109,7 @@ class FailoverPlan(CrashPlan):
     def rerun(self) -> str:
         return (
             f"python -m tests.failover.run --seed {self.seed} --transfers {self.transfers} "
-            f"--failovers {self.failovers}"
+            f"--failovers {self.failovers}" + (" --asynchronous" if self.asynchronous else "")
         )
 
 
@@ -182,7 +183,7 @@ class FrontDoor(TcpProxy):
         self._turn = itertools.count()
         super().__init__(self._upstreams[0])
 
-    @property  # type: ignore[override]
+    @property
     def upstream(self) -> tuple[str, int]:
         return self._upstreams[next(self._turn) % len(self._upstreams)]
 
@@ -318,7 +319,7 @@ class FailoverRun(Run):
         self.published: list[Published] = []
         self.issued = 0
 
-    def execute(self) -> FailoverFigures:  # type: ignore[override]
+    def execute(self) -> FailoverFigures:
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         cluster = Cluster()
@@ -400,8 +401,8 @@ class FailoverRun(Run):
         rng = random.Random(f"ops-{self.plan.seed}")
         publishing = random.Random(f"publish-{self.plan.seed}")
 
-        def write(action: object) -> Result:
-            result = perform(registries[action.region], action, failer)  # type: ignore[attr-defined]
+        def write(action: Action) -> Result:
+            result = perform(registries[action.region], action, failer)
             if result.error is None:
                 failer.answered()
             return result

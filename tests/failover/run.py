@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--transfers", type=int, default=600, help="proposals per run")
     parser.add_argument("--failovers", type=int, default=4, help="failovers per run")
+    parser.add_argument(
+        "--asynchronous",
+        action="store_true",
+        help="negative control: leave the standby behind before each failover (answers are lost)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the gateways' logs here")
     args = parser.parse_args(argv)
     problem = cluster_problem()
@@ -52,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         total = FailoverFigures("postgresql")
         failed = False
         for seed in range(first, first + args.seeds):
-            plan = FailoverPlan(seed, transfers=args.transfers, failovers=args.failovers)
+            plan = FailoverPlan(
+                seed,
+                transfers=args.transfers,
+                failovers=args.failovers,
+                asynchronous=args.asynchronous,
+            )
             print(f"seed {seed}: {args.transfers} transfers, {args.failovers} failovers …")
             sys.stdout.flush()
             figures = FailoverRun(plan, pki, root / f"run-{seed}").execute()

@@ -5,7 +5,9 @@ moment, the standby promoted, a new standby rebuilt; nothing any client was answ
 taken twice (see tests/failover/harness.py).
 
 A fresh seed is drawn each run and printed; ``YRDGW_FAILOVER_SEED=N`` replays it. The long
-version, several failovers per run, is ``make failover``.
+version, several failovers per run, is ``make failover``. A negative control runs the same with
+the standby left behind (asynchronous replication, the standby stopped before the kill): answers
+are lost then, and the checks must find them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.failover.cluster import cluster_problem
 from tests.failover.harness import FailoverPlan, FailoverRun
 
 SHORT_TRANSFERS = 150
+CONTROL_TRANSFERS = 60
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def test_the_checks_catch_answers_lost_to_an_asynchronous_standby(
         if IN_CI:
             pytest.fail(f"CI=true and {problem}")
         pytest.skip(problem)
-    plan = FailoverPlan(seed, transfers=SHORT_TRANSFERS, failovers=1, asynchronous=True)
+    plan = FailoverPlan(seed, transfers=CONTROL_TRANSFERS, failovers=1, asynchronous=True)
     replay = f"failover harness seed {seed}; replay: YRDGW_FAILOVER_SEED={seed} pytest {__file__}"
     figures = FailoverRun(plan, pki, tmp_path / "run").execute()
     print(replay, *figures.summary(), sep="\n")
