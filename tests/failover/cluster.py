@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +110,7 @@ class Cluster:
         self.primary: Node | None = None
         self.standby: Node | None = None
         self._generation = 0
+        self._standby_port: int | None = None
         self.log = self.root / "commands.log"
 
     # -- running things as postgres ---------------------------------------------------------------
@@ -171,8 +172,10 @@ class Cluster:
 
     # -- the cluster's life -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """A fresh primary (database ``yrdgw``) and a synchronous standby streaming from it."""
+    def start(self, prepare: Callable[[str], None] | None = None) -> None:
+        """A fresh primary (database ``yrdgw``) and a synchronous standby streaming from it;
+        ``prepare(url)`` runs in between (a schema migrated before there is a standby to wait
+        for)."""
         primary = self._new_node("a", free_port())
         # --no-sync here and for base backups: what this harness kills is processes, not the
         # machine, and an fsync of every file of a fresh copy costs seconds on a busy disk.
@@ -214,7 +217,9 @@ class Cluster:
         self.primary = primary
         with psycopg.connect(primary.conninfo("postgres"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-        self.attach_standby(free_port())
+        if prepare is not None:
+            prepare(self.url())
+        self.attach_standby(self.hosts()[1][1])
 
     def _sql(self, node: Node, statement: str, *, start_first: bool = False) -> None:
         if start_first:
@@ -316,11 +321,15 @@ class Cluster:
         return self.attach_standby(dead.port)
 
     def hosts(self) -> list[tuple[str, int]]:
-        """The two ports the gateways' URL names, in the order of the first start."""
+        """The two ports the gateways' URL names: the first primary's, then the first standby's
+        (drawn now if it is not attached yet)."""
         ports: list[int] = []
         for n in self.nodes:
             if n.port not in ports:
                 ports.append(n.port)
+        if len(ports) < 2:
+            self._standby_port = self._standby_port or free_port()
+            ports.append(self._standby_port)
         return [("127.0.0.1", p) for p in ports]
 
     def url(self, options: str = "") -> str:
