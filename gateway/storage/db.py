@@ -86,6 +86,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = dict(kwargs.pop("connect_args", {}))
     if "connect_timeout" not in parsed.query:
         connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    for name, value in TCP_LIVENESS.items():
+        if name not in parsed.query:
+            connect_args.setdefault(name, value)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     _ping_when_idle(engine, PING_AFTER_IDLE_S)
     _retire_connections_to_a_standby(engine)
@@ -127,6 +130,19 @@ CONNECT_TIMEOUT_S = 5
 """How long a new PostgreSQL connection may take to be established (libpq's ``connect_timeout``,
 unless the URL names one): a database host that does not answer is an outage after this long, not
 a call that hangs."""
+
+TCP_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq settings (unless the URL names them) that notice a database server gone without a word
+— its machine down or cut off, so no reset ever arrives — within ~10 s rather than the kernel's
+defaults (two hours of silence before a keepalive; ~15 minutes of retransmissions): a call waiting
+on it then fails as an outage and its pool is retired, and a multi-host URL moves on to the new
+primary."""
 
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 """PostgreSQL error classes worth a retry: connection exception, transaction rollback

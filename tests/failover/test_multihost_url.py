@@ -89,3 +89,24 @@ def test_a_read_only_server_is_an_outage_for_the_health_probe(postgres_url: str)
         writable.ping()
     finally:
         writable.dispose()
+
+
+@pytest.mark.postgres
+def test_connections_notice_a_silent_server_within_seconds(postgres_url: str) -> None:
+    """TCP keepalives and a user timeout are set on every connection unless the URL says
+    otherwise (a server whose machine vanished sends no reset)."""
+    db = Database.from_url(postgres_url)
+    try:
+        with db.engine.connect() as conn:
+            params = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+        assert params["keepalives_idle"] == "5" and params["tcp_user_timeout"] == "10000"
+    finally:
+        db.dispose()
+    url = make_url(postgres_url).update_query_dict({"keepalives_idle": "30"})
+    db = Database.from_url(url.render_as_string(hide_password=False))
+    try:
+        with db.engine.connect() as conn:
+            params = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+        assert params["keepalives_idle"] == "30"
+    finally:
+        db.dispose()
