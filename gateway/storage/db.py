@@ -95,7 +95,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-_URI_HOSTS = re.compile(r"^(?P<scheme>[\w+]+://)(?P<user>[^@/?]*@)?(?P<hosts>[^/?@]*,[^/?@]*)")
+_URI_HOSTS = re.compile(
+    r"^(?P<scheme>[\w+]+://)(?P<user>[^@/?]*@)?(?P<hosts>[^/?@]*,[^/?@]*)(?=[/?]|$)"
+)
 
 
 def multihost_url(url: str) -> str:

@@ -34,6 +34,7 @@ def test_single_host_urls_are_left_alone() -> None:
     for url in (
         "postgresql+psycopg://u:p%40ss@h:5432/db?options=-csearch_path%3Dx",
         "postgresql+psycopg://u@/db?host=/run/postgresql",
+        "postgresql+psycopg://u:p,w@h:5432/db",  # a comma in the password is not a host list
         "sqlite:///var/yrdgw.sqlite3",
     ):
         assert multihost_url(url) == url
