@@ -194,11 +194,12 @@ class FrontDoor(TcpProxy):
 
 @dataclass
 class Outage:
+    """One failover's moments (monotonic seconds; 0 until reached)."""
+
     killed: float
     promoted: float = 0.0
     served: float = 0.0
     rebuilt: float = 0.0
-    writes_before: int = 0
 
 
 class Failer(Killer):
