@@ -94,11 +94,11 @@ class FailoverPlan(CrashPlan):
     checks must say so."""
 
     def failover_schedule(self) -> list[Failover]:
-        """The failovers, spread over the run: their gaps (counted from the moment the previous
-        failover's new standby is synchronous) add up to well under the writes the run makes
-        (about two per proposal), leaving room for the writes made while a standby is rebuilt."""
+        """The failovers, spread over the run: their gaps in writes (counted from the previous
+        promotion; a failover also waits for the new standby to be synchronous) add up to under
+        half the writes the run makes (about two per proposal)."""
         rng = random.Random(f"failovers-{self.seed}")
-        gap = max(2, int(1.2 * self.transfers / (self.failovers + 1)))
+        gap = max(2, int(self.transfers / (self.failovers + 1)))
         return [
             Failover(
                 rng.randint(max(1, int(0.3 * gap)), gap), rng.randint(0, 40), rng.randint(100, 600)
@@ -252,10 +252,12 @@ class Failer(Killer):
             self.cluster.promote()
             with self._lock:
                 outage.promoted = time.monotonic()
+                self._writes = 0
+            # The next failover waits for this (a synchronous standby again); the writes made
+            # meanwhile count towards its gap.
             self.cluster.rebuild_standby(dead)
             with self._lock:
                 outage.rebuilt = time.monotonic()
-                self._writes = 0
 
     def finish(self) -> None:
         self.done.set()
