@@ -15,7 +15,7 @@ MATRIX_PYTHONS ?= 3.12 3.13
 MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
-	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults hostile \
+	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults hostile failover \
 	vectors reasons schema clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
@@ -152,6 +152,16 @@ FAULT_KILLS ?= 10
 faults: install
 	$(PY) -m tests.faults.crash --seeds $(FAULT_SEEDS) --transfers $(FAULT_TRANSFERS) \
 		--kills $(FAULT_KILLS) $(if $(FAULT_SEED),--seed $(FAULT_SEED))
+
+## Failover harness, long version: FAILOVER_SEEDS runs of FAILOVER_TRANSFERS transfers, each with
+## FAILOVER_COUNT SIGKILLs of the PostgreSQL primary (its synchronous standby promoted, a new one
+## rebuilt), on servers the harness starts itself; prints the figures (FAILOVER_SEED=N replays).
+FAILOVER_SEEDS ?= 2
+FAILOVER_TRANSFERS ?= 600
+FAILOVER_COUNT ?= 4
+failover: install
+	$(PY) -m tests.failover.run --seeds $(FAILOVER_SEEDS) --transfers $(FAILOVER_TRANSFERS) \
+		--failovers $(FAILOVER_COUNT) $(if $(FAILOVER_SEED),--seed $(FAILOVER_SEED))
 
 clean:
 	rm -rf $(VENV) $(VENV)-3.* .pytest_cache .mypy_cache .ruff_cache var

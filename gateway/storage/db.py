@@ -6,6 +6,7 @@ success and rolls back on any exception. Repositories never commit.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -76,23 +77,74 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL with the settings the gateway relies on."""
+    """An engine for a SQLite or PostgreSQL URL with the settings the gateway relies on (a
+    PostgreSQL URL may name several hosts: see ``multihost_url``)."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    url = multihost_url(url)
     parsed = make_url(url)
     connect_args = dict(kwargs.pop("connect_args", {}))
     if "connect_timeout" not in parsed.query:
         connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    for name, value in TCP_LIVENESS.items():
+        if name not in parsed.query:
+            connect_args.setdefault(name, value)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     _ping_when_idle(engine, PING_AFTER_IDLE_S)
     _retire_connections_to_a_standby(engine)
     return engine
 
 
+_URI_HOSTS = re.compile(
+    r"^(?P<scheme>[\w+]+://)(?P<user>[^@/?]*@)?(?P<hosts>[^/?@]*,[^/?@]*)(?=[/?]|$)"
+)
+
+
+def multihost_url(url: str) -> str:
+    """A PostgreSQL URL naming several servers, in the form SQLAlchemy's psycopg dialect reads
+    (``?host=h1:p1&host=h2:p2``); the libpq forms are rewritten to it.
+
+    psycopg (like libpq) tries the hosts in order and, with ``target_session_attrs=read-write``,
+    keeps the first that accepts writes, so a list of the primary and its standbys reaches
+    whichever is primary now. Accepted: ``postgresql+psycopg://u@/db?host=h1:p1&host=h2:p2``
+    (SQLAlchemy's), ``...?host=h1,h2&port=p1,p2`` (also SQLAlchemy's), and the two libpq
+    spellings SQLAlchemy misreads: ``...?host=h1:p1,h2:p2`` and ``postgresql://u@h1:p1,h2:p2/db``.
+    Any other URL is returned as it is.
+    """
+    if match := _URI_HOSTS.match(url):
+        hosts = match["hosts"].split(",")
+        rest = url[match.end() :]
+        path, _, query = rest.partition("?")
+        url = f"{match['scheme']}{match['user'] or ''}{path or '/'}"
+        query = "&".join([*(f"host={h}" for h in hosts), *([query] if query else [])])
+        return f"{url}?{query}"
+    parsed = make_url(url)
+    host = parsed.query.get("host")
+    if isinstance(host, str) and "," in host and ":" in host and "port" not in parsed.query:
+        rebuilt = parsed.difference_update_query(["host"]).update_query_pairs(
+            [("host", h) for h in host.split(",")], append=True
+        )
+        return rebuilt.render_as_string(hide_password=False)
+    return url
+
+
 CONNECT_TIMEOUT_S = 5
 """How long a new PostgreSQL connection may take to be established (libpq's ``connect_timeout``,
 unless the URL names one): a database host that does not answer is an outage after this long, not
 a call that hangs."""
+
+TCP_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq settings (unless the URL names them) that notice a database server gone without a word
+— its machine down or cut off, so no reset ever arrives — within ~10 s rather than the kernel's
+defaults (two hours of silence before a keepalive; ~15 minutes of retransmissions): a call waiting
+on it then fails as an outage and its pool is retired, and a multi-host URL moves on to the new
+primary."""
 
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 """PostgreSQL error classes worth a retry: connection exception, transaction rollback
@@ -104,13 +156,17 @@ failover, a connection still open to the former primary. Transient: its connecti
 (see ``_retire_connections_to_a_standby``) and the next one reaches the new primary."""
 
 
+class ReadOnlyDatabase(Exception):
+    """The database server answered, but accepts no writes (SQLSTATE 25006's condition)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error says "not now" rather than "never": the database could not be
     reached (connection refused, timed out, dropped), is busy, shutting down or read-only after a
     failover, no connection was free in time, or the transaction lost a deadlock or
     serialization race. The same request may succeed when sent again."""
-    if isinstance(exc, SQLAlchemyTimeoutError):
-        return True  # no pooled connection became free in time
+    if isinstance(exc, SQLAlchemyTimeoutError | ReadOnlyDatabase):
+        return True  # no pooled connection became free in time; a standby answered
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
@@ -340,13 +396,19 @@ class Database:
 
     def ping(self) -> None:
         """One round trip to the database on a pooled connection (the health probe); raises what
-        reaching the database raised (``is_transient`` says whether it is an outage). An
-        embedded SQLite file is always reachable: nothing is done (every SQLite transaction would
-        take the write lock)."""
+        reaching the database raised (``is_transient`` says whether it is an outage), and
+        ``ReadOnlyDatabase`` when the server reached accepts no writes (a standby, or a former
+        primary after a failover: the gateway cannot serve from it). An embedded SQLite file is
+        always reachable: nothing is done (every SQLite transaction would take the write lock)."""
         if self._turn is not None:
             return
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+            read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
+        if read_only == "on":
+            # Its pool holds connections to a server that cannot serve: retire them all, so the
+            # next transaction looks for the writable server again.
+            self.engine.pool.dispose()
+            raise ReadOnlyDatabase("the database server accepts no writes (a standby?)")
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema to revision with Alembic."""

@@ -57,7 +57,7 @@ from sqlalchemy.engine import make_url
 from yrd.interop.v1 import reconciliation_pb2, records_pb2, transfer_pb2
 
 from gateway.client import RESEND_CODES, GatewayClient, RetryPolicy, TransportError
-from gateway.errors import DomainError
+from gateway.errors import DomainError, StorageUnavailable
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir
@@ -525,14 +525,16 @@ class Registry:
 
 
 def patiently(call: Callable[[], T]) -> T:
-    """A read, retried while the gateway is down or restarting (reads change nothing)."""
+    """A read, retried while the gateway is down or restarting, or its database cannot serve
+    (a PostgreSQL failover: tests/failover); reads change nothing."""
     give_up = time.monotonic() + PATIENCE_S
     pause = 0.05
     while True:
         try:
             return call()
-        except TransportError as exc:
-            if exc.code not in RESEND_CODES or time.monotonic() > give_up:
+        except (TransportError, StorageUnavailable) as exc:
+            resendable = isinstance(exc, StorageUnavailable) or exc.code in RESEND_CODES
+            if not resendable or time.monotonic() > give_up:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
