@@ -28,7 +28,7 @@ def db_current(
     """The database's schema revision and the newest this yrdgw knows (read-only). Exits 3
     when the database needs `yrdgw db upgrade`."""
     url = host.settings(config, database_url).database_url
-    with host.database(url, read_only=True, create=True) as db:
+    with host.database(url, read_only=True, schema=False) as db:
         current, head = db.current_revision(), db.head_revision()
     doc = {"name": current or "", "current": current or "", "head": head or "", "url": mask(url)}
     show(

@@ -167,6 +167,8 @@ def _os(exc: OSError) -> Explained | None:
 
 
 def _file_hint(path: str) -> str:
+    if "/gateway/" in path:
+        return "the gateway's certificate and keys are missing: check cert_dir (`yrdgw pki init`)"
     if path.endswith((".pem",)) or "/regions/" in path:
         return (
             "no certificate for this identity: check --cert-dir and --region (or issue it with "
@@ -285,3 +287,28 @@ def did_you_mean(word: str, choices: list[str]) -> str:
 def config_path_hint(path: Path | None) -> str:
     """Where the configuration came from, for messages."""
     return str(path) if path is not None else "the environment"
+
+
+def exit_code_table() -> str:
+    """The README's table of exit codes, from :class:`ExitCode` (a test keeps them equal)."""
+    docs = _member_docs()
+    rows = [f"| {c.value} | `{c.name}` | {docs[c.name]} |" for c in ExitCode]
+    return "\n".join(["| code | name | meaning |", "|---|---|---|", *rows])
+
+
+def _member_docs() -> dict[str, str]:
+    """Each ExitCode member's docstring (the string literal after it in the class body)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(ExitCode))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.targets[0].id] = " ".join(str(after.value.value).split())  # type: ignore[attr-defined]
+    return docs

@@ -89,9 +89,12 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 @contextmanager
-def database(url: str, *, read_only: bool = False, create: bool = False) -> Iterator[Database]:
+def database(
+    url: str, *, read_only: bool = False, create: bool = False, schema: bool = True
+) -> Iterator[Database]:
     """The existing database at URL, disposed of on the way out: refused when it does not exist
-    (unless CREATE) or has not the project's schema (unless CREATE); read-only when asked."""
+    (unless CREATE) or has not the project's schema at this yrdgw's revision (unless CREATE or
+    not SCHEMA); read-only when asked."""
     from sqlalchemy import create_engine
 
     from gateway.storage.db import Database, make_engine
@@ -120,7 +123,7 @@ def database(url: str, *, read_only: bool = False, create: bool = False) -> Iter
     else:
         db = Database.from_url(url)
     try:
-        if not create:
+        if schema and not create:
             require_schema(db, url)
         yield db
     finally:
