@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import enum
 import errno
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -304,7 +305,7 @@ def _member_docs() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(ExitCode))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
+    for node, after in itertools.pairwise(body):
         if (
             isinstance(node, ast.Assign)
             and isinstance(after, ast.Expr)
