@@ -59,7 +59,7 @@ def debugging() -> bool:
     return os.environ.get("YRDGW_DEBUG", "") not in ("", "0", "false", "no")
 
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^/]*@")
 
 
 def mask(url: str) -> str:

@@ -128,10 +128,26 @@ def fitted(rows: Sequence[Any], cols: Sequence[Col], title: str | None = None) -
         if c.ident:
             shown.add_column(c.header, no_wrap=True, min_width=widths[i], overflow="fold")
         else:
-            shown.add_column(c.header, overflow="fold")
+            # Other columns may wrap, down to a readable width.
+            shown.add_column(c.header, overflow="fold", min_width=min(widths[i], 12))
     for row in cells:
         shown.add_row(*(escape(row[i]) for i in keep))
     return shown
+
+
+def print_table(shown: Table) -> None:
+    """Print a table without cropping it: wider than the terminal, its lines wrap there instead
+    of losing their ends (identifier columns have their full width as minimum)."""
+    needed = sum((c.min_width or 0) + 3 for c in shown.columns) + 1
+    if needed <= console.width:
+        console.print(shown)
+        return
+    width = console.width
+    console.width = needed
+    try:
+        console.print(shown, crop=False)
+    finally:
+        console.width = width
 
 
 def show(
@@ -160,7 +176,7 @@ def show(
     if human is not None:
         human()
         return
-    console.print(fitted(items, cols, title))
+    print_table(fitted(items, cols, title))
 
 
 def dumps(doc: Any, fmt: Format) -> str:
