@@ -34,6 +34,23 @@ from gateway.cli import (
     transfer,
 )
 
+
+def _no_type_label_on_flags() -> None:
+    """Flags take no value: help shows no ``<bool>`` type label beside them (typer 0.29 does)."""
+    from typing import Any
+
+    from typer.core import TyperOption
+
+    labelled = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else labelled(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_label_on_flags()
+
 app = typer.Typer(
     help="Yangtze Delta carbon-inclusive interoperability gateway.",
     no_args_is_help=True,

@@ -64,7 +64,7 @@ CertDirOpt = Annotated[
         "--cert-dir",
         envvar="YRDGW_CERT_DIR",
         show_envvar=True,
-        help=f"PKI directory holding your certificate [default: the context's, else {DEFAULT_PKI}]",
+        help=f"PKI directory holding your certificate (default: the context's, else {DEFAULT_PKI}).",
     ),
 ]
 GatewayOpt = Annotated[
@@ -73,8 +73,8 @@ GatewayOpt = Annotated[
         "--gateway",
         envvar="YRDGW_GATEWAY",
         show_envvar=True,
-        help=f"Gateway HOST[:PORT] (port {DEFAULT_PORT} when left out) "
-        f"[default: the context's, else {DEFAULT_GATEWAY}]",
+        help=f"Gateway HOST[:PORT], port {DEFAULT_PORT} when left out (default: the context's, "
+        f"else {DEFAULT_GATEWAY}).",
     ),
 ]
 RegionOpt = Annotated[
@@ -84,8 +84,8 @@ RegionOpt = Annotated[
         envvar="YRDGW_REGION",
         show_envvar=True,
         callback=region_code,
-        help="Your own region, six digits [default: the context's, else the only identity in "
-        "--cert-dir]",
+        help="Your own region, six digits (default: the context's, else that of the only identity "
+        "in --cert-dir).",
     ),
 ]
 SubjectRegionOpt = Annotated[
@@ -94,7 +94,7 @@ SubjectRegionOpt = Annotated[
 ]
 RoleOpt = Annotated[
     Role | None,
-    typer.Option("--role", help="Who you are [default: admin with --admin, else registry]"),
+    typer.Option("--role", help="Who you are (default: admin with --admin, else registry)."),
 ]
 NameOpt = Annotated[
     str | None,

@@ -16,11 +16,11 @@ def serve(
     config: ConfigOpt = None,
     listen: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT to bind [default: the configuration's, 127.0.0.1:50051]"),
+        typer.Option(help="HOST:PORT to bind (default: the configuration's, 127.0.0.1:50051)."),
     ] = None,
     database_url: DatabaseOpt = None,
     cert_dir: Annotated[
-        Path | None, typer.Option(help="PKI directory [default: the configuration's, certs/dev]")
+        Path | None, typer.Option(help="PKI directory (default: the configuration's, certs/dev).")
     ] = None,
     metrics_listen: Annotated[
         str | None, typer.Option(help="HOST:PORT for /metrics; '' disables.")
