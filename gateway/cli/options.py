@@ -64,7 +64,8 @@ CertDirOpt = Annotated[
         "--cert-dir",
         envvar="YRDGW_CERT_DIR",
         show_envvar=True,
-        help=f"PKI directory holding your certificate (default: the context's, else {DEFAULT_PKI}).",
+        help="PKI directory holding your certificate "
+        f"(default: the context's, else {DEFAULT_PKI}).",
     ),
 ]
 GatewayOpt = Annotated[
