@@ -147,11 +147,16 @@ def require_schema(db: Database, url: str) -> None:
 
 
 @contextmanager
-def services(loaded: GatewaySettings, *, read_only: bool = False) -> Iterator[Services]:
-    """The gateway's services on its existing, migrated database."""
+def services(
+    loaded: GatewaySettings, *, read_only: bool = False, migrate: bool = False
+) -> Iterator[Services]:
+    """The gateway's services on its existing, migrated database (with MIGRATE, as the
+    long-running ``scheduler`` does under ``migrate_on_start``, created or migrated first)."""
     from gateway.assembly import build_services
 
-    with database(loaded.database_url, read_only=read_only) as db:
+    with database(loaded.database_url, read_only=read_only, create=migrate) as db:
+        if migrate:
+            db.upgrade()
         yield build_services(loaded, db)
 
 

@@ -57,7 +57,8 @@ def serve(
 
 
 def scheduler(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
-    """Run the scheduled jobs in this process only (no gRPC server) until SIGTERM or SIGINT."""
+    """Run the scheduled jobs in this process only (no gRPC server) until SIGTERM or SIGINT;
+    like serve, creates or migrates the database when migrate_on_start is true."""
     import signal
     import threading
     from types import FrameType
@@ -74,7 +75,7 @@ def scheduler(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> Non
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with host.services(settings) as services:
+    with host.services(settings, migrate=settings.migrate_on_start) as services:
         running = GatewayScheduler(settings, services.jobs)
         running.start()
         try:
