@@ -78,6 +78,15 @@ GatewayOpt = Annotated[
         f"else {DEFAULT_GATEWAY}).",
     ),
 ]
+def complete_region(incomplete: str) -> list[str]:
+    """Shell completion of --region: the regions with a certificate in the PKI directory."""
+    import os
+
+    root = Path(os.environ.get("YRDGW_CERT_DIR") or DEFAULT_PKI) / "regions"
+    found = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    return [r for r in found if r.startswith(incomplete)]
+
+
 RegionOpt = Annotated[
     str | None,
     typer.Option(
@@ -85,6 +94,7 @@ RegionOpt = Annotated[
         envvar="YRDGW_REGION",
         show_envvar=True,
         callback=region_code,
+        autocompletion=complete_region,
         help="Your own region, six digits (default: the context's, else that of the only identity "
         "in --cert-dir).",
     ),
