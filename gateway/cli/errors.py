@@ -69,7 +69,7 @@ def mask(url: str) -> str:
 
 CONTEXT: dict[str, str] = {}
 """What the running command acts on, for the explanation of a failure: ``gateway`` (address),
-``database`` (URL), ``config`` (file), ``call`` (a signed request's resource name)."""
+``database`` (URL), ``config`` (file)."""
 
 
 def explain(exc: BaseException) -> Explained:
@@ -90,8 +90,14 @@ def _user(exc: Any) -> Explained:
 
 
 REASON_HINTS: dict[str, str] = {
-    "NOT_RECOGNISED": "ask for recognition: `yrdgw recognition request SUBJECT --region REGION`",
-    "RECOGNITION_REQUIRED": "ask for recognition: `yrdgw recognition request SUBJECT --region R`",
+    "NOT_RECOGNISED": "the source region asks for recognition: "
+    "`yrdgw recognition request {project} --to DESTINATION`",
+    "SNAPSHOT_MISSING": "the registry submits one: `yrdgw reconcile submit FILE`",
+    "INSUFFICIENT_UNITS": "see what you hold: `yrdgw ledger holdings`",
+    "SERIALS_NOT_HELD": "see what you hold: `yrdgw ledger holdings`",
+    "SERIALS_NOT_ACTIVE": "see what you hold: `yrdgw ledger holdings`",
+    "SIGN_TIME_OUT_OF_RANGE": "check this host's clock (the gateway allows sign_time_skew_s)",
+    "REPORT_NOT_FOUND": "list reports with `yrdgw reconcile list`",
     "SEQUENCE_GAP": "the signer's chain head is stale; delete signer-state.json beside the key "
     "and try again (it is re-read from the gateway)",
     "PREVIOUS_HASH_MISMATCH": "the signer's chain head is stale; delete signer-state.json beside "
@@ -113,7 +119,10 @@ def _domain(exc: Any) -> Explained:
     message = exc.message or str(exc)
     reason = exc.reason
     first = message if message.startswith(reason) else f"{reason}: {message}"
-    return Explained(first, details, REASON_HINTS.get(reason, ""))
+    hint = REASON_HINTS.get(reason, "")
+    if "{project}" in hint:
+        hint = hint.replace("{project}", exc.metadata.get("project", "SUBJECT"))
+    return Explained(first, details, hint)
 
 
 def _transport(exc: Any) -> Explained:
@@ -124,16 +133,6 @@ def _transport(exc: Any) -> Explained:
         hint = f"is `yrdgw serve` running at {target}? (--gateway, YRDGW_GATEWAY or the context)"
         if "handshake" in detail.lower() or "ssl" in detail.lower() or "tls" in detail.lower():
             hint = "the TLS handshake failed: do --cert-dir and the gateway share one CA?"
-        if CONTEXT.get("signed"):
-            check = CONTEXT.get("check", "")
-            return Explained(
-                f"no answer from {target} ({code}): the signed request may or may not have "
-                "taken effect",
-                [detail],
-                f"check with `{check}` before trying again"
-                if check
-                else "check its result before trying again (re-sending it is safe)",
-            )
         return Explained(f"cannot reach the gateway at {target} ({code})", [detail], hint)
     return Explained(f"{code} from {target}: {detail}")
 

@@ -78,6 +78,8 @@ GatewayOpt = Annotated[
         f"else {DEFAULT_GATEWAY}).",
     ),
 ]
+
+
 def complete_region(incomplete: str) -> list[str]:
     """Shell completion of --region: the regions with a certificate in the PKI directory."""
     import os

@@ -107,7 +107,7 @@ def recognition_request(
     """Ask other regions to recognise your methodology version or project (as the registry, or
     as an administrator with --admin)."""
     with remote.signing(
-        gateway, cert_dir, region, None, name, check="yrdgw recognition list"
+        gateway, cert_dir, region, None, name, check="`yrdgw recognition list`"
     ) as client:
         made = client.request_recognition(subject, version=version, regions=to or ())
     show_recognitions(list(made), output)
@@ -131,7 +131,7 @@ def _decide(
             "pass --admin NAME (or set YRDGW_ADMIN)",
             ExitCode.USAGE,
         )
-    check = f"yrdgw recognition show {recognition}"
+    check = f"`yrdgw recognition show {recognition}`"
     with remote.signing(gateway, cert_dir, region, Role.ADMIN, name, check=check) as client:
         if kind == "approve":
             rec = client.approve_recognition(recognition, text)

@@ -49,7 +49,8 @@ def registry_publish(
                 "pass --content-type (see `yrdgw adapters list`)",
             ) from exc
     ct = content_type
-    with remote.signing(gateway, cert_dir, me) as client:
+    check = f"`yrdgw registry subscribe --of-region {me}` (the feed lists what was accepted)"
+    with remote.signing(gateway, cert_dir, me, check=check) as client:
         results = client.publish([(ct, data) for _, data in documents], batch_size=batch_size)
     rows = [
         {

@@ -163,8 +163,8 @@ def signing(
 ) -> Iterator[GatewayClient]:
     """A client whose signer (registry or administrator key) continues its saved chain, or the
     gateway's head when signer-state.json is missing; the chain is saved again on the way out.
-    A request whose fate stays unknown after its re-sends says so, and CHECK (a command) says how
-    to find out."""
+    A request whose fate stays unknown after its re-sends says so, and CHECK (text naming the
+    command in backticks) says how to find out."""
     from gateway.client import RESEND_CODES, TransportError
     from gateway.client.signer_state import load_state, save_state, state_path
 
@@ -187,7 +187,7 @@ def signing(
             raise UserError(
                 f"no answer from {client_target()} ({exc.code.name}) after re-sending: the signed "
                 "request may or may not have taken effect",
-                f"check with `{check}` before trying again"
+                f"check with {check} before trying again"
                 if check
                 else "check its result before trying again (re-sending the same command is "
                 "a new request)",

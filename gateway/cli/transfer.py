@@ -128,7 +128,7 @@ def transfer_propose(
 
     ranges = parse_ranges(serial_range or [])
     me = resolve(gateway, cert_dir, region).region
-    check = f"yrdgw transfer show {transfer_name(me, transfer_id)}"
+    check = f"`yrdgw transfer show {transfer_name(me, transfer_id)}`"
     with remote.signing(gateway, cert_dir, me, check=check) as client:
         t = client.propose_transfer(
             transfer_id,
@@ -151,7 +151,7 @@ def _answer(
     reason: str,
     output: Format,
 ) -> None:
-    with remote.signing(gateway, cert_dir, region, check=f"yrdgw transfer show {name}") as client:
+    with remote.signing(gateway, cert_dir, region, check=f"`yrdgw transfer show {name}`") as client:
         if kind == "accept":
             t = client.accept_transfer(name)
         elif kind == "reject":
@@ -222,7 +222,8 @@ def transfer_retire(
 ) -> None:
     """Retire units your region holds, for good."""
     ranges = parse_ranges(serial_range or [])
-    with remote.signing(gateway, cert_dir, region) as client:
+    check = "`yrdgw ledger holdings` (retired blocks say so)"
+    with remote.signing(gateway, cert_dir, region, check=check) as client:
         r = client.retire(
             retirement_id,
             PURPOSES[purpose.value],  # type: ignore[arg-type]

@@ -61,3 +61,12 @@ def test_passwords_are_masked() -> None:
 )
 def test_a_gateway_without_a_port_gets_the_default_port(given: str, target: str) -> None:
     assert gateway_target(given) == target
+
+
+def test_not_recognised_names_the_project_to_ask_recognition_for() -> None:
+    from gateway.errors import NotRecognised
+
+    said = explain(
+        NotRecognised("not recognised", metadata={"project": "regions/340000/projects/P"})
+    )
+    assert "`yrdgw recognition request regions/340000/projects/P --to DESTINATION`" in said.hint
