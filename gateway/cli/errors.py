@@ -15,7 +15,6 @@ import itertools
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -74,7 +73,7 @@ CONTEXT: dict[str, str] = {}
 
 def explain(exc: BaseException) -> Explained:
     """The operator's view of a failure; unknown exceptions are reported as bugs."""
-    for kind, explainer in _EXPLAINERS:
+    for kind, explainer in _explainers():
         if isinstance(exc, kind):
             found: Explained | None = explainer(exc)
             if found is not None:
@@ -239,7 +238,9 @@ def _keyboard(_exc: BaseException) -> Explained:
 
 
 def _explainers() -> list[tuple[type[BaseException], Any]]:
+    """(exception class, explainer) pairs, the most specific first."""
     import json
+    import sys
     import tomllib
 
     found: list[tuple[type[BaseException], Any]] = [
@@ -249,13 +250,9 @@ def _explainers() -> list[tuple[type[BaseException], Any]]:
         (json.JSONDecodeError, _json),
         (ModuleNotFoundError, _module),
     ]
-    try:
-        from gateway.errors import DomainError
+    from gateway.errors import DomainError
 
-        found.append((DomainError, _domain))
-    except ImportError:  # pragma: no cover - the package is whole
-        pass
-    import sys
+    found.append((DomainError, _domain))
 
     # Only what the command already loaded can have raised; importing more here would be slow.
     if "gateway.client.errors" in sys.modules:
@@ -270,23 +267,10 @@ def _explainers() -> list[tuple[type[BaseException], Any]]:
     return found
 
 
-class _Lazy:
-    def __iter__(self) -> Any:
-        return iter(_explainers())
-
-
-_EXPLAINERS = _Lazy()
-
-
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of CHOICES, or nothing."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def config_path_hint(path: Path | None) -> str:
-    """Where the configuration came from, for messages."""
-    return str(path) if path is not None else "the environment"
 
 
 def exit_code_table() -> str:
