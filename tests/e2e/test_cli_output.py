@@ -180,3 +180,43 @@ def test_tables_keep_identifiers_whole_on_a_narrow_terminal(world: World) -> Non
     keys = world.call("keys", "list", "--of-region", "330000", columns=50)
     for key_id in world.names("keys", "list", "--of-region", "330000"):
         assert any(key_id in line for line in keys.splitlines())
+
+
+def test_the_caller_comes_from_the_context_or_the_only_identity(world: World) -> None:
+    import shutil
+
+    # A registry's own certificate directory: the CA and its one identity.
+    mine = world.tmp / "ah-only"
+    (mine / "regions/340000").mkdir(parents=True)
+    shutil.copy(world.pki / "ca.pem", mine / "ca.pem")
+    shutil.copytree(world.pki / "regions/340000/registry", mine / "regions/340000/registry")
+    contexts = str(world.tmp / "contexts-caller.toml")
+    env = {"YRDGW_CONTEXTS": contexts, "YRDGW_GATEWAY": world.gateway.target}
+    # No --region: the only identity's region (in the full PKI it is a usage error).
+    assert run("health", "--cert-dir", str(mine), env=env).strip() == "SERVING"
+    run(
+        "context",
+        "set",
+        "sh-admin",
+        "--gateway",
+        world.gateway.target,
+        "--cert-dir",
+        str(world.pki),
+        "--region",
+        "310000",
+        "--admin",
+        "admin-a",
+        env={"YRDGW_CONTEXTS": contexts},
+    )
+    run("context", "use", "sh-admin", env={"YRDGW_CONTEXTS": contexts})
+    keys = json.loads(
+        run("keys", "list", "--of-region", "310000", "-o", "json", env={"YRDGW_CONTEXTS": contexts})
+    )
+    assert len(keys) == 3
+    # A flag wins over the context.
+    assert (
+        run(
+            "health", "--region", "320000", "--admin", "admin-b", env={"YRDGW_CONTEXTS": contexts}
+        ).strip()
+        == "SERVING"
+    )
