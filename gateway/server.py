@@ -373,9 +373,19 @@ class GatewayServer:
             return
         log.info("gateway.crl_reloaded", revoked=revoked)
 
+    def reload_keys(self) -> None:
+        """Register the signing keys issued into the PKI directory since the start (SIGHUP)."""
+        try:
+            added = self.keys.import_from_pki(self.pki)
+        except Exception as exc:  # a reload must never take the gateway down
+            log.error("gateway.keys_reload_failed", error=str(exc))
+            return
+        log.info("gateway.keys_reloaded", added=added)
+
     def serve_until_signalled(self) -> None:
         """Run until SIGTERM or SIGINT, then stop gracefully; a second SIGTERM or SIGINT during
-        the grace exits at once (status 128 + the signal's number); SIGHUP re-reads the CRL."""
+        the grace exits at once (status 128 + the signal's number); SIGHUP re-reads the CRL and
+        registers signing keys issued since (in a thread: the database may take a while)."""
         done = threading.Event()
 
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -388,6 +398,7 @@ class GatewayServer:
 
         def _on_hangup(_signum: int, _frame: FrameType | None) -> None:
             self.reload_revocations()
+            threading.Thread(target=self.reload_keys, name="yrdgw-keys-reload", daemon=True).start()
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)

@@ -9,12 +9,17 @@ and shell completion load only typer and these modules.
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Annotated
+
 import typer
 
 from gateway.cli import (
     adapters,
     audit,
     console,
+    context,
     db,
     demo,
     health,
@@ -31,9 +36,63 @@ from gateway.cli import (
     transfer,
 )
 
+
+def _no_type_label_on_flags() -> None:
+    """Flags take no value: help shows no ``<bool>`` type label beside them (typer 0.29 does)."""
+    from typing import Any
+
+    from typer.core import TyperOption
+
+    labelled = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else labelled(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_label_on_flags()
+
 app = typer.Typer(
-    help="Yangtze Delta carbon-inclusive interoperability gateway.", no_args_is_help=True
+    help="Yangtze Delta carbon-inclusive interoperability gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from gateway.contract import PROTOCOL_PACKAGE, PROTOCOL_VERSION
+
+        typer.echo(
+            f"yrdgw {version('yrd-gateway')} (protocol {PROTOCOL_PACKAGE} {PROTOCOL_VERSION})"
+        )
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="YRDGW_DEBUG",
+            help="Show the traceback of a failure.",
+            show_envvar=True,
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Yangtze Delta carbon-inclusive interoperability gateway."""
+    if debug:
+        os.environ["YRDGW_DEBUG"] = "1"
+
+
 app.command("serve")(serve.serve)
 app.command("health")(health.health)
 app.command("info")(info.info)
@@ -52,8 +111,22 @@ app.add_typer(transfer.app, name="transfer")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(recognition.app, name="recognition")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(context.app, name="context")
 
 
 def main() -> None:
-    """Run the command line (the ``yrdgw`` script and ``python -m gateway``)."""
-    app()
+    """Run the command line (the ``yrdgw`` script and ``python -m gateway``): a failure a command
+    lets through is said in one or two lines (with the traceback only under ``--debug``)."""
+    from gateway.cli.errors import debugging
+
+    if not debugging() and "--debug" not in sys.argv:
+        # gRPC's C core would print its own log lines (a port in use, say) before ours.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # every failure ends here, as one or two lines
+        from gateway.cli.output import report
+
+        sys.exit(report(exc))

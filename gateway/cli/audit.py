@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway.cli import host, remote
+from gateway.cli.errors import ExitCode
 from gateway.cli.options import (
     DEFAULT_GATEWAY,
     DEFAULT_PKI,
@@ -16,8 +17,7 @@ from gateway.cli.options import (
     RegionOpt,
     RoleOpt,
 )
-from gateway.cli.output import console, fail
-from gateway.security.identity import Role
+from gateway.cli.output import Format, OutputOpt, console, dumps, fail
 
 if TYPE_CHECKING:
     from gateway.client import GatewayClient
@@ -26,20 +26,18 @@ if TYPE_CHECKING:
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
 
-FINDINGS = 3
-"""Exit code when the log or a stored row does not verify (0 ok, 1 error, 2 usage)."""
-
-
 @app.command("verify")
 def audit_verify(
     gateway: GatewayOpt = DEFAULT_GATEWAY,
     cert_dir: CertDirOpt = DEFAULT_PKI,
-    region: RegionOpt = "310000",
-    role: RoleOpt = Role.REGISTRY,
+    region: RegionOpt = None,
+    role: RoleOpt = None,
     name: NameOpt = None,
     database_url: Annotated[
-        str | None, typer.Option(help="Check a database (or a copy of one) offline instead.")
+        str | None,
+        typer.Option(help="Check a database (or a copy of one) offline, read-only, instead."),
     ] = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Check the audit log's hash chain and, offline, every stored row against it.
 
@@ -50,21 +48,10 @@ def audit_verify(
     first bad entry or row and exits 3 when something does not verify.
     """
     if database_url:
-        from sqlalchemy.exc import SQLAlchemyError
-
         from adapters import default_registry
         from gateway.services.audit import AuditReader
 
-        with host.database(database_url) as db:
-            try:
-                revision, head = db.current_revision(), db.head_revision()
-            except SQLAlchemyError as exc:
-                raise fail(f"cannot read {database_url}: {exc.__class__.__name__}") from None
-            if revision != head:
-                raise fail(
-                    f"the database is at schema revision {revision or 'none'}, this yrdgw "
-                    f"verifies {head}: run `yrdgw db upgrade` (on a copy) first"
-                )
+        with host.database(database_url, read_only=True) as db:
             checked = AuditReader(db).verify_storage(default_registry)
         result = checked.check
         if result.ok:
@@ -74,28 +61,50 @@ def audit_verify(
                 if checked.unchecked
                 else ""
             )
+            if output is not Format.TABLE:
+                emit(result, output, rows=checked.rows, unchecked=checked.unchecked)
+                return
             console.print(
                 f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}; "
                 f"{checked.rows} stored rows match it{unchecked}"
             )
             return
+        served = None
     else:
         with remote.connect(gateway, cert_dir, region, role, name) as client:
             result = remote.verify_audit_log(client)
             served = 0
             if result.ok:
                 result, served = served_records(client, result)
+    if output is not Format.TABLE:
+        emit(result, output, served=served)
     if not result.ok:
         if result.first_bad_entry is not None and result.table != "audit_head":
             where = f"at entry {result.first_bad_entry}"
         else:
             where = f"at {result.where}"
-        raise fail(f"audit log verification FAILED {where}: {result.problem}", FINDINGS)
-    console.print(
-        f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}, signed tree "
-        f"head; the {served} records the feed serves and their envelopes match it "
-        "(--database-url compares every stored row)"
-    )
+        raise fail(f"audit log verification FAILED {where}: {result.problem}", ExitCode.FINDINGS)
+    if output is Format.TABLE:
+        console.print(
+            f"audit log OK: {result.entries} entries, head {result.head_hash.hex()}, signed tree "
+            f"head; the {served} records the feed serves and their envelopes match it "
+            "(--database-url compares every stored row)"
+        )
+
+
+def emit(result: ChainCheck, output: Format, **extra: object) -> None:
+    """The verdict as JSON or YAML on stdout (the failure line still goes to stderr)."""
+    doc: dict[str, object] = {
+        "ok": result.ok,
+        "entries": result.entries,
+        "head_hash": result.head_hash.hex(),
+        "first_bad_entry": result.first_bad_entry,
+        "table": result.table,
+        "where": result.where,
+        "problem": result.problem,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+    typer.echo(dumps(doc, Format.YAML if output is Format.YAML else Format.JSON), nl=False)
 
 
 def served_records(client: GatewayClient, result: ChainCheck) -> tuple[ChainCheck, int]:

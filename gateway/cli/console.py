@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from gateway.cli import remote
-from gateway.cli.options import DEFAULT_GATEWAY, DEFAULT_PKI, CertDirOpt, GatewayOpt, RegionOpt
-from gateway.cli.output import fail
+from gateway.cli.errors import ExitCode, UserError
+from gateway.cli.options import CertDirOpt, GatewayOpt, NameOpt, RegionOpt
 
 
 def console(
-    region: RegionOpt,
-    admin: Annotated[str, typer.Option("--admin", help="Administrator name, e.g. admin-a.")],
-    cert_dir: CertDirOpt = DEFAULT_PKI,
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    region: RegionOpt = None,
+    admin: NameOpt = None,
+    cert_dir: CertDirOpt = None,
+    gateway: GatewayOpt = None,
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0: a free one.")
     ] = 0,
@@ -26,19 +26,23 @@ def console(
 ) -> None:
     """Start the administrators' web console on 127.0.0.1: a client of the gateway with your
     certificate that signs your decisions with your key. Open the URL it prints (with its token)."""
+    from gateway.cli.context import resolve
     from gateway.console import run_console
-    from gateway.security.pki import PKIError
 
-    failures: tuple[type[Exception], ...] = (PKIError, OSError, *remote.refusal_types())
-    try:
-        code = run_console(
-            gateway=gateway,
-            cert_dir=cert_dir,
-            region=region,
-            admin=admin,
-            port=port,
-            database_url=database_url,
+    caller = resolve(gateway, cert_dir, region, None, admin)
+    if caller.admin is None:
+        raise UserError(
+            "the console is for administrators",
+            "pass --admin NAME (or YRDGW_ADMIN)",
+            ExitCode.USAGE,
         )
-    except failures as exc:
-        raise fail(remote.refusal(exc)) from exc
+    remote._check_files(caller.cert_dir, caller.role, caller.region, caller.admin)
+    code = run_console(
+        gateway=caller.gateway,
+        cert_dir=caller.cert_dir,
+        region=caller.region,
+        admin=caller.admin,
+        port=port,
+        database_url=database_url,
+    )
     raise typer.Exit(code)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import remote
+from gateway.cli.errors import ExitCode
 from gateway.cli.options import (
-    DEFAULT_GATEWAY,
-    DEFAULT_PKI,
     CertDirOpt,
     GatewayOpt,
     NameOpt,
@@ -15,19 +14,19 @@ from gateway.cli.options import (
     RoleOpt,
 )
 from gateway.cli.output import console
-from gateway.security.identity import Role
 
 
 def health(
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
-    region: RegionOpt = "310000",
-    role: RoleOpt = Role.REGISTRY,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    region: RegionOpt = None,
+    role: RoleOpt = None,
     name: NameOpt = None,
 ) -> None:
-    """Check the gateway's health over mTLS as one identity."""
+    """Check the gateway's health over mTLS as one identity: prints SERVING (exit 0) or the
+    status (exit 1)."""
     with remote.connect(gateway, cert_dir, region, role, name) as client:
         status = client.health()
     console.print(status)
     if status != "SERVING":
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)

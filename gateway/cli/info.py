@@ -2,53 +2,32 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
-
-import typer
-
 from gateway.cli import remote
 from gateway.cli.options import (
-    DEFAULT_GATEWAY,
-    DEFAULT_PKI,
     CertDirOpt,
     GatewayOpt,
     NameOpt,
     RegionOpt,
     RoleOpt,
 )
-from gateway.cli.output import console, table
-from gateway.security.identity import Role
-
-
-class Format(StrEnum):
-    """How ``info`` prints: tables for people, JSON (the proto3 JSON mapping) for programs."""
-
-    TABLE = "table"
-    JSON = "json"
+from gateway.cli.output import Format, OutputOpt, console, show, table
 
 
 def info(
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
-    region: RegionOpt = "310000",
-    role: RoleOpt = Role.REGISTRY,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    region: RegionOpt = None,
+    role: RoleOpt = None,
     name: NameOpt = None,
-    output: Annotated[
-        Format, typer.Option("--output", "-o", help="table, or json (every field).")
-    ] = Format.TABLE,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """The protocol version, the gateway's signing keys (current first; they verify audit tree
     heads and reconciliation reports), the regions, the policies in force and the limits."""
     with remote.connect(gateway, cert_dir, region, role, name) as client:
         facts = client.gateway_info()
-    if output is Format.JSON:
-        import json
-
-        from google.protobuf import json_format
-
-        doc = json_format.MessageToDict(facts, preserving_proto_field_name=True)
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    if output is not Format.TABLE:
+        # -o name: the gateway's signing key ids, current first.
+        show(facts, output, name=lambda f: "\n".join(k.key_id for k in f.signing_keys))
         return
     from yrd.interop.v1 import gateway_info_service_pb2 as pb
 

@@ -8,29 +8,41 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli import host, remote
+from gateway.cli.errors import ExitCode, UserError
 from gateway.cli.options import (
-    DEFAULT_GATEWAY,
-    DEFAULT_PKI,
-    AdminNameOpt,
     CertDirOpt,
     ConfigOpt,
+    DatabaseOpt,
     GatewayOpt,
     NameOpt,
     RegionOpt,
+    region_code,
+    region_codes,
 )
-from gateway.cli.output import console, fail, table
+from gateway.cli.output import Col, Format, OutputOpt, console, show, table
 from gateway.security.identity import Role
 
 app = typer.Typer(help="Mutual recognition of methodologies and projects.", no_args_is_help=True)
 
 
+def show_recognitions(recs: list[Any], output: Format) -> None:
+    """Recognitions as OUTPUT says (tables: each with its assessment side by side)."""
+
+    def human() -> None:
+        for rec in recs:
+            show_recognition(rec)
+
+    show(recs, output, human=human)
+
+
 def show_recognition(rec: Any) -> None:
     """A recognition: its state, approvals, assessment side by side, conditions and decisions."""
+    from rich.markup import escape
     from yrd.interop.v1 import recognition_pb2
 
     state = recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
     console.print(
-        f"[bold]{rec.name}[/bold]  {rec.subject}: {rec.requesting_region} → "
+        f"[bold]{escape(rec.name)}[/bold]  {escape(rec.subject)}: {rec.requesting_region} → "
         f"{rec.recognising_region}  {state}  approvals {sum(d.verdict == 1 for d in rec.decisions)}"
         f"/{rec.required_approvals}",
         highlight=False,
@@ -60,7 +72,7 @@ def show_recognition(rec: Any) -> None:
             f"suggested ETS ratio {a.suggested_ratio.numerator}/{a.suggested_ratio.denominator}"
         )
     if a.summary:
-        console.print(a.summary, highlight=False)
+        console.print(a.summary, highlight=False, markup=False)
     c = rec.conditions
     if c.HasField("ets_adjustment_ratio"):
         console.print(
@@ -69,7 +81,9 @@ def show_recognition(rec: Any) -> None:
         )
     for d in rec.decisions:
         verdict = "approved" if d.verdict == 1 else "rejected"
-        console.print(f"  {d.region}/{d.admin} {verdict}: {d.comment}", highlight=False)
+        console.print(
+            f"  {d.region}/{d.admin} {verdict}: {d.comment}", highlight=False, markup=False
+        )
 
 
 @app.command("request")
@@ -77,109 +91,145 @@ def recognition_request(
     subject: Annotated[
         str, typer.Argument(help="regions/R/methodologies/ID or regions/R/projects/ID")
     ],
-    region: RegionOpt,
+    region: RegionOpt = None,
     version: Annotated[str, typer.Option(help="Methodology version.")] = "",
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", help="Recognising regions (all others when omitted)."),
+        typer.Option(
+            "--to", callback=region_codes, help="Recognising regions (all others when omitted)."
+        ),
     ] = None,
     name: NameOpt = None,
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Ask other regions to recognise your methodology version or project (as the registry, or
-    as an administrator with --name)."""
-    role = Role.ADMIN if name else Role.REGISTRY
-    with remote.signing(gateway, cert_dir, region, role, name) as client:
+    as an administrator with --admin)."""
+    with remote.signing(
+        gateway, cert_dir, region, None, name, check="`yrdgw recognition list`"
+    ) as client:
         made = client.request_recognition(subject, version=version, regions=to or ())
-    for rec in made:
-        show_recognition(rec)
+    show_recognitions(list(made), output)
 
 
 def _decide(
-    kind: str, recognition: str, region: str, name: str, text: str, gateway: str, cert_dir: Path
+    kind: str,
+    recognition: str,
+    region: str | None,
+    name: str | None,
+    text: str,
+    gateway: str | None,
+    cert_dir: Path | None,
+    output: Format,
 ) -> None:
-    with remote.signing(gateway, cert_dir, region, Role.ADMIN, name) as client:
+    from gateway.cli.context import resolve
+
+    if resolve(gateway, cert_dir, region, None, name).admin is None:
+        raise UserError(
+            f"only an administrator may {kind} a recognition",
+            "pass --admin NAME (or set YRDGW_ADMIN)",
+            ExitCode.USAGE,
+        )
+    check = f"`yrdgw recognition show {recognition}`"
+    with remote.signing(gateway, cert_dir, region, Role.ADMIN, name, check=check) as client:
         if kind == "approve":
             rec = client.approve_recognition(recognition, text)
         elif kind == "reject":
             rec = client.reject_recognition(recognition, text)
         else:
             rec = client.revoke_recognition(recognition, text)
-    show_recognition(rec)
+    show_recognitions([rec], output)
 
 
 @app.command("approve")
 def recognition_approve(
-    recognition: str,
-    region: RegionOpt,
-    name: AdminNameOpt,
+    recognition: Annotated[str, typer.Argument(help="recognitions/ID")],
     comment: Annotated[str, typer.Option(help="Comment (required).")],
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    region: RegionOpt = None,
+    name: NameOpt = None,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Approve a recognition your region was asked for (signed with your key)."""
-    _decide("approve", recognition, region, name, comment, gateway, cert_dir)
+    _decide("approve", recognition, region, name, comment, gateway, cert_dir, output)
 
 
 @app.command("reject")
 def recognition_reject(
-    recognition: str,
-    region: RegionOpt,
-    name: AdminNameOpt,
+    recognition: Annotated[str, typer.Argument(help="recognitions/ID")],
     comment: Annotated[str, typer.Option(help="Comment (required).")],
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    region: RegionOpt = None,
+    name: NameOpt = None,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Reject a recognition your region was asked for."""
-    _decide("reject", recognition, region, name, comment, gateway, cert_dir)
+    _decide("reject", recognition, region, name, comment, gateway, cert_dir, output)
 
 
 @app.command("revoke")
 def recognition_revoke(
-    recognition: str,
-    region: RegionOpt,
-    name: AdminNameOpt,
+    recognition: Annotated[str, typer.Argument(help="recognitions/ID")],
     reason: Annotated[str, typer.Option(help="Reason (required).")],
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    region: RegionOpt = None,
+    name: NameOpt = None,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Revoke a recognition in force: pending transfers it leaves unrecognised are rejected at once
     (their units go back to the source)."""
-    _decide("revoke", recognition, region, name, reason, gateway, cert_dir)
+    _decide("revoke", recognition, region, name, reason, gateway, cert_dir, output)
 
 
 @app.command("show")
 def recognition_show(
-    recognition: str,
-    region: RegionOpt = "310000",
+    recognition: Annotated[str, typer.Argument(help="recognitions/ID")],
+    region: RegionOpt = None,
     name: NameOpt = None,
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Show a recognition with its assessment side by side."""
-    role = Role.ADMIN if name else Role.REGISTRY
-    with remote.connect(gateway, cert_dir, region, role, name) as client:
+    with remote.connect(gateway, cert_dir, region, None, name) as client:
         rec = client.get_recognition(recognition)
-    show_recognition(rec)
+    show_recognitions([rec], output)
 
 
 @app.command("units")
 def recognition_units(
-    recognition: str,
+    recognition: Annotated[str, typer.Argument(help="recognitions/ID")],
     config: ConfigOpt = None,
-    database_url: Annotated[str | None, typer.Option(help="Database URL.")] = None,
+    database_url: DatabaseOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Report the units the recognising region holds under a recognition (e.g. after it was
-    revoked: completed transfers stand, and this lists what they brought in)."""
-    from gateway.errors import DomainError
+    revoked: completed transfers stand, and this lists what they brought in). On the gateway's
+    host, read-only, on the configured database."""
+    from gateway.contract import block_name
     from gateway.services.recognition import RecognitionService
 
-    with host.database(host.settings(config, database_url).database_url) as db:
-        try:
-            rec, blocks = RecognitionService(db).held_under(recognition)
-        except DomainError as exc:
-            raise fail(str(exc)) from exc
+    with host.database(host.settings(config, database_url).database_url, read_only=True) as db:
+        rec, blocks = RecognitionService(db).held_under(recognition)
+    if output is not Format.TABLE:
+        rows = [
+            {
+                "name": block_name(b.origin_region, b.id),
+                "origin_region": b.origin_region,
+                "project": b.project_name,
+                "vintage": b.vintage,
+                "serial_start": b.serial_start,
+                "serial_end": b.serial_end,
+                "state": b.state,
+            }
+            for b in blocks
+        ]
+        show(rows, output)
+        return
     shown = table(
         "origin",
         "project",
@@ -207,27 +257,45 @@ def recognition_units(
 
 @app.command("list")
 def recognition_list(
-    region: RegionOpt = "310000",
+    region: RegionOpt = None,
     name: NameOpt = None,
-    recognising: Annotated[str, typer.Option(help="Only recognitions by this region.")] = "",
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
+    recognising: Annotated[
+        str,
+        typer.Option(
+            "--recognising",
+            "--of-region",
+            callback=region_code,
+            help="Only recognitions by this region.",
+        ),
+    ] = "",
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """List recognitions."""
     from yrd.interop.v1 import recognition_pb2
 
-    role = Role.ADMIN if name else Role.REGISTRY
-    with remote.connect(gateway, cert_dir, region, role, name) as client:
-        found = client.list_recognitions(recognising=recognising)
-    shown = table("recognition", "subject", "by", "state", "approvals")
-    for rec in found:
-        state = recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
-        approvals = sum(d.verdict == recognition_pb2.VERDICT_APPROVE for d in rec.decisions)
-        shown.add_row(
-            rec.name,
-            rec.subject,
-            rec.recognising_region,
-            state,
-            f"{approvals}/{rec.required_approvals}",
+    with remote.connect(gateway, cert_dir, region, None, name) as client:
+        found = list(client.list_recognitions(recognising=recognising))
+
+    def state(rec: Any) -> str:
+        return str(
+            recognition_pb2.RecognitionState.Name(rec.state).removeprefix("RECOGNITION_STATE_")
         )
-    console.print(shown)
+
+    def approvals(rec: Any) -> str:
+        n = sum(d.verdict == recognition_pb2.VERDICT_APPROVE for d in rec.decisions)
+        return f"{n}/{rec.required_approvals}"
+
+    show(
+        found,
+        output,
+        cols=[
+            Col("recognition", lambda r: r.name, ident=True),
+            Col("subject", lambda r: r.subject, ident=True),
+            Col("from", lambda r: r.requesting_region, optional=True),
+            Col("by", lambda r: r.recognising_region),
+            Col("state", state),
+            Col("approvals", approvals),
+        ],
+    )

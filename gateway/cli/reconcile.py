@@ -2,7 +2,8 @@
 holdings with the ledger, through the same service as the RPCs.
 
 Exit codes of ``yrdgw reconcile run``: 0 every region consistent, 3 discrepancies found (or a
-registry that needs chasing), 1 an error.
+registry that needs chasing), 4 no snapshot to reconcile, 1 an error. ``reconcile submit`` is a
+registry's call (SubmitHoldings) through the gateway.
 """
 
 from __future__ import annotations
@@ -10,14 +11,36 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gateway.cli import host
-from gateway.cli.options import ConfigOpt, DatabaseOpt, OutOpt
-from gateway.cli.output import console, emit, err_console, fail, table
+from gateway.cli import host, remote
+from gateway.cli.errors import ExitCode, UserError
+from gateway.cli.options import (
+    CertDirOpt,
+    ConfigOpt,
+    DatabaseOpt,
+    GatewayOpt,
+    OutOpt,
+    RegionOpt,
+    region_code,
+)
+from gateway.cli.output import (
+    Col,
+    Format,
+    OutputOpt,
+    console,
+    emit,
+    err_console,
+    fail,
+    proto_time,
+    show,
+    table,
+    zone_name,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -25,7 +48,16 @@ if TYPE_CHECKING:
 
     from gateway.services.reconciliation import SnapshotBuilder
 
-EXIT_DISCREPANCIES = 3
+EXIT_DISCREPANCIES = ExitCode.FINDINGS
+
+
+class ReportFormat(StrEnum):
+    """The formats a reconciliation report downloads as."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
 app = typer.Typer(
     help="Reconcile registries' holdings with the ledger (operators, on the gateway host).",
     no_args_is_help=True,
@@ -67,7 +99,9 @@ def snapshot_document(
 
 @app.command("snapshot")
 def reconcile_snapshot(
-    region: Annotated[str, typer.Option("--region", help="Region code.")],
+    region: Annotated[
+        str, typer.Option("--of-region", "--region", callback=region_code, help="Region.")
+    ],
     out: OutOpt = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
@@ -90,7 +124,13 @@ def reconcile_snapshot(
 @app.command("run")
 def reconcile_run(
     region: Annotated[
-        str | None, typer.Option("--region", help="One region (default: all configured).")
+        str | None,
+        typer.Option(
+            "--of-region",
+            "--region",
+            callback=region_code,
+            help="One region (default: all configured).",
+        ),
     ] = None,
     snapshot: Annotated[
         Path | None,
@@ -101,7 +141,8 @@ def reconcile_run(
 ) -> None:
     """Reconcile each region's latest holdings snapshot: totals, unit blocks, transfers.
 
-    Exits 0 when every region is consistent, 3 when discrepancies were found.
+    Exits 0 when every region is consistent, 3 when discrepancies were found, 4 when there
+    was no snapshot to reconcile.
     """
     from rich.progress import TaskID
     from yrd.interop.v1 import reconciliation_pb2
@@ -118,7 +159,9 @@ def reconcile_run(
         if snapshot is not None:
             file_region, builder = _load_or_exit(snapshot)
             if region and file_region != region:
-                raise fail(f"{snapshot} is a snapshot of {file_region}, not {region}")
+                raise fail(
+                    f"{snapshot} is a snapshot of {file_region}, not {region}", ExitCode.USAGE
+                )
             regions = [file_region]
             task = progress.add_task(f"{file_region} snapshot", total=len(builder.blocks) or 1)
             summary = services.reconciliation.store_snapshot(
@@ -144,57 +187,112 @@ def reconcile_run(
                 for t in tasks.values():
                     progress.remove_task(t)
     _summary(reports, missing)
-    if region and missing:
-        raise fail(f"{region} has submitted no holdings snapshot")
+    if missing and not reports:
+        raise fail(
+            f"nothing to reconcile: no holdings snapshot from {', '.join(missing)}",
+            ExitCode.NOTHING_TO_DO,
+            hint="a registry submits one with `yrdgw reconcile submit FILE`, or load one here "
+            "with --snapshot FILE",
+        )
     if any(r.status != reconciliation_pb2.RECONCILIATION_STATUS_COMPLETED for r in reports):
         raise typer.Exit(EXIT_DISCREPANCIES)
 
 
 @app.command("list")
 def reconcile_list(
-    region: Annotated[str, typer.Option("--region", help="Only this region.")] = "",
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 20,
+    region: Annotated[
+        str, typer.Option("--of-region", "--region", callback=region_code, help="Only this region.")
+    ] = "",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many.")] = 20,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
-    """The newest reports, newest first."""
+    """The newest reports, newest first (read-only)."""
     from gateway.report_export import short_status
     from gateway.services.reconciliation import discrepancy_counts
 
-    with host.services(host.quiet_settings(config, database_url)) as services:
+    with host.services(host.quiet_settings(config, database_url), read_only=True) as services:
         reports, _ = services.reconciliation.list(region=region, page_size=limit)
-    shown = table("report", "region", "status", "finished", "discrepancies")
-    for r in reports:
-        counts = discrepancy_counts(r)
-        shown.add_row(
-            r.name,
-            r.region,
-            short_status(r),
-            r.finish_time.ToDatetime(dt.UTC).isoformat(timespec="seconds"),
-            ", ".join(f"{k} {n}" for k, n in counts.items()) or "none",
-        )
-    console.print(shown)
+    show(
+        list(reports),
+        output,
+        cols=[
+            Col("report", lambda r: r.name, ident=True),
+            Col("region", lambda r: r.region),
+            Col("status", short_status),
+            Col(f"finished ({zone_name()})", lambda r: proto_time(r.finish_time)),
+            Col(
+                "discrepancies",
+                lambda r: ", ".join(f"{k} {n}" for k, n in discrepancy_counts(r).items()) or "none",
+                optional=True,
+            ),
+        ],
+    )
 
 
 @app.command("report")
 def reconcile_report(
     report_id: Annotated[str, typer.Argument(help="Report id or name (reconciliations/ID).")],
-    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="json or csv.")] = "json",  # type: ignore[assignment]
     out: OutOpt = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Download one signed report as JSON or CSV."""
+    """Download one signed report as JSON or CSV (read-only)."""
     from gateway.contract import is_reconciliation_name, reconciliation_name
     from gateway.report_export import report_csv, report_json
 
-    if fmt not in ("json", "csv"):
-        raise fail("--format is json or csv")
     name = report_id if is_reconciliation_name(report_id) else reconciliation_name(report_id)
-    with host.services(host.quiet_settings(config, database_url)) as services:
+    with host.services(host.quiet_settings(config, database_url), read_only=True) as services:
         report = services.reconciliation.get(name)
-    text = report_json(report) if fmt == "json" else report_csv(report)
+    text = report_json(report) if fmt == ReportFormat.JSON else report_csv(report)
     emit(text, out)
+
+
+@app.command("submit")
+def reconcile_submit(
+    file: Annotated[Path, typer.Argument(help="Snapshot file (the `reconcile snapshot` format).")],
+    region: RegionOpt = None,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Submit your registry's holdings snapshot to the gateway (SubmitHoldings), from a file in
+    the snapshot format; the gateway's next reconciliation of your region uses it."""
+    from yrd.interop.v1 import reconciliation_pb2, records_pb2
+
+    from gateway.contract import BLOCK_STATE_PROTO
+
+    file_region, builder = _load_or_exit(file)
+    with remote.connect(gateway, cert_dir, region) as client:
+        if file_region != client.region:
+            raise UserError(
+                f"{file} is a snapshot of {file_region}, and you are {client.region}",
+                "a registry submits its own holdings only (--region)",
+                ExitCode.USAGE,
+            )
+        assert builder.snapshot_time is not None
+        blocks = [
+            reconciliation_pb2.HeldBlock(
+                origin_region=b.origin,
+                serials=records_pb2.SerialRange(start=b.start, end=b.end),
+                state=BLOCK_STATE_PROTO.get(b.state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
+            )
+            for b in builder.blocks
+        ]
+        reply = client.submit_holdings(
+            builder.snapshot_time, blocks, sorted(builder.transfer_names)
+        )
+    show(
+        reply,
+        output,
+        name=lambda r: r.snapshot,
+        human=lambda: console.print(
+            f"submitted {reply.snapshot}: {reply.block_count} blocks, {reply.quantity_grams:,} g",
+            highlight=False,
+        ),
+    )
 
 
 @contextmanager
@@ -245,5 +343,15 @@ def _load_or_exit(path: Path) -> tuple[str, SnapshotBuilder]:
 
     try:
         return load_snapshot_file(path)
-    except (OSError, ValueError, KeyError, TypeError, DomainError) as exc:
-        raise fail(f"{path}: {exc}") from exc
+    except OSError:
+        raise
+    except KeyError as exc:
+        raise UserError(
+            f"{path}: not a snapshot file (no {exc} field)",
+            "the format: `yrdgw reconcile snapshot --help`",
+        ) from exc
+    except (ValueError, TypeError, DomainError) as exc:
+        raise UserError(
+            f"{path}: not a valid snapshot ({exc})",
+            "the format: `yrdgw reconcile snapshot --help`",
+        ) from exc

@@ -8,23 +8,28 @@ from typing import Annotated
 import typer
 
 from gateway.cli import host
+from gateway.cli.errors import UserError
 from gateway.cli.options import ConfigOpt, DatabaseOpt
-from gateway.cli.output import fail
 
 
 def serve(
     config: ConfigOpt = None,
-    listen: Annotated[str | None, typer.Option(help="host:port to bind.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
-    cert_dir: Annotated[Path | None, typer.Option(help="PKI directory.")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to bind (default: the configuration's, 127.0.0.1:50051)."),
+    ] = None,
+    database_url: DatabaseOpt = None,
+    cert_dir: Annotated[
+        Path | None, typer.Option(help="PKI directory (default: the configuration's, certs/dev).")
+    ] = None,
     metrics_listen: Annotated[
-        str | None, typer.Option(help="host:port for /metrics; '' disables.")
+        str | None, typer.Option(help="HOST:PORT for /metrics; '' disables.")
     ] = None,
 ) -> None:
-    """Run the gateway until SIGTERM (graceful) or SIGINT."""
-    from gateway.config import load_settings
+    """Run the gateway until SIGTERM (graceful) or SIGINT; SIGHUP re-reads the CRL and
+    registers newly issued signing keys. Creates or migrates the database when the
+    configuration's migrate_on_start is true (the default)."""
     from gateway.logs import configure_logging
-    from gateway.security.pki import PKIError
     from gateway.server import GatewayServer
 
     overrides = {
@@ -37,16 +42,23 @@ def serve(
         }.items()
         if v is not None
     }
-    settings = load_settings(config, **overrides)
+    settings = host.settings_with(config, overrides)
     configure_logging(settings.log_format, settings.log_level)
     try:
         GatewayServer(settings).serve_until_signalled()
-    except (PKIError, OSError) as exc:
-        raise fail(str(exc)) from exc
+    except RuntimeError as exc:
+        if "bind" not in str(exc).lower() and "port" not in str(exc).lower():
+            raise
+        raise UserError(
+            f"cannot listen on {settings.listen}: the address is in use or not available",
+            "another process (another `yrdgw serve`?) listens there; stop it, or pick another "
+            "with --listen HOST:PORT",
+        ) from exc
 
 
 def scheduler(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
-    """Run the scheduled jobs in this process only (no gRPC server) until SIGTERM or SIGINT."""
+    """Run the scheduled jobs in this process only (no gRPC server) until SIGTERM or SIGINT;
+    like serve, creates or migrates the database when migrate_on_start is true."""
     import signal
     import threading
     from types import FrameType
@@ -63,7 +75,7 @@ def scheduler(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> Non
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with host.services(settings) as services:
+    with host.services(settings, migrate=settings.migrate_on_start) as services:
         running = GatewayScheduler(settings, services.jobs)
         running.start()
         try:

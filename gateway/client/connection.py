@@ -65,6 +65,9 @@ class Connection:
         self.retry = retry
         self.resent = 0
         """Signed requests re-sent after a transport failure, over this client's life."""
+        self.on_resend: Callable[[int, Exception, float], None] | None = None
+        """Told (attempt number, the failure, seconds left) before each re-send, e.g. to say so
+        on a terminal."""
         self.pki = pki_dir if isinstance(pki_dir, PKIDir) else PKIDir(Path(pki_dir))
         self.region, self.role, self.name = region, role, name
         self.files = self.pki.files(role, region, name)
@@ -216,6 +219,7 @@ class Connection:
         give_up = time.monotonic() + self.retry.deadline_s
         backoff = self.retry.initial_backoff_s
         resend = False
+        attempts = 0
         while True:
             remaining = give_up - time.monotonic()
             try:
@@ -229,6 +233,9 @@ class Connection:
                 remaining = give_up - time.monotonic()
                 if not may_resend(exc) or remaining <= 0:
                     raise
+                attempts += 1
+                if self.on_resend is not None:
+                    self.on_resend(attempts, exc, remaining)
                 time.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, self.retry.max_backoff_s)
                 resend = True

@@ -117,10 +117,13 @@ def test_sdk_resends_a_signed_request_cut_off_by_the_database(
     publish_samples(client_for)
     ah, sh = client_for(AH), client_for(SH)
     t = ah.propose_transfer("cut-2", SH, origin=AH, ranges=[(1_000, 1_999)])
+    notices: list[tuple[int, str]] = []
+    sh.on_resend = lambda n, exc, _left: notices.append((n, getattr(exc, "reason", "")))
     assert cut_off(pg_server.db, postgres_url) >= 1
     done = sh.accept_transfer(t.name)
     assert done.state == transfer_pb2.TRANSFER_STATE_COMPLETED
     assert sh.resent == 1  # refused once by the lost connection, then taken
+    assert notices == [(1, "STORAGE_UNAVAILABLE")]  # what `retrying (1/…)` on a terminal says
     with pg_server.db.transaction() as session:
         completions = session.execute(
             select(func.count())
