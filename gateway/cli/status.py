@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from gateway.cli import remote
 from gateway.cli.options import (
-    DEFAULT_GATEWAY,
-    DEFAULT_PKI,
     AdminNameOpt,
     CertDirOpt,
     GatewayOpt,
     RegionOpt,
     RoleOpt,
 )
-from gateway.cli.output import console, table
-from gateway.security.identity import Role
+from gateway.cli.output import Format, OutputOpt, console, dumps, table
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-
-class Format(StrEnum):
-    """How ``status`` prints: a table for people, JSON for programs."""
-
-    TABLE = "table"
-    JSON = "json"
 
 
 def _age(seconds: int) -> str:
@@ -88,14 +77,12 @@ def status_table(doc: dict[str, Any]) -> Table:
 
 
 def status(
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
-    cert_dir: CertDirOpt = DEFAULT_PKI,
-    region: RegionOpt = "310000",
-    role: RoleOpt = Role.ADMIN,
-    name: AdminNameOpt = "admin-a",
-    output: Annotated[
-        Format, typer.Option("--output", "-o", help="table, or json (every field).")
-    ] = Format.TABLE,
+    gateway: GatewayOpt = None,
+    cert_dir: CertDirOpt = None,
+    region: RegionOpt = None,
+    role: RoleOpt = None,
+    name: AdminNameOpt = None,
+    output: OutputOpt = Format.TABLE,
 ) -> None:
     """Per region: last record published, the feed position its registry reads at and the lag
     behind the head, pending transfers, last snapshot and reconciliation, keys, certificate
@@ -104,10 +91,12 @@ def status(
 
     with remote.connect(gateway, cert_dir, region, role, name) as client:
         doc = federation_status_dict(client.federation_status())
-    if output is Format.JSON:
-        import json
-
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    if output is Format.NAME:
+        for r in doc["regions"]:
+            typer.echo(r["region"])
+        return
+    if output is not Format.TABLE:
+        typer.echo(dumps(doc, output), nl=False)
         return
     console.print(status_table(doc))
     expiring = [

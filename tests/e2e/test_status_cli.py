@@ -36,9 +36,9 @@ def test_status_after_the_demo_shows_every_region_in_sync(kept: Path, tmp_path: 
     served = ServedGateway(config)
     try:
         served.wait_started(timeout=30)
-        common = ["--gateway", served.target, "--cert-dir", str(kept / "pki")]
-        doc = json.loads(run("status", *common, "-o", "json").stdout)
-        table = run("status", *common).stdout
+        common = ["--gateway", served.target, "--cert-dir", str(kept / "pki"), "--region", "310000"]
+        doc = json.loads(run("status", *common, "--admin", "admin-a", "-o", "json").stdout)
+        table = run("status", *common, "--admin", "admin-a").stdout
         refused = run("status", *common, "--role", "registry", check=False)
     finally:
         served.stop()
