@@ -28,7 +28,13 @@ from gateway.errors import (
     StorageUnavailable,
 )
 from gateway.metrics import RpcMetrics
-from gateway.rpc.status import grpc_code, internal_status, sendable, to_grpc_status
+from gateway.rpc.status import (
+    clipped_message,
+    grpc_code,
+    internal_status,
+    sendable,
+    to_grpc_status,
+)
 from gateway.security.authz import allowed_roles
 from gateway.security.identity import Identity, IdentityError, identity_of_pem
 from gateway.security.pki import PKIDir, revoked_serials
@@ -174,6 +180,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):
             return grpc.StatusCode.CANCELLED, "CLIENT_GONE", None
         err = self._as_domain_error(exc)
         if err is not None:
+            if clipped_message(err.message) != err.message:
+                # The status carries what fits a trailer; the operator's log keeps all of it.
+                log.info("rpc.message_clipped", reason=err.reason, message=err.message)
             return grpc_code(err), err.reason, to_grpc_status(err)
         if _is_abort(context):
             return _code(context) or grpc.StatusCode.UNKNOWN, "", None

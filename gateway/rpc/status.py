@@ -15,9 +15,13 @@ from gateway.errors import ERROR_DOMAIN, DomainError
 from gateway.reasons import UndeclaredReason, declared
 
 MAX_TEXT = 200
-"""Longest string (message, metadata value, field name or description) a status carries: errors
-often quote the request, and the status travels in trailers, which a client refuses past 8 KiB
-(it would then see RESOURCE_EXHAUSTED instead of the gateway's answer)."""
+"""Longest metadata value, field name or description a status carries: errors often quote the
+request, and the status travels in trailers, which a client refuses past 8 KiB (it would then see
+RESOURCE_EXHAUSTED instead of the gateway's answer)."""
+MAX_MESSAGE_BYTES = 768
+"""Most UTF-8 bytes of the message: the transport's limit once the rest is counted. The message
+travels twice (grpc-message, percent-encoded: up to 3 bytes a byte; the Status in
+grpc-status-details-bin, base64 with the details), so 768 + 2 × 1500 bytes stay under 8 KiB."""
 MAX_ITEM_BYTES = 1500
 """Most UTF-8 bytes of metadata, and of field violations, a status carries (entries beyond are
 left out): with the message, the status stays under a client's 8 KiB trailer limit."""
@@ -25,6 +29,15 @@ left out): with the message, the status stays under a client's 8 KiB trailer lim
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def clipped_message(text: str) -> str:
+    """TEXT as the status carries it: whole when it fits MAX_MESSAGE_BYTES, else cut on a
+    character boundary and ended with "…" (the full text goes to the gateway's log)."""
+    raw = text.encode()
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return text
+    return raw[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "…"
 
 
 def _within_budget(items: dict[str, str]) -> list[tuple[str, str]]:
@@ -85,7 +98,7 @@ def status_proto(err: DomainError) -> status_pb2.Status:
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return status_pb2.Status(code=int(err.code), message=_clip(err.message), details=packed)
+    return status_pb2.Status(code=int(err.code), message=clipped_message(err.message), details=packed)
 
 
 def to_grpc_status(err: DomainError) -> grpc.Status:
