@@ -11,8 +11,10 @@ from sqlalchemy import inspect, text
 
 from gateway.storage.db import Database
 
-BACKGROUND_TABLES = frozenset({"apscheduler_jobs", "job_runs"})
-"""Tables the gateway's own scheduled jobs write on their own clock: not a caller's doing."""
+BACKGROUND_TABLES = frozenset({"apscheduler_jobs", "job_runs", "subscriber_positions"})
+"""Tables that are bookkeeping, not state: the scheduled jobs' own (written on their clock) and
+where each registry last read the feed (a read that is answered records how far it got, for the
+federation status; a refused read records nothing)."""
 
 TableDigests = dict[str, tuple[int, str]]
 """Per table: its row count and the SHA-256 (hex) of its sorted rows."""

@@ -39,6 +39,8 @@ NOT_COVERED = {
     "regions": "a lock row per region code (serialises a region's publish batches); no content",
     "job_runs": "the scheduler's claims and outcomes of job runs: an operations log, not state",
     "apscheduler_jobs": "the scheduler's own job store (next run times), rebuilt at start",
+    "subscriber_positions": "where each registry last read the feed (for the federation status):"
+    " an observation of reads, not state",
 }
 """Tables ``audit verify`` does not compare, and why (docs/protocol.md §8.3)."""
 COVERED = (
