@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Protocol
 
 from sqlalchemy import Select, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 
+from gateway.storage.bulk import BulkInsert
 from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
@@ -23,20 +23,12 @@ from gateway.storage.models import (
 
 REGISTRY, LEDGER = "registry", "ledger"
 """The two sides of a snapshot's blocks."""
-_INSERT_CHUNK = 5000
-
-
-class HeldBlock(Protocol):
-    """A block one side holds: origin, serials (grams, inclusive) and ledger state."""
-
-    @property
-    def origin(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-    @property
-    def state(self) -> str: ...
+Block = tuple[str, int, int, str]
+"""A block one side holds: (origin, first serial, last serial (grams, inclusive), state)."""
+_INSERT_BLOCKS = BulkInsert(
+    SnapshotBlockRow,
+    ("snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"),
+)
 
 
 class ReconciliationStore:
@@ -72,23 +64,13 @@ class ReconciliationStore:
         self.session.flush()
         return row.id
 
-    def add_registry_blocks(self, sid: int, blocks: Sequence[HeldBlock]) -> None:
-        """The registry's side of snapshot ``sid``, inserted in chunks."""
-        for i in range(0, len(blocks), _INSERT_CHUNK):
-            self.session.execute(
-                insert(SnapshotBlockRow),
-                [
-                    {
-                        "snapshot_id": sid,
-                        "side": REGISTRY,
-                        "origin_region": b.origin,
-                        "serial_start": b.start,
-                        "serial_end": b.end,
-                        "state": b.state,
-                    }
-                    for b in blocks[i : i + _INSERT_CHUNK]
-                ],
-            )
+    def add_registry_blocks(self, sid: int, chunks: Iterable[Sequence[Block]]) -> None:
+        """The registry's side of snapshot ``sid``: (origin, start, end, state) rows, a chunk at
+        a time, on the backend's bulk path (COPY, or executemany)."""
+        conn = self.session.connection()
+        prefix = (sid, REGISTRY)
+        for rows in chunks:
+            _INSERT_BLOCKS.run(conn, rows, prefix)
 
     def first_overlap(self, sid: int) -> tuple[str, int] | None:
         """(origin, serial) where two of the registry's blocks first overlap, if any do."""
@@ -267,11 +249,13 @@ class ReconciliationStore:
         return [(i, b) for i, b in self.session.execute(stmt)]
 
 
+# Ordered by start alone (as the lookup index is): of two blocks starting at one serial, whichever
+# comes second overlaps the first, so the first overlap found is the same in any order of ties.
 _OVERLAP = """
 SELECT o, s FROM (
   SELECT origin_region AS o, serial_start AS s,
          MAX(serial_end) OVER (
-           PARTITION BY origin_region ORDER BY serial_start, serial_end
+           PARTITION BY origin_region ORDER BY serial_start
            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
   FROM snapshot_blocks WHERE snapshot_id = :sid AND side = :side
 ) t WHERE reach >= s ORDER BY o, s LIMIT 1

@@ -23,6 +23,7 @@ from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
 from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
 from gateway.storage.audit_log import audit_log
+from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
 from gateway.storage.models import (
     AuditEntryRow,
@@ -257,6 +258,19 @@ def test_bad_snapshots_change_nothing(service: ReconciliationService, database: 
     nested = snapshot([(R, 0, 100, "active"), (R, 5, 6, "retired"), (R, 50, 60, "active")], [])
     with pytest.raises(errors.SnapshotInvalid, match="overlap at serial 5"):
         service.submit(REGISTRY, nested)
+    # Out of serial order, so the check is the database's: it finds the first overlap all the same.
+    shuffled = snapshot(
+        [
+            (OTHER, 0, 9, "active"),
+            (R, 50, 60, "active"),
+            (R, 61, 70, "active"),
+            (R, 0, 55, "active"),
+        ],
+        [],
+    )
+    assert not shuffled.in_order
+    with pytest.raises(errors.SnapshotInvalid, match=f"blocks of {R} overlap at serial 50"):
+        service.submit(REGISTRY, shuffled)
     with pytest.raises(errors.SnapshotInvalid, match="start <= end"):
         snapshot([(R, 9, 3, "active")], [])
     with pytest.raises(errors.SnapshotInvalid, match="transfer name"):
@@ -429,3 +443,29 @@ def test_recall_is_one_and_there_are_no_false_alarms(
     want = expected(blocks, claims, done, listed)
     assert found_set(report) == want
     assert (report.status == Status.RECONCILIATION_STATUS_COMPLETED) == (not want)
+
+
+def test_blocks_out_of_order_but_apart_are_accepted(
+    service: ReconciliationService, database: Database
+) -> None:
+    seed(database, [(R, 0, 99, R, "active")], [])
+    b = snapshot([(R, 50, 99, "active"), (OTHER, 5, 9, "active"), (R, 0, 49, "active")], [])
+    assert not b.in_order
+    summary = service.submit(REGISTRY, b)
+    assert (summary.block_count, summary.quantity_grams) == (3, 105)
+    report = service.run(ADMIN, R)
+    assert found_set(report) == Counter(
+        {
+            (Kind.DISCREPANCY_KIND_TOTAL_MISMATCH, OTHER, (), (), 5): 1,
+            (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, OTHER, ((5, 9),), (), 5): 1,
+        }
+    )
+
+
+def test_the_spool_keeps_rows_in_order_through_its_file() -> None:
+    rows = [(R, i, i + 1, "active") for i in range(0, 40, 2)]
+    with RowSpool(chunk=3, in_memory=64) as spool:
+        for i in range(0, len(rows), 2):
+            spool.extend(rows[i : i + 2])
+        assert spool.count == len(rows)
+        assert [r for chunk in spool.chunks() for r in chunk] == rows
