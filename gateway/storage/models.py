@@ -331,7 +331,9 @@ class SnapshotBlockRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("holdings_snapshots.id"))
+    snapshot_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Its ``holdings_snapshots`` row's id; no foreign key, which bulk staging cannot afford
+    (the store writes both in one transaction)."""
     side: Mapped[str] = mapped_column(String(8))
     """``registry`` (what the registry claims) or ``ledger`` (what the ledger gives it)."""
     origin_region: Mapped[str] = mapped_column(String(6))
