@@ -2,8 +2,9 @@
 
 A registry submits a snapshot of the blocks it believes it holds and the transfers it believes
 completed since its previous snapshot. In the same transaction, under the audit-head lock that
-every writer of blocks and transfers takes, the gateway copies its own side (the blocks the ledger
-gives that region) into the same staging table and notes the audit log's size. A run then compares
+every writer of blocks and transfers takes, the gateway compares them with its own side (the
+blocks the ledger gives that region), keeps the totals of both sides and the blocks they do not
+hold alike, and notes the audit log's size. A run then compares
 the two sides in SQL, in the ITL's stages:
 
 1. totals per origin and state;
@@ -202,10 +203,18 @@ class ReconciliationService:
             )
         quantity, count = snapshot.quantity_grams, snapshot.block_count
         with snapshot.spool, self.db.transaction() as session:
+            store = ReconciliationStore(session)
+            store.stage_registry_blocks(snapshot.spool.chunks())
+            overlap = None if snapshot.in_order else store.first_overlap()
+            if overlap is not None:
+                origin, start = overlap
+                raise errors.SnapshotInvalid(
+                    f"blocks of {origin} overlap at serial {start}: each serial is held once",
+                    field_errors={"blocks": f"{origin}:{start}"},
+                )
             # Every writer of blocks and transfers holds this lock: both sides describe one moment.
             audit = audit_log(session.connection())
             size = audit.sequence
-            store = ReconciliationStore(session)
             sid = store.add_snapshot(
                 region=region,
                 snapshot_time=snapshot.snapshot_time,
@@ -215,15 +224,7 @@ class ReconciliationService:
                 block_count=count,
                 quantity_grams=quantity,
             )
-            store.add_registry_blocks(sid, snapshot.spool.chunks())
-            overlap = None if snapshot.in_order else store.first_overlap(sid)
-            if overlap is not None:
-                origin, start = overlap
-                raise errors.SnapshotInvalid(
-                    f"blocks of {origin} overlap at serial {start}: each serial is held once",
-                    field_errors={"blocks": f"{origin}:{start}"},
-                )
-            store.copy_ledger_side(sid, region)
+            store.keep_differences(sid, region)
             store.add_transfer_names(sid, snapshot.transfer_names)
             name = snapshot_name(region, sid)
             audit.append(

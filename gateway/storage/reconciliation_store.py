@@ -1,13 +1,29 @@
-"""Statements of batch reconciliation: holdings snapshots (both sides in ``snapshot_blocks``),
-the staged comparison in SQL, and the signed reports. Inside a caller's transaction; never
-commits."""
+"""Statements of batch reconciliation: holdings snapshots, the staged comparison in SQL, and the
+signed reports. Inside a caller's transaction; never commits.
+
+A snapshot's blocks arrive on the backend's bulk path (COPY, or executemany) in a temporary table
+of the transaction; set-based statements then keep, per snapshot, the totals of both sides per
+origin and state (``snapshot_totals``) and the blocks that one side holds and the other does not
+hold identically (``snapshot_blocks``): a block both hold alike can never differ, and most do."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Select, func, insert, literal, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    Select,
+    String,
+    Table,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from gateway.storage.bulk import BulkInsert
@@ -15,7 +31,6 @@ from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
-    SnapshotBlockRow,
     SnapshotTransferRow,
     TransferRow,
     UnitBlockRow,
@@ -25,9 +40,19 @@ REGISTRY, LEDGER = "registry", "ledger"
 """The two sides of a snapshot's blocks."""
 Block = tuple[str, int, int, str]
 """A block one side holds: (origin, first serial, last serial (grams, inclusive), state)."""
-_INSERT_BLOCKS = BulkInsert(
-    SnapshotBlockRow,
-    ("snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"),
+_INCOMING = Table(
+    "snapshot_incoming",
+    MetaData(),
+    Column("origin_region", String(6), nullable=False),
+    Column("serial_start", BigInteger, nullable=False),
+    Column("serial_end", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+"""The registry's blocks while their snapshot is stored: a temporary table of the transaction
+(no log, no index while it fills)."""
+_INSERT_INCOMING = BulkInsert(
+    _INCOMING, ("origin_region", "serial_start", "serial_end", "state")
 )
 
 
@@ -64,34 +89,32 @@ class ReconciliationStore:
         self.session.flush()
         return row.id
 
-    def add_registry_blocks(self, sid: int, chunks: Iterable[Sequence[Block]]) -> None:
-        """The registry's side of snapshot ``sid``: (origin, start, end, state) rows, a chunk at
-        a time, on the backend's bulk path (COPY, or executemany)."""
+    def stage_registry_blocks(self, chunks: Iterable[Sequence[Block]]) -> None:
+        """Take the registry's (origin, start, end, state) rows, a chunk at a time, into this
+        transaction's temporary table; ``keep_differences`` then stores them and drops it."""
         conn = self.session.connection()
-        prefix = (sid, REGISTRY)
+        _INCOMING.drop(conn, checkfirst=True)
+        _INCOMING.create(conn)
         for rows in chunks:
-            _INSERT_BLOCKS.run(conn, rows, prefix)
+            _INSERT_INCOMING.run(conn, rows)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(_INDEX_INCOMING_SQLITE)
+        else:
+            conn.exec_driver_sql("ANALYZE snapshot_incoming")
 
-    def first_overlap(self, sid: int) -> tuple[str, int] | None:
-        """(origin, serial) where two of the registry's blocks first overlap, if any do."""
-        row = self.session.execute(text(_OVERLAP), {"sid": sid, "side": REGISTRY}).first()
+    def first_overlap(self) -> tuple[str, int] | None:
+        """(origin, serial) where two of the staged registry blocks first overlap, if any do."""
+        row = self.session.execute(text(_OVERLAP)).first()
         return None if row is None else (row[0], row[1])
 
-    def copy_ledger_side(self, sid: int, region: str) -> None:
-        """The ledger's side of snapshot ``sid``: every block it gives ``region`` now."""
-        self.session.execute(
-            insert(SnapshotBlockRow).from_select(
-                ["snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"],
-                select(
-                    literal(sid),
-                    literal(LEDGER),
-                    UnitBlockRow.origin_region,
-                    UnitBlockRow.serial_start,
-                    UnitBlockRow.serial_end,
-                    UnitBlockRow.state,
-                ).where(UnitBlockRow.holder_region == region),
-            )
-        )
+    def keep_differences(self, sid: int, region: str) -> None:
+        """Snapshot ``sid`` of ``region``: the totals of the staged registry blocks and of the
+        blocks the ledger gives ``region`` now, and the blocks of each side that the other does
+        not hold identically; then the staging table goes."""
+        params = {"sid": sid, "region": region}
+        for statement in (_KEEP_TOTALS, _KEEP_REGISTRY_ONLY, _KEEP_LEDGER_ONLY):
+            self.session.execute(text(statement), params)
+        _INCOMING.drop(self.session.connection())
 
     def add_transfer_names(self, sid: int, names: Iterable[str]) -> None:
         """The transfers the registry lists as completed in snapshot ``sid``."""
@@ -257,27 +280,58 @@ SELECT o, s FROM (
          MAX(serial_end) OVER (
            PARTITION BY origin_region ORDER BY serial_start
            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-  FROM snapshot_blocks WHERE snapshot_id = :sid AND side = :side
+  FROM snapshot_incoming
 ) t WHERE reach >= s ORDER BY o, s LIMIT 1
+"""
+# Built once the rows are in (a sort, not an insert per row); PostgreSQL hashes instead.
+_INDEX_INCOMING_SQLITE = (
+    "CREATE INDEX temp.ix_snapshot_incoming ON snapshot_incoming (origin_region, serial_start)"
+)
+
+_KEEP_TOTALS = """
+INSERT INTO snapshot_totals (snapshot_id, origin_region, state, registry_grams, ledger_grams)
+SELECT :sid, origin_region, state, SUM(reg), SUM(led) FROM (
+  SELECT origin_region, state, SUM(serial_end - serial_start + 1) AS reg, 0 AS led
+  FROM snapshot_incoming GROUP BY origin_region, state
+  UNION ALL
+  SELECT origin_region, state, 0, SUM(serial_end - serial_start + 1)
+  FROM unit_blocks WHERE holder_region = :region GROUP BY origin_region, state
+) t GROUP BY origin_region, state
+"""
+
+_KEEP_REGISTRY_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'registry', i.origin_region, i.serial_start, i.serial_end, i.state
+FROM snapshot_incoming i
+WHERE NOT EXISTS (
+  SELECT 1 FROM unit_blocks u
+  WHERE u.origin_region = i.origin_region AND u.serial_start = i.serial_start
+    AND u.serial_end = i.serial_end AND u.state = i.state AND u.holder_region = :region)
+"""
+
+_KEEP_LEDGER_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'ledger', u.origin_region, u.serial_start, u.serial_end, u.state
+FROM unit_blocks u
+WHERE u.holder_region = :region AND NOT EXISTS (
+  SELECT 1 FROM snapshot_incoming i
+  WHERE i.origin_region = u.origin_region AND i.serial_start = u.serial_start
+    AND i.serial_end = u.serial_end AND i.state = u.state)
 """
 
 # -- stage 1: totals per origin and state --------------------------------------------------------
 
 _TOTALS = """
-SELECT origin_region, state,
-       SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END) AS reg,
-       SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END) AS led
-FROM snapshot_blocks WHERE snapshot_id = :sid
-GROUP BY origin_region, state
-HAVING SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END)
-    <> SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END)
+SELECT origin_region, state, registry_grams, ledger_grams
+FROM snapshot_totals WHERE snapshot_id = :sid AND registry_grams <> ledger_grams
 ORDER BY origin_region, state
 """
 
 
 # -- stage 2: serial ranges ----------------------------------------------------------------------
 
-# A block both sides hold identically (same origin, serials and state) cannot differ, and blocks of
+# A block both sides hold identically (same origin, serials and state) cannot differ (snapshots
+# stored since migration 0007 keep no such blocks; older ones have them all), and blocks of
 # one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
 # serial line into elementary segments; on each segment each side has at most one block. The block
 # covering a segment is the last one that started at or before it: carried forward with a running

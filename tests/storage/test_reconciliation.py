@@ -30,6 +30,7 @@ from gateway.storage.models import (
     HoldingsSnapshotRow,
     ReconciliationReportRow,
     SnapshotBlockRow,
+    SnapshotTotalRow,
     SnapshotTransferRow,
     TransferRow,
     UnitBlockRow,
@@ -102,6 +103,7 @@ def wipe(db: Database) -> None:
         for model in (
             ReconciliationReportRow,
             SnapshotBlockRow,
+            SnapshotTotalRow,
             SnapshotTransferRow,
             HoldingsSnapshotRow,
             UnitBlockRow,
@@ -248,7 +250,13 @@ def test_bad_snapshots_change_nothing(service: ReconciliationService, database: 
         with database.transaction() as s:
             return tuple(
                 s.execute(select(func.count()).select_from(m)).scalar_one()
-                for m in (HoldingsSnapshotRow, SnapshotBlockRow, SnapshotTransferRow, AuditEntryRow)
+                for m in (
+                    HoldingsSnapshotRow,
+                    SnapshotBlockRow,
+                    SnapshotTotalRow,
+                    SnapshotTransferRow,
+                    AuditEntryRow,
+                )
             )
 
     before = rows()
