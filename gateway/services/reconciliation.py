@@ -88,6 +88,8 @@ class SnapshotBuilder:
         self.snapshot_time: dt.datetime | None = None
         self.transfer_names: set[str] = set()
         self.quantity_grams = 0
+        self.totals: dict[tuple[str, str], int] = {}
+        """Grams per (origin, state)."""
         self.spool = RowSpool()
         self.in_order = True
         """Whether each origin's blocks came in serial order, each after the previous one's
@@ -127,13 +129,16 @@ class SnapshotBuilder:
         if len(rows) != len(given):
             rows = self._checked(given)
         self.quantity_grams += sum([r[2] for r in rows]) - sum([r[1] for r in rows]) + len(rows)
-        if self.in_order:
-            reach = self._reach
-            for origin, start, end, _ in rows:
+        reach, totals, in_order = self._reach, self.totals, self.in_order
+        for origin, start, end, state in rows:
+            if in_order:
                 if start <= reach.get(origin, -1):
-                    self.in_order = False
-                    break
-                reach[origin] = end
+                    in_order = False
+                else:
+                    reach[origin] = end
+            key = (origin, state)
+            totals[key] = totals.get(key, 0) + end - start + 1
+        self.in_order = in_order
         self.spool.extend(rows)
         if self.spool.count > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
@@ -224,7 +229,7 @@ class ReconciliationService:
                 block_count=count,
                 quantity_grams=quantity,
             )
-            store.keep_differences(sid, region)
+            store.keep_differences(sid, region, snapshot.totals)
             store.add_transfer_names(sid, snapshot.transfer_names)
             name = snapshot_name(region, sid)
             audit.append(

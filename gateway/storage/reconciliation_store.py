@@ -9,7 +9,7 @@ hold identically (``snapshot_blocks``): a block both hold alike can never differ
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -31,6 +31,7 @@ from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
+    SnapshotTotalRow,
     SnapshotTransferRow,
     TransferRow,
     UnitBlockRow,
@@ -51,9 +52,7 @@ _INCOMING = Table(
 )
 """The registry's blocks while their snapshot is stored: a temporary table of the transaction
 (no log, no index while it fills)."""
-_INSERT_INCOMING = BulkInsert(
-    _INCOMING, ("origin_region", "serial_start", "serial_end", "state")
-)
+_INSERT_INCOMING = BulkInsert(_INCOMING, ("origin_region", "serial_start", "serial_end", "state"))
 
 
 class ReconciliationStore:
@@ -107,14 +106,36 @@ class ReconciliationStore:
         row = self.session.execute(text(_OVERLAP)).first()
         return None if row is None else (row[0], row[1])
 
-    def keep_differences(self, sid: int, region: str) -> None:
-        """Snapshot ``sid`` of ``region``: the totals of the staged registry blocks and of the
-        blocks the ledger gives ``region`` now, and the blocks of each side that the other does
-        not hold identically; then the staging table goes."""
+    def keep_differences(
+        self, sid: int, region: str, registry_totals: Mapping[tuple[str, str], int]
+    ) -> None:
+        """Snapshot ``sid`` of ``region``: the staged registry blocks and the blocks the ledger
+        gives ``region`` now that the other side does not hold identically, and the totals of
+        both sides per (origin, state) — the registry's as given (``registry_totals``), the
+        ledger's derived (the blocks both hold alike count alike); then the staging table goes."""
         params = {"sid": sid, "region": region}
-        for statement in (_KEEP_TOTALS, _KEEP_REGISTRY_ONLY, _KEEP_LEDGER_ONLY):
+        for statement in (_KEEP_REGISTRY_ONLY, _KEEP_LEDGER_ONLY):
             self.session.execute(text(statement), params)
         _INCOMING.drop(self.session.connection())
+        totals = {key: [grams, grams] for key, grams in registry_totals.items()}
+        for side, origin, state, grams in self.session.execute(text(_KEPT_GRAMS), params):
+            pair = totals.setdefault((origin, state), [0, 0])
+            if side == REGISTRY:  # held by the registry, not by the ledger
+                pair[1] -= int(grams)
+            else:
+                pair[1] += int(grams)
+        rows = [
+            {
+                "snapshot_id": sid,
+                "origin_region": origin,
+                "state": state,
+                "registry_grams": registry,
+                "ledger_grams": ledger,
+            }
+            for (origin, state), (registry, ledger) in sorted(totals.items())
+        ]
+        if rows:
+            self.session.execute(insert(SnapshotTotalRow), rows)
 
     def add_transfer_names(self, sid: int, names: Iterable[str]) -> None:
         """The transfers the registry lists as completed in snapshot ``sid``."""
@@ -288,15 +309,9 @@ _INDEX_INCOMING_SQLITE = (
     "CREATE INDEX temp.ix_snapshot_incoming ON snapshot_incoming (origin_region, serial_start)"
 )
 
-_KEEP_TOTALS = """
-INSERT INTO snapshot_totals (snapshot_id, origin_region, state, registry_grams, ledger_grams)
-SELECT :sid, origin_region, state, SUM(reg), SUM(led) FROM (
-  SELECT origin_region, state, SUM(serial_end - serial_start + 1) AS reg, 0 AS led
-  FROM snapshot_incoming GROUP BY origin_region, state
-  UNION ALL
-  SELECT origin_region, state, 0, SUM(serial_end - serial_start + 1)
-  FROM unit_blocks WHERE holder_region = :region GROUP BY origin_region, state
-) t GROUP BY origin_region, state
+_KEPT_GRAMS = """
+SELECT side, origin_region, state, SUM(serial_end - serial_start + 1)
+FROM snapshot_blocks WHERE snapshot_id = :sid GROUP BY side, origin_region, state
 """
 
 _KEEP_REGISTRY_ONLY = """
