@@ -18,15 +18,16 @@ the comparison time, and the peak memory of the gateway's process (``ru_maxrss``
 which hosts the gateway: a high-water mark, so flat means the larger size did not raise it).
 On SQLite, and on PostgreSQL when it answers at ``YRDGW_BENCH_POSTGRES_URL``.
 
-Run: ``python -m bench.reconcile [N] [--split]`` (default 100,000 blocks; ``--split``: every
-registry block is also sent split in two, so that no block matches and every serial goes
-through the range stage).
+Run: ``python -m bench.reconcile [N] [--split]`` (default ``YRDGW_BENCH_RECONCILE_BLOCKS``, else
+100,000 blocks; ``make bench`` sets 1,000,000; ``--split``: every registry block is sent split in
+two, so that no block matches and every serial goes through the range stage).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -277,7 +278,8 @@ def measure(label: str, db: Database, pki: PKIDir, n: int, split: bool) -> None:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    n = int(args[0]) if args and args[0].isdigit() else 100_000
+    default = os.environ.get("YRDGW_BENCH_RECONCILE_BLOCKS", "100000")
+    n = int(args[0]) if args and args[0].isdigit() else int(default)
     split = "--split" in sys.argv[1:]
     sizes = [n // 10, n]
     configure_logging("console", "warning")

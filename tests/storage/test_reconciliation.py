@@ -477,3 +477,38 @@ def test_the_spool_keeps_rows_in_order_through_its_file() -> None:
             spool.extend(rows[i : i + 2])
         assert spool.count == len(rows)
         assert [r for chunk in spool.chunks() for r in chunk] == rows
+
+
+def test_a_snapshot_stored_before_0007_reconciles_as_before(
+    sqlite_database: Database, key: ed25519.Ed25519PrivateKey
+) -> None:
+    """Older snapshots hold every block of both sides; the migration gives them their totals."""
+    from alembic import command
+
+    from gateway.storage.db import alembic_config
+
+    db = sqlite_database
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO holdings_snapshots (id, region, snapshot_time, received_at, audit_sequence,"
+            " submitted_by, block_count, quantity_grams) VALUES"
+            f" (1, '{R}', '2026-11-25 09:00:00', '2026-11-25 09:00:00', 0, 'registry', 2, 200)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO snapshot_blocks"
+            " (snapshot_id, side, origin_region, serial_start, serial_end, state) VALUES"
+            f" (1, 'registry', '{R}', 0, 99, 'active'), (1, 'registry', '{R}', 100, 199, 'retired'),"
+            f" (1, 'ledger', '{R}', 0, 99, 'active'), (1, 'ledger', '{R}', 100, 199, 'active')"
+        )
+    db.upgrade()
+    report = ReconciliationService(db, key).run(ADMIN, R)
+    assert found_set(report) == Counter(
+        {
+            (Kind.DISCREPANCY_KIND_TOTAL_MISMATCH, R, (), (), 100): 2,
+            (Kind.DISCREPANCY_KIND_STATE_MISMATCH, R, ((100, 199),), (), 100): 1,
+        }
+    )
