@@ -347,10 +347,13 @@ ORDER BY origin_region, state
 
 # A block both sides hold identically (same origin, serials and state) cannot differ (snapshots
 # stored since migration 0007 keep no such blocks; older ones have them all), and blocks of
-# one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
-# serial line into elementary segments; on each segment each side has at most one block. The block
+# one side never overlap, so only the unmatched blocks are compared. Each side's adjacent blocks
+# of one state are first joined into runs (a registry that splits or joins blocks differently
+# holds the same runs), and runs both sides hold identically drop out the same way: the grams each
+# side holds in each state are unchanged by both steps. The remaining runs' boundaries cut the
+# serial line into elementary segments; on each segment each side has at most one run. The run
 # covering a segment is the last one that started at or before it: carried forward with a running
-# count of block starts (a group number) and a window over that group. Differing segments are
+# count of run starts (a group number) and a window over that group. Differing segments are
 # classified, then adjacent segments of the same kind and states are merged (gaps and islands).
 _RANGES = """
 WITH unmatched AS (
@@ -363,15 +366,41 @@ WITH unmatched AS (
       AND m.origin_region = s.origin_region AND m.serial_start = s.serial_start
       AND m.serial_end = s.serial_end AND m.state = s.state)
 ),
+edges AS (
+  SELECT side, origin_region, serial_start, serial_end, state,
+         CASE WHEN LAG(serial_end) OVER (PARTITION BY side, origin_region ORDER BY serial_start)
+                   = serial_start - 1
+               AND LAG(state) OVER (PARTITION BY side, origin_region ORDER BY serial_start) = state
+              THEN 0 ELSE 1 END AS brk
+  FROM unmatched
+),
+numbered AS (
+  SELECT side, origin_region, serial_start, serial_end, state,
+         SUM(brk) OVER (PARTITION BY side, origin_region ORDER BY serial_start
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run
+  FROM edges
+),
+runs AS (
+  SELECT side, origin_region, MIN(serial_start) AS serial_start, MAX(serial_end) AS serial_end,
+         MIN(state) AS state
+  FROM numbered GROUP BY side, origin_region, run
+),
+differing AS (
+  SELECT r.side, r.origin_region, r.serial_start, r.serial_end, r.state FROM runs r
+  WHERE NOT EXISTS (
+    SELECT 1 FROM runs m
+    WHERE m.side <> r.side AND m.origin_region = r.origin_region
+      AND m.serial_start = r.serial_start AND m.serial_end = r.serial_end AND m.state = r.state)
+),
 ev AS (
   SELECT origin_region AS o, serial_start AS p,
          CASE WHEN side = 'registry' THEN serial_end END AS r_end,
          CASE WHEN side = 'registry' THEN state END AS r_state,
          CASE WHEN side = 'ledger' THEN serial_end END AS l_end,
          CASE WHEN side = 'ledger' THEN state END AS l_state
-  FROM unmatched
+  FROM differing
   UNION ALL
-  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM unmatched
+  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM differing
 ),
 pts AS (
   SELECT o, p, MAX(r_end) AS r_end, MAX(r_state) AS r_state,
