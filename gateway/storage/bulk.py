@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from sqlalchemy import Column, Connection, Dialect, Table, insert, literal
+from sqlalchemy import Column, Connection, Dialect, Table, insert
 
 
 class BulkInsert:
@@ -30,14 +30,8 @@ class BulkInsert:
         self.columns = columns
         self._sql: dict[str, str] = {}
 
-    def run(
-        self,
-        conn: Connection,
-        rows: Sequence[tuple[Any, ...]],
-        prefix: tuple[int | str, ...] = (),
-    ) -> None:
-        """Insert ``rows`` inside the connection's transaction. With ``prefix``, the values of
-        the first ``len(prefix)`` columns, the same for every row, and ``rows`` hold the rest."""
+    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` inside the connection's transaction."""
         if not rows:
             return
         dialect = conn.dialect
@@ -53,41 +47,25 @@ class BulkInsert:
             driver = conn.connection.driver_connection
             assert driver is not None
             with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                write = copy.write_row
-                if prefix:
-                    for row in rows:
-                        write(prefix + row)
-                else:
-                    for row in rows:
-                        write(row)
+                for row in rows:
+                    copy.write_row(row)
             return
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         if marker is None:  # a driver this module has not been written for: Core does it all
             conn.execute(
-                insert(self.table),
-                [dict(zip(self.columns, prefix + r, strict=True)) for r in rows],
+                insert(self.table), [dict(zip(self.columns, r, strict=True)) for r in rows]
             )
             return
-        key = f"{dialect.name}:{prefix!r}"
-        sql = self._sql.get(key)
+        sql = self._sql.get(dialect.name)
         if sql is None:
-            # Only the model's own table and column names, quoted by the dialect, and the prefix's
-            # values as the dialect renders literals: no outside text. The prefix is in the
-            # statement so that the driver binds only each row's own values.
+            # Only the model's own table and column names, quoted by the dialect: no outside text.
             quote = dialect.identifier_preparer
-            fixed = [
-                str(literal(v).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-                for v in prefix
-            ]
-            markers = fixed + [marker] * (len(self.columns) - len(prefix))
             sql = (
                 f"INSERT INTO {quote.format_table(self.table)} "  # noqa: S608
                 f"({', '.join(quote.quote(c) for c in self.columns)}) "
-                f"VALUES ({', '.join(markers)})"
+                f"VALUES ({', '.join([marker] * len(self.columns))})"
             )
-            if len(self._sql) > 16:  # prefixes differ per snapshot: keep a few
-                self._sql.clear()
-            self._sql[key] = sql
+            self._sql[dialect.name] = sql
         conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
     def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
