@@ -80,7 +80,7 @@ class RowSpool:
     bounded memory: up to ``chunk`` rows are held as tuples, each full chunk is kept
     marshalled, in memory up to ``in_memory`` bytes and in a temporary file beyond."""
 
-    def __init__(self, chunk: int = 50_000, in_memory: int = 16 << 20) -> None:
+    def __init__(self, chunk: int = 20_000, in_memory: int = 4 << 20) -> None:
         self.chunk = chunk
         self.count = 0
         self.in_memory = in_memory
