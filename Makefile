@@ -123,8 +123,10 @@ test-matrix: lock-check
 		$$env/bin/pytest -q -p no:cacheprovider $(MATRIX_TESTS) || exit 1; \
 	done
 
+## Every benchmark (`python -m bench` runs each module of bench/); reconciliation at a million blocks
+## (and at 100,000, for the growth). Not part of `make test`.
 bench: install
-	$(PY) -m bench
+	YRDGW_BENCH_RECONCILE_BLOCKS=1000000 $(PY) -m bench
 
 ## The fuzz tests with random inputs and 20 times the examples `make test` runs.
 fuzz-long: install

@@ -1,29 +1,47 @@
-"""Reconciliation end to end, against a raw bulk insert of the same rows measured in the same run.
+"""Reconciliation end to end at scale, against the raw bulk insert of the same rows in the same run.
 
-A ledger of N blocks held by Shanghai (written straight into the table: setup, not measured). Then:
-Shanghai streams its snapshot of the same N blocks over one mTLS SubmitHoldings stream (batches of
-1,000; parsing, checks, staging, the ledger side copied beside it, the overlap check, the audit
-entry, one transaction), and its administrator runs the staged comparison (totals, serial ranges by
-window functions, transfers) with one planted difference — once with the ledger's own block
-boundaries, once with every block split in two (so no block matches and every serial goes through
-the window stage). The raw limit is an executemany of the same N rows into a bare table of the same
-columns, one transaction. Printed: snapshot blocks/s and its ratio to the raw insert rate; rows
-compared/s (both sides) and its ratio too. On SQLite, and on PostgreSQL when it answers at
-``YRDGW_BENCH_POSTGRES_URL``.
+A ledger of N blocks (setup, written straight into the table, not measured): four origins, held by
+the four registries (a quarter each). Then each registry submits its snapshot of what it holds
+over one mTLS SubmitHoldings stream (batches of 1,000 blocks; the gateway parses, checks, spools
+and stages them, copies the ledger side beside them, checks overlaps and appends the audit entry
+in one transaction), and its administrator runs the staged comparison. 1 % of each registry's
+blocks carry a planted discrepancy, in turn: a state mismatch, a block the registry omits (ledger
+only), a block the registry claims beside one of its own (registry only). The run must find
+exactly the planted ranges (asserted), and the totals that they change.
 
-Run: ``python -m bench.reconcile [N]`` (default 100,000 blocks).
+The registries are a child process (as they are other hosts): their requests are built before the
+clock starts, so the time is the gateway's. The raw limit is the backend's bulk path for the same
+registry rows into a bare table of the staging table's columns, one transaction: executemany of
+prepared tuples on SQLite, COPY on PostgreSQL. Printed per size (N/10 and N): the total time
+(the four submissions and the four runs), the snapshot ingest rate and its ratio to the raw rate
+(and to SQLAlchemy Core's executemany of dicts, the raw limit of the earlier figures), the
+comparison time, and the peak resident memory of this process (which hosts the gateway) while
+the snapshots are submitted and reconciled: Linux's VmHWM, reset just before (``clear_refs``),
+so the bench's own setup is not counted; where that cannot be reset, ``ru_maxrss`` (a
+high-water mark since the start).
+On SQLite, and on PostgreSQL when it answers at ``YRDGW_BENCH_POSTGRES_URL``.
+
+Run: ``python -m bench.reconcile [N] [--split]`` (default ``YRDGW_BENCH_RECONCILE_BLOCKS``, else
+100,000 blocks; ``make bench`` sets 1,000,000; ``--split``: every registry block is sent split in
+two, so that no block matches and every serial goes through the range stage).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert
-from yrd.interop.v1 import reconciliation_pb2, records_pb2
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, insert
+from yrd.interop.v1 import reconciliation_pb2, reconciliation_service_pb2, records_pb2
 
 from bench.transfers import postgres_schema
 from gateway.client import GatewayClient
@@ -32,33 +50,132 @@ from gateway.logs import configure_logging
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init
 from gateway.server import GatewayServer
+from gateway.storage.bulk import BulkInsert
 from gateway.storage.db import Database
 from gateway.storage.models import UnitBlockRow
 
-SH, AH, ZJ = "310000", "340000", "330000"
-BLOCK = 1_000  # grams per block
+REGIONS = ("310000", "320000", "330000", "340000")
+BLOCK = 1_000  # grams per block; blocks of one origin are 2 * BLOCK apart
+CHUNK = 50_000
+PLANT_EVERY = 100  # 1 %
+ACTIVE, RETIRED = records_pb2.UNIT_BLOCK_STATE_ACTIVE, records_pb2.UNIT_BLOCK_STATE_RETIRED
 
 
-def ledger_rows(n: int) -> list[dict[str, object]]:
-    now = dt.datetime.now(dt.UTC)
-    return [
-        {
-            "origin_region": AH if i % 2 else ZJ,
-            "issuance_name": "regions/bench/issuances/x",
-            "project_name": "regions/bench/projects/x",
-            "vintage": 2025,
-            "serial_start": i * BLOCK,
-            "serial_end": i * BLOCK + BLOCK - 1,
-            "holder_region": SH,
-            "state": "active",
-            "created_at": now,
-        }
-        for i in range(n)
-    ]
+def ledger_block(i: int) -> tuple[str, int, int, str]:
+    """Block ``i`` of the ledger: (origin, start, end, holder)."""
+    origin, k = REGIONS[i % 4], i // 4
+    return origin, k * 2 * BLOCK, k * 2 * BLOCK + BLOCK - 1, REGIONS[k % 4]
 
 
-def raw_insert_rate(db: Database, rows: list[dict[str, object]]) -> float:
-    """Bare executemany of the snapshot's columns into a table with no indexes, one commit."""
+def held_by(n: int, holder: int) -> Iterator[tuple[str, int, int]]:
+    """The blocks of an N-block ledger that region ``REGIONS[holder]`` holds, in ledger order."""
+    for k in range(holder, (n + 3) // 4, 4):
+        for i in range(4 * k, min(4 * k + 4, n)):
+            origin, start, end, _ = ledger_block(i)
+            yield origin, start, end
+
+
+def snapshot_of(
+    n: int, holder: int, split: bool
+) -> Iterator[tuple[str, int, int, int, str | None]]:
+    """The registry's snapshot, with the planted differences: (origin, start, end, state, kind of
+    the discrepancy this block plants or None). An omitted block comes with state 0."""
+    for j, (origin, start, end) in enumerate(held_by(n, holder)):
+        if j % PLANT_EVERY != PLANT_EVERY // 3:
+            if split:
+                mid = (start + end) // 2
+                yield origin, start, mid, ACTIVE, None
+                yield origin, mid + 1, end, ACTIVE, None
+            else:
+                yield origin, start, end, ACTIVE, None
+            continue
+        kind = (j // PLANT_EVERY) % 3
+        if kind == 0:
+            yield origin, start, end, RETIRED, "STATE_MISMATCH"
+        elif kind == 1:
+            yield origin, start, end, 0, "LEDGER_ONLY"
+        else:
+            yield origin, start, end, ACTIVE, None
+            yield origin, end + 1, end + BLOCK, ACTIVE, "REGISTRY_ONLY"
+
+
+@dataclass
+class RegionResult:
+    blocks: int
+    planted: int
+    submit: float
+    compare: float
+
+
+def registry_side(port: int, pki_root: str, n: int, split: bool, out: Pipe) -> None:
+    """The four registries and their administrators (in a child process): build each snapshot's
+    requests, then stream it, run the reconciliation and check the report."""
+    pki = PKIDir(Path(pki_root))
+    results = []
+    for holder, region in enumerate(REGIONS):
+        requests = [
+            reconciliation_service_pb2.SubmitHoldingsRequest(
+                header=reconciliation_service_pb2.SnapshotHeader()
+            )
+        ]
+        requests[0].header.snapshot_time.FromDatetime(dt.datetime.now(dt.UTC))
+        expected: set[tuple[str, str, int, int]] = set()
+        batch = reconciliation_service_pb2.HeldBlockBatch()
+        count = 0
+        for origin, start, end, state, kind in snapshot_of(n, holder, split):
+            if kind is not None:
+                expected.add((kind, origin, start, end))
+            if state == 0:
+                continue
+            batch.blocks.add(
+                origin_region=origin,
+                serials=records_pb2.SerialRange(start=start, end=end),
+                state=state,
+            )
+            count += 1
+            if len(batch.blocks) == 1000:
+                requests.append(reconciliation_service_pb2.SubmitHoldingsRequest(blocks=batch))
+                batch = reconciliation_service_pb2.HeldBlockBatch()
+        if batch.blocks:
+            requests.append(reconciliation_service_pb2.SubmitHoldingsRequest(blocks=batch))
+        with (
+            GatewayClient(f"127.0.0.1:{port}", pki, region=region) as registry,
+            GatewayClient(
+                f"127.0.0.1:{port}", pki, region=region, role=Role.ADMIN, name="admin-a"
+            ) as admin,
+        ):
+            registry.wait_ready()
+            start_time = time.perf_counter()
+            ack = registry.reconciliation.SubmitHoldings(iter(requests), timeout=600)
+            submit = time.perf_counter() - start_time
+            del requests
+            assert ack.block_count == count, (ack.block_count, count)
+            start_time = time.perf_counter()
+            report = admin.run_reconciliation(region)
+            compare = time.perf_counter() - start_time
+        found = set()
+        totals = set()
+        for d in report.discrepancies:
+            kind = reconciliation_pb2.DiscrepancyKind.Name(d.kind).removeprefix("DISCREPANCY_KIND_")
+            if kind == "TOTAL_MISMATCH":
+                totals.add(d.origin_region)
+                continue
+            for r in d.ranges:
+                found.add((kind, d.origin_region, r.start, r.end))
+        assert found == expected, (
+            f"{region}: {len(expected - found)} planted not found, "
+            f"{len(found - expected)} found not planted"
+        )
+        assert totals == {o for _, o, _, _ in expected}, totals
+        results.append(RegionResult(count, len(expected), submit, compare))
+    out.send(results)
+
+
+def raw_insert_rate(db: Database, n: int, split: bool, *, core: bool = False) -> float:
+    """The backend's bulk path for the registries' rows, into a bare table (no index but the
+    key), one transaction; the rows are prepared before the clock runs, a chunk at a time. With
+    ``core``, SQLAlchemy Core's executemany of dicts instead (the raw limit of the figures the
+    issue started from)."""
     table = Table(
         "bench_raw_blocks",
         MetaData(),
@@ -71,33 +188,72 @@ def raw_insert_rate(db: Database, rows: list[dict[str, object]]) -> float:
         Column("state", String(20)),
     )
     table.create(db.engine)
-    plain = [
-        {
-            "snapshot_id": 1,
-            "side": "registry",
-            "origin_region": r["origin_region"],
-            "serial_start": r["serial_start"],
-            "serial_end": r["serial_end"],
-            "state": "active",
-        }
-        for r in rows
-    ]
-    start = time.perf_counter()
+    bulk = BulkInsert(
+        table, ("snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state")
+    )
+    elapsed, rows = 0.0, 0
+
+    def run(conn: Connection, chunk: list[tuple[int, str, str, int, int, str]]) -> float:
+        if not core:
+            t = time.perf_counter()
+            bulk.run(conn, chunk)
+            return time.perf_counter() - t
+        dicts = [dict(zip(bulk.columns, row, strict=True)) for row in chunk]
+        t = time.perf_counter()
+        if dicts:
+            conn.execute(insert(table), dicts)
+        return time.perf_counter() - t
+
     with db.engine.begin() as conn:
-        for i in range(0, len(plain), 5000):
-            conn.execute(insert(table), plain[i : i + 5000])
-    rate = len(plain) / (time.perf_counter() - start)
+        for holder in range(4):
+            chunk: list[tuple[int, str, str, int, int, str]] = []
+            for origin, start, end, state, _ in snapshot_of(n, holder, split):
+                if state:
+                    chunk.append((1, "registry", origin, start, end, "active"))
+                if len(chunk) == CHUNK:
+                    elapsed += run(conn, chunk)
+                    rows, chunk = rows + len(chunk), []
+            elapsed += run(conn, chunk)
+            rows += len(chunk)
+        t = time.perf_counter()
+    elapsed += time.perf_counter() - t  # the commit
     table.drop(db.engine)
-    return rate
+    return rows / elapsed
 
 
-def measure(label: str, db: Database, pki: PKIDir, n: int) -> None:
+_LEDGER = BulkInsert(
+    UnitBlockRow,
+    (
+        "origin_region",
+        "issuance_name",
+        "project_name",
+        "vintage",
+        "serial_start",
+        "serial_end",
+        "holder_region",
+        "state",
+        "created_at",
+    ),
+)
+
+
+def write_ledger(db: Database, n: int) -> None:
+    with db.engine.begin() as conn:
+        now = _LEDGER.stored(conn.dialect, "created_at", dt.datetime.now(dt.UTC))
+        for first in range(0, n, CHUNK):
+            rows = []
+            for i in range(first, min(first + CHUNK, n)):
+                origin, start, end, holder = ledger_block(i)
+                issuance, project = "regions/bench/issuances/x", "regions/bench/projects/x"
+                rows.append((origin, issuance, project, 2025, start, end, holder, "active", now))
+            _LEDGER.run(conn, rows)
+
+
+def measure(label: str, db: Database, pki: PKIDir, n: int, split: bool) -> None:
     db.upgrade()
-    rows = ledger_rows(n)
-    with db.transaction() as session:
-        for i in range(0, n, 5000):
-            session.execute(insert(UnitBlockRow), rows[i : i + 5000])
-    raw = raw_insert_rate(db, rows)
+    write_ledger(db, n)
+    raw = raw_insert_rate(db, n, split)
+    core = raw_insert_rate(db, n, split, core=True)
     settings = GatewaySettings(
         listen="127.0.0.1:0",
         cert_dir=pki.root,
@@ -106,82 +262,80 @@ def measure(label: str, db: Database, pki: PKIDir, n: int) -> None:
         scheduler_enabled=False,
         migrate_on_start=False,
     )
+    reset = _reset_peak_rss()
     server = GatewayServer(settings, db=db)
     port = server.start()
     try:
-        with (
-            GatewayClient(f"127.0.0.1:{port}", pki, region=SH) as registry,
-            GatewayClient(
-                f"127.0.0.1:{port}", pki, region=SH, role=Role.ADMIN, name="admin-a"
-            ) as admin,
-        ):
-            blocks = [
-                reconciliation_pb2.HeldBlock(
-                    origin_region=str(r["origin_region"]),
-                    serials=records_pb2.SerialRange(
-                        start=int(str(r["serial_start"])), end=int(str(r["serial_end"]))
-                    ),
-                    state=records_pb2.UNIT_BLOCK_STATE_ACTIVE,
-                )
-                for r in rows
-            ]
-            blocks[n // 2].state = records_pb2.UNIT_BLOCK_STATE_RETIRED  # the planted difference
-            print(f"{label}: raw bulk insert            {raw:>12,.0f} rows/s")
-            # Same boundaries as the ledger (matched blocks drop out before the range stage), and
-            # every block split in two (nothing matches: every serial goes through the windows).
-            split = [half for b in blocks for half in _halves(b)]
-            for case, snapshot in (("same blocks", blocks), ("every block split", split)):
-                start = time.perf_counter()
-                ack = registry.submit_holdings(dt.datetime.now(dt.UTC), snapshot, batch=1000)
-                submit = time.perf_counter() - start
-                assert ack.block_count == len(snapshot)
-                start = time.perf_counter()
-                report = admin.run_reconciliation(SH)
-                compare = time.perf_counter() - start
-                kinds = sorted(
-                    reconciliation_pb2.DiscrepancyKind.Name(d.kind).removeprefix(
-                        "DISCREPANCY_KIND_"
-                    )
-                    for d in report.discrepancies
-                )
-                assert "STATE_MISMATCH" in kinds, kinds
-                rows_compared = len(snapshot) + n
-                print(
-                    f"{label}: {case:<18} snapshot {len(snapshot) / submit:>10,.0f} blocks/s "
-                    f"ratio {len(snapshot) / submit / raw:.2f} ({submit:.2f} s) | comparison "
-                    f"{rows_compared / compare:>10,.0f} rows/s ratio "
-                    f"{rows_compared / compare / raw:.2f} ({compare:.2f} s, found {kinds})"
-                )
+        receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        child = multiprocessing.get_context("spawn").Process(
+            target=registry_side, args=(port, str(pki.root), n, split, send)
+        )
+        child.start()
+        results: list[RegionResult] = receive.recv()
+        child.join()
+        assert child.exitcode == 0
     finally:
         server.stop(grace=1)
+    blocks = sum(r.blocks for r in results)
+    submit = sum(r.submit for r in results)
+    compare = sum(r.compare for r in results)
+    planted = sum(r.planted for r in results)
+    peak = _peak_rss_mib(reset)
+    case = " (split)" if split else ""
+    print(
+        f"{label} {n:>9,} ledger blocks{case}: total {submit + compare:6.2f} s"
+        f" | ingest {blocks / submit:>9,.0f} blocks/s ({submit:.2f} s), raw bulk insert "
+        f"{raw:>9,.0f} rows/s, ratio {blocks / submit / raw:.2f} (Core executemany of dicts "
+        f"{core:>9,.0f} rows/s, ratio {blocks / submit / core:.2f}) | comparison {compare:.2f} s"
+        f" | 1 % planted: all {planted:,} found | peak RSS {peak:,.0f} MiB",
+        flush=True,
+    )
 
 
-def _halves(block: reconciliation_pb2.HeldBlock) -> list[reconciliation_pb2.HeldBlock]:
-    mid = (block.serials.start + block.serials.end) // 2
-    return [
-        reconciliation_pb2.HeldBlock(
-            origin_region=block.origin_region,
-            serials=records_pb2.SerialRange(start=s, end=e),
-            state=block.state,
-        )
-        for s, e in ((block.serials.start, mid), (mid + 1, block.serials.end))
-    ]
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident size (Linux: 5 to clear_refs); whether it could."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_mib(reset: bool) -> float:
+    if reset:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 100_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    default = os.environ.get("YRDGW_BENCH_RECONCILE_BLOCKS", "100000")
+    n = int(args[0]) if args and args[0].isdigit() else int(default)
+    split = "--split" in sys.argv[1:]
+    sizes = [n // 10, n]
     configure_logging("console", "warning")
+    print(
+        "reconcile: four registries, 1 % planted discrepancies; peak RSS of the gateway's "
+        "process during submissions and runs (VmHWM reset before; else ru_maxrss since start)",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="yrdgw-bench-rc-") as tmp:
         pki = PKIDir(Path(tmp) / "pki")
         init(pki)
-        sqlite = Database.from_url(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
-        try:
-            measure("SQLite", sqlite, pki, n)
-        finally:
-            sqlite.dispose()
-        with postgres_schema() as pg:
-            if pg is not None:
-                measure("PostgreSQL", pg, pki, n)
+        for size in sizes:
+            sqlite = Database.from_url(f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}")
+            try:
+                measure("SQLite    ", sqlite, pki, size, split)
+            finally:
+                sqlite.dispose()
+                Path(tmp, f"bench-{size}.sqlite3").unlink()
+        for size in sizes:
+            with postgres_schema() as pg:
+                if pg is None:
+                    break
+                measure("PostgreSQL", pg, pki, size, split)
 
 
 if __name__ == "__main__":

@@ -163,11 +163,11 @@ def reconcile_run(
                     f"{snapshot} is a snapshot of {file_region}, not {region}", ExitCode.USAGE
                 )
             regions = [file_region]
-            task = progress.add_task(f"{file_region} snapshot", total=len(builder.blocks) or 1)
+            task = progress.add_task(f"{file_region} snapshot", total=builder.block_count or 1)
             summary = services.reconciliation.store_snapshot(
                 file_region, builder, submitted_by=f"operator/{host.operator()}"
             )
-            progress.update(task, completed=len(builder.blocks) or 1)
+            progress.update(task, completed=builder.block_count or 1)
             err_console.print(f"loaded {summary.name}: {summary.block_count} blocks")
         for code in regions:
             tasks = {s: progress.add_task(f"{code} {s}", total=1) for s in STAGES}

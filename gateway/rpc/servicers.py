@@ -430,31 +430,33 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
         request_iterator: Iterator[reconciliation_service_pb2.SubmitHoldingsRequest],
         context: grpc.ServicerContext,
     ) -> reconciliation_service_pb2.SubmitHoldingsResponse:
-        snapshot = SnapshotBuilder()
-        for request in request_iterator:
-            part = request.WhichOneof("part")
-            if part == "header":
-                if not request.header.HasField("snapshot_time"):
-                    raise SnapshotInvalid(
-                        "the header needs the snapshot time",
-                        field_errors={"header.snapshot_time": "required"},
+        with SnapshotBuilder() as snapshot:
+            for request in request_iterator:
+                part = request.WhichOneof("part")
+                if part == "header":
+                    if not request.header.HasField("snapshot_time"):
+                        raise SnapshotInvalid(
+                            "the header needs the snapshot time",
+                            field_errors={"header.snapshot_time": "required"},
+                        )
+                    try:
+                        taken = request.header.snapshot_time.ToDatetime(dt.UTC)
+                    except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
+                        raise SnapshotInvalid(
+                            "the snapshot time is not a valid timestamp",
+                            field_errors={"header.snapshot_time": "invalid"},
+                        ) from exc
+                    snapshot.header(taken, request.header.completed_transfer_ids)
+                elif part == "blocks":
+                    snapshot.add(
+                        [
+                            (b.origin_region, (r := b.serials).start, r.end, b.state)
+                            for b in request.blocks.blocks
+                        ]
                     )
-                try:
-                    taken = request.header.snapshot_time.ToDatetime(dt.UTC)
-                except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
-                    raise SnapshotInvalid(
-                        "the snapshot time is not a valid timestamp",
-                        field_errors={"header.snapshot_time": "invalid"},
-                    ) from exc
-                snapshot.header(taken, request.header.completed_transfer_ids)
-            elif part == "blocks":
-                snapshot.add(
-                    (b.origin_region, b.serials.start, b.serials.end, b.state)
-                    for b in request.blocks.blocks
-                )
-            else:
-                raise SnapshotInvalid("a stream message carries a header or blocks")
-        summary = self._service.submit(peer_identity(context), snapshot)
+                else:
+                    raise SnapshotInvalid("a stream message carries a header or blocks")
+            summary = self._service.submit(peer_identity(context), snapshot)
         return reconciliation_service_pb2.SubmitHoldingsResponse(
             snapshot=summary.name,
             block_count=summary.block_count,

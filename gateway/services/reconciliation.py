@@ -2,8 +2,9 @@
 
 A registry submits a snapshot of the blocks it believes it holds and the transfers it believes
 completed since its previous snapshot. In the same transaction, under the audit-head lock that
-every writer of blocks and transfers takes, the gateway copies its own side (the blocks the ledger
-gives that region) into the same staging table and notes the audit log's size. A run then compares
+every writer of blocks and transfers takes, the gateway compares them with its own side (the
+blocks the ledger gives that region), keeps the totals of both sides and the blocks they do not
+hold alike, and notes the audit log's size. A run then compares
 the two sides in SQL, in the ITL's stages:
 
 1. totals per origin and state;
@@ -21,7 +22,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -34,16 +35,17 @@ from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.storage.audit_log import audit_log
+from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
 from gateway.storage.models import HoldingsSnapshotRow
-from gateway.storage.reconciliation_store import ReconciliationStore
+from gateway.storage.reconciliation_store import Block, ReconciliationStore
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
 Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
-MAX_SNAPSHOT_BLOCKS = 2_000_000
+MAX_SNAPSHOT_BLOCKS = 10_000_000
 MAX_SNAPSHOT_AHEAD = dt.timedelta(minutes=5)
 """How far after the gateway's clock a snapshot_time may be."""
 DEFAULT_REPORT_PAGE, MAX_REPORT_PAGE = 50, 500
@@ -78,13 +80,28 @@ class SnapshotSummary:
     quantity_grams: int
 
 
-@dataclass(slots=True)
 class SnapshotBuilder:
-    """Collects and checks a snapshot's parts as they stream in (before any database work)."""
+    """Collects and checks a snapshot's parts as they stream in (before any database work). The
+    blocks are kept as plain rows in a :class:`RowSpool`: bounded memory whatever their number.
+    ``close()`` (or storing the snapshot) frees the spool."""
 
-    snapshot_time: dt.datetime | None = None
-    transfer_names: set[str] = field(default_factory=set)
-    blocks: list[HeldRange] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.snapshot_time: dt.datetime | None = None
+        self.transfer_names: set[str] = set()
+        self.quantity_grams = 0
+        self.totals: dict[tuple[str, str], int] = {}
+        """Grams per (origin, state)."""
+        self.spool = RowSpool()
+        self.in_order = True
+        """Whether each origin's blocks came in serial order, each after the previous one's
+        end: then no two overlap, and storing the snapshot need not check that in SQL."""
+        self._origins: dict[str, str] = {}
+        """Origins seen valid, each mapped to one shared string."""
+        self._reach: dict[str, int] = {}
+
+    @property
+    def block_count(self) -> int:
+        return self.spool.count
 
     def header(self, snapshot_time: dt.datetime, transfer_names: Iterable[str]) -> None:
         if self.snapshot_time is not None:
@@ -102,13 +119,42 @@ class SnapshotBuilder:
         """Add (origin, start, end, proto state) tuples."""
         if self.snapshot_time is None:
             raise errors.SnapshotInvalid("the snapshot header must come first")
+        given = blocks if isinstance(blocks, list) else list(blocks)
+        origins, states = self._origins, BLOCK_STATE_OF
+        try:
+            # The common case at a row's cost: known origins, ordered serials, a set state. Any
+            # miss falls back to the checks block by block, which say what is wrong where.
+            rows = [(origins[o], s, e, states[st]) for o, s, e, st in given if 0 <= s <= e]
+        except KeyError:
+            rows = []
+        if len(rows) != len(given):
+            rows = self._checked(given)
+        self.quantity_grams += sum([r[2] for r in rows]) - sum([r[1] for r in rows]) + len(rows)
+        reach, totals, in_order = self._reach, self.totals, self.in_order
+        for origin, start, end, state in rows:
+            if in_order:
+                if start <= reach.get(origin, -1):
+                    in_order = False
+                else:
+                    reach[origin] = end
+            key = (origin, state)
+            totals[key] = totals.get(key, 0) + end - start + 1
+        self.in_order = in_order
+        self.spool.extend(rows)
+        if self.spool.count > MAX_SNAPSHOT_BLOCKS:
+            raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
+
+    def _checked(self, blocks: list[tuple[str, int, int, int]]) -> list[Block]:
+        rows: list[Block] = []
         for origin, start, end, state in blocks:
-            where = f"block {len(self.blocks)}"
-            if not _REGION.match(origin):
-                raise errors.SnapshotInvalid(
-                    f"{where}: origin must be a six-digit region code",
-                    field_errors={"blocks.origin_region": where},
-                )
+            where = f"block {self.spool.count + len(rows)}"
+            if origin not in self._origins:
+                if not _REGION.match(origin):
+                    raise errors.SnapshotInvalid(
+                        f"{where}: origin must be a six-digit region code",
+                        field_errors={"blocks.origin_region": where},
+                    )
+                self._origins[origin] = origin
             if not 0 <= start <= end:
                 raise errors.SnapshotInvalid(
                     f"{where}: serials need 0 <= start <= end",
@@ -118,9 +164,17 @@ class SnapshotBuilder:
                 raise errors.SnapshotInvalid(
                     f"{where}: the state must be set", field_errors={"blocks.state": where}
                 )
-            self.blocks.append(HeldRange(origin, start, end, BLOCK_STATE_OF[state]))
-        if len(self.blocks) > MAX_SNAPSHOT_BLOCKS:
-            raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
+            rows.append((self._origins[origin], start, end, BLOCK_STATE_OF[state]))
+        return rows
+
+    def close(self) -> None:
+        self.spool.close()
+
+    def __enter__(self) -> SnapshotBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class ReconciliationService:
@@ -153,30 +207,30 @@ class ReconciliationService:
                 "the snapshot time is in the future",
                 field_errors={"header.snapshot_time": "in the future"},
             )
-        quantity = sum(b.grams for b in snapshot.blocks)
-        with self.db.transaction() as session:
-            # Every writer of blocks and transfers holds this lock: both sides describe one moment.
-            audit = audit_log(session.connection())
-            size = audit.sequence
+        quantity, count = snapshot.quantity_grams, snapshot.block_count
+        with snapshot.spool, self.db.transaction() as session:
             store = ReconciliationStore(session)
-            sid = store.add_snapshot(
-                region=region,
-                snapshot_time=snapshot.snapshot_time,
-                received_at=now,
-                audit_sequence=size,
-                submitted_by=submitted_by,
-                block_count=len(snapshot.blocks),
-                quantity_grams=quantity,
-            )
-            store.add_registry_blocks(sid, snapshot.blocks)
-            overlap = store.first_overlap(sid)
+            store.stage_registry_blocks(snapshot.spool.chunks())
+            overlap = None if snapshot.in_order else store.first_overlap()
             if overlap is not None:
                 origin, start = overlap
                 raise errors.SnapshotInvalid(
                     f"blocks of {origin} overlap at serial {start}: each serial is held once",
                     field_errors={"blocks": f"{origin}:{start}"},
                 )
-            store.copy_ledger_side(sid, region)
+            # Every writer of blocks and transfers holds this lock: both sides describe one moment.
+            audit = audit_log(session.connection())
+            size = audit.sequence
+            sid = store.add_snapshot(
+                region=region,
+                snapshot_time=snapshot.snapshot_time,
+                received_at=now,
+                audit_sequence=size,
+                submitted_by=submitted_by,
+                block_count=count,
+                quantity_grams=quantity,
+            )
+            store.keep_differences(sid, region, snapshot.totals)
             store.add_transfer_names(sid, snapshot.transfer_names)
             name = snapshot_name(region, sid)
             audit.append(
@@ -191,14 +245,14 @@ class ReconciliationService:
                         (b.origin, b.start, b.end, b.state) for b in snapshot.blocks
                     ),
                     "snapshot_time": snapshot.snapshot_time.isoformat(),
-                    "blocks": len(snapshot.blocks),
+                    "blocks": count,
                     "quantity_grams": quantity,
                     "completed_transfers": sorted(snapshot.transfer_names),
                 },
                 now=now,
             )
-        log.info("reconcile.snapshot", snapshot=name, blocks=len(snapshot.blocks), grams=quantity)
-        return SnapshotSummary(name, region, snapshot.snapshot_time, len(snapshot.blocks), quantity)
+        log.info("reconcile.snapshot", snapshot=name, blocks=count, grams=quantity)
+        return SnapshotSummary(name, region, snapshot.snapshot_time, count, quantity)
 
     def ledger_holdings(self, region: str) -> tuple[dt.datetime, list[HeldRange], list[str]]:
         """What the ledger says ``region`` holds now, and every transfer completed for it: the

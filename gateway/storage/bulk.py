@@ -1,5 +1,7 @@
 """Bulk inserts of many rows given as tuples, on the driver: a COPY on PostgreSQL with psycopg,
-else the DBAPI's executemany. The write engine of the records store (``gateway.storage.records``).
+else the DBAPI's executemany. The write engine of the records store (``gateway.storage.records``)
+and of snapshot staging (``gateway.storage.reconciliation_store``), with :class:`RowSpool`, which
+holds a stream of rows in bounded memory until its transaction writes them.
 
 Core's executemany builds a parameter dict and runs the type processors for every row; a publish
 batch's rows need neither (their one timestamp is converted once, by ``stored``), and on the hot
@@ -8,7 +10,10 @@ path that per-row work costs more than the database's own.
 
 from __future__ import annotations
 
-from typing import Any
+import marshal
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 from sqlalchemy import Column, Connection, Dialect, Table, insert
 
@@ -18,14 +23,14 @@ class BulkInsert:
     Columns without a value here are left to their defaults (none of the tables it writes has a
     Python-side default)."""
 
-    def __init__(self, model: type[Any], columns: tuple[str, ...]) -> None:
-        table = model.__table__
+    def __init__(self, model: type[Any] | Table, columns: tuple[str, ...]) -> None:
+        table = model if isinstance(model, Table) else model.__table__
         assert isinstance(table, Table)
         self.table = table
         self.columns = columns
         self._sql: dict[str, str] = {}
 
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` inside the connection's transaction."""
         if not rows:
             return
@@ -61,10 +66,61 @@ class BulkInsert:
                 f"VALUES ({', '.join([marker] * len(self.columns))})"
             )
             self._sql[dialect.name] = sql
-        conn.exec_driver_sql(sql, rows)
+        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
     def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
         """``value`` as Core would bind it to ``column`` on this dialect."""
         col: Column[Any] = self.table.c[column]
         process = col.type.dialect_impl(dialect).bind_processor(dialect)
         return process(value) if process is not None else value
+
+
+class RowSpool:
+    """Rows (tuples of str and int) appended as they stream in and read back in chunks, in
+    bounded memory: up to ``chunk`` rows are held as tuples, each full chunk is kept
+    marshalled, in memory up to ``in_memory`` bytes and in a temporary file beyond."""
+
+    def __init__(self, chunk: int = 20_000, in_memory: int = 4 << 20) -> None:
+        self.chunk = chunk
+        self.count = 0
+        self.in_memory = in_memory
+        self._pending: list[tuple[Any, ...]] = []
+        self._file: IO[bytes] | None = None
+        self._sizes: list[int] = []
+
+    def __enter__(self) -> RowSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def extend(self, rows: list[tuple[Any, ...]]) -> None:
+        self._pending.extend(rows)
+        self.count += len(rows)
+        if len(self._pending) >= self.chunk:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._file is None:
+            self._file = tempfile.SpooledTemporaryFile(max_size=self.in_memory)  # noqa: SIM115
+        data = marshal.dumps(self._pending)
+        self._file.write(data)
+        self._sizes.append(len(data))
+        self._pending = []
+
+    def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows in the order appended, a chunk at a time (read once)."""
+        if self._file is not None:
+            self._file.seek(0)
+            for size in self._sizes:
+                rows = marshal.loads(self._file.read(size))  # noqa: S302 - written by this object
+                assert isinstance(rows, list)
+                yield rows
+        if self._pending:
+            yield self._pending
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._pending, self._sizes = [], []

@@ -323,7 +323,8 @@ class HoldingsSnapshotRow(Base):
 
 
 class SnapshotBlockRow(Base):
-    """Staging rows: one block of a snapshot, on the registry's side or the ledger's."""
+    """Staging rows: one block of a snapshot, on the registry's side or the ledger's, that the
+    other side does not hold identically (snapshots stored before 0007 have every block)."""
 
     __tablename__ = "snapshot_blocks"
     __table_args__ = (
@@ -331,13 +332,28 @@ class SnapshotBlockRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("holdings_snapshots.id"))
+    snapshot_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Its ``holdings_snapshots`` row's id; no foreign key, which bulk staging cannot afford
+    (the store writes both in one transaction)."""
     side: Mapped[str] = mapped_column(String(8))
     """``registry`` (what the registry claims) or ``ledger`` (what the ledger gives it)."""
     origin_region: Mapped[str] = mapped_column(String(6))
     serial_start: Mapped[int] = mapped_column(BigInteger)
     serial_end: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(20))
+
+
+class SnapshotTotalRow(Base):
+    """Grams per origin and state on each side of a snapshot, as it was staged (stage 1 of a
+    run compares them; ``snapshot_blocks`` keeps only the blocks the sides do not share)."""
+
+    __tablename__ = "snapshot_totals"
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("holdings_snapshots.id"), primary_key=True)
+    origin_region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), primary_key=True)
+    registry_grams: Mapped[int] = mapped_column(BigInteger)
+    ledger_grams: Mapped[int] = mapped_column(BigInteger)
 
 
 class SnapshotTransferRow(Base):

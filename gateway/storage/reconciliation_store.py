@@ -1,21 +1,37 @@
-"""Statements of batch reconciliation: holdings snapshots (both sides in ``snapshot_blocks``),
-the staged comparison in SQL, and the signed reports. Inside a caller's transaction; never
-commits."""
+"""Statements of batch reconciliation: holdings snapshots, the staged comparison in SQL, and the
+signed reports. Inside a caller's transaction; never commits.
+
+A snapshot's blocks arrive on the backend's bulk path (COPY, or executemany) in a temporary table
+of the transaction; set-based statements then keep, per snapshot, the totals of both sides per
+origin and state (``snapshot_totals``) and the blocks that one side holds and the other does not
+hold identically (``snapshot_blocks``): a block both hold alike can never differ, and most do."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Select, func, insert, literal, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    Select,
+    String,
+    Table,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
+from gateway.storage.bulk import BulkInsert
 from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
-    SnapshotBlockRow,
+    SnapshotTotalRow,
     SnapshotTransferRow,
     TransferRow,
     UnitBlockRow,
@@ -23,20 +39,20 @@ from gateway.storage.models import (
 
 REGISTRY, LEDGER = "registry", "ledger"
 """The two sides of a snapshot's blocks."""
-_INSERT_CHUNK = 5000
-
-
-class HeldBlock(Protocol):
-    """A block one side holds: origin, serials (grams, inclusive) and ledger state."""
-
-    @property
-    def origin(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-    @property
-    def state(self) -> str: ...
+Block = tuple[str, int, int, str]
+"""A block one side holds: (origin, first serial, last serial (grams, inclusive), state)."""
+_INCOMING = Table(
+    "snapshot_incoming",
+    MetaData(),
+    Column("origin_region", String(6), nullable=False),
+    Column("serial_start", BigInteger, nullable=False),
+    Column("serial_end", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+"""The registry's blocks while their snapshot is stored: a temporary table of the transaction
+(no log, no index while it fills)."""
+_INSERT_INCOMING = BulkInsert(_INCOMING, ("origin_region", "serial_start", "serial_end", "state"))
 
 
 class ReconciliationStore:
@@ -72,44 +88,54 @@ class ReconciliationStore:
         self.session.flush()
         return row.id
 
-    def add_registry_blocks(self, sid: int, blocks: Sequence[HeldBlock]) -> None:
-        """The registry's side of snapshot ``sid``, inserted in chunks."""
-        for i in range(0, len(blocks), _INSERT_CHUNK):
-            self.session.execute(
-                insert(SnapshotBlockRow),
-                [
-                    {
-                        "snapshot_id": sid,
-                        "side": REGISTRY,
-                        "origin_region": b.origin,
-                        "serial_start": b.start,
-                        "serial_end": b.end,
-                        "state": b.state,
-                    }
-                    for b in blocks[i : i + _INSERT_CHUNK]
-                ],
-            )
+    def stage_registry_blocks(self, chunks: Iterable[Sequence[Block]]) -> None:
+        """Take the registry's (origin, start, end, state) rows, a chunk at a time, into this
+        transaction's temporary table; ``keep_differences`` then stores them and drops it."""
+        conn = self.session.connection()
+        _INCOMING.drop(conn, checkfirst=True)
+        _INCOMING.create(conn)
+        for rows in chunks:
+            _INSERT_INCOMING.run(conn, rows)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(_INDEX_INCOMING_SQLITE)
+        else:
+            conn.exec_driver_sql("ANALYZE snapshot_incoming")
 
-    def first_overlap(self, sid: int) -> tuple[str, int] | None:
-        """(origin, serial) where two of the registry's blocks first overlap, if any do."""
-        row = self.session.execute(text(_OVERLAP), {"sid": sid, "side": REGISTRY}).first()
+    def first_overlap(self) -> tuple[str, int] | None:
+        """(origin, serial) where two of the staged registry blocks first overlap, if any do."""
+        row = self.session.execute(text(_OVERLAP)).first()
         return None if row is None else (row[0], row[1])
 
-    def copy_ledger_side(self, sid: int, region: str) -> None:
-        """The ledger's side of snapshot ``sid``: every block it gives ``region`` now."""
-        self.session.execute(
-            insert(SnapshotBlockRow).from_select(
-                ["snapshot_id", "side", "origin_region", "serial_start", "serial_end", "state"],
-                select(
-                    literal(sid),
-                    literal(LEDGER),
-                    UnitBlockRow.origin_region,
-                    UnitBlockRow.serial_start,
-                    UnitBlockRow.serial_end,
-                    UnitBlockRow.state,
-                ).where(UnitBlockRow.holder_region == region),
-            )
-        )
+    def keep_differences(
+        self, sid: int, region: str, registry_totals: Mapping[tuple[str, str], int]
+    ) -> None:
+        """Snapshot ``sid`` of ``region``: the staged registry blocks and the blocks the ledger
+        gives ``region`` now that the other side does not hold identically, and the totals of
+        both sides per (origin, state) — the registry's as given (``registry_totals``), the
+        ledger's derived (the blocks both hold alike count alike); then the staging table goes."""
+        params = {"sid": sid, "region": region}
+        for statement in (_KEEP_REGISTRY_ONLY, _KEEP_LEDGER_ONLY):
+            self.session.execute(text(statement), params)
+        _INCOMING.drop(self.session.connection())
+        totals = {key: [grams, grams] for key, grams in registry_totals.items()}
+        for side, origin, state, grams in self.session.execute(text(_KEPT_GRAMS), params):
+            pair = totals.setdefault((origin, state), [0, 0])
+            if side == REGISTRY:  # held by the registry, not by the ledger
+                pair[1] -= int(grams)
+            else:
+                pair[1] += int(grams)
+        rows = [
+            {
+                "snapshot_id": sid,
+                "origin_region": origin,
+                "state": state,
+                "registry_grams": registry,
+                "ledger_grams": ledger,
+            }
+            for (origin, state), (registry, ledger) in sorted(totals.items())
+        ]
+        if rows:
+            self.session.execute(insert(SnapshotTotalRow), rows)
 
     def add_transfer_names(self, sid: int, names: Iterable[str]) -> None:
         """The transfers the registry lists as completed in snapshot ``sid``."""
@@ -267,37 +293,67 @@ class ReconciliationStore:
         return [(i, b) for i, b in self.session.execute(stmt)]
 
 
+# Ordered by start alone (as the lookup index is): of two blocks starting at one serial, whichever
+# comes second overlaps the first, so the first overlap found is the same in any order of ties.
 _OVERLAP = """
 SELECT o, s FROM (
   SELECT origin_region AS o, serial_start AS s,
          MAX(serial_end) OVER (
-           PARTITION BY origin_region ORDER BY serial_start, serial_end
+           PARTITION BY origin_region ORDER BY serial_start
            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-  FROM snapshot_blocks WHERE snapshot_id = :sid AND side = :side
+  FROM snapshot_incoming
 ) t WHERE reach >= s ORDER BY o, s LIMIT 1
+"""
+# Built once the rows are in (a sort, not an insert per row); PostgreSQL hashes instead.
+_INDEX_INCOMING_SQLITE = (
+    "CREATE INDEX temp.ix_snapshot_incoming ON snapshot_incoming (origin_region, serial_start)"
+)
+
+_KEPT_GRAMS = """
+SELECT side, origin_region, state, SUM(serial_end - serial_start + 1)
+FROM snapshot_blocks WHERE snapshot_id = :sid GROUP BY side, origin_region, state
+"""
+
+_KEEP_REGISTRY_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'registry', i.origin_region, i.serial_start, i.serial_end, i.state
+FROM snapshot_incoming i
+WHERE NOT EXISTS (
+  SELECT 1 FROM unit_blocks u
+  WHERE u.origin_region = i.origin_region AND u.serial_start = i.serial_start
+    AND u.serial_end = i.serial_end AND u.state = i.state AND u.holder_region = :region)
+"""
+
+_KEEP_LEDGER_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'ledger', u.origin_region, u.serial_start, u.serial_end, u.state
+FROM unit_blocks u
+WHERE u.holder_region = :region AND NOT EXISTS (
+  SELECT 1 FROM snapshot_incoming i
+  WHERE i.origin_region = u.origin_region AND i.serial_start = u.serial_start
+    AND i.serial_end = u.serial_end AND i.state = u.state)
 """
 
 # -- stage 1: totals per origin and state --------------------------------------------------------
 
 _TOTALS = """
-SELECT origin_region, state,
-       SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END) AS reg,
-       SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END) AS led
-FROM snapshot_blocks WHERE snapshot_id = :sid
-GROUP BY origin_region, state
-HAVING SUM(CASE WHEN side = 'registry' THEN serial_end - serial_start + 1 ELSE 0 END)
-    <> SUM(CASE WHEN side = 'ledger' THEN serial_end - serial_start + 1 ELSE 0 END)
+SELECT origin_region, state, registry_grams, ledger_grams
+FROM snapshot_totals WHERE snapshot_id = :sid AND registry_grams <> ledger_grams
 ORDER BY origin_region, state
 """
 
 
 # -- stage 2: serial ranges ----------------------------------------------------------------------
 
-# A block both sides hold identically (same origin, serials and state) cannot differ, and blocks of
-# one side never overlap, so only the unmatched blocks are compared. Their boundaries cut the
-# serial line into elementary segments; on each segment each side has at most one block. The block
+# A block both sides hold identically (same origin, serials and state) cannot differ (snapshots
+# stored since migration 0007 keep no such blocks; older ones have them all), and blocks of
+# one side never overlap, so only the unmatched blocks are compared. Each side's adjacent blocks
+# of one state are first joined into runs (a registry that splits or joins blocks differently
+# holds the same runs), and runs both sides hold identically drop out the same way: the grams each
+# side holds in each state are unchanged by both steps. The remaining runs' boundaries cut the
+# serial line into elementary segments; on each segment each side has at most one run. The run
 # covering a segment is the last one that started at or before it: carried forward with a running
-# count of block starts (a group number) and a window over that group. Differing segments are
+# count of run starts (a group number) and a window over that group. Differing segments are
 # classified, then adjacent segments of the same kind and states are merged (gaps and islands).
 _RANGES = """
 WITH unmatched AS (
@@ -310,15 +366,41 @@ WITH unmatched AS (
       AND m.origin_region = s.origin_region AND m.serial_start = s.serial_start
       AND m.serial_end = s.serial_end AND m.state = s.state)
 ),
+edges AS (
+  SELECT side, origin_region, serial_start, serial_end, state,
+         CASE WHEN LAG(serial_end) OVER (PARTITION BY side, origin_region ORDER BY serial_start)
+                   = serial_start - 1
+               AND LAG(state) OVER (PARTITION BY side, origin_region ORDER BY serial_start) = state
+              THEN 0 ELSE 1 END AS brk
+  FROM unmatched
+),
+numbered AS (
+  SELECT side, origin_region, serial_start, serial_end, state,
+         SUM(brk) OVER (PARTITION BY side, origin_region ORDER BY serial_start
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run
+  FROM edges
+),
+runs AS (
+  SELECT side, origin_region, MIN(serial_start) AS serial_start, MAX(serial_end) AS serial_end,
+         MIN(state) AS state
+  FROM numbered GROUP BY side, origin_region, run
+),
+differing AS (
+  SELECT r.side, r.origin_region, r.serial_start, r.serial_end, r.state FROM runs r
+  WHERE NOT EXISTS (
+    SELECT 1 FROM runs m
+    WHERE m.side <> r.side AND m.origin_region = r.origin_region
+      AND m.serial_start = r.serial_start AND m.serial_end = r.serial_end AND m.state = r.state)
+),
 ev AS (
   SELECT origin_region AS o, serial_start AS p,
          CASE WHEN side = 'registry' THEN serial_end END AS r_end,
          CASE WHEN side = 'registry' THEN state END AS r_state,
          CASE WHEN side = 'ledger' THEN serial_end END AS l_end,
          CASE WHEN side = 'ledger' THEN state END AS l_state
-  FROM unmatched
+  FROM differing
   UNION ALL
-  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM unmatched
+  SELECT origin_region, serial_end + 1, NULL, NULL, NULL, NULL FROM differing
 ),
 pts AS (
   SELECT o, p, MAX(r_end) AS r_end, MAX(r_state) AS r_state,

@@ -23,12 +23,14 @@ from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
 from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
 from gateway.storage.audit_log import audit_log
+from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
 from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
     SnapshotBlockRow,
+    SnapshotTotalRow,
     SnapshotTransferRow,
     TransferRow,
     UnitBlockRow,
@@ -101,6 +103,7 @@ def wipe(db: Database) -> None:
         for model in (
             ReconciliationReportRow,
             SnapshotBlockRow,
+            SnapshotTotalRow,
             SnapshotTransferRow,
             HoldingsSnapshotRow,
             UnitBlockRow,
@@ -247,7 +250,13 @@ def test_bad_snapshots_change_nothing(service: ReconciliationService, database: 
         with database.transaction() as s:
             return tuple(
                 s.execute(select(func.count()).select_from(m)).scalar_one()
-                for m in (HoldingsSnapshotRow, SnapshotBlockRow, SnapshotTransferRow, AuditEntryRow)
+                for m in (
+                    HoldingsSnapshotRow,
+                    SnapshotBlockRow,
+                    SnapshotTotalRow,
+                    SnapshotTransferRow,
+                    AuditEntryRow,
+                )
             )
 
     before = rows()
@@ -257,6 +266,19 @@ def test_bad_snapshots_change_nothing(service: ReconciliationService, database: 
     nested = snapshot([(R, 0, 100, "active"), (R, 5, 6, "retired"), (R, 50, 60, "active")], [])
     with pytest.raises(errors.SnapshotInvalid, match="overlap at serial 5"):
         service.submit(REGISTRY, nested)
+    # Out of serial order, so the check is the database's: it finds the first overlap all the same.
+    shuffled = snapshot(
+        [
+            (OTHER, 0, 9, "active"),
+            (R, 50, 60, "active"),
+            (R, 61, 70, "active"),
+            (R, 0, 55, "active"),
+        ],
+        [],
+    )
+    assert not shuffled.in_order
+    with pytest.raises(errors.SnapshotInvalid, match=f"blocks of {R} overlap at serial 50"):
+        service.submit(REGISTRY, shuffled)
     with pytest.raises(errors.SnapshotInvalid, match="start <= end"):
         snapshot([(R, 9, 3, "active")], [])
     with pytest.raises(errors.SnapshotInvalid, match="transfer name"):
@@ -429,3 +451,64 @@ def test_recall_is_one_and_there_are_no_false_alarms(
     want = expected(blocks, claims, done, listed)
     assert found_set(report) == want
     assert (report.status == Status.RECONCILIATION_STATUS_COMPLETED) == (not want)
+
+
+def test_blocks_out_of_order_but_apart_are_accepted(
+    service: ReconciliationService, database: Database
+) -> None:
+    seed(database, [(R, 0, 99, R, "active")], [])
+    b = snapshot([(R, 50, 99, "active"), (OTHER, 5, 9, "active"), (R, 0, 49, "active")], [])
+    assert not b.in_order
+    summary = service.submit(REGISTRY, b)
+    assert (summary.block_count, summary.quantity_grams) == (3, 105)
+    report = service.run(ADMIN, R)
+    assert found_set(report) == Counter(
+        {
+            (Kind.DISCREPANCY_KIND_TOTAL_MISMATCH, OTHER, (), (), 5): 1,
+            (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, OTHER, ((5, 9),), (), 5): 1,
+        }
+    )
+
+
+def test_the_spool_keeps_rows_in_order_through_its_file() -> None:
+    rows = [(R, i, i + 1, "active") for i in range(0, 40, 2)]
+    with RowSpool(chunk=3, in_memory=64) as spool:
+        for i in range(0, len(rows), 2):
+            spool.extend(rows[i : i + 2])
+        assert spool.count == len(rows)
+        assert [r for chunk in spool.chunks() for r in chunk] == rows
+
+
+def test_a_snapshot_stored_before_0007_reconciles_as_before(
+    sqlite_database: Database, key: ed25519.Ed25519PrivateKey
+) -> None:
+    """Older snapshots hold every block of both sides; the migration gives them their totals."""
+    from alembic import command
+
+    from gateway.storage.db import alembic_config
+
+    db = sqlite_database
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO holdings_snapshots (id, region, snapshot_time, received_at, audit_sequence,"
+            " submitted_by, block_count, quantity_grams) VALUES"
+            f" (1, '{R}', '2026-11-25 09:00:00', '2026-11-25 09:00:00', 0, 'registry', 2, 200)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO snapshot_blocks"
+            " (snapshot_id, side, origin_region, serial_start, serial_end, state) VALUES"
+            f" (1, 'registry', '{R}', 0, 99, 'active'), (1, 'registry', '{R}', 100, 199, 'retired'),"
+            f" (1, 'ledger', '{R}', 0, 99, 'active'), (1, 'ledger', '{R}', 100, 199, 'active')"
+        )
+    db.upgrade()
+    report = ReconciliationService(db, key).run(ADMIN, R)
+    assert found_set(report) == Counter(
+        {
+            (Kind.DISCREPANCY_KIND_TOTAL_MISMATCH, R, (), (), 100): 2,
+            (Kind.DISCREPANCY_KIND_STATE_MISMATCH, R, ((100, 199),), (), 100): 1,
+        }
+    )
