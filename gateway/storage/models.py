@@ -324,7 +324,7 @@ class HoldingsSnapshotRow(Base):
 
 class SnapshotBlockRow(Base):
     """Staging rows: one block of a snapshot, on the registry's side or the ledger's, that the
-    other side does not hold identically (snapshots stored before 0007 have every block)."""
+    other side does not hold identically (snapshots stored before 0008 have every block)."""
 
     __tablename__ = "snapshot_blocks"
     __table_args__ = (

@@ -346,7 +346,7 @@ ORDER BY origin_region, state
 # -- stage 2: serial ranges ----------------------------------------------------------------------
 
 # A block both sides hold identically (same origin, serials and state) cannot differ (snapshots
-# stored since migration 0007 keep no such blocks; older ones have them all), and blocks of
+# stored since migration 0008 keep no such blocks; older ones have them all), and blocks of
 # one side never overlap, so only the unmatched blocks are compared. Each side's adjacent blocks
 # of one state are first joined into runs (a registry that splits or joins blocks differently
 # holds the same runs), and runs both sides hold identically drop out the same way: the grams each

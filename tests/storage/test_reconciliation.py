@@ -479,7 +479,7 @@ def test_the_spool_keeps_rows_in_order_through_its_file() -> None:
         assert [r for chunk in spool.chunks() for r in chunk] == rows
 
 
-def test_a_snapshot_stored_before_0007_reconciles_as_before(
+def test_a_snapshot_stored_before_0008_reconciles_as_before(
     sqlite_database: Database, key: ed25519.Ed25519PrivateKey
 ) -> None:
     """Older snapshots hold every block of both sides; the migration gives them their totals."""
@@ -491,7 +491,7 @@ def test_a_snapshot_stored_before_0007_reconciles_as_before(
     cfg = alembic_config(db.engine)
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
+        command.downgrade(cfg, "0007")
     with db.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO holdings_snapshots (id, region, snapshot_time, received_at, audit_sequence,"
