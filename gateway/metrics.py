@@ -156,6 +156,10 @@ class RpcMetrics:
 
         def ended(outcome: str) -> Callable[[Any], None]:
             def done(conn: Any) -> None:
+                if conn.invalidated:
+                    # The connection was lost (the rollback is SQLAlchemy cleaning up): touching
+                    # its info would raise in the hook and turn a storage outage into INTERNAL.
+                    return
                 start = conn.info.pop(key, None)
                 if start is not None:
                     self.transactions.labels(outcome=outcome).observe(time.perf_counter() - start)
