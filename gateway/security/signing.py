@@ -40,6 +40,30 @@ def key_id_of(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:32]
 
 
+_P = 2**255 - 19
+_SMALL_ORDER_Y = frozenset(
+    {
+        0,  # order 4
+        1,  # the identity
+        _P - 1,  # order 2
+        0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826,  # order 8
+        0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,  # order 8
+        _P,  # non-canonical 0
+        _P + 1,  # non-canonical 1
+    }
+)
+"""y-coordinates of the Ed25519 points of small order (and their non-canonical encodings), as
+libsodium's blocklist has them: a key whose point is one of these verifies forged signatures."""
+
+
+def is_weak_public_key(raw: bytes) -> bool:
+    """Whether a raw 32-byte Ed25519 public key encodes a point of small order (either sign):
+    anyone can make signatures that verify under such a key, so nothing signed with it is
+    attributable. Keys of 32 bytes only."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    return y in _SMALL_ORDER_Y
+
+
 def raw_public_key(private_key: ed25519.Ed25519PrivateKey) -> bytes:
     """The raw 32-byte public key of a private key."""
     return private_key.public_key().public_bytes(

@@ -19,7 +19,7 @@ from gateway.errors import (
 )
 from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir, load_signing_public_key
-from gateway.security.signing import key_id_of
+from gateway.security.signing import is_weak_public_key, key_id_of
 from gateway.services import Clock, utc_now
 from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.db import Database
@@ -104,6 +104,11 @@ class KeyDirectory:
             raise SigningKeyInvalid(
                 f"an Ed25519 public key has 32 bytes, got {len(public_key)}",
                 field_errors={"public_key": "must be 32 raw bytes"},
+            )
+        if is_weak_public_key(public_key):
+            raise SigningKeyInvalid(
+                "the public key is a point of small order: signatures under it prove nothing",
+                field_errors={"public_key": "a weak (small-order) Ed25519 key"},
             )
         key_id = key_id_of(public_key)
         now = self.clock()

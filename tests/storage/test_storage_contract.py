@@ -111,6 +111,9 @@ def test_refusals_change_nothing(database: Database) -> None:
         keys.register(ADMIN_JS, "registry", public)  # someone else's key
     with pytest.raises(SigningKeyInvalid):
         keys.register(ADMIN_SH, "registry", b"short")
+    for weak in (bytes(32), b"\x01" + bytes(31), bytes(31) + b"\x80"):
+        with pytest.raises(SigningKeyInvalid, match="small order"):
+            keys.register(ADMIN_SH, "registry", weak)
     with pytest.raises(InvalidArgument):
         keys.register(ADMIN_SH, "operator", _new_key())
     with pytest.raises(PermissionDenied):
