@@ -119,6 +119,7 @@ def any_county(text: str) -> str:
     return text
 
 
+@functools.cache  # one parser per region, built once (adapters ask for it per record)
 def county_checker(region: str, region_label: str) -> Callable[[str], str]:
     """Parser for a 6-digit county code of ``region`` (its first two digits)."""
     prefix = region[:2]
@@ -326,6 +327,9 @@ def fail(region: str, field: str, reason: str) -> NoReturn:
     raise NativeFormatError(region, [FieldIssue(field, reason)])
 
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+
 class _Reported(Exception):
     """Internal: the value was invalid and the issue has already been recorded."""
 
@@ -354,7 +358,7 @@ class Fields:
         text = self.text(key)
         if text is None:
             return None
-        if not re.fullmatch(r"-?[0-9]{1,18}", text, re.ASCII):
+        if not _INTEGER_TEXT.fullmatch(text):
             self.report(key, f"{text!r} is not an integer")
             raise _Reported
         return int(text)
@@ -545,11 +549,33 @@ class JsonFields(Fields):
         self.report(key, f"must be a JSON string, not {_json_kind(value)}")
         raise _Reported
 
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        # ``Fields.text`` with its steps inlined (the per-field hot path): printable ASCII, the
+        # common case, needs only stripping; anything else goes through ``clean_text``.
+        raw = self.obj.get(key)
+        if raw is not None:
+            if raw.__class__ is not str and not isinstance(raw, str):
+                self.report(key, f"must be a JSON string, not {_json_kind(raw)}")
+                return None
+            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
+                value: str | None = raw.strip() or None
+            else:
+                try:
+                    value = clean_text(raw)
+                except ValueError as exc:
+                    self.report(key, str(exc))
+                    return None
+            if value is not None:
+                return value
+        if required:
+            self.report(key, "is required but missing or empty")
+        return None
+
     def _raw_integer(self, key: str) -> int | None:
         value = self.obj.get(key)
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if value.__class__ is int or (isinstance(value, int) and not isinstance(value, bool)):
             return value
         self.report(key, f"must be a JSON integer, not {_json_kind(value)}")
         raise _Reported
@@ -625,6 +651,24 @@ class TextFields(Fields):
 
     def _raw(self, key: str) -> object:
         return self.values.get(key)
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        # As ``JsonFields.text``: ``Fields.text`` inlined for the per-field hot path.
+        raw = self.values.get(key)
+        if raw is not None:
+            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
+                value: str | None = raw.strip() or None
+            else:
+                try:
+                    value = clean_text(raw)
+                except ValueError as exc:
+                    self.report(key, str(exc))
+                    return None
+            if value is not None:
+                return value
+        if required:
+            self.report(key, "is required but missing or empty")
+        return None
 
     def report(self, key: str, reason: str) -> None:
         if self.csv:
@@ -741,8 +785,18 @@ class CommonCheck:
         return value
 
 
+_CHOICES: dict[int, tuple[dict[str, Any], Callable[[str], Any]]] = {}
+
+
 def choice(mapping: dict[str, T]) -> Callable[[str], T]:
-    """Parser accepting exactly the keys of ``mapping`` (codes, category names, statuses)."""
+    """Parser accepting exactly the keys of ``mapping`` (codes, category names, statuses).
+
+    Built once per mapping (the adapters' mappings are module constants, asked for per record).
+    """
+    cached = _CHOICES.get(id(mapping))
+    if cached is not None and cached[0] is mapping:
+        parser: Callable[[str], T] = cached[1]
+        return parser
     allowed = ", ".join(mapping)
 
     def parse(text: str) -> T:
@@ -751,6 +805,7 @@ def choice(mapping: dict[str, T]) -> Callable[[str], T]:
         except KeyError:
             raise ValueError(f"{text!r} is not one of: {allowed}") from None
 
+    _CHOICES[id(mapping)] = (mapping, parse)
     return parse
 
 
