@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 
 import defusedxml
 import defusedxml.ElementTree
@@ -126,6 +125,9 @@ _EXTENDED = {
     records_pb2.Issuance: ISSUANCE_EXTENSION,
 }
 _PARAMETER_TAGS = ("DM", "MC", "Z", "DW", "LY", "ND")
+_KIND_TAGS = {kind: frozenset(tags) for kind, tags in _KINDS.items()}
+_PARAMETER_TAG_SET = frozenset(_PARAMETER_TAGS)
+_REPEATABLE = frozenset({"CS"})
 
 # The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
 _ANOTHER_DECLARATION = re.compile(rb"\s*<\?xml[\s?]")
@@ -169,8 +171,11 @@ def _serial(text: str) -> int:
     return int(text)
 
 
+_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
+
+
 def _four_digit_year(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{4}", text, re.ASCII) or text == "0000":
+    if not _YEAR.fullmatch(text) or text == "0000":
         raise ValueError(f"{text!r} is not a year written YYYY")
     return int(text)
 
@@ -179,8 +184,8 @@ def check_version(text: str) -> str:
     return version_from_v(text)
 
 
-def _decode(data: bytes, region: str) -> str:
-    """Bytes → text per the XML declaration, with the declaration removed."""
+def _decode(data: bytes, region: str) -> bytes:
+    """The document in UTF-8 per its XML declaration, with the declaration removed."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         bom = True
@@ -210,18 +215,20 @@ def _decode(data: bytes, region: str) -> str:
     elif data.lstrip().startswith(b"<?xml"):
         fail(region, "document", "has a malformed XML declaration")
     try:
-        return data.decode(declared)
+        text = data.decode(declared)
     except UnicodeDecodeError as exc:
         name = "UTF-8" if declared == "utf-8" else "GB18030"
         fail(region, "encoding", f"is not valid {name} (byte offset {exc.start})")
+    # Valid UTF-8 goes to expat as it is (re-encoding the text would give the same bytes).
+    return data if declared == "utf-8" else text.encode("utf-8")
 
 
-def _parse_xml(text: str, region: str) -> ET.Element:
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+def _parse_xml(data: bytes, region: str) -> ET.Element:
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
     try:
         root: ET.Element = defusedxml.ElementTree.fromstring(
-            text.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except defusedxml.DTDForbidden:
         fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
@@ -233,26 +240,29 @@ def _parse_xml(text: str, region: str) -> ET.Element:
     return root
 
 
-def _only_blank(text: str | None) -> bool:
-    return text is None or not text.strip()
+_NO_TAGS: frozenset[str] = frozenset()
 
 
 def _leaves(
     parent: ET.Element,
-    allowed: Iterable[str],
+    allowed: frozenset[str],
     issues: Issues,
     prefix: str,
-    repeatable: frozenset[str] = frozenset(),
+    repeatable: frozenset[str] = _NO_TAGS,
 ) -> tuple[dict[str, str], list[ET.Element]]:
     """Texts of the leaf children of ``parent`` and the repeatable children, checking shape."""
-    allowed = set(allowed)
     values: dict[str, str] = {}
     repeated: list[ET.Element] = []
-    if not _only_blank(parent.text):
+    # "Blank" is ``not text.strip()``: empty, or Unicode blanks only (``isspace``, no copy).
+    text = parent.text
+    if text and not text.isspace():
         issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
     for child in parent:
-        tag = child.tag if isinstance(child.tag, str) else str(child.tag)
-        if not _only_blank(child.tail):
+        tag = child.tag
+        if tag.__class__ is not str:
+            tag = str(tag)
+        tail = child.tail
+        if tail and not tail.isspace():
             issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
         if tag not in allowed:
             issues.add(f"{prefix}{tag}", "is not an element of this record")
@@ -316,8 +326,8 @@ class JiangsuAdapter(AdapterBase):
             fail(self.region, "LX", "the JSTPH attribute LX (FFX, XM or QF) is required")
         if kind not in _KINDS:
             fail(self.region, "LX", f"{kind!r} is not one of: FFX, XM, QF")
-        repeatable = frozenset({"CS"}) if kind == "FFX" else frozenset()
-        values, params = _leaves(root, _KINDS[kind], issues, "", repeatable)
+        repeatable = _REPEATABLE if kind == "FFX" else _NO_TAGS
+        values, params = _leaves(root, _KIND_TAGS[kind], issues, "", repeatable)
         f = TextFields(values, issues)
         origin = read_origin(f, "LYSF", self.region)
         record: CommonRecord | None
@@ -354,7 +364,7 @@ class JiangsuAdapter(AdapterBase):
             prefix = f"CS[{index}]/"
             if element.attrib:
                 f.issues.add(f"CS[{index}]", "has attributes; none are allowed")
-            values, _ = _leaves(element, _PARAMETER_TAGS, f.issues, prefix)
+            values, _ = _leaves(element, _PARAMETER_TAG_SET, f.issues, prefix)
             p = TextFields(values, f.issues, prefix=prefix)
             code = p.text("DM", required=True)
             if code is not None and code in codes:
