@@ -65,7 +65,8 @@ def check_decimal(text: str, *, allow_negative: bool = False, positive: bool = F
     if not is_plain_decimal(text, allow_negative=allow_negative):
         shape = "[-]123.45" if allow_negative else "123.45"
         raise ValueError(f"{text!r} is not a decimal number written like {shape}")
-    if positive and not any(ch in "123456789" for ch in text):
+    # A plain decimal is zero when nothing but '-', '0' and '.' remains to strip.
+    if positive and not text.strip("-0."):
         raise ValueError(f"{text!r} must be greater than zero")
     return text
 

@@ -27,20 +27,18 @@ from adapters._common import (
     Issues,
     JsonFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     dump_json,
     fail,
     format_iso_date,
     inverse,
-    issuance_name,
     load_json_object,
-    methodology_name,
     parse_iso_date,
-    project_name,
     version_from_dotted,
     version_to_dotted,
 )
@@ -270,17 +268,16 @@ class ShanghaiAdapter(AdapterBase):
             return None
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_no),
-            region=origin,
-            methodology_id=methodology_no,
+        return build_methodology(
+            origin,
+            methodology_no,
             version=version,
             title=title,
             category=category,
             formula=formula or "",
             parameters=parameters,
             eligibility=eligibility,
-            effective=date_range(effective, expiry),
+            effective=(effective, expiry),
             status=status,
             filing_document=filing or "",
         )
@@ -358,15 +355,14 @@ class ShanghaiAdapter(AdapterBase):
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_no),
-            region=origin,
-            issuance_id=issuance_no,
-            project=project_name(origin, project_no),
+        return build_issuance(
+            origin,
+            issuance_no,
+            project_id=project_no,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
         )
 
     # -- common → native -----------------------------------------------------------------------

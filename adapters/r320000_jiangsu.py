@@ -34,18 +34,16 @@ from adapters._common import (
     Issues,
     TextFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     fail,
     format_compact_date,
     inverse,
-    issuance_name,
-    methodology_name,
     parse_compact_date,
-    project_name,
     version_from_dotted,
     version_from_v,
 )
@@ -387,15 +385,14 @@ class JiangsuAdapter(AdapterBase):
             return None
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_no),
-            region=origin,
-            methodology_id=methodology_no,
+        return build_methodology(
+            origin,
+            methodology_no,
             version=version,
             title=title,
             category=category,
             parameters=parameters,
-            effective=date_range(effective, expiry),
+            effective=(effective, expiry),
             status=status,
         )
 
@@ -464,15 +461,14 @@ class JiangsuAdapter(AdapterBase):
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_no),
-            region=origin,
-            issuance_id=issuance_no,
-            project=project_name(origin, project_no),
+        return build_issuance(
+            origin,
+            issuance_no,
+            project_id=project_no,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
         )
 
     # -- common → native -----------------------------------------------------------------------

@@ -43,22 +43,20 @@ from adapters._common import (
     Issues,
     JsonFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     check_zhejiang_id,
     choice,
     county_checker,
-    date_range,
     dump_json,
     fail,
     format_datetime,
     integer_version,
     inverse,
-    issuance_name,
     load_json_object,
-    methodology_name,
     parse_datetime,
-    project_name,
     version_from_dotted,
 )
 from adapters._foreign import (
@@ -320,15 +318,14 @@ class ZhejiangAdapter(AdapterBase):
             return None
         assert methodology_id and version is not None and title and valid_from
         assert category is not None and status is not None and (number or not own)
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_id),
-            region=origin,
-            methodology_id=methodology_id,
+        return build_methodology(
+            origin,
+            methodology_id,
             version=str(version),
             title=title,
             category=category,
             parameters=parameters,
-            effective=date_range(valid_from, valid_to),
+            effective=(valid_from, valid_to),
             status=status,
             native_ids={**({"methodologyNum": number} if number else {}), **times.native},
         )
@@ -412,15 +409,14 @@ class ZhejiangAdapter(AdapterBase):
             return None
         assert issuance_id and project_id and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_id),
-            region=origin,
-            issuance_id=issuance_id,
-            project=project_name(origin, project_id),
+        return build_issuance(
+            origin,
+            issuance_id,
+            project_id=project_id,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
             native_ids=times.native,
         )
 

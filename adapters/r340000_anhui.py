@@ -40,18 +40,16 @@ from adapters._common import (
     Issues,
     TextFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     fail,
     format_slash_date,
     inverse,
-    issuance_name,
-    methodology_name,
     parse_slash_date,
-    project_name,
     version_from_dotted,
 )
 from adapters._foreign import (
@@ -382,15 +380,14 @@ class AnhuiAdapter(AdapterBase):
                         column="参数代码",
                     )
                 codes.setdefault(code, item.row)
-            methodology = records_pb2.Methodology(
-                name=methodology_name(origin, methodology_id),
-                region=origin,
-                methodology_id=methodology_id,
+            methodology = build_methodology(
+                origin,
+                methodology_id,
                 version=version,
                 title=first.title,
                 category=first.category,
                 parameters=[i.parameter for i in items if i.parameter is not None],
-                effective=date_range(first.effective, first.expiry),
+                effective=(first.effective, first.expiry),
                 status=first.status,
             )
             self._extension(first.fields, methodology)
@@ -572,15 +569,14 @@ class AnhuiAdapter(AdapterBase):
                 continue
             assert issuance_id and project_id and vintage and start and end and serials
             assert grams is not None
-            issuance = records_pb2.Issuance(
-                name=issuance_name(origin, issuance_id),
-                region=origin,
-                issuance_id=issuance_id,
-                project=project_name(origin, project_id),
+            issuance = build_issuance(
+                origin,
+                issuance_id,
+                project_id=project_id,
                 vintage=vintage,
-                monitoring_period=date_range(start, end),
+                monitoring=(start, end),
                 quantity_grams=grams,
-                serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+                serials=serials,
             )
             self._extension(f, issuance)
             if len(issues.items) == before:
