@@ -7,6 +7,7 @@ fields under the region's own names (with row and column for CSV), parse them wi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -19,6 +20,10 @@ from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
 from adapters.quantities import check_decimal
 
 T = TypeVar("T")
+
+# Other text than printable ASCII is mostly names, units, category and status words that repeat
+# from record to record: their normalisation and checks are kept (a rejected text raises again).
+_clean_text = functools.lru_cache(maxsize=8192)(clean_text)
 
 # --------------------------------------------------------------------------------------------
 # Issue collection
@@ -289,7 +294,7 @@ class JsonFields(Fields):
                 value: str | None = raw.strip() or None
             else:
                 try:
-                    value = clean_text(raw)
+                    value = _clean_text(raw)
                 except ValueError as exc:
                     self.report(key, str(exc))
                     return None
@@ -388,7 +393,7 @@ class TextFields(Fields):
                 value: str | None = raw.strip() or None
             else:
                 try:
-                    value = clean_text(raw)
+                    value = _clean_text(raw)
                 except ValueError as exc:
                     self.report(key, str(exc))
                     return None

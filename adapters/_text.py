@@ -129,6 +129,7 @@ def is_canonical_version(version: str) -> bool:
     return _CANONICAL_VERSION.fullmatch(version) is not None
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of versions recur in every document
 def version_from_dotted(text: str) -> str:
     """``1.0`` → ``1``, ``1.2`` → ``1.2``, ``1.2.0`` → ``1.2``, ``01.10`` → ``1.10``."""
     if not _DOTTED_VERSION.fullmatch(text):
