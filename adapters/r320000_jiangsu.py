@@ -25,8 +25,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-import defusedxml
-import defusedxml.ElementTree
 from yrd.interop.v1 import records_pb2
 
 from adapters._common import (
@@ -63,6 +61,7 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._jiangsu_xml import NO_TAGS, decode, leaves, parse_xml, render_document
 from adapters._views import (
     native_ids_supported,
     unsupported,
@@ -127,15 +126,6 @@ _KIND_TAGS = {kind: frozenset(tags) for kind, tags in _KINDS.items()}
 _PARAMETER_TAG_SET = frozenset(_PARAMETER_TAGS)
 _REPEATABLE = frozenset({"CS"})
 
-# The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
-_ANOTHER_DECLARATION = re.compile(rb"\s*<\?xml[\s?]")
-_DECLARATION = re.compile(
-    rb"<\?xml\s+version\s*=\s*([\"'])1\.[0-9]+\1"
-    rb"(?:\s+encoding\s*=\s*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
-    rb"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\4)?\s*\?>"
-)
-_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb2312": "gb18030", "gbk": "gb18030"}
-_ENCODINGS["gb18030"] = "gb18030"
 _TONNES = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?\s*(?:tCO2e)?", re.ASCII)
 _SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
 _SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -182,125 +172,6 @@ def check_version(text: str) -> str:
     return version_from_v(text)
 
 
-def _decode(data: bytes, region: str) -> bytes:
-    """The document in UTF-8 per its XML declaration, with the declaration removed."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-        bom = True
-    else:
-        bom = False
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:2] in (b"<\x00", b"\x00<"):
-        fail(region, "document", "is UTF-16; Jiangsu documents are UTF-8 (or GB2312/GBK/GB18030)")
-    declared = "utf-8"
-    match = _DECLARATION.match(data)
-    if match is not None:
-        label = (match.group(3) or b"utf-8").decode("ascii").lower()
-        if label not in _ENCODINGS:
-            fail(
-                region,
-                "encoding",
-                f"the XML declaration names {label!r}; Jiangsu documents are UTF-8, GB2312, GBK"
-                " or GB18030",
-            )
-        declared = _ENCODINGS[label]
-        if bom and declared != "utf-8":
-            fail(region, "encoding", f"a UTF-8 byte order mark contradicts the declared {label!r}")
-        data = data[match.end() :]
-        if _ANOTHER_DECLARATION.match(data):
-            # Handed on without the first, a second declaration would name the encoding the
-            # XML parser decodes with (an unknown or multi-byte one makes it raise, not refuse).
-            fail(region, "document", "has more than one XML declaration")
-    elif data.lstrip().startswith(b"<?xml"):
-        fail(region, "document", "has a malformed XML declaration")
-    try:
-        text = data.decode(declared)
-    except UnicodeDecodeError as exc:
-        name = "UTF-8" if declared == "utf-8" else "GB18030"
-        fail(region, "encoding", f"is not valid {name} (byte offset {exc.start})")
-    # Valid UTF-8 goes to expat as it is (re-encoding the text would give the same bytes).
-    return data if declared == "utf-8" else text.encode("utf-8")
-
-
-def _parse_xml(data: bytes, region: str) -> ET.Element:
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
-    try:
-        root: ET.Element = defusedxml.ElementTree.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except defusedxml.DTDForbidden:
-        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
-    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
-        fail(region, "DOCTYPE", "entity declarations and external references are not allowed")
-    except ET.ParseError as exc:
-        line, column = exc.position
-        fail(region, "document", f"is not well-formed XML (line {line}, column {column + 1})")
-    return root
-
-
-_NO_TAGS: frozenset[str] = frozenset()
-
-
-def _leaves(
-    parent: ET.Element,
-    allowed: frozenset[str],
-    issues: Issues,
-    prefix: str,
-    repeatable: frozenset[str] = _NO_TAGS,
-) -> tuple[dict[str, str], list[ET.Element]]:
-    """Texts of the leaf children of ``parent`` and the repeatable children, checking shape."""
-    values: dict[str, str] = {}
-    repeated: list[ET.Element] = []
-    # "Blank" is ``not text.strip()``: empty, or Unicode blanks only (``isspace``, no copy).
-    text = parent.text
-    if text and not text.isspace():
-        issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
-    for child in parent:
-        tag = child.tag
-        if tag.__class__ is not str:
-            tag = str(tag)
-        tail = child.tail
-        if tail and not tail.isspace():
-            issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
-        if tag not in allowed:
-            issues.add(f"{prefix}{tag}", "is not an element of this record")
-            continue
-        if tag in repeatable:
-            repeated.append(child)
-            continue
-        if tag in values:
-            issues.add(f"{prefix}{tag}", "appears more than once")
-            continue
-        if child.attrib:
-            issues.add(
-                f"{prefix}{tag}", f"has attributes ({', '.join(child.attrib)}); none are allowed"
-            )
-        if len(child):
-            issues.add(f"{prefix}{tag}", "must contain text, not elements")
-            values[tag] = ""
-            continue
-        values[tag] = child.text or ""
-    return values, repeated
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    )
-
-
-def _render(kind: str, elements: list[tuple[str, str | list[tuple[str, str]]]]) -> bytes:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<JSTPH LX="{kind}">']
-    for tag, value in elements:
-        if isinstance(value, str):
-            lines.append(f"  <{tag}>{_escape(value)}</{tag}>")
-        else:
-            inner = "".join(f"<{t}>{_escape(v)}</{t}>" for t, v in value)
-            lines.append(f"  <{tag}>{inner}</{tag}>")
-    lines.append("</JSTPH>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
 class JiangsuAdapter(AdapterBase):
     """Jiangsu's XML records ⇄ common schema."""
 
@@ -312,7 +183,7 @@ class JiangsuAdapter(AdapterBase):
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
-        root = _parse_xml(_decode(data, self.region), self.region)
+        root = parse_xml(decode(data, self.region), self.region)
         if root.tag != "JSTPH":
             fail(self.region, "JSTPH", f"the root element is <{root.tag}>, not <JSTPH>")
         kind = root.get("LX")
@@ -324,8 +195,8 @@ class JiangsuAdapter(AdapterBase):
             fail(self.region, "LX", "the JSTPH attribute LX (FFX, XM or QF) is required")
         if kind not in _KINDS:
             fail(self.region, "LX", f"{kind!r} is not one of: FFX, XM, QF")
-        repeatable = _REPEATABLE if kind == "FFX" else _NO_TAGS
-        values, params = _leaves(root, _KIND_TAGS[kind], issues, "", repeatable)
+        repeatable = _REPEATABLE if kind == "FFX" else NO_TAGS
+        values, params = leaves(root, _KIND_TAGS[kind], issues, "", repeatable)
         f = TextFields(values, issues)
         origin = read_origin(f, "LYSF", self.region)
         record: CommonRecord | None
@@ -362,7 +233,7 @@ class JiangsuAdapter(AdapterBase):
             prefix = f"CS[{index}]/"
             if element.attrib:
                 f.issues.add(f"CS[{index}]", "has attributes; none are allowed")
-            values, _ = _leaves(element, _PARAMETER_TAG_SET, f.issues, prefix)
+            values, _ = leaves(element, _PARAMETER_TAG_SET, f.issues, prefix)
             p = TextFields(values, f.issues, prefix=prefix)
             code = p.text("DM", required=True)
             if code is not None and code in codes:
@@ -523,7 +394,7 @@ class JiangsuAdapter(AdapterBase):
             children += [] if p.year is None else [("ND", f"{p.year:04d}")]
             elements.append(("CS", children))
         elements.append(("ZT", _METHODOLOGY_STATUS_CODES[view.status]))
-        return _render("FFX", self._with_extension(elements, record))
+        return render_document("FFX", self._with_extension(elements, record))
 
     def _origin(self, record: CommonRecord) -> list[tuple[str, str | list[tuple[str, str]]]]:
         return [] if self.own(record) else [("LYSF", record.region)]
@@ -569,7 +440,7 @@ class JiangsuAdapter(AdapterBase):
             ("JRQJS", format_compact_date(view.crediting_end)),
             ("ZT", _PROJECT_STATUS_CODES[view.status]),
         ]
-        return _render("XM", self._with_extension(elements, record))
+        return render_document("XM", self._with_extension(elements, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
@@ -600,4 +471,4 @@ class JiangsuAdapter(AdapterBase):
         if not own:
             elements.append(("XLHDW", serial_unit_name(SERIAL_UNITS_ZH, unit)))
         elements += [("XLHQS", str(start)), ("XLHZZ", str(end))]
-        return _render("QF", self._with_extension(elements, record))
+        return render_document("QF", self._with_extension(elements, record))
