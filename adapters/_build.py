@@ -7,13 +7,33 @@ encoding (cached: documents repeat the same few periods), no sub-message built o
 from __future__ import annotations
 
 import functools
+from collections.abc import MutableMapping
 from datetime import date
+from typing import NamedTuple
 
 from yrd.interop.v1 import records_pb2
 
 from adapters._text import issuance_name, methodology_name, project_name
 
-__all__ = ["build_issuance", "build_methodology", "build_project", "set_date", "set_date_range"]
+__all__ = [
+    "ParameterValues",
+    "build_issuance",
+    "build_methodology",
+    "build_project",
+    "set_date",
+    "set_date_range",
+]
+
+
+class ParameterValues(NamedTuple):
+    """A methodology parameter's validated values (its quantity exact as written)."""
+
+    code: str
+    name: str
+    value: str
+    unit: str
+    source: str
+    year: int
 
 
 @functools.lru_cache(maxsize=4096)
@@ -30,6 +50,12 @@ def _date_range_bytes(start: date, end: date | None) -> bytes:
     if end is not None:
         message.end.MergeFromString(_date_bytes(end))
     return message.SerializeToString()
+
+
+def _set_native_ids(target: MutableMapping[str, str], values: dict[str, str]) -> None:
+    # Item by item: the map's ``update`` is the generic Python one (several times slower).
+    for key, value in values.items():
+        target[key] = value
 
 
 def set_date(target: records_pb2.CalendarDate, value: date) -> None:
@@ -51,7 +77,7 @@ def build_methodology(
     category: records_pb2.ScenarioCategory.ValueType,
     status: records_pb2.MethodologyStatus.ValueType,
     effective: tuple[date, date | None],
-    parameters: list[records_pb2.Parameter],
+    parameters: list[ParameterValues],
     formula: str = "",
     filing_document: str = "",
     eligibility: records_pb2.EligibilityRules | None = None,
@@ -66,14 +92,20 @@ def build_methodology(
         title=title,
         category=category,
         formula=formula,
-        parameters=parameters,
         status=status,
         filing_document=filing_document,
     )
+    add = methodology.parameters.add
+    for parameter in parameters:
+        item = add(
+            code=parameter.code, name=parameter.name, source=parameter.source, year=parameter.year
+        )
+        quantity = item.quantity
+        quantity.value, quantity.unit = parameter.value, parameter.unit
     if eligibility is not None:
         methodology.eligibility.CopyFrom(eligibility)
     if native_ids:
-        methodology.native_ids.update(native_ids)
+        _set_native_ids(methodology.native_ids, native_ids)
     set_date_range(methodology.effective, *effective)
     return methodology
 
@@ -106,8 +138,8 @@ def build_project(
     ref = project.methodology
     ref.region, ref.methodology_id, ref.version = region, methodology[0], methodology[1]
     set_date_range(project.crediting_period, *crediting)
-    if native_ids:  # an empty map costs as much to pass as the rest of the record
-        project.native_ids.update(native_ids)
+    if native_ids:  # an empty map passed to the constructor costs as much as the record
+        _set_native_ids(project.native_ids, native_ids)
     if capacity is not None:
         quantity = project.capacity
         quantity.value, quantity.unit = capacity
@@ -140,5 +172,5 @@ def build_issuance(
     span = issuance.serials
     span.start, span.end = serials
     if native_ids:
-        issuance.native_ids.update(native_ids)
+        _set_native_ids(issuance.native_ids, native_ids)
     return issuance

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from yrd.interop.v1 import records_pb2
 
 from adapters._build import (
+    ParameterValues,
     build_issuance,
     build_methodology,
     build_project,
@@ -89,6 +90,7 @@ __all__ = [
     "Fields",
     "Issues",
     "JsonFields",
+    "ParameterValues",
     "TextFields",
     "any_county",
     "build_issuance",

@@ -26,6 +26,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    ParameterValues,
     any_county,
     build_issuance,
     build_methodology,
@@ -232,7 +233,7 @@ class ShanghaiAdapter(AdapterBase):
         effective = f.parsed("effective_date", parse_iso_date, required=True)
         expiry = f.parsed("expiry_date", parse_iso_date)
         f.check_order("effective_date", effective, "expiry_date", expiry, strict=True)
-        parameters: list[records_pb2.Parameter] = []
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for _, p in f.children("parameters", _PARAMETER_KEYS):
             code = p.text("code", required=True)
@@ -241,12 +242,11 @@ class ShanghaiAdapter(AdapterBase):
             codes.add(code or "")
             value = p.decimal("value", required=True, allow_negative=True)
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("name_zh") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=value or "", unit=p.text("unit") or ""
-                    ),
+                    value=value or "",
+                    unit=p.text("unit") or "",
                     source=p.text("source") or "",
                     year=p.year("year") or 0,
                 )

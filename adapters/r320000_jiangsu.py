@@ -30,6 +30,7 @@ from yrd.interop.v1 import records_pb2
 from adapters._common import (
     CommonCheck,
     Issues,
+    ParameterValues,
     TextFields,
     any_county,
     build_issuance,
@@ -227,7 +228,7 @@ class JiangsuAdapter(AdapterBase):
         effective = f.parsed("SXRQ", parse_compact_date, required=True)
         expiry = f.parsed("SXJZRQ", parse_compact_date)
         f.check_order("SXRQ", effective, "SXJZRQ", expiry, strict=True)
-        parameters: list[records_pb2.Parameter] = []
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for index, element in enumerate(param_elements, start=1):
             prefix = f"CS[{index}]/"
@@ -240,13 +241,11 @@ class JiangsuAdapter(AdapterBase):
                 p.report("DM", f"{code!r} appears more than once")
             codes.add(code or "")
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("MC") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=p.decimal("Z", required=True, allow_negative=True) or "",
-                        unit=p.text("DW") or "",
-                    ),
+                    value=p.decimal("Z", required=True, allow_negative=True) or "",
+                    unit=p.text("DW") or "",
                     source=p.text("LY") or "",
                     year=p.parsed("ND", _four_digit_year) or 0,
                 )

@@ -41,6 +41,7 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    ParameterValues,
     any_county,
     build_issuance,
     build_methodology,
@@ -175,7 +176,7 @@ class ZhejiangAdapter(AdapterBase):
         category = None
         if scene is not None:
             category = f.parsed("sceneType", choice(SCENES))
-        parameters: list[records_pb2.Parameter] = []
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for _, p in f.children("params", PARAM_KEYS):
             code = p.text("paramCode", required=True)
@@ -183,13 +184,11 @@ class ZhejiangAdapter(AdapterBase):
                 p.report("paramCode", f"{code!r} appears more than once")
             codes.add(code or "")
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("paramName") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=p.decimal("paramValue", required=True, allow_negative=True) or "",
-                        unit=p.text("paramUnit") or "",
-                    ),
+                    value=p.decimal("paramValue", required=True, allow_negative=True) or "",
+                    unit=p.text("paramUnit") or "",
                     source=p.text("dataSource") or "",
                     year=p.year("dataYear") or 0,
                 )

@@ -62,6 +62,7 @@ from adapters._anhui_rows import issuance_row, methodology_rows, project_row
 from adapters._common import (
     MIB,
     Issues,
+    ParameterValues,
     TextFields,
     any_county,
     build_issuance,
@@ -106,7 +107,7 @@ class _MethodologyRow:
     origin: str
     key: tuple[str, str, str]
     shared: dict[str, object]
-    parameter: records_pb2.Parameter | None
+    parameter: ParameterValues | None
     methodology_id: str
     version: str
     title: str
@@ -256,15 +257,13 @@ class AnhuiAdapter(AdapterBase):
         expiry = f.parsed("失效日期", parse_slash_date)
         f.check_order("生效日期", effective, "失效日期", expiry, strict=True)
         status = f.parsed("状态", choice(METHODOLOGY_STATUSES), required=True)
-        parameter: records_pb2.Parameter | None = None
+        parameter: ParameterValues | None = None
         if any(f.text(column) is not None for column in PARAMETER_COLUMNS):
-            parameter = records_pb2.Parameter(
+            parameter = ParameterValues(
                 code=f.text("参数代码", required=True) or "",
                 name=f.text("参数名称") or "",
-                quantity=records_pb2.ExactQuantity(
-                    value=f.decimal("参数值", required=True, allow_negative=True) or "",
-                    unit=f.text("参数单位") or "",
-                ),
+                value=f.decimal("参数值", required=True, allow_negative=True) or "",
+                unit=f.text("参数单位") or "",
                 source=f.text("参数来源") or "",
                 year=f.parsed("参数年度", four_digit_year) or 0,
             )
