@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
@@ -63,12 +63,29 @@ def fail(region: str, field: str, reason: str) -> NoReturn:
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 
 
+#: ``check_decimal`` for each (allow_negative, positive), built once.
+_DECIMAL_CHECKS: dict[tuple[bool, bool], Callable[[str], str]] = {
+    (negative, positive): functools.partial(
+        check_decimal, allow_negative=negative, positive=positive
+    )
+    for negative in (False, True)
+    for positive in (False, True)
+}
+
+
 class _Reported(Exception):
     """Internal: the value was invalid and the issue has already been recorded."""
 
 
 class Fields:
-    """Reads the fields of one record and records issues under the record's own field names."""
+    """Reads the fields of one record and records issues under the record's own field names.
+
+    ``values`` maps the record's field names to what the container holds (strings for XML and
+    CSV, any JSON value for JSON); ``text`` and ``parsed`` are the per-field hot path, so their
+    steps are written out rather than delegated.
+    """
+
+    values: Mapping[str, object]
 
     def __init__(self, issues: Issues, *, prefix: str = "", row: int | None = None) -> None:
         self.issues = issues
@@ -76,16 +93,9 @@ class Fields:
         self.row = row
 
     # -- to be refined by each container kind --------------------------------------------------
-    def _raw(self, key: str) -> object:
-        raise NotImplementedError
-
-    def _raw_text(self, key: str) -> str | None:
-        value = self._raw(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise AssertionError("text containers only hold strings")
-        return value
+    def _not_text(self, key: str, value: object) -> None:
+        """Report a present value that is not a string (only JSON containers hold any)."""
+        raise AssertionError("text containers only hold strings")
 
     def _raw_integer(self, key: str) -> int | None:
         text = self.text(key)
@@ -105,30 +115,52 @@ class Fields:
 
     def text(self, key: str, *, required: bool = False) -> str | None:
         """Normalised text of the field; None when absent, empty, or invalid (reported)."""
-        try:
-            raw = self._raw_text(key)
-        except _Reported:
-            return None
-        value = None
+        raw = self.values.get(key)
         if raw is not None:
-            try:
-                value = clean_text(raw)
-            except ValueError as exc:
-                self.report(key, str(exc))
+            if not isinstance(raw, str):
+                self._not_text(key, raw)
                 return None
-        if value is None and required:
+            # Printable ASCII (most fields) is NFC already and holds no forbidden character:
+            # only the blanks need stripping. Anything else goes through ``clean_text``.
+            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
+                value = raw.strip()
+            else:
+                try:
+                    value = _clean_text(raw) or ""
+                except ValueError as exc:
+                    self.report(key, str(exc))
+                    return None
+            if value:
+                return value
+        if required:
             self.report(key, "is required but missing or empty")
-        return value
+        return None
 
     def parsed(self, key: str, parse: Callable[[str], T], *, required: bool = False) -> T | None:
-        value = self.text(key, required=required)
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ValueError as exc:
-            self.report(key, str(exc))
-            return None
+        """The field's text parsed by ``parse``; None when absent or invalid (reported)."""
+        raw = self.values.get(key)
+        if raw is not None:
+            if not isinstance(raw, str):
+                self._not_text(key, raw)
+                return None
+            # As in ``text`` (written out again: this is the per-field hot path).
+            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
+                value = raw.strip()
+            else:
+                try:
+                    value = _clean_text(raw) or ""
+                except ValueError as exc:
+                    self.report(key, str(exc))
+                    return None
+            if value:
+                try:
+                    return parse(value)
+                except ValueError as exc:
+                    self.report(key, str(exc))
+                    return None
+        if required:
+            self.report(key, "is required but missing or empty")
+        return None
 
     def decimal(
         self,
@@ -139,11 +171,7 @@ class Fields:
         allow_negative: bool = False,
     ) -> str | None:
         """A decimal kept exactly as written (a JSON string where the format is JSON)."""
-        return self.parsed(
-            key,
-            lambda text: check_decimal(text, allow_negative=allow_negative, positive=positive),
-            required=required,
-        )
+        return self.parsed(key, _DECIMAL_CHECKS[allow_negative, positive], required=required)
 
     def integer(
         self, key: str, *, required: bool = False, low: int = 0, high: int = 2**63 - 1
@@ -267,42 +295,14 @@ class JsonFields(Fields):
     ) -> None:
         super().__init__(issues, prefix=prefix)
         self.obj = obj
+        self.values = obj
         if allowed is not None and not obj.keys() <= allowed:
             for key in obj:
                 if key not in allowed:
                     self.report(key, "is not a field of this record")
 
-    def _raw(self, key: str) -> object:
-        return self.obj.get(key)
-
-    def _raw_text(self, key: str) -> str | None:
-        value = self.obj.get(key)
-        if value is None or isinstance(value, str):
-            return value
+    def _not_text(self, key: str, value: object) -> None:
         self.report(key, f"must be a JSON string, not {_json_kind(value)}")
-        raise _Reported
-
-    def text(self, key: str, *, required: bool = False) -> str | None:
-        # ``Fields.text`` with its steps inlined (the per-field hot path): printable ASCII, the
-        # common case, needs only stripping; anything else goes through ``clean_text``.
-        raw = self.obj.get(key)
-        if raw is not None:
-            if raw.__class__ is not str and not isinstance(raw, str):
-                self.report(key, f"must be a JSON string, not {_json_kind(raw)}")
-                return None
-            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
-                value: str | None = raw.strip() or None
-            else:
-                try:
-                    value = _clean_text(raw)
-                except ValueError as exc:
-                    self.report(key, str(exc))
-                    return None
-            if value is not None:
-                return value
-        if required:
-            self.report(key, "is required but missing or empty")
-        return None
 
     def _raw_integer(self, key: str) -> int | None:
         value = self.obj.get(key)
@@ -381,27 +381,6 @@ class TextFields(Fields):
         super().__init__(issues, prefix=prefix, row=row)
         self.values = values
         self.csv = csv
-
-    def _raw(self, key: str) -> object:
-        return self.values.get(key)
-
-    def text(self, key: str, *, required: bool = False) -> str | None:
-        # As ``JsonFields.text``: ``Fields.text`` inlined for the per-field hot path.
-        raw = self.values.get(key)
-        if raw is not None:
-            if raw.isascii() and raw.isprintable() and len(raw) <= MAX_TEXT_LENGTH:
-                value: str | None = raw.strip() or None
-            else:
-                try:
-                    value = _clean_text(raw)
-                except ValueError as exc:
-                    self.report(key, str(exc))
-                    return None
-            if value is not None:
-                return value
-        if required:
-            self.report(key, "is required but missing or empty")
-        return None
 
     def report(self, key: str, reason: str) -> None:
         if self.csv:
