@@ -137,9 +137,8 @@ class AdapterBase(ABC):
         if not data or data.isspace():
             fail(self.region, "document", "is empty")
         records = self._parse(data)
-        if not accept_foreign:
-            region = self.region
-            foreign = sorted({r.region for r in records if r.region != region})
+        if not accept_foreign and any(r.region != self.region for r in records):
+            foreign = sorted({r.region for r in records if r.region != self.region})
             if foreign:
                 fail(
                     self.region,

@@ -32,8 +32,9 @@ Mapping choices:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from yrd.interop.v1 import records_pb2
 
@@ -107,6 +108,7 @@ from adapters.quantities import (
 __all__ = ["ZhejiangAdapter"]
 
 _E = TypeVar("_E")
+_Reader: TypeAlias = Callable[["ZhejiangAdapter", JsonFields, str], CommonRecord | None]
 
 
 class ZhejiangAdapter(AdapterBase):
@@ -137,11 +139,7 @@ class ZhejiangAdapter(AdapterBase):
             text = msg.strip() if isinstance(msg, str) and msg.strip() else "(no msg)"
             fail(self.region, "successful", f"the platform reported a failure: {text}")
         kind = envelope.text("dataType", required=True)
-        kinds = {
-            "methodology": (METHODOLOGY_KEYS, self._methodology),
-            "project": (PROJECT_KEYS, self._project),
-            "issuance": (ISSUANCE_KEYS, self._issuance),
-        }
+        kinds = self._KINDS
         if kind is not None and kind not in kinds:
             envelope.report("dataType", f"{kind!r} is not one of: methodology, project, issuance")
             kind = None
@@ -151,7 +149,7 @@ class ZhejiangAdapter(AdapterBase):
             info = envelope.child("dataInfo", keys, required=True)
             if info is not None:
                 origin = read_origin(info, "originRegion", self.region)
-                record = build(info, origin)
+                record = build(self, info, origin)
                 ext = info.obj.get("extInfo")
                 if origin == self.region:
                     only_foreign(info, {"extInfo": ext is not None}, self.region_label)
@@ -302,6 +300,13 @@ class ZhejiangAdapter(AdapterBase):
             serials=serials,
             native_ids=times.native,
         )
+
+    #: ``dataType`` → the fields of ``dataInfo`` and the reader of the record (built once).
+    _KINDS: ClassVar[dict[str, tuple[frozenset[str], _Reader]]] = {
+        "methodology": (METHODOLOGY_KEYS, _methodology),
+        "project": (PROJECT_KEYS, _project),
+        "issuance": (ISSUANCE_KEYS, _issuance),
+    }
 
     # -- common → native -----------------------------------------------------------------------
     @staticmethod
