@@ -13,7 +13,7 @@ import defusedxml.ElementTree
 
 from adapters._common import Issues, fail
 
-__all__ = ["NO_TAGS", "decode", "leaves", "parse_xml", "render_document"]
+__all__ = ["NO_TAGS", "check_utf8", "decode", "leaves", "parse_xml", "render_document"]
 
 # The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
 _ANOTHER_DECLARATION = re.compile(rb"\s*<\?xml[\s?]")
@@ -27,7 +27,8 @@ _ENCODINGS["gb18030"] = "gb18030"
 
 
 def decode(data: bytes, region: str) -> bytes:
-    """The document in UTF-8 per its XML declaration, with the declaration removed."""
+    """The document for ``parse_xml`` per its XML declaration, declaration removed (GB18030
+    re-encoded as UTF-8; UTF-8 as it is, its validity checked by ``parse_xml``)."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         bom = True
@@ -56,27 +57,46 @@ def decode(data: bytes, region: str) -> bytes:
             fail(region, "document", "has more than one XML declaration")
     elif data.lstrip().startswith(b"<?xml"):
         fail(region, "document", "has a malformed XML declaration")
+    if declared == "utf-8":
+        # Expat refuses every byte sequence that is not UTF-8 (and more), so a parsed document
+        # is valid UTF-8: ``parse_xml`` checks the encoding only before refusing one.
+        return data
     try:
         text = data.decode(declared)
     except UnicodeDecodeError as exc:
-        name = "UTF-8" if declared == "utf-8" else "GB18030"
-        fail(region, "encoding", f"is not valid {name} (byte offset {exc.start})")
-    # Valid UTF-8 goes to expat as it is (re-encoding the text would give the same bytes).
-    return data if declared == "utf-8" else text.encode("utf-8")
+        fail(region, "encoding", f"is not valid GB18030 (byte offset {exc.start})")
+    return text.encode("utf-8")
+
+
+def check_utf8(data: bytes, region: str) -> None:
+    """Refuse ``data`` (as ``decode`` returned it) if it is not UTF-8, saying where."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(region, "encoding", f"is not valid UTF-8 (byte offset {exc.start})")
 
 
 def parse_xml(data: bytes, region: str) -> ET.Element:
+    """The root of ``data`` (UTF-8 from ``decode``) parsed safely; a DTD is refused.
+
+    A document refused for any reason is first checked to be UTF-8: an encoding error is
+    reported before what the parser or the DTD check would say.
+    """
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        check_utf8(data, region)
         fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
     try:
         root: ET.Element = defusedxml.ElementTree.fromstring(
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except defusedxml.DTDForbidden:
+        check_utf8(data, region)
         fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
     except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
+        check_utf8(data, region)
         fail(region, "DOCTYPE", "entity declarations and external references are not allowed")
     except ET.ParseError as exc:
+        check_utf8(data, region)
         line, column = exc.position
         fail(region, "document", f"is not well-formed XML (line {line}, column {column + 1})")
     return root
