@@ -120,9 +120,9 @@ def leaves(
     if text and not text.isspace():
         issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
     for child in parent:
+        # A comment or processing instruction has a function for its tag: not an allowed tag,
+        # it is reported under its name as formatted (``str(tag)``).
         tag = child.tag
-        if tag.__class__ is not str:
-            tag = str(tag)
         tail = child.tail
         if tail and not tail.isspace():
             issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")

@@ -147,6 +147,7 @@ def version_to_dotted(version: str, *, min_parts: int) -> str:
     return ".".join(parts)
 
 
+@functools.lru_cache(maxsize=1024)  # as ``version_from_dotted``: a few versions recur
 def version_from_v(text: str) -> str:
     """Jiangsu ``V01`` → ``1``, ``V12`` → ``12`` (an integer major version, never 1.2)."""
     match = _V_VERSION.fullmatch(text)

@@ -62,7 +62,8 @@ def is_plain_decimal(text: str, *, allow_negative: bool = False) -> bool:
 
 def check_decimal(text: str, *, allow_negative: bool = False, positive: bool = False) -> str:
     """Return ``text`` unchanged if it is a plain decimal string, else raise ``ValueError``."""
-    if not is_plain_decimal(text, allow_negative=allow_negative):
+    match = _DECIMAL.fullmatch(text)  # ``is_plain_decimal``, written out (a per-field check)
+    if match is None or (match.group(1) and not allow_negative):
         shape = "[-]123.45" if allow_negative else "123.45"
         raise ValueError(f"{text!r} is not a decimal number written like {shape}")
     # A plain decimal is zero when nothing but '-', '0' and '.' remains to strip.
