@@ -139,7 +139,9 @@ class AnhuiAdapter(AdapterBase):
             for number, cells in enumerate(reader, start=1):
                 if number > self.max_rows + 1:
                     fail(self.region, "file", f"has more than {self.max_rows} data rows")
-                if any(cell.strip() for cell in cells):
+                # Blank rows are skipped: a row is blank when all its cells are (joined, too).
+                joined = "".join(cells)
+                if joined and not joined.isspace():
                     rows.append((number, cells))
         except csv.Error as exc:
             fail(self.region, "file", f"row {number + 1} is not valid CSV: {exc}")
