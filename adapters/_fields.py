@@ -293,7 +293,10 @@ class JsonFields(Fields):
         prefix: str = "",
         allowed: frozenset[str] | None = None,
     ) -> None:
-        super().__init__(issues, prefix=prefix)
+        # ``Fields.__init__`` written out (several objects per record).
+        self.issues = issues
+        self.prefix = prefix
+        self.row = None
         self.obj = obj
         self.values = obj
         if allowed is not None and not obj.keys() <= allowed:

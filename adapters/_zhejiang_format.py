@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date, datetime, time
 
@@ -123,6 +124,12 @@ def kg_to_grams(text: str) -> int:
     return decimal_to_grams(text, GRAMS_PER_KG, "kg")
 
 
+@functools.lru_cache(maxsize=4096)  # as ``parse_datetime``: the same instants recur
+def _instant(text: str) -> tuple[datetime, date, time]:
+    instant = parse_datetime(text)
+    return instant, instant.date(), instant.time()
+
+
 class DateTimes:
     """Reads Beijing date-times as civil dates, keeping unusual times for ``native_ids``."""
 
@@ -134,13 +141,14 @@ class DateTimes:
         self.instants: dict[str, datetime] = {}
 
     def read(self, key: str, usual: time, *, required: bool) -> date | None:
-        instant = self.f.parsed(key, parse_datetime, required=required)
-        if instant is None:
+        parts = self.f.parsed(key, _instant, required=required)
+        if parts is None:
             return None
+        instant, day, at = parts
         self.instants[key] = instant
-        if self.keep and instant.time() != usual:
+        if self.keep and at != usual:
             self.native[key] = format_datetime(instant)
-        return instant.date()
+        return day
 
     def order(self, start_key: str, end_key: str, *, strict: bool) -> None:
         start, end = self.instants.get(start_key), self.instants.get(end_key)

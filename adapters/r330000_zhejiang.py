@@ -111,6 +111,18 @@ _E = TypeVar("_E")
 _Reader: TypeAlias = Callable[["ZhejiangAdapter", JsonFields, str], CommonRecord | None]
 
 
+def _code(f: JsonFields, key: str, codes: dict[str, _E]) -> _E | None:
+    """The value of the JSON string code ``key`` in ``codes`` (issues reported, then None)."""
+    code = f.string_code(key, required=True)
+    if code is None:
+        return None
+    try:
+        return choice(codes)(code)
+    except ValueError as exc:
+        f.report(key, str(exc))
+        return None
+
+
 class ZhejiangAdapter(AdapterBase):
     """Zhejiang's JSON envelopes ⇄ common schema."""
 
@@ -170,10 +182,7 @@ class ZhejiangAdapter(AdapterBase):
         else:
             version = f.parsed("methodologyVersion", version_from_dotted, required=True)
         title = f.text("methodologyName", required=True)
-        scene = f.string_code("sceneType", required=True)
-        category = None
-        if scene is not None:
-            category = f.parsed("sceneType", choice(SCENES))
+        category = _code(f, "sceneType", SCENES)
         parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for _, p in f.children("params", PARAM_KEYS):
@@ -213,9 +222,7 @@ class ZhejiangAdapter(AdapterBase):
 
     @staticmethod
     def _status(f: JsonFields, statuses: dict[str, _E]) -> _E | None:
-        if f.string_code("statusCode", required=True) is None:
-            return None
-        return f.parsed("statusCode", choice(statuses))
+        return _code(f, "statusCode", statuses)
 
     def _project(self, f: JsonFields, origin: str) -> records_pb2.Project | None:
         own = origin == self.region
