@@ -21,9 +21,16 @@ from adapters.quantities import check_decimal
 
 T = TypeVar("T")
 
-# Other text than printable ASCII is mostly names, units, category and status words that repeat
-# from record to record: their normalisation and checks are kept (a rejected text raises again).
-_clean_text = functools.lru_cache(maxsize=8192)(clean_text)
+# Short text other than printable ASCII is mostly names, units, category and status words that
+# repeat from record to record: their normalisation and checks are kept (a rejected text raises
+# again). Only short texts, so that the cache stays small (8192 × 64 characters at most).
+_CACHED_TEXT_LENGTH = 64
+_clean_short_text = functools.lru_cache(maxsize=8192)(clean_text)
+
+
+def _clean_text(raw: str) -> str | None:
+    return (_clean_short_text if len(raw) <= _CACHED_TEXT_LENGTH else clean_text)(raw)
+
 
 # --------------------------------------------------------------------------------------------
 # Issue collection
