@@ -122,22 +122,22 @@ class AdapterBase(ABC):
     def to_common(
         self, content_type: str, data: bytes, *, accept_foreign: bool = False
     ) -> list[CommonRecord]:
-        if media_type(content_type) not in self.content_types:
+        if content_type not in self.content_types and (
+            media_type(content_type) not in self.content_types
+        ):
             raise UnknownContentTypeError(content_type, self.region)
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        size = data.nbytes if isinstance(data, memoryview) else len(data)
-        if size > self.max_document_bytes:
-            fail(
-                self.region,
-                "document",
-                f"is {size} bytes; the limit is {self.max_document_bytes} bytes",
-            )
-        data = bytes(data)
-        if not data.strip():
+        if data.__class__ is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"data must be bytes, not {type(data).__name__}")
+            self._check_size(data.nbytes if isinstance(data, memoryview) else len(data))
+            data = bytes(data)
+        else:
+            self._check_size(len(data))
+        # ``isspace`` is the test ``not data.strip()`` makes (ASCII blanks), without the copy.
+        if not data or data.isspace():
             fail(self.region, "document", "is empty")
         records = self._parse(data)
-        if not accept_foreign:
+        if not accept_foreign and any(r.region != self.region for r in records):
             foreign = sorted({r.region for r in records if r.region != self.region})
             if foreign:
                 fail(
@@ -147,6 +147,14 @@ class AdapterBase(ABC):
                     f" to the gateway holds {self.region_label}'s own records only",
                 )
         return records
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_document_bytes:
+            fail(
+                self.region,
+                "document",
+                f"is {size} bytes; the limit is {self.max_document_bytes} bytes",
+            )
 
     def from_common(self, record: CommonRecord) -> bytes:
         issues = Issues()

@@ -62,10 +62,12 @@ def is_plain_decimal(text: str, *, allow_negative: bool = False) -> bool:
 
 def check_decimal(text: str, *, allow_negative: bool = False, positive: bool = False) -> str:
     """Return ``text`` unchanged if it is a plain decimal string, else raise ``ValueError``."""
-    if not is_plain_decimal(text, allow_negative=allow_negative):
+    match = _DECIMAL.fullmatch(text)  # ``is_plain_decimal``, written out (a per-field check)
+    if match is None or (match.group(1) and not allow_negative):
         shape = "[-]123.45" if allow_negative else "123.45"
         raise ValueError(f"{text!r} is not a decimal number written like {shape}")
-    if positive and not any(ch in "123456789" for ch in text):
+    # A plain decimal is zero when nothing but '-', '0' and '.' remains to strip.
+    if positive and not text.strip("-0."):
         raise ValueError(f"{text!r} must be greater than zero")
     return text
 

@@ -26,21 +26,20 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    ParameterValues,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     dump_json,
     fail,
     format_iso_date,
     inverse,
-    issuance_name,
     load_json_object,
-    methodology_name,
     parse_iso_date,
-    project_name,
     version_from_dotted,
     version_to_dotted,
 )
@@ -234,7 +233,7 @@ class ShanghaiAdapter(AdapterBase):
         effective = f.parsed("effective_date", parse_iso_date, required=True)
         expiry = f.parsed("expiry_date", parse_iso_date)
         f.check_order("effective_date", effective, "expiry_date", expiry, strict=True)
-        parameters: list[records_pb2.Parameter] = []
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for _, p in f.children("parameters", _PARAMETER_KEYS):
             code = p.text("code", required=True)
@@ -243,12 +242,11 @@ class ShanghaiAdapter(AdapterBase):
             codes.add(code or "")
             value = p.decimal("value", required=True, allow_negative=True)
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("name_zh") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=value or "", unit=p.text("unit") or ""
-                    ),
+                    value=value or "",
+                    unit=p.text("unit") or "",
                     source=p.text("source") or "",
                     year=p.year("year") or 0,
                 )
@@ -270,17 +268,16 @@ class ShanghaiAdapter(AdapterBase):
             return None
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_no),
-            region=origin,
-            methodology_id=methodology_no,
+        return build_methodology(
+            origin,
+            methodology_no,
             version=version,
             title=title,
             category=category,
             formula=formula or "",
             parameters=parameters,
             eligibility=eligibility,
-            effective=date_range(effective, expiry),
+            effective=(effective, expiry),
             status=status,
             filing_document=filing or "",
         )
@@ -358,15 +355,14 @@ class ShanghaiAdapter(AdapterBase):
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_no),
-            region=origin,
-            issuance_id=issuance_no,
-            project=project_name(origin, project_no),
+        return build_issuance(
+            origin,
+            issuance_no,
+            project_id=project_no,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
         )
 
     # -- common → native -----------------------------------------------------------------------

@@ -24,29 +24,25 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 
-import defusedxml
-import defusedxml.ElementTree
 from yrd.interop.v1 import records_pb2
 
 from adapters._common import (
     CommonCheck,
     Issues,
+    ParameterValues,
     TextFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     fail,
     format_compact_date,
     inverse,
-    issuance_name,
-    methodology_name,
     parse_compact_date,
-    project_name,
     version_from_dotted,
     version_from_v,
 )
@@ -66,6 +62,7 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._jiangsu_xml import NO_TAGS, decode, leaves, parse_xml, render_document
 from adapters._views import (
     native_ids_supported,
     unsupported,
@@ -126,16 +123,10 @@ _EXTENDED = {
     records_pb2.Issuance: ISSUANCE_EXTENSION,
 }
 _PARAMETER_TAGS = ("DM", "MC", "Z", "DW", "LY", "ND")
+_KIND_TAGS = {kind: frozenset(tags) for kind, tags in _KINDS.items()}
+_PARAMETER_TAG_SET = frozenset(_PARAMETER_TAGS)
+_REPEATABLE = frozenset({"CS"})
 
-# The XML declaration, read on the raw bytes (ASCII-compatible in every accepted encoding).
-_ANOTHER_DECLARATION = re.compile(rb"\s*<\?xml[\s?]")
-_DECLARATION = re.compile(
-    rb"<\?xml\s+version\s*=\s*([\"'])1\.[0-9]+\1"
-    rb"(?:\s+encoding\s*=\s*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
-    rb"(?:\s+standalone\s*=\s*([\"'])(?:yes|no)\4)?\s*\?>"
-)
-_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb2312": "gb18030", "gbk": "gb18030"}
-_ENCODINGS["gb18030"] = "gb18030"
 _TONNES = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?\s*(?:tCO2e)?", re.ASCII)
 _SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
 _SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -169,128 +160,17 @@ def _serial(text: str) -> int:
     return int(text)
 
 
+_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
+
+
 def _four_digit_year(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{4}", text, re.ASCII) or text == "0000":
+    if not _YEAR.fullmatch(text) or text == "0000":
         raise ValueError(f"{text!r} is not a year written YYYY")
     return int(text)
 
 
 def check_version(text: str) -> str:
     return version_from_v(text)
-
-
-def _decode(data: bytes, region: str) -> str:
-    """Bytes → text per the XML declaration, with the declaration removed."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-        bom = True
-    else:
-        bom = False
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:2] in (b"<\x00", b"\x00<"):
-        fail(region, "document", "is UTF-16; Jiangsu documents are UTF-8 (or GB2312/GBK/GB18030)")
-    declared = "utf-8"
-    match = _DECLARATION.match(data)
-    if match is not None:
-        label = (match.group(3) or b"utf-8").decode("ascii").lower()
-        if label not in _ENCODINGS:
-            fail(
-                region,
-                "encoding",
-                f"the XML declaration names {label!r}; Jiangsu documents are UTF-8, GB2312, GBK"
-                " or GB18030",
-            )
-        declared = _ENCODINGS[label]
-        if bom and declared != "utf-8":
-            fail(region, "encoding", f"a UTF-8 byte order mark contradicts the declared {label!r}")
-        data = data[match.end() :]
-        if _ANOTHER_DECLARATION.match(data):
-            # Handed on without the first, a second declaration would name the encoding the
-            # XML parser decodes with (an unknown or multi-byte one makes it raise, not refuse).
-            fail(region, "document", "has more than one XML declaration")
-    elif data.lstrip().startswith(b"<?xml"):
-        fail(region, "document", "has a malformed XML declaration")
-    try:
-        return data.decode(declared)
-    except UnicodeDecodeError as exc:
-        name = "UTF-8" if declared == "utf-8" else "GB18030"
-        fail(region, "encoding", f"is not valid {name} (byte offset {exc.start})")
-
-
-def _parse_xml(text: str, region: str) -> ET.Element:
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
-    try:
-        root: ET.Element = defusedxml.ElementTree.fromstring(
-            text.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except defusedxml.DTDForbidden:
-        fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
-    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
-        fail(region, "DOCTYPE", "entity declarations and external references are not allowed")
-    except ET.ParseError as exc:
-        line, column = exc.position
-        fail(region, "document", f"is not well-formed XML (line {line}, column {column + 1})")
-    return root
-
-
-def _only_blank(text: str | None) -> bool:
-    return text is None or not text.strip()
-
-
-def _leaves(
-    parent: ET.Element,
-    allowed: Iterable[str],
-    issues: Issues,
-    prefix: str,
-    repeatable: frozenset[str] = frozenset(),
-) -> tuple[dict[str, str], list[ET.Element]]:
-    """Texts of the leaf children of ``parent`` and the repeatable children, checking shape."""
-    allowed = set(allowed)
-    values: dict[str, str] = {}
-    repeated: list[ET.Element] = []
-    if not _only_blank(parent.text):
-        issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
-    for child in parent:
-        tag = child.tag if isinstance(child.tag, str) else str(child.tag)
-        if not _only_blank(child.tail):
-            issues.add(prefix.rstrip("/") or parent.tag, "contains text outside the child elements")
-        if tag not in allowed:
-            issues.add(f"{prefix}{tag}", "is not an element of this record")
-            continue
-        if tag in repeatable:
-            repeated.append(child)
-            continue
-        if tag in values:
-            issues.add(f"{prefix}{tag}", "appears more than once")
-            continue
-        if child.attrib:
-            issues.add(
-                f"{prefix}{tag}", f"has attributes ({', '.join(child.attrib)}); none are allowed"
-            )
-        if len(child):
-            issues.add(f"{prefix}{tag}", "must contain text, not elements")
-            values[tag] = ""
-            continue
-        values[tag] = child.text or ""
-    return values, repeated
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    )
-
-
-def _render(kind: str, elements: list[tuple[str, str | list[tuple[str, str]]]]) -> bytes:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<JSTPH LX="{kind}">']
-    for tag, value in elements:
-        if isinstance(value, str):
-            lines.append(f"  <{tag}>{_escape(value)}</{tag}>")
-        else:
-            inner = "".join(f"<{t}>{_escape(v)}</{t}>" for t, v in value)
-            lines.append(f"  <{tag}>{inner}</{tag}>")
-    lines.append("</JSTPH>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class JiangsuAdapter(AdapterBase):
@@ -304,7 +184,7 @@ class JiangsuAdapter(AdapterBase):
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
-        root = _parse_xml(_decode(data, self.region), self.region)
+        root = parse_xml(decode(data, self.region), self.region)
         if root.tag != "JSTPH":
             fail(self.region, "JSTPH", f"the root element is <{root.tag}>, not <JSTPH>")
         kind = root.get("LX")
@@ -316,8 +196,8 @@ class JiangsuAdapter(AdapterBase):
             fail(self.region, "LX", "the JSTPH attribute LX (FFX, XM or QF) is required")
         if kind not in _KINDS:
             fail(self.region, "LX", f"{kind!r} is not one of: FFX, XM, QF")
-        repeatable = frozenset({"CS"}) if kind == "FFX" else frozenset()
-        values, params = _leaves(root, _KINDS[kind], issues, "", repeatable)
+        repeatable = _REPEATABLE if kind == "FFX" else NO_TAGS
+        values, params = leaves(root, _KIND_TAGS[kind], issues, "", repeatable)
         f = TextFields(values, issues)
         origin = read_origin(f, "LYSF", self.region)
         record: CommonRecord | None
@@ -348,26 +228,24 @@ class JiangsuAdapter(AdapterBase):
         effective = f.parsed("SXRQ", parse_compact_date, required=True)
         expiry = f.parsed("SXJZRQ", parse_compact_date)
         f.check_order("SXRQ", effective, "SXJZRQ", expiry, strict=True)
-        parameters: list[records_pb2.Parameter] = []
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for index, element in enumerate(param_elements, start=1):
             prefix = f"CS[{index}]/"
             if element.attrib:
                 f.issues.add(f"CS[{index}]", "has attributes; none are allowed")
-            values, _ = _leaves(element, _PARAMETER_TAGS, f.issues, prefix)
+            values, _ = leaves(element, _PARAMETER_TAG_SET, f.issues, prefix)
             p = TextFields(values, f.issues, prefix=prefix)
             code = p.text("DM", required=True)
             if code is not None and code in codes:
                 p.report("DM", f"{code!r} appears more than once")
             codes.add(code or "")
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("MC") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=p.decimal("Z", required=True, allow_negative=True) or "",
-                        unit=p.text("DW") or "",
-                    ),
+                    value=p.decimal("Z", required=True, allow_negative=True) or "",
+                    unit=p.text("DW") or "",
                     source=p.text("LY") or "",
                     year=p.parsed("ND", _four_digit_year) or 0,
                 )
@@ -377,15 +255,14 @@ class JiangsuAdapter(AdapterBase):
             return None
         assert methodology_no and version and title and effective
         assert category is not None and status is not None
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_no),
-            region=origin,
-            methodology_id=methodology_no,
+        return build_methodology(
+            origin,
+            methodology_no,
             version=version,
             title=title,
             category=category,
             parameters=parameters,
-            effective=date_range(effective, expiry),
+            effective=(effective, expiry),
             status=status,
         )
 
@@ -454,15 +331,14 @@ class JiangsuAdapter(AdapterBase):
             return None
         assert issuance_no and project_no and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_no),
-            region=origin,
-            issuance_id=issuance_no,
-            project=project_name(origin, project_no),
+        return build_issuance(
+            origin,
+            issuance_no,
+            project_id=project_no,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
         )
 
     # -- common → native -----------------------------------------------------------------------
@@ -517,7 +393,7 @@ class JiangsuAdapter(AdapterBase):
             children += [] if p.year is None else [("ND", f"{p.year:04d}")]
             elements.append(("CS", children))
         elements.append(("ZT", _METHODOLOGY_STATUS_CODES[view.status]))
-        return _render("FFX", self._with_extension(elements, record))
+        return render_document("FFX", self._with_extension(elements, record))
 
     def _origin(self, record: CommonRecord) -> list[tuple[str, str | list[tuple[str, str]]]]:
         return [] if self.own(record) else [("LYSF", record.region)]
@@ -563,7 +439,7 @@ class JiangsuAdapter(AdapterBase):
             ("JRQJS", format_compact_date(view.crediting_end)),
             ("ZT", _PROJECT_STATUS_CODES[view.status]),
         ]
-        return _render("XM", self._with_extension(elements, record))
+        return render_document("XM", self._with_extension(elements, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
@@ -594,4 +470,4 @@ class JiangsuAdapter(AdapterBase):
         if not own:
             elements.append(("XLHDW", serial_unit_name(SERIAL_UNITS_ZH, unit)))
         elements += [("XLHQS", str(start)), ("XLHZZ", str(end))]
-        return _render("QF", self._with_extension(elements, record))
+        return render_document("QF", self._with_extension(elements, record))

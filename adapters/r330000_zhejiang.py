@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from yrd.interop.v1 import records_pb2
 
@@ -42,29 +42,24 @@ from adapters._common import (
     CommonCheck,
     Issues,
     JsonFields,
+    ParameterValues,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
-    check_zhejiang_id,
     choice,
     county_checker,
-    date_range,
     dump_json,
     fail,
     format_datetime,
     integer_version,
-    inverse,
-    issuance_name,
     load_json_object,
-    methodology_name,
     parse_datetime,
-    project_name,
     version_from_dotted,
 )
 from adapters._foreign import (
-    ISSUANCE_EXTENSION,
     METHODOLOGY_EXTENSION,
-    PROJECT_EXTENSION,
     SERIAL_UNITS_EN,
     extension_of,
     foreign_serial_unit,
@@ -81,11 +76,30 @@ from adapters._views import (
     view_methodology,
     view_project,
 )
+from adapters._zhejiang_format import (
+    END_OF_DAY,
+    ENVELOPE_KEYS,
+    EXTENDED,
+    ISSUANCE_KEYS,
+    METHODOLOGY_KEYS,
+    METHODOLOGY_STATUS_CODES,
+    METHODOLOGY_STATUSES,
+    NATIVE_IDS,
+    PARAM_KEYS,
+    PROJECT_KEYS,
+    PROJECT_STATUS_CODES,
+    PROJECT_STATUSES,
+    SCENE_CODES,
+    SCENES,
+    START_OF_DAY,
+    DateTimes,
+    id_parser,
+    kg_to_grams,
+)
 from adapters.base import AdapterBase, CommonRecord
 from adapters.quantities import (
     GRAMS_PER_KG,
     capacity_in_unit,
-    decimal_to_grams,
     gram_serials_to_native,
     grams_to_decimal,
     native_serials_to_grams,
@@ -93,137 +107,20 @@ from adapters.quantities import (
 
 __all__ = ["ZhejiangAdapter"]
 
-_SC = records_pb2.ScenarioCategory
-_MS = records_pb2.MethodologyStatus
-_PS = records_pb2.ProjectStatus
-
-SCENES = {
-    "PV": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
-    "EV_CHARGING": _SC.SCENARIO_CATEGORY_EV_CHARGING,
-    "TRANSIT": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
-    "CYCLING": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
-    "WASTE": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
-    "OTHER": _SC.SCENARIO_CATEGORY_OTHER,
-}
-METHODOLOGY_STATUSES = {
-    "01": _MS.METHODOLOGY_STATUS_FILED,
-    "02": _MS.METHODOLOGY_STATUS_EFFECTIVE,
-    "09": _MS.METHODOLOGY_STATUS_WITHDRAWN,
-}
-PROJECT_STATUSES = {
-    "02": _PS.PROJECT_STATUS_REGISTERED,
-    "05": _PS.PROJECT_STATUS_SUSPENDED,
-    "09": _PS.PROJECT_STATUS_CLOSED,
-}
-_SCENE_CODES = inverse(SCENES)
-_METHODOLOGY_STATUS_CODES = inverse(METHODOLOGY_STATUSES)
-_PROJECT_STATUS_CODES = inverse(PROJECT_STATUSES)
-
 _E = TypeVar("_E")
-
-START_OF_DAY = time(0, 0, 0)
-END_OF_DAY = time(23, 59, 59)
-
-_ENVELOPE_KEYS = frozenset({"successful", "msg", "dataType", "dataInfo"})
-_METHODOLOGY_KEYS = frozenset(
-    {
-        "methodologyId",
-        "methodologyNum",
-        "methodologyVersion",
-        "methodologyName",
-        "sceneType",
-        "params",
-        "validFrom",
-        "validTo",
-        "statusCode",
-        "originRegion",
-        "extInfo",
-    }
-)
-_PARAM_KEYS = frozenset(
-    {"paramCode", "paramName", "paramValue", "paramUnit", "dataSource", "dataYear"}
-)
-_PROJECT_KEYS = frozenset(
-    {
-        "projectInfoId",
-        "projectNum",
-        "methodologyId",
-        "projectName",
-        "orgCustomerName",
-        "areaCode",
-        "installedCapacityKw",
-        "gridDate",
-        "creditStart",
-        "creditEnd",
-        "statusCode",
-        "originRegion",
-        "methodologyVersion",
-        "extInfo",
-    }
-)
-_ISSUANCE_KEYS = frozenset(
-    {
-        "certificationId",
-        "projectInfoId",
-        "vintageYear",
-        "periodStart",
-        "periodEnd",
-        "certifiedKg",
-        "serialFrom",
-        "serialTo",
-        "originRegion",
-        "serialUnit",
-        "extInfo",
-    }
-)
-_EXTENDED = {
-    records_pb2.Methodology: METHODOLOGY_EXTENSION,
-    records_pb2.Project: PROJECT_EXTENSION,
-    records_pb2.Issuance: ISSUANCE_EXTENSION,
-}
-_NATIVE_IDS = {
-    "methodology": frozenset({"methodologyNum", "validFrom", "validTo"}),
-    "project": frozenset({"projectNum", "gridDate", "creditStart", "creditEnd"}),
-    "issuance": frozenset({"periodStart", "periodEnd"}),
-}
+_Reader: TypeAlias = Callable[["ZhejiangAdapter", JsonFields, str], CommonRecord | None]
 
 
-def _id_parser(own: bool) -> Callable[[str], str]:
-    """Zhejiang's own ids are 19 digits; a foreign record keeps its origin's ids verbatim."""
-    return check_zhejiang_id if own else check_identifier
-
-
-def _kg_to_grams(text: str) -> int:
-    return decimal_to_grams(text, GRAMS_PER_KG, "kg")
-
-
-class _DateTimes:
-    """Reads Beijing date-times as civil dates, keeping unusual times for ``native_ids``."""
-
-    def __init__(self, f: JsonFields, *, keep: bool = True) -> None:
-        self.f = f
-        self.keep = keep
-        """Whether unusual times are kept (own records; a foreign record's are its days)."""
-        self.native: dict[str, str] = {}
-        self.instants: dict[str, datetime] = {}
-
-    def read(self, key: str, usual: time, *, required: bool) -> date | None:
-        instant = self.f.parsed(key, parse_datetime, required=required)
-        if instant is None:
-            return None
-        self.instants[key] = instant
-        if self.keep and instant.time() != usual:
-            self.native[key] = format_datetime(instant)
-        return instant.date()
-
-    def order(self, start_key: str, end_key: str, *, strict: bool) -> None:
-        start, end = self.instants.get(start_key), self.instants.get(end_key)
-        if start is None or end is None:
-            return
-        if strict:
-            self.f.check_order(start_key, start.date(), end_key, end.date(), strict=True)
-        elif end < start:
-            self.f.report(end_key, f"must not be before {format_datetime(start)} ({start_key})")
+def _code(f: JsonFields, key: str, codes: dict[str, _E]) -> _E | None:
+    """The value of the JSON string code ``key`` in ``codes`` (issues reported, then None)."""
+    code = f.string_code(key, required=True)
+    if code is None:
+        return None
+    try:
+        return choice(codes)(code)
+    except ValueError as exc:
+        f.report(key, str(exc))
+        return None
 
 
 class ZhejiangAdapter(AdapterBase):
@@ -245,7 +142,7 @@ class ZhejiangAdapter(AdapterBase):
     def _parse(self, data: bytes) -> list[CommonRecord]:
         obj = load_json_object(data, self.region, allow_bom=True)
         issues = Issues()
-        envelope = JsonFields(obj, issues, allowed=_ENVELOPE_KEYS)
+        envelope = JsonFields(obj, issues, allowed=ENVELOPE_KEYS)
         successful = envelope.boolean("successful")
         msg = obj.get("msg")
         if msg is not None and not isinstance(msg, str):
@@ -254,11 +151,7 @@ class ZhejiangAdapter(AdapterBase):
             text = msg.strip() if isinstance(msg, str) and msg.strip() else "(no msg)"
             fail(self.region, "successful", f"the platform reported a failure: {text}")
         kind = envelope.text("dataType", required=True)
-        kinds = {
-            "methodology": (_METHODOLOGY_KEYS, self._methodology),
-            "project": (_PROJECT_KEYS, self._project),
-            "issuance": (_ISSUANCE_KEYS, self._issuance),
-        }
+        kinds = self._KINDS
         if kind is not None and kind not in kinds:
             envelope.report("dataType", f"{kind!r} is not one of: methodology, project, issuance")
             kind = None
@@ -268,20 +161,20 @@ class ZhejiangAdapter(AdapterBase):
             info = envelope.child("dataInfo", keys, required=True)
             if info is not None:
                 origin = read_origin(info, "originRegion", self.region)
-                record = build(info, origin)
+                record = build(self, info, origin)
                 ext = info.obj.get("extInfo")
                 if origin == self.region:
                     only_foreign(info, {"extInfo": ext is not None}, self.region_label)
                 elif ext is not None and record is not None:
-                    merge_extension(info, "extInfo", ext, record, _EXTENDED[type(record)])
+                    merge_extension(info, "extInfo", ext, record, EXTENDED[type(record)])
         issues.raise_native(self.region)
         assert record is not None
         return [record]
 
     def _methodology(self, f: JsonFields, origin: str) -> records_pb2.Methodology | None:
         own = origin == self.region
-        times = _DateTimes(f, keep=own)
-        methodology_id = f.parsed("methodologyId", _id_parser(own), required=True)
+        times = DateTimes(f, keep=own)
+        methodology_id = f.parsed("methodologyId", id_parser(own), required=True)
         number = f.parsed("methodologyNum", check_identifier, required=own)
         version: int | str | None
         if own:
@@ -289,25 +182,20 @@ class ZhejiangAdapter(AdapterBase):
         else:
             version = f.parsed("methodologyVersion", version_from_dotted, required=True)
         title = f.text("methodologyName", required=True)
-        scene = f.string_code("sceneType", required=True)
-        category = None
-        if scene is not None:
-            category = f.parsed("sceneType", choice(SCENES))
-        parameters: list[records_pb2.Parameter] = []
+        category = _code(f, "sceneType", SCENES)
+        parameters: list[ParameterValues] = []
         codes: set[str] = set()
-        for _, p in f.children("params", _PARAM_KEYS):
+        for _, p in f.children("params", PARAM_KEYS):
             code = p.text("paramCode", required=True)
             if code is not None and code in codes:
                 p.report("paramCode", f"{code!r} appears more than once")
             codes.add(code or "")
             parameters.append(
-                records_pb2.Parameter(
+                ParameterValues(
                     code=code or "",
                     name=p.text("paramName") or "",
-                    quantity=records_pb2.ExactQuantity(
-                        value=p.decimal("paramValue", required=True, allow_negative=True) or "",
-                        unit=p.text("paramUnit") or "",
-                    ),
+                    value=p.decimal("paramValue", required=True, allow_negative=True) or "",
+                    unit=p.text("paramUnit") or "",
                     source=p.text("dataSource") or "",
                     year=p.year("dataYear") or 0,
                 )
@@ -320,31 +208,28 @@ class ZhejiangAdapter(AdapterBase):
             return None
         assert methodology_id and version is not None and title and valid_from
         assert category is not None and status is not None and (number or not own)
-        return records_pb2.Methodology(
-            name=methodology_name(origin, methodology_id),
-            region=origin,
-            methodology_id=methodology_id,
+        return build_methodology(
+            origin,
+            methodology_id,
             version=str(version),
             title=title,
             category=category,
             parameters=parameters,
-            effective=date_range(valid_from, valid_to),
+            effective=(valid_from, valid_to),
             status=status,
             native_ids={**({"methodologyNum": number} if number else {}), **times.native},
         )
 
     @staticmethod
     def _status(f: JsonFields, statuses: dict[str, _E]) -> _E | None:
-        if f.string_code("statusCode", required=True) is None:
-            return None
-        return f.parsed("statusCode", choice(statuses))
+        return _code(f, "statusCode", statuses)
 
     def _project(self, f: JsonFields, origin: str) -> records_pb2.Project | None:
         own = origin == self.region
-        times = _DateTimes(f, keep=own)
-        project_id = f.parsed("projectInfoId", _id_parser(own), required=True)
+        times = DateTimes(f, keep=own)
+        project_id = f.parsed("projectInfoId", id_parser(own), required=True)
         number = f.parsed("projectNum", check_identifier, required=own)
-        methodology_id = f.parsed("methodologyId", _id_parser(own), required=True)
+        methodology_id = f.parsed("methodologyId", id_parser(own), required=True)
         version = ""
         if own:
             only_foreign(f, {"methodologyVersion": "methodologyVersion" in f.obj}, "Zhejiang")
@@ -383,17 +268,17 @@ class ZhejiangAdapter(AdapterBase):
 
     def _issuance(self, f: JsonFields, origin: str) -> records_pb2.Issuance | None:
         own = origin == self.region
-        times = _DateTimes(f, keep=own)
+        times = DateTimes(f, keep=own)
         unit = read_serial_unit(
             f, "serialUnit", SERIAL_UNITS_EN, 1, foreign=not own, own_label="Zhejiang"
         )
-        issuance_id = f.parsed("certificationId", _id_parser(own), required=True)
-        project_id = f.parsed("projectInfoId", _id_parser(own), required=True)
+        issuance_id = f.parsed("certificationId", id_parser(own), required=True)
+        project_id = f.parsed("projectInfoId", id_parser(own), required=True)
         vintage = f.year("vintageYear", required=True)
         start = times.read("periodStart", START_OF_DAY, required=True)
         end = times.read("periodEnd", END_OF_DAY, required=True)
         times.order("periodStart", "periodEnd", strict=False)
-        grams = f.parsed("certifiedKg", _kg_to_grams, required=True)
+        grams = f.parsed("certifiedKg", kg_to_grams, required=True)
         serial_from = f.integer("serialFrom", required=True)
         serial_to = f.integer("serialTo", required=True)
         serials: tuple[int, int] | None = None
@@ -412,17 +297,23 @@ class ZhejiangAdapter(AdapterBase):
             return None
         assert issuance_id and project_id and vintage and start and end and serials
         assert grams is not None
-        return records_pb2.Issuance(
-            name=issuance_name(origin, issuance_id),
-            region=origin,
-            issuance_id=issuance_id,
-            project=project_name(origin, project_id),
+        return build_issuance(
+            origin,
+            issuance_id,
+            project_id=project_id,
             vintage=vintage,
-            monitoring_period=date_range(start, end),
+            monitoring=(start, end),
             quantity_grams=grams,
-            serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+            serials=serials,
             native_ids=times.native,
         )
+
+    #: ``dataType`` → the fields of ``dataInfo`` and the reader of the record (built once).
+    _KINDS: ClassVar[dict[str, tuple[frozenset[str], _Reader]]] = {
+        "methodology": (METHODOLOGY_KEYS, _methodology),
+        "project": (PROJECT_KEYS, _project),
+        "issuance": (ISSUANCE_KEYS, _issuance),
+    }
 
     # -- common → native -----------------------------------------------------------------------
     @staticmethod
@@ -432,7 +323,7 @@ class ZhejiangAdapter(AdapterBase):
     def _foreign(self, kind: str, info: dict[str, Any], record: CommonRecord) -> bytes:
         """The envelope of a foreign record: origin first, extension last."""
         info = {"originRegion": record.region, **info}
-        ext = extension_of(record, _EXTENDED[type(record)])
+        ext = extension_of(record, EXTENDED[type(record)])
         if ext is not None:
             info["extInfo"] = ext
         return self._envelope(kind, info)
@@ -480,7 +371,7 @@ class ZhejiangAdapter(AdapterBase):
         check = CommonCheck(issues)
         own = self.own(record)
         native_ids_supported(
-            check, record, self.region, _NATIVE_IDS["methodology"], self.region_label
+            check, record, self.region, NATIVE_IDS["methodology"], self.region_label
         )
         if own:
             unsupported(check, "formula", bool(record.formula), self.region_label)
@@ -495,7 +386,7 @@ class ZhejiangAdapter(AdapterBase):
             record,
             check,
             region_label=self.region_label,
-            id_parser=_id_parser(own),
+            id_parser=id_parser(own),
             extended=frozenset() if own else METHODOLOGY_EXTENSION,
         )
         info: dict[str, Any] = {}
@@ -517,7 +408,7 @@ class ZhejiangAdapter(AdapterBase):
             info |= {"methodologyId": view.methodology_id, "methodologyVersion": view.version}
         info |= {
             "methodologyName": view.title,
-            "sceneType": _SCENE_CODES[view.category],
+            "sceneType": SCENE_CODES[view.category],
         }
         if view.parameters:
             info["params"] = [
@@ -542,7 +433,7 @@ class ZhejiangAdapter(AdapterBase):
             info["validTo"] = self._datetime(
                 check, record, "validTo", "effective.end", view.effective_end, END_OF_DAY
             )
-        info["statusCode"] = _METHODOLOGY_STATUS_CODES[view.status]
+        info["statusCode"] = METHODOLOGY_STATUS_CODES[view.status]
         if issues:
             return None
         return (
@@ -554,14 +445,14 @@ class ZhejiangAdapter(AdapterBase):
     def _render_project(self, record: records_pb2.Project, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
         own = self.own(record)
-        native_ids_supported(check, record, self.region, _NATIVE_IDS["project"], self.region_label)
+        native_ids_supported(check, record, self.region, NATIVE_IDS["project"], self.region_label)
         view = view_project(
             record,
             check,
             region=self.region,
             region_label=self.region_label,
-            id_parser=_id_parser(own),
-            methodology_id_parser=_id_parser(own),
+            id_parser=id_parser(own),
+            methodology_id_parser=id_parser(own),
             foreign=not own,
         )
         info: dict[str, Any] = {}
@@ -608,17 +499,17 @@ class ZhejiangAdapter(AdapterBase):
         info["creditEnd"] = self._datetime(
             check, record, "creditEnd", "crediting_period.end", view.crediting_end, END_OF_DAY
         )
-        info["statusCode"] = _PROJECT_STATUS_CODES[view.status]
+        info["statusCode"] = PROJECT_STATUS_CODES[view.status]
         if issues:
             return None
         return self._envelope("project", info) if own else self._foreign("project", info, record)
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         check = CommonCheck(issues)
-        native_ids_supported(check, record, self.region, _NATIVE_IDS["issuance"], self.region_label)
+        native_ids_supported(check, record, self.region, NATIVE_IDS["issuance"], self.region_label)
         own = self.own(record)
         view = view_issuance(
-            record, check, id_parser=_id_parser(own), project_id_parser=_id_parser(own)
+            record, check, id_parser=id_parser(own), project_id_parser=id_parser(own)
         )
         if view is None:
             return None

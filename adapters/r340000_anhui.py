@@ -34,30 +34,48 @@ from itertools import pairwise
 
 from yrd.interop.v1 import records_pb2
 
+from adapters._anhui_csv import (
+    CAPACITY_COLUMN,
+    CATEGORIES,
+    EXTENDED,
+    EXTENSION_COLUMN,
+    HEADER_ALIASES,
+    HEADERS,
+    KIND_COLUMN,
+    METHODOLOGY_STATUSES,
+    OPTIONAL_HEADERS,
+    ORIGIN_COLUMN,
+    PARAMETER_COLUMNS,
+    PROJECT_STATUSES,
+    SERIAL_UNIT_COLUMN,
+    SHARED_COLUMNS,
+    UNITS,
+    bad_width,
+    decode,
+    four_digit_year,
+    header_kind,
+    serial,
+    to_grams,
+    write_csv,
+)
+from adapters._anhui_rows import issuance_row, methodology_rows, project_row
 from adapters._common import (
     MIB,
-    CommonCheck,
     Issues,
+    ParameterValues,
     TextFields,
     any_county,
+    build_issuance,
+    build_methodology,
     build_project,
     check_identifier,
     choice,
     county_checker,
-    date_range,
     fail,
-    format_slash_date,
-    inverse,
-    issuance_name,
-    methodology_name,
     parse_slash_date,
-    project_name,
     version_from_dotted,
 )
 from adapters._foreign import (
-    ISSUANCE_EXTENSION,
-    METHODOLOGY_EXTENSION,
-    PROJECT_EXTENSION,
     SERIAL_UNITS_ZH,
     extension_of,
     extension_text,
@@ -69,141 +87,17 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
-from adapters._views import (
-    MethodologyView,
-    ParamView,
-    native_ids_supported,
-    unsupported,
-    view_issuance,
-    view_methodology,
-    view_project,
-)
 from adapters.base import AdapterBase, CommonRecord, comparable_record
 from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
 from adapters.quantities import (
     GRAMS_PER_KG,
-    GRAMS_PER_TONNE,
-    InexactQuantityError,
-    capacity_in_unit,
-    decimal_to_grams,
-    gram_serials_to_native,
-    grams_to_decimal,
     native_serials_to_grams,
 )
 
 __all__ = ["AnhuiAdapter"]
 
-_SC = records_pb2.ScenarioCategory
-_MS = records_pb2.MethodologyStatus
-_PS = records_pb2.ProjectStatus
-
-CATEGORIES = {
-    "分布式光伏": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
-    "充电桩": _SC.SCENARIO_CATEGORY_EV_CHARGING,
-    "公共交通": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
-    "绿色出行": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
-    "垃圾分类": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
-    "其他": _SC.SCENARIO_CATEGORY_OTHER,
-}
-METHODOLOGY_STATUSES = {
-    "备案": _MS.METHODOLOGY_STATUS_FILED,
-    "生效": _MS.METHODOLOGY_STATUS_EFFECTIVE,
-    "废止": _MS.METHODOLOGY_STATUS_WITHDRAWN,
-}
-PROJECT_STATUSES = {
-    "已登记": _PS.PROJECT_STATUS_REGISTERED,
-    "暂停": _PS.PROJECT_STATUS_SUSPENDED,
-    "关闭": _PS.PROJECT_STATUS_CLOSED,
-}
-UNITS = {"吨": GRAMS_PER_TONNE, "千克": GRAMS_PER_KG, "克": 1}
-_CATEGORY_NAMES = inverse(CATEGORIES)
-_METHODOLOGY_STATUS_NAMES = inverse(METHODOLOGY_STATUSES)
-_PROJECT_STATUS_NAMES = inverse(PROJECT_STATUSES)
-
-KIND_COLUMN = "记录类型"
-CAPACITY_COLUMN = "装机容量(千瓦)"
-HEADERS: dict[str, tuple[str, ...]] = {
-    "方法学": (
-        "记录类型", "方法学编号", "版本", "方法学名称", "场景类别", "参数代码", "参数名称",
-        "参数值", "参数单位", "参数来源", "参数年度", "生效日期", "失效日期", "状态",
-    ),
-    "项目": (
-        "记录类型", "项目编号", "方法学编号", "方法学版本", "项目名称", "业主名称",
-        "行政区划代码", CAPACITY_COLUMN, "并网日期", "计入期开始", "计入期结束", "状态",
-    ),
-    "签发": (
-        "记录类型", "签发编号", "项目编号", "年份", "监测期开始", "监测期结束", "减排量",
-        "单位", "序列号起", "序列号止",
-    ),
-}  # fmt: skip
-_HEADER_ALIASES = {"装机容量（千瓦）": CAPACITY_COLUMN}
-ORIGIN_COLUMN = "来源地区"
-SERIAL_UNIT_COLUMN = "序列号单位"
-EXTENSION_COLUMN = "扩展"
-#: The optional trailing columns of each kind (foreign records), in the order they are written.
-OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {
-    "方法学": (ORIGIN_COLUMN, EXTENSION_COLUMN),
-    "项目": (ORIGIN_COLUMN, EXTENSION_COLUMN),
-    "签发": (ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN),
-}
-_ALL_OPTIONAL = frozenset({ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN})
-_EXTENDED = {
-    records_pb2.Methodology: METHODOLOGY_EXTENSION,
-    records_pb2.Project: PROJECT_EXTENSION,
-    records_pb2.Issuance: ISSUANCE_EXTENSION,
-}
-_PARAMETER_COLUMNS = ("参数代码", "参数名称", "参数值", "参数单位", "参数来源", "参数年度")
-_SHARED_COLUMNS = ("方法学名称", "场景类别", "生效日期", "失效日期", "状态", EXTENSION_COLUMN)
-
 MAX_FILE_BYTES = 10 * MIB
 MAX_ROWS = 100_000
-
-
-def _four_digit_year(text: str) -> int:
-    if len(text) != 4 or not text.isascii() or not text.isdigit() or text == "0000":
-        raise ValueError(f"{text!r} is not a year written YYYY")
-    return int(text)
-
-
-def _to_grams(text: str, *, unit_grams: int, unit: str) -> int:
-    return decimal_to_grams(text, unit_grams, unit)
-
-
-def _serial(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise ValueError(f"{text!r} is not a serial number (digits only)")
-    return int(text)
-
-
-def _looks_anhui(text: str) -> bool:
-    return KIND_COLUMN in text[:4096].split("\n", 1)[0]
-
-
-def _decode(data: bytes, region: str) -> str:
-    must = "Anhui files must be GB18030"
-    if data.startswith(b"\xef\xbb\xbf"):
-        fail(
-            region,
-            "encoding",
-            f"the file is UTF-8 (it starts with a UTF-8 byte order mark); {must}",
-        )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        fail(region, "encoding", f"the file is UTF-16; {must}")
-    utf8: str | None = None
-    if not data.isascii():
-        try:
-            utf8 = data.decode("utf-8")
-        except UnicodeDecodeError:
-            utf8 = None
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        if utf8 is not None:
-            fail(region, "encoding", f"the file is UTF-8; {must}")
-        fail(region, "encoding", f"the file is not valid GB18030 (byte offset {exc.start})")
-    if utf8 is not None and (_looks_anhui(utf8) or not _looks_anhui(text)):
-        fail(region, "encoding", f"the file is UTF-8 (read as GB18030 it is garbled); {must}")
-    return text
 
 
 @dataclass(slots=True)
@@ -213,7 +107,7 @@ class _MethodologyRow:
     origin: str
     key: tuple[str, str, str]
     shared: dict[str, object]
-    parameter: records_pb2.Parameter | None
+    parameter: ParameterValues | None
     methodology_id: str
     version: str
     title: str
@@ -236,7 +130,7 @@ class AnhuiAdapter(AdapterBase):
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
-        text = _decode(data, self.region)
+        text = decode(data, self.region)
         issues = Issues()
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         rows: list[tuple[int, list[str]]] = []
@@ -245,15 +139,17 @@ class AnhuiAdapter(AdapterBase):
             for number, cells in enumerate(reader, start=1):
                 if number > self.max_rows + 1:
                     fail(self.region, "file", f"has more than {self.max_rows} data rows")
-                if any(cell.strip() for cell in cells):
+                # Blank rows are skipped: a row is blank when all its cells are (joined, too).
+                joined = "".join(cells)
+                if joined and not joined.isspace():
                     rows.append((number, cells))
         except csv.Error as exc:
             fail(self.region, "file", f"row {number + 1} is not valid CSV: {exc}")
         if not rows:
             fail(self.region, "file", "is empty")
         header_row, header_cells = rows[0]
-        header = [_HEADER_ALIASES.get(h, h) for h in (cell.strip() for cell in header_cells)]
-        kind = self._kind(header, header_row, issues)
+        header = [HEADER_ALIASES.get(h, h) for h in (cell.strip() for cell in header_cells)]
+        kind = header_kind(header, header_row, issues)
         if kind is None:
             issues.raise_native(self.region)
             raise AssertionError("unreachable")
@@ -262,7 +158,7 @@ class AnhuiAdapter(AdapterBase):
         fields: list[TextFields] = []
         for number, cells in rows[1:]:
             if len(cells) != len(header):
-                self._bad_width(issues, number, len(cells), header)
+                bad_width(issues, number, len(cells), header)
                 continue
             values = dict(zip(header, cells, strict=True))
             f = TextFields(values, issues, row=number, csv=True)
@@ -278,65 +174,6 @@ class AnhuiAdapter(AdapterBase):
             records = list(self._issuances(fields, issues))
         issues.raise_native(self.region)
         return records
-
-    def _kind(self, full_header: list[str], row: int, issues: Issues) -> str | None:
-        header = [h for h in full_header if h not in _ALL_OPTIONAL]
-        kind = self._standard_kind(header, row, issues)
-        if kind is None:
-            return None
-        for index, column in enumerate(full_header):
-            if column not in _ALL_OPTIONAL:
-                continue
-            if column not in OPTIONAL_HEADERS[kind]:
-                issues.add(column, f"is not a column of the {kind} header", row=row, column=column)
-            elif full_header.count(column) > 1:
-                issues.add(column, "appears more than once in the header", row=row, column=column)
-            elif index < len(header):
-                issues.add(column, "must come after the standard columns", row=row, column=column)
-        return None if issues else kind
-
-    def _standard_kind(self, header: list[str], row: int, issues: Issues) -> str | None:
-        for kind, columns in HEADERS.items():
-            if header == list(columns):
-                return kind
-        duplicates = sorted({h for h in header if header.count(h) > 1})
-        for column in duplicates:
-            issues.add(column, "appears more than once in the header", row=row, column=column)
-        best = max(HEADERS, key=lambda k: len(set(HEADERS[k]) & set(header)))
-        expected = HEADERS[best]
-        missing = [c for c in expected if c not in header]
-        unknown = [c for c in header if c not in expected]
-        for column in missing:
-            issues.add(column, f"is missing from the {best} header", row=row, column=column)
-        for column in unknown:
-            issues.add(
-                column or "header",
-                f"is not a column of the {best} header",
-                row=row,
-                column=column or None,
-            )
-        if not (missing or unknown or duplicates) and set(header) == set(expected):
-            return best  # same columns in another order
-        if not issues:
-            issues.add("header", f"is not an Anhui header (expected {','.join(expected)})", row=row)
-        return None
-
-    @staticmethod
-    def _bad_width(issues: Issues, row: int, width: int, header: list[str]) -> None:
-        if width < len(header):
-            column = header[width]
-            issues.add(
-                column,
-                f"is missing: the row has {width} fields, the header has {len(header)}",
-                row=row,
-                column=column,
-            )
-        else:
-            issues.add(
-                "row",
-                f"has {width} fields, the header has {len(header)}",
-                row=row,
-            )
 
     def _methodologies(
         self, rows: list[TextFields], issues: Issues
@@ -354,7 +191,7 @@ class AnhuiAdapter(AdapterBase):
             first = items[0]
             codes: dict[str, int] = {}
             for item in items:
-                for column in _SHARED_COLUMNS:
+                for column in SHARED_COLUMNS:
                     if item.shared[column] != first.shared[column]:
                         issues.add(
                             column,
@@ -382,15 +219,14 @@ class AnhuiAdapter(AdapterBase):
                         column="参数代码",
                     )
                 codes.setdefault(code, item.row)
-            methodology = records_pb2.Methodology(
-                name=methodology_name(origin, methodology_id),
-                region=origin,
-                methodology_id=methodology_id,
+            methodology = build_methodology(
+                origin,
+                methodology_id,
                 version=version,
                 title=first.title,
                 category=first.category,
                 parameters=[i.parameter for i in items if i.parameter is not None],
-                effective=date_range(first.effective, first.expiry),
+                effective=(first.effective, first.expiry),
                 status=first.status,
             )
             self._extension(first.fields, methodology)
@@ -410,7 +246,7 @@ class AnhuiAdapter(AdapterBase):
             return
         ext = parse_extension_text(f, EXTENSION_COLUMN)
         if ext is not None:
-            merge_extension(f, EXTENSION_COLUMN, ext, record, _EXTENDED[type(record)])
+            merge_extension(f, EXTENSION_COLUMN, ext, record, EXTENDED[type(record)])
 
     def _methodology_row(self, f: TextFields) -> _MethodologyRow | None:
         before = len(f.issues.items)
@@ -423,17 +259,15 @@ class AnhuiAdapter(AdapterBase):
         expiry = f.parsed("失效日期", parse_slash_date)
         f.check_order("生效日期", effective, "失效日期", expiry, strict=True)
         status = f.parsed("状态", choice(METHODOLOGY_STATUSES), required=True)
-        parameter: records_pb2.Parameter | None = None
-        if any(f.text(column) is not None for column in _PARAMETER_COLUMNS):
-            parameter = records_pb2.Parameter(
+        parameter: ParameterValues | None = None
+        if any(f.text(column) is not None for column in PARAMETER_COLUMNS):
+            parameter = ParameterValues(
                 code=f.text("参数代码", required=True) or "",
                 name=f.text("参数名称") or "",
-                quantity=records_pb2.ExactQuantity(
-                    value=f.decimal("参数值", required=True, allow_negative=True) or "",
-                    unit=f.text("参数单位") or "",
-                ),
+                value=f.decimal("参数值", required=True, allow_negative=True) or "",
+                unit=f.text("参数单位") or "",
                 source=f.text("参数来源") or "",
-                year=f.parsed("参数年度", _four_digit_year) or 0,
+                year=f.parsed("参数年度", four_digit_year) or 0,
             )
         if len(f.issues.items) > before:
             return None
@@ -535,7 +369,7 @@ class AnhuiAdapter(AdapterBase):
                     )
                 seen.setdefault((origin, issuance_id), f.row or 0)
             project_id = f.parsed("项目编号", check_identifier, required=True)
-            vintage = f.parsed("年份", _four_digit_year, required=True)
+            vintage = f.parsed("年份", four_digit_year, required=True)
             start = f.parsed("监测期开始", parse_slash_date, required=True)
             end = f.parsed("监测期结束", parse_slash_date, required=True)
             f.check_order("监测期开始", start, "监测期结束", end, strict=False)
@@ -546,12 +380,12 @@ class AnhuiAdapter(AdapterBase):
             grams: int | None = None
             if unit is not None and unit_grams is not None:
                 grams = f.parsed(
-                    "减排量", partial(_to_grams, unit_grams=unit_grams, unit=unit), required=True
+                    "减排量", partial(to_grams, unit_grams=unit_grams, unit=unit), required=True
                 )
             else:
                 f.text("减排量", required=True)
-            first = f.parsed("序列号起", _serial, required=True)
-            last = f.parsed("序列号止", _serial, required=True)
+            first = f.parsed("序列号起", serial, required=True)
+            last = f.parsed("序列号止", serial, required=True)
             serials: tuple[int, int] | None = None
             if first is not None and last is not None and serial_unit is not None:
                 try:
@@ -572,15 +406,14 @@ class AnhuiAdapter(AdapterBase):
                 continue
             assert issuance_id and project_id and vintage and start and end and serials
             assert grams is not None
-            issuance = records_pb2.Issuance(
-                name=issuance_name(origin, issuance_id),
-                region=origin,
-                issuance_id=issuance_id,
-                project=project_name(origin, project_id),
+            issuance = build_issuance(
+                origin,
+                issuance_id,
+                project_id=project_id,
                 vintage=vintage,
-                monitoring_period=date_range(start, end),
+                monitoring=(start, end),
                 quantity_grams=grams,
-                serials=records_pb2.SerialRange(start=serials[0], end=serials[1]),
+                serials=serials,
             )
             self._extension(f, issuance)
             if len(issues.items) == before:
@@ -627,7 +460,7 @@ class AnhuiAdapter(AdapterBase):
                 rows += record_rows
         if problems:
             raise NotExpressibleError(self.region, problems)
-        output = self._write(header, rows)
+        output = write_csv(header, rows)
         try:
             parsed = self._parse(output)
         except NativeFormatError as exc:
@@ -647,14 +480,6 @@ class AnhuiAdapter(AdapterBase):
             )
         return output
 
-    @staticmethod
-    def _write(header: Sequence[str], rows: list[list[str]]) -> bytes:
-        buffer = io.StringIO(newline="")
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue().encode("gb18030")
-
     def _rows(
         self, record: CommonRecord, issues: Issues, *, extended: bool
     ) -> tuple[tuple[str, ...], list[list[str]]] | None:
@@ -662,14 +487,14 @@ class AnhuiAdapter(AdapterBase):
         rows: list[list[str]] | None
         if isinstance(record, records_pb2.Methodology):
             kind = "方法学"
-            rows = self._methodology_rows(record, issues)
+            rows = methodology_rows(record, issues)
         elif isinstance(record, records_pb2.Project):
             kind = "项目"
-            row = self._project_row(record, issues)
+            row = project_row(record, issues)
             rows = None if row is None else [row]
         elif isinstance(record, records_pb2.Issuance):
             kind = "签发"
-            row = self._issuance_row(record, issues)
+            row = issuance_row(record, issues)
             rows = None if row is None else [row]
         else:
             raise TypeError(f"not a common record: {type(record).__name__}")
@@ -680,7 +505,7 @@ class AnhuiAdapter(AdapterBase):
         trailing: dict[str, str] = {ORIGIN_COLUMN: "", SERIAL_UNIT_COLUMN: "", EXTENSION_COLUMN: ""}
         if record.region != self.region:
             trailing[ORIGIN_COLUMN] = record.region
-            ext = extension_of(record, _EXTENDED[type(record)])
+            ext = extension_of(record, EXTENDED[type(record)])
             trailing[EXTENSION_COLUMN] = "" if ext is None else extension_text(ext)
             if isinstance(record, records_pb2.Issuance):
                 unit = foreign_serial_unit(record.region, record.serials.start, record.serials.end)
@@ -690,7 +515,7 @@ class AnhuiAdapter(AdapterBase):
 
     def _render(self, record: CommonRecord, issues: Issues) -> bytes | None:
         result = self._rows(record, issues, extended=not self.own(record))
-        return None if result is None else self._write(*result)
+        return None if result is None else write_csv(*result)
 
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
         return self._render(record, issues)
@@ -700,105 +525,3 @@ class AnhuiAdapter(AdapterBase):
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         return self._render(record, issues)
-
-    def _methodology_rows(
-        self, record: records_pb2.Methodology, issues: Issues
-    ) -> list[list[str]] | None:
-        check = CommonCheck(issues)
-        own = self.own(record)
-        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        if own:
-            unsupported(check, "formula", bool(record.formula), self.region_label)
-            unsupported(check, "filing_document", bool(record.filing_document), self.region_label)
-            unsupported(
-                check,
-                "eligibility",
-                record.HasField("eligibility") and bool(record.eligibility.ListFields()),
-                self.region_label,
-            )
-        view = view_methodology(
-            record,
-            check,
-            region_label=self.region_label,
-            extended=frozenset() if own else METHODOLOGY_EXTENSION,
-        )
-        if view is None or issues:
-            return None
-        params: Sequence[ParamView | None] = view.parameters or [None]
-        return [self._methodology_row_cells(view, param) for param in params]
-
-    @staticmethod
-    def _methodology_row_cells(view: MethodologyView, param: ParamView | None) -> list[str]:
-        end = view.effective_end
-        return [
-            "方法学",
-            view.methodology_id,
-            view.version,
-            view.title,
-            _CATEGORY_NAMES[view.category],
-            param.code if param else "",
-            (param.name or "") if param else "",
-            param.value if param else "",
-            (param.unit or "") if param else "",
-            (param.source or "") if param else "",
-            f"{param.year:04d}" if param and param.year is not None else "",
-            format_slash_date(view.effective_start),
-            format_slash_date(end) if end is not None else "",
-            _METHODOLOGY_STATUS_NAMES[view.status],
-        ]
-
-    def _project_row(self, record: records_pb2.Project, issues: Issues) -> list[str] | None:
-        check = CommonCheck(issues)
-        own = self.own(record)
-        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        view = view_project(
-            record, check, region=self.region, region_label=self.region_label, foreign=not own
-        )
-        version: str | None = ""
-        if own or record.methodology.version:
-            version = check.version("methodology.version", record.methodology.version)
-        if view is None or version is None:
-            return None
-        return [
-            "项目",
-            view.project_id,
-            view.methodology_id,
-            version,
-            view.title,
-            view.owner,
-            view.county_code,
-            capacity_in_unit(view.capacity, "kW") if view.capacity is not None else "",
-            format_slash_date(view.start_date) if view.start_date is not None else "",
-            format_slash_date(view.crediting_start),
-            format_slash_date(view.crediting_end),
-            _PROJECT_STATUS_NAMES[view.status],
-        ]
-
-    def _issuance_row(self, record: records_pb2.Issuance, issues: Issues) -> list[str] | None:
-        check = CommonCheck(issues)
-        native_ids_supported(check, record, self.region, frozenset(), self.region_label)
-        view = view_issuance(record, check)
-        if view is None:
-            return None
-        unit = (
-            GRAMS_PER_KG
-            if self.own(record)
-            else foreign_serial_unit(record.region, view.serial_start, view.serial_end)
-        )
-        try:
-            first, last = gram_serials_to_native(view.serial_start, view.serial_end, unit)
-        except InexactQuantityError as exc:
-            check.add("serials", f"{exc}; Anhui serial numbers count kilograms")
-            return None
-        return [
-            "签发",
-            view.issuance_id,
-            view.project_id,
-            f"{view.vintage:04d}",
-            format_slash_date(view.monitoring_start),
-            format_slash_date(view.monitoring_end),
-            grams_to_decimal(view.quantity_grams, GRAMS_PER_TONNE),
-            "吨",
-            str(first),
-            str(last),
-        ]

@@ -15,7 +15,8 @@ feed delivers them), beside the region's own records:
 
 - ``from_common``: rendering common records natively (the rendering is read back and compared,
   as delivery requires);
-- ``to_common``: reading the rendered documents back (``accept_foreign=True``).
+- ``to_common``: reading the rendered documents back (``accept_foreign=True``), with the raw
+  parse of the same documents and the ratio to_common / raw.
 
 ``--samples`` prints instead the table of the 15 shared sample records in every region's format
 (region × kind: how many of the other regions' records are native and convert back exactly).
@@ -144,13 +145,20 @@ REGIONS: dict[str, tuple[str, Callable[[int], list[bytes]], Callable[[bytes], in
 }
 
 
-def _best(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
-    best, count = float("inf"), 0
+def _best(repeat: int, *runs: Callable[[], int]) -> list[tuple[float, int]]:
+    """The best time (and count) of each run over ``repeat`` rounds.
+
+    The runs alternate within each round, so that on a busy machine the ratio of two runs
+    compares them under the same load.
+    """
+    results = [(float("inf"), 0)] * len(runs)
     for _ in range(repeat):
-        start = time.perf_counter()
-        count = run()
-        best = min(best, time.perf_counter() - start)
-    return best, count
+        for index, run in enumerate(runs):
+            start = time.perf_counter()
+            count = run()
+            elapsed = time.perf_counter() - start
+            results[index] = (min(results[index][0], elapsed), count)
+    return results
 
 
 def _common_records(region: str, n: int) -> list[CommonRecord]:
@@ -162,8 +170,11 @@ def _common_records(region: str, n: int) -> list[CommonRecord]:
     return records
 
 
-def _rendering(records: list[CommonRecord], adapter: RegionAdapter, repeat: int) -> str:
-    """``from_common`` and ``to_common`` records/s of ``records`` in ``adapter``'s format."""
+def _rendering(
+    records: list[CommonRecord], adapter: RegionAdapter, raw: Callable[[bytes], int], repeat: int
+) -> str:
+    """``from_common`` and ``to_common`` records/s of ``records`` in ``adapter``'s format, the raw
+    parse of the same documents and the ratio to_common / raw."""
     ct = adapter.content_types[0]
     docs = [adapter.from_common(r) for r in records]
 
@@ -173,21 +184,32 @@ def _rendering(records: list[CommonRecord], adapter: RegionAdapter, repeat: int)
     def read() -> int:
         return sum(len(adapter.to_common(ct, doc, accept_foreign=True)) for doc in docs)
 
-    render_time, count = _best(repeat, render)
-    read_time, _ = _best(repeat, read)
-    return f"{count / render_time:>16,.0f}{count / read_time:>16,.0f}"
+    def bare() -> int:
+        return sum(raw(doc) for doc in docs)
+
+    [(render_time, count)] = _best(repeat, render)
+    (read_time, _), (raw_time, _) = _best(repeat, read, bare)
+    return (
+        f"{count / render_time:>15,.0f}{count / read_time:>13,.0f}{count / raw_time:>13,.0f}"
+        f"{raw_time / read_time:>8.3f}"
+    )
 
 
 def foreign_figures(n: int, repeat: int) -> None:
     """Own and foreign records rendered in and read from each region's format."""
     per_region = {region: _common_records(region, n) for region in REGIONS}
     print(f"\nnative rendering and reading, {n} own and {3 * n} foreign records per region")
-    print(f"{'region':<22}{'records':<9}{'from_common/s':>16}{'to_common/s':>16}")
-    for region, (label, _, _) in REGIONS.items():
+    print("(one document per record; raw: the bare parse of the same documents)")
+    print(
+        f"{'region':<22}{'records':<9}{'from_common/s':>15}{'to_common/s':>13}{'raw rec/s':>13}"
+        f"{'ratio':>8}"
+    )
+    for region, (label, _, raw) in REGIONS.items():
         adapter = default_registry.get(region)
         foreign = [r for other, rs in per_region.items() if other != region for r in rs]
-        print(f"{region} {label:<15}{'own':<9}{_rendering(per_region[region], adapter, repeat)}")
-        print(f"{'':<22}{'foreign':<9}{_rendering(foreign, adapter, repeat)}")
+        own = _rendering(per_region[region], adapter, raw, repeat)
+        print(f"{region} {label:<15}{'own':<9}{own}")
+        print(f"{'':<22}{'foreign':<9}{_rendering(foreign, adapter, raw, repeat)}")
 
 
 def samples_table() -> int:
@@ -227,7 +249,7 @@ def samples_table() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=10_000, help="records per region")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
     parser.add_argument("--samples", action="store_true", help="print the samples table only")
     args = parser.parse_args(argv)
     if args.samples:
@@ -248,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         def bare(docs: list[bytes] = docs, raw: Callable[[bytes], int] = raw) -> int:
             return sum(raw(doc) for doc in docs)
 
-        mapped_time, mapped_count = _best(args.repeat, mapped)
-        raw_time, raw_count = _best(args.repeat, bare)
+        (mapped_time, mapped_count), (raw_time, raw_count) = _best(args.repeat, mapped, bare)
         assert mapped_count == raw_count == args.records
         mapped_rate = raw_count / mapped_time
         raw_rate = raw_count / raw_time

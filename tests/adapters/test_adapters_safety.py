@@ -178,6 +178,32 @@ def test_jiangsu_declared_gbk_with_invalid_bytes() -> None:
     assert issue.field == "encoding" and "is not valid GB18030" in issue.reason
 
 
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("gbk-bytes", "吴".encode("gbk")),
+        ("surrogate", b"\xed\xa0\x80"),
+        ("overlong", b"\xc0\xaf"),
+        ("beyond-u10ffff", b"\xf4\x90\x80\x80"),
+        ("truncated", b"\xe4\xb8"),
+    ],
+)
+@pytest.mark.parametrize("also", ["", "doctype", "malformed"])
+def test_jiangsu_invalid_utf8_is_an_encoding_error_first(name: str, bad: bytes, also: str) -> None:
+    """UTF-8 documents reach the parser unchecked; whatever else is wrong, the encoding is
+    reported (with its offset), as it was when the document was decoded before parsing."""
+    data = sample("320000-issuance.xml").replace(b"JS-QF-2025-0012", b"JS-QF-" + bad)
+    if also == "doctype":
+        data = data.replace(b"<JSTPH", b"<!DOCTYPE JSTPH>\n<JSTPH", 1)
+    elif also == "malformed":
+        data = data.replace(b"</XLHZZ>", b"</XLHZ>")
+    body = data.split(b"?>", 1)[1]  # offsets count from after the XML declaration
+    offset = body.index(b"JS-QF-") + len(b"JS-QF-")
+    assert issues_of(JS, data) == (
+        FieldIssue("encoding", f"is not valid UTF-8 (byte offset {offset})"),
+    )
+
+
 def test_jiangsu_utf16_is_refused() -> None:
     data = sample("320000-project.xml").decode("utf-8").encode("utf-16")
     [issue] = issues_of(JS, data)
