@@ -265,7 +265,7 @@ def reconcile_submit(
     from gateway.contract import BLOCK_STATE_PROTO
 
     file_region, builder = _load_or_exit(file)
-    with remote.connect(gateway, cert_dir, region) as client:
+    with builder, remote.connect(gateway, cert_dir, region) as client:
         if file_region != client.region:
             raise UserError(
                 f"{file} is a snapshot of {file_region}, and you are {client.region}",
@@ -273,14 +273,16 @@ def reconcile_submit(
                 ExitCode.USAGE,
             )
         assert builder.snapshot_time is not None
-        blocks = [
+        # The checked blocks, streamed back from the builder's spool in the file's order.
+        blocks = (
             reconciliation_pb2.HeldBlock(
-                origin_region=b.origin,
-                serials=records_pb2.SerialRange(start=b.start, end=b.end),
-                state=BLOCK_STATE_PROTO.get(b.state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
+                origin_region=origin,
+                serials=records_pb2.SerialRange(start=start, end=end),
+                state=BLOCK_STATE_PROTO.get(state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
             )
-            for b in builder.blocks
-        ]
+            for rows in builder.spool.chunks()
+            for origin, start, end, state in rows
+        )
         reply = client.submit_holdings(
             builder.snapshot_time, blocks, sorted(builder.transfer_names)
         )

@@ -98,7 +98,9 @@ def status_proto(err: DomainError) -> status_pb2.Status:
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return status_pb2.Status(code=int(err.code), message=clipped_message(err.message), details=packed)
+    return status_pb2.Status(
+        code=int(err.code), message=clipped_message(err.message), details=packed
+    )
 
 
 def to_grpc_status(err: DomainError) -> grpc.Status:

@@ -184,10 +184,20 @@ def detail_rule(detail: Mapping[str, Any]) -> int:
 
 def blocks_digest(rows: Iterable[tuple[str, int, int, str]]) -> str:
     """Hex SHA-256 of (origin, first serial, last serial, state) rows in sorted order, each as
-    canonical JSON followed by a newline (what rule 2 commits a snapshot's blocks to)."""
+    canonical JSON followed by a newline (what rule 2 commits a snapshot's stored blocks to)."""
+    return _rows_digest(rows)
+
+
+def totals_digest(rows: Iterable[tuple[str, str, int, int]]) -> str:
+    """Hex SHA-256 of (origin, state, registry grams, ledger grams) rows in sorted order, each as
+    canonical JSON followed by a newline (what rule 2 commits a snapshot's totals to)."""
+    return _rows_digest(rows)
+
+
+def _rows_digest(rows: Iterable[tuple[str | int, ...]]) -> str:
     h = hashlib.sha256()
-    for origin, start, end, state in sorted(rows):
-        h.update(json.dumps([origin, start, end, state], separators=(",", ":")).encode() + b"\n")
+    for row in sorted(rows):
+        h.update(json.dumps(list(row), separators=(",", ":")).encode() + b"\n")
     return h.hexdigest()
 
 

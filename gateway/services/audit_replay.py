@@ -165,6 +165,8 @@ class Replay:
     snapshots: dict[int, dict[str, Any]] = field(default_factory=dict)
     snapshot_sides: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
     snapshot_transfers: set[tuple[int, str]] = field(default_factory=set)
+    snapshot_totals: dict[int, str | None] = field(default_factory=dict)
+    """Snapshot id → the digest rule 2 commits its totals to (None: rule 1, sums of its rows)."""
     reports: dict[int, dict[str, Any]] = field(default_factory=dict)
     serials: dict[str, SerialMap] = field(default_factory=dict)
     superseded: set[int] = field(default_factory=set)
@@ -342,18 +344,30 @@ class Replay:
             "block_count": d["blocks"],
             "quantity_grams": d["quantity_grams"],
         }
-        self.snapshot_sides[(sid, "registry")] = {
-            "rows": d["blocks"],
-            "quantity_grams": d["quantity_grams"],
-            "digest": self._rule1(d, "registry_blocks_sha256"),
-        }
-        held = [
-            (origin, s, end, a[2])
-            for origin, serials in self.serials.items()
-            for s, end, a in serials.runs()
-            if a[1] == region
-        ]
-        self.snapshot_sides[(sid, "ledger")] = {"digest": blocks_digest(coalesce(held))}
+        if detail_rule(d) >= 2:
+            # Rule 2 commits to the rows stored: each side's kept blocks, and the totals.
+            for side in ("registry", "ledger"):
+                self.snapshot_sides[(sid, side)] = {
+                    "rows": d["stored_blocks"][side],
+                    "digest": d["stored_blocks_sha256"][side],
+                }
+            self.snapshot_totals[sid] = d["totals_sha256"]
+        else:
+            # Rule 1 predates migration 0008: every block of both sides is stored, and the
+            # totals are their sums; the ledger's side is the replayed ledger's serials.
+            self.snapshot_sides[(sid, "registry")] = {
+                "rows": d["blocks"],
+                "quantity_grams": d["quantity_grams"],
+                "digest": self._rule1(d, "registry_blocks_sha256"),
+            }
+            held = [
+                (origin, s, end, a[2])
+                for origin, serials in self.serials.items()
+                for s, end, a in serials.runs()
+                if a[1] == region
+            ]
+            self.snapshot_sides[(sid, "ledger")] = {"coalesced": blocks_digest(coalesce(held))}
+            self.snapshot_totals[sid] = None
         self.snapshot_transfers.update((sid, name) for name in d["completed_transfers"])
 
     def _report(self, e: StoredEntry, d: Mapping[str, Any], _: Any) -> None:

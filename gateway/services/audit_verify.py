@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +21,21 @@ from google.protobuf.message import DecodeError
 from yrd.interop.v1 import records_pb2
 
 from adapters.registry import AdapterRegistry
-from gateway.security.audit_chain import ChainCheck, ChainWalker, StoredEntry, blocks_digest
+from gateway.security.audit_chain import (
+    ChainCheck,
+    ChainWalker,
+    StoredEntry,
+)
 from gateway.security.signing import EnvelopeFields, envelope_hash
 from gateway.services.audit_replay import (
     UNCHECKED,
     Replay,
     Tampered,
-    coalesce,
     compare,
     region_of,
     show,
 )
+from gateway.services.audit_snapshots import SnapshotRows
 from gateway.storage.audit_store import StoredRows
 
 PAGE = 5000
@@ -58,6 +62,7 @@ COVERED = (
     "recognitions",
     "holdings_snapshots",
     "snapshot_blocks",
+    "snapshot_totals",
     "snapshot_transfers",
     "reconciliation_reports",
 )
@@ -382,8 +387,7 @@ class StorageVerifier:
         self._keyed("retirements", ("name",), {}, label="id", done=self.final["retirements"])
         self._keyed("recognitions", ("id",), r.recognitions, digests=("body", "assessment"))
         self._keyed("holdings_snapshots", ("id",), r.snapshots)
-        self._snapshot_blocks()
-        self._snapshot_transfers()
+        self.compared += SnapshotRows(self.rows, r).check()
         self._keyed("reconciliation_reports", ("id",), r.reports, digests=("body",))
 
     def _unnamed(self, table: str, seen: _Seen, what: str) -> None:
@@ -504,56 +508,6 @@ class StorageVerifier:
                     f"serials {origin}:{need}..{runs[origin][i][1]} are held by no block",
                 )
 
-    def _snapshot_blocks(self) -> None:
-        sides = self.replay.snapshot_sides
-        seen: set[tuple[int, str]] = set()
-        for (sid, side), rows in _grouped(self.rows.stream("snapshot_blocks")):
-            key = f"snapshot_id={sid} side={side}"
-            want = sides.get((sid, side))
-            if want is None:
-                raise Tampered("snapshot_blocks", key, "stored but made by no audit entry")
-            seen.add((sid, side))
-            plain = [
-                (r["origin_region"], r["serial_start"], r["serial_end"], r["state"]) for r in rows
-            ]
-            if side == "registry":
-                got = {
-                    "rows": len(plain),
-                    "quantity_grams": sum(e - s + 1 for _, s, e, _ in plain),
-                    "digest": blocks_digest(plain),
-                }
-            else:
-                got = {"digest": blocks_digest(coalesce(plain))}
-            compare("snapshot_blocks", key, want, got)
-            self.compared += len(plain)
-        for (sid, side), want in sorted(sides.items()):
-            if (sid, side) not in seen and want.get("rows", 1):
-                raise Tampered(
-                    "snapshot_blocks",
-                    f"snapshot_id={sid} side={side}",
-                    "missing: the audit log made them",
-                )
-
-    def _snapshot_transfers(self) -> None:
-        want = set(self.replay.snapshot_transfers)
-        for row in self.rows.stream("snapshot_transfers"):
-            key = (row["snapshot_id"], row["transfer_name"])
-            if key not in want:
-                raise Tampered(
-                    "snapshot_transfers",
-                    f"snapshot_id={key[0]} transfer_name={key[1]}",
-                    "stored but made by no audit entry",
-                )
-            want.discard(key)
-            self.compared += 1
-        if want:
-            sid, name = min(want)
-            raise Tampered(
-                "snapshot_transfers",
-                f"snapshot_id={sid} transfer_name={name}",
-                "missing: the audit log made it",
-            )
-
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:
     return dt.date(value.year, value.month, value.day)
@@ -570,19 +524,3 @@ def _label(row: Mapping[str, Any], by: tuple[str, ...]) -> str:
 def _sha_hex(value: bytes | str) -> str:
     """A stored body as the hex SHA-256 the log commits to."""
     return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()
-
-
-def _grouped(
-    rows: Iterator[dict[str, Any]],
-) -> Iterator[tuple[tuple[int, str], list[dict[str, Any]]]]:
-    group: list[dict[str, Any]] = []
-    current: tuple[int, str] | None = None
-    for row in rows:
-        key = (row["snapshot_id"], row["side"])
-        if current is not None and key != current:
-            yield current, group
-            group = []
-        current = key
-        group.append(row)
-    if current is not None:
-        yield current, group

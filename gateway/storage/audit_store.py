@@ -98,6 +98,7 @@ TABLE_ORDER: dict[str, tuple[str, ...]] = {
     "recognitions": ("id",),
     "holdings_snapshots": ("id",),
     "snapshot_blocks": ("snapshot_id", "side", "origin_region", "serial_start", "id"),
+    "snapshot_totals": ("snapshot_id", "origin_region", "state"),
     "snapshot_transfers": ("snapshot_id", "transfer_name"),
     "reconciliation_reports": ("id",),
 }

@@ -31,6 +31,7 @@ from gateway.storage.models import (
     AuditEntryRow,
     HoldingsSnapshotRow,
     ReconciliationReportRow,
+    SnapshotBlockRow,
     SnapshotTotalRow,
     SnapshotTransferRow,
     TransferRow,
@@ -136,6 +137,26 @@ class ReconciliationStore:
         ]
         if rows:
             self.session.execute(insert(SnapshotTotalRow), rows)
+
+    def kept_blocks(self, sid: int) -> dict[str, list[Block]]:
+        """The blocks ``snapshot_blocks`` keeps for snapshot ``sid``, per side."""
+        t = SnapshotBlockRow
+        kept: dict[str, list[Block]] = {REGISTRY: [], LEDGER: []}
+        stmt = select(t.side, t.origin_region, t.serial_start, t.serial_end, t.state)
+        for side, origin, start, end, state in self.session.execute(
+            stmt.where(t.snapshot_id == sid)
+        ):
+            kept.setdefault(side, []).append((origin, int(start), int(end), state))
+        return kept
+
+    def kept_totals(self, sid: int) -> list[tuple[str, str, int, int]]:
+        """(origin, state, registry grams, ledger grams) rows ``snapshot_totals`` keeps for
+        snapshot ``sid``."""
+        t = SnapshotTotalRow
+        stmt = select(t.origin_region, t.state, t.registry_grams, t.ledger_grams).where(
+            t.snapshot_id == sid
+        )
+        return [(o, st, int(r), int(led)) for o, st, r, led in self.session.execute(stmt)]
 
     def add_transfer_names(self, sid: int, names: Iterable[str]) -> None:
         """The transfers the registry lists as completed in snapshot ``sid``."""

@@ -19,8 +19,25 @@ _RECOGNITION_BODY = (
 _REGISTRY_BLOCKS = [
     ("340000", 60_001_000, 70_000_999, "active"),
     ("310000", 1_000_001_000, 1_392_700_999, "active"),
-    ("340000", 1_000, 10_000_999, "retired"),
+    ("340000", 1_000, 10_000_999, "active"),
 ]
+"""A registry's snapshot; the ledger holds the same blocks but the last one retired."""
+_STORED_BLOCKS = {
+    "registry": [("340000", 1_000, 10_000_999, "active")],
+    "ledger": [("340000", 1_000, 10_000_999, "retired")],
+}
+"""What ``snapshot_blocks`` keeps of it: the blocks the two sides do not hold alike."""
+_STORED_TOTALS = [
+    ("340000", "active", 20_000_000, 10_000_000),
+    ("310000", "active", 392_700_000, 392_700_000),
+    ("340000", "retired", 0, 10_000_000),
+]
+"""``snapshot_totals``: (origin, state, registry grams, ledger grams)."""
+
+
+def _lines(rows: list[tuple[str | int, ...]]) -> str:
+    """The digest input: sorted rows as canonical JSON arrays, one a line."""
+    return "".join(json.dumps(list(row), separators=(",", ":")) + "\n" for row in sorted(rows))
 
 
 def _entry(
@@ -56,7 +73,8 @@ def _show(e: audit_chain.EntryFields, digest: bytes) -> Json:
 
 def commitment_vectors() -> Json:
     """C1: a rule-2 recognition entry and the stored body it commits to; C2: a rule-2 snapshot
-    entry and the registry's blocks; each with a tampered stored value that MUST be named."""
+    entry and the rows stored for it (the blocks the two sides do not hold alike, and the
+    totals); each with tampered stored values that MUST be named."""
     body = _RECOGNITION_BODY.encode()
     c1, h1 = _entry(
         1,
@@ -78,12 +96,14 @@ def commitment_vectors() -> Json:
         },
         audit_chain.GENESIS,
     )
-    lines = "".join(
-        json.dumps(list(row), separators=(",", ":")) + "\n" for row in sorted(_REGISTRY_BLOCKS)
-    )
-    digest = audit_chain.blocks_digest(_REGISTRY_BLOCKS)
-    if hashlib.sha256(lines.encode()).hexdigest() != digest:
-        raise AssertionError("the displayed digest input disagrees with blocks_digest")
+    blocks = {side: audit_chain.blocks_digest(rows) for side, rows in _STORED_BLOCKS.items()}
+    totals = audit_chain.totals_digest(_STORED_TOTALS)
+    shown = {side: _lines(list(rows)) for side, rows in _STORED_BLOCKS.items()}
+    for side, digest in blocks.items():
+        if hashlib.sha256(shown[side].encode()).hexdigest() != digest:
+            raise AssertionError("the displayed digest input disagrees with blocks_digest")
+    if hashlib.sha256(_lines(list(_STORED_TOTALS)).encode()).hexdigest() != totals:
+        raise AssertionError("the displayed digest input disagrees with totals_digest")
     c2, h2 = _entry(
         2,
         "reconciliation.snapshot",
@@ -95,13 +115,18 @@ def commitment_vectors() -> Json:
             "blocks": len(_REGISTRY_BLOCKS),
             "completed_transfers": ["regions/340000/transfers/ah-sh-2025-001"],
             "quantity_grams": sum(e - s + 1 for _, s, e, _ in _REGISTRY_BLOCKS),
-            "registry_blocks_sha256": digest,
             "snapshot_time": "2025-01-01T00:00:00+00:00",
+            "stored_blocks": {side: len(rows) for side, rows in _STORED_BLOCKS.items()},
+            "stored_blocks_sha256": blocks,
+            "totals_sha256": totals,
         },
         h1,
     )
     tampered_body = body.replace(b'"approved"', b'"rejected"')
-    tampered_blocks = [(o, s, e, "active") for o, s, e, _ in _REGISTRY_BLOCKS]
+    tampered_blocks = [("340000", 1_000, 10_000_999, "active")]  # the ledger's side, changed
+    tampered_totals = [
+        (o, st, r, led + 1 if st == "retired" else led) for o, st, r, led in _STORED_TOTALS
+    ]
     return document(
         "audit-commitments",
         "docs/protocol.md §8.3 (detail rule 2; verifying stored rows)",
@@ -130,17 +155,37 @@ def commitment_vectors() -> Json:
                 "id": "C2",
                 "entry": _show(c2, h2),
                 "stored": {
-                    "table": "snapshot_blocks",
-                    "key": "snapshot_id=2 side=registry",
-                    "rows": [list(r) for r in _REGISTRY_BLOCKS],
-                    "digest_input": lines,
-                    "registry_blocks_sha256": digest,
+                    "snapshot_blocks": {
+                        side: {
+                            "key": f"snapshot_id=2 side={side}",
+                            "rows": [list(r) for r in rows],
+                            "digest_input": shown[side],
+                            "sha256": blocks[side],
+                        }
+                        for side, rows in _STORED_BLOCKS.items()
+                    },
+                    "snapshot_totals": {
+                        "key": "snapshot_id=2",
+                        "rows": [list(r) for r in _STORED_TOTALS],
+                        "digest_input": _lines(list(_STORED_TOTALS)),
+                        "sha256": totals,
+                    },
                 },
-                "tampered": {
-                    "rows": [list(r) for r in tampered_blocks],
-                    "registry_blocks_sha256": audit_chain.blocks_digest(tampered_blocks),
-                    "expected": "snapshot_blocks snapshot_id=2 side=registry: digest differs",
-                },
+                "tampered": [
+                    {
+                        "table": "snapshot_blocks",
+                        "side": "ledger",
+                        "rows": [list(r) for r in tampered_blocks],
+                        "sha256": audit_chain.blocks_digest(tampered_blocks),
+                        "expected": "snapshot_blocks snapshot_id=2 side=ledger: digest differs",
+                    },
+                    {
+                        "table": "snapshot_totals",
+                        "rows": [list(r) for r in tampered_totals],
+                        "sha256": audit_chain.totals_digest(tampered_totals),
+                        "expected": "snapshot_totals snapshot_id=2: digest differs",
+                    },
+                ],
             },
         ],
         head={"size": 2, "head_hash": h2.hex()},

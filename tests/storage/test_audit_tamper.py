@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy.orm import Session
 
 from adapters import default_registry
 from gateway import demo
@@ -43,9 +45,11 @@ from gateway.storage.models import (
     Base,
     EnvelopeRow,
     RecordRow,
+    SnapshotBlockRow,
     TransferRow,
     UnitBlockRow,
 )
+from gateway.storage.reconciliation_store import ReconciliationStore
 from mutual_recognition import DELTA_REGIONS
 
 
@@ -237,6 +241,7 @@ FLIPS: list[tuple[str, str, str]] = [
         "side = 'registry' AND id = (SELECT min(id) FROM snapshot_blocks)",
     ),
     ("snapshot_blocks", "state", "side = 'ledger' AND state = 'retired'"),
+    ("snapshot_totals", "ledger_grams", "1 = 1"),
     ("snapshot_transfers", "transfer_name", "snapshot_id = 1"),
     ("reconciliation_reports", "body", "id = 2"),
 ]
@@ -269,7 +274,7 @@ def test_every_stored_table_is_covered_or_excused() -> None:
     assert tables == set(COVERED) | set(NOT_COVERED)
     assert not set(COVERED) & set(NOT_COVERED)
     assert {t for t, _, _ in FLIPS} == set(COVERED)
-    assert len(COVERED) == 16 and len(NOT_COVERED) == 3
+    assert len(COVERED) == 17 and len(NOT_COVERED) == 4
 
 
 def test_a_realistic_database_verifies_clean(realistic: Database) -> None:
@@ -304,6 +309,11 @@ def test_one_changed_value_in_each_table_is_named(realistic: Database) -> None:
         assert found.table == table, (table, column, found)
         if table in ("records", "envelopes", "retirements", "holdings_snapshots"):
             assert found.key == f"id={key[0]}", (table, column, found)
+        if table == "snapshot_blocks":
+            side = "registry" if "'registry'" in where else "ledger"
+            assert re.fullmatch(rf"snapshot_id=\d+ side={side}", found.key), found
+        if table == "snapshot_totals":
+            assert found.key == f"snapshot_id={key[0]}", found
         _restore(realistic, table, column, key, old)
     assert _storage(realistic).ok
 
@@ -349,18 +359,51 @@ RULE_2_KEYS = (
     "outside_grams",
     "body_sha256",
     "assessment_sha256",
-    "registry_blocks_sha256",
+    "stored_blocks",
+    "stored_blocks_sha256",
+    "totals_sha256",
 )
+
+
+def _blocks_as_stored_before_0008(s: Session, sid: int, region: str) -> None:
+    """Snapshot ``sid``'s blocks as a gateway before migration 0008 stored them: every block of
+    both sides. Nothing changed the ledger after the fixture's snapshots, so the ledger's side
+    is its blocks now; the registry's is what it holds alike with them, and what it kept."""
+    ledger = set(ReconciliationStore(s).ledger_blocks(region))
+    kept = ReconciliationStore(s).kept_blocks(sid)
+    sides = {"registry": set(kept["registry"]) | (ledger - set(kept["ledger"])), "ledger": ledger}
+    s.execute(delete(SnapshotBlockRow).where(SnapshotBlockRow.snapshot_id == sid))
+    for side, blocks in sides.items():
+        for origin, start, end, state in sorted(blocks):
+            s.add(
+                SnapshotBlockRow(
+                    snapshot_id=sid,
+                    side=side,
+                    origin_region=origin,
+                    serial_start=start,
+                    serial_end=end,
+                    state=state,
+                )
+            )
+    s.flush()
 
 
 def _as_written_before_rule_2(db: Database) -> None:
     """Rewrite the log as a gateway before detail rule 2 wrote it: the same entries without
-    rule 2's keys, chained again."""
+    rule 2's keys, chained again; its snapshots' blocks as it stored them."""
     with db.transaction() as s:
         rows = s.execute(select(AuditEntryRow).order_by(AuditEntryRow.sequence)).scalars().all()
         previous = GENESIS
+        snapshots = [r.sequence for r in rows if r.kind == "reconciliation.snapshot"]
+        ledger_kinds = ("transfer.", "units.", "issuance.")
+        assert not [
+            r for r in rows if r.sequence > snapshots[0] and r.kind.startswith(ledger_kinds)
+        ]
         for row in rows:
             detail = json.loads(row.detail)
+            if row.kind == "reconciliation.snapshot":
+                sid = int(row.subject.rsplit("/", 1)[1])
+                _blocks_as_stored_before_0008(s, sid, row.actor_region)
             for k in RULE_2_KEYS:
                 detail.pop(k, None)
             row.detail = canonical_json(detail)
@@ -402,6 +445,11 @@ def test_entries_written_under_rule_1_keep_verifying(realistic: Database) -> Non
     key, old = _flip(realistic, "recognitions", "body", "1 = 1")
     assert _storage(realistic).ok  # rule 1 never committed to it
     _restore(realistic, "recognitions", "body", key, old)
+    # Rule 1's snapshot totals are the sums of its (verified) blocks, as migration 0008 made them.
+    key, old = _flip(realistic, "snapshot_totals", "registry_grams", "1 = 1")
+    found = _storage(realistic)
+    assert (found.ok, found.table, found.key) == (False, "snapshot_totals", f"snapshot_id={key[0]}")
+    _restore(realistic, "snapshot_totals", "registry_grams", key, old)
     _flip(realistic, "transfers", "quantity_grams", "transfer_id = 'sh-js-1'")
     found = _storage(realistic)
     assert (found.ok, found.table) == (False, "transfers")
@@ -436,12 +484,22 @@ def test_rule_2_vectors_hold() -> None:
             assert sha == detail["body_sha256"] == stored["sha256"]
             assert hashlib.sha256(tampered["value_text"].encode()).hexdigest() != sha
         else:
-            rows = sorted(tuple(r) for r in stored["rows"])
-            text_ = "".join(json.dumps(list(r), separators=(",", ":")) + "\n" for r in rows)
-            assert text_ == stored["digest_input"]
-            sha = hashlib.sha256(text_.encode()).hexdigest()
-            assert sha == detail["registry_blocks_sha256"] == stored["registry_blocks_sha256"]
-            assert tampered["registry_blocks_sha256"] != sha
+            # Each side's stored blocks, and the totals: sorted rows, one JSON array a line.
+            def digest(rows: list[list[Any]]) -> tuple[str, str]:
+                text_ = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in sorted(rows))
+                return text_, hashlib.sha256(text_.encode()).hexdigest()
+
+            for side, kept in stored["snapshot_blocks"].items():
+                assert digest(kept["rows"]) == (kept["digest_input"], kept["sha256"])
+                assert kept["sha256"] == detail["stored_blocks_sha256"][side]
+                assert len(kept["rows"]) == detail["stored_blocks"][side]
+            totals = stored["snapshot_totals"]
+            assert digest(totals["rows"]) == (totals["digest_input"], totals["sha256"])
+            assert totals["sha256"] == detail["totals_sha256"]
+            blocks, sums = tampered
+            assert digest(blocks["rows"])[1] == blocks["sha256"]
+            assert blocks["sha256"] != detail["stored_blocks_sha256"][blocks["side"]]
+            assert digest(sums["rows"])[1] == sums["sha256"] != detail["totals_sha256"]
     assert previous.hex() == doc["head"]["head_hash"]
 
 

@@ -134,15 +134,33 @@ test('C1, C2: rule-2 audit entries and the stored values they commit to (§8.3)'
       assert.equal(sha256(Buffer.from(c.stored.value_text)), detail.body_sha256);
       assert.notEqual(sha256(Buffer.from(c.tampered.value_text)), detail.body_sha256);
     } else {
-      // Sorted by origin, first serial, last serial, state (strings by code point).
+      // Rows sorted field by field (strings by code point, numbers by value), one JSON array a line.
       const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
-      const rows = [...c.stored.rows].sort(
-        (a, b) => cmp(a[0], b[0]) || cmp(BigInt(a[1]), BigInt(b[1])) || cmp(BigInt(a[2]), BigInt(b[2])) || cmp(a[3], b[3]),
-      );
-      const input = rows.map((r) => JSON.stringify(r) + '\n').join('');
-      assert.equal(input, c.stored.digest_input);
-      assert.equal(sha256(Buffer.from(input)), detail.registry_blocks_sha256);
-      assert.notEqual(c.tampered.registry_blocks_sha256, detail.registry_blocks_sha256);
+      const key = (v) => (typeof v === 'number' ? BigInt(v) : v);
+      const digest = (rows) => {
+        const sorted = [...rows].sort((a, b) => {
+          for (let i = 0; i < a.length; i++) {
+            const c = cmp(key(a[i]), key(b[i]));
+            if (c) return c;
+          }
+          return 0;
+        });
+        const input = sorted.map((r) => JSON.stringify(r) + '\n').join('');
+        return [input, sha256(Buffer.from(input))];
+      };
+      for (const [side, kept] of Object.entries(c.stored.snapshot_blocks)) {
+        assert.deepEqual(digest(kept.rows), [kept.digest_input, kept.sha256]);
+        assert.equal(kept.sha256, detail.stored_blocks_sha256[side]);
+        assert.equal(kept.rows.length, detail.stored_blocks[side]);
+      }
+      const totals = c.stored.snapshot_totals;
+      assert.deepEqual(digest(totals.rows), [totals.digest_input, totals.sha256]);
+      assert.equal(totals.sha256, detail.totals_sha256);
+      const [blocks, sums] = c.tampered;
+      assert.equal(digest(blocks.rows)[1], blocks.sha256);
+      assert.notEqual(blocks.sha256, detail.stored_blocks_sha256[blocks.side]);
+      assert.equal(digest(sums.rows)[1], sums.sha256);
+      assert.notEqual(sums.sha256, detail.totals_sha256);
     }
   }
   assert.equal(previous.toString('hex'), doc.head.head_hash);
