@@ -18,7 +18,8 @@ PROTOCOL_PACKAGE = "yrd.interop.v1"
 """The proto package; a breaking change is a new package."""
 PROTOCOL_VERSION = "1.2.0"
 """Semantic version of docs/protocol.md within the package (1.1.0 added GatewayInfoService,
-1.2.0 StatusService, max_sign_time_skew and the validation layer)."""
+1.2.0 StatusService, max_sign_time_skew, the validation layer, GetRetirement and
+ListRetirements)."""
 MAX_REQUEST_ID_CHARS = 120
 """Longest ``transfer_id`` / ``retirement_id`` (code points; no ``/``)."""
 

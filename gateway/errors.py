@@ -424,6 +424,12 @@ class CallerNotHolder(PermissionDenied):
     reason = "CALLER_NOT_HOLDER"
 
 
+class RetirementNotFound(NotFound):
+    """No such retirement."""
+
+    reason = "RETIREMENT_NOT_FOUND"
+
+
 class RetirementIdReused(AlreadyExists):
     """Check 3: the retirement id was used before with a different request."""
 

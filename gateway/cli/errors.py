@@ -108,6 +108,7 @@ REASON_HINTS: dict[str, str] = {
     "ROLE_NOT_ALLOWED": "this call needs another role (administrators: --admin NAME)",
     "STORAGE_UNAVAILABLE": "the gateway's database is not answering; try again shortly",
     "TRANSFER_NOT_FOUND": "list transfers with `yrdgw transfer list`",
+    "RETIREMENT_NOT_FOUND": "list retirements with `yrdgw transfer retirements list`",
     "RECOGNITION_NOT_FOUND": "list recognitions with `yrdgw recognition list`",
 }
 

@@ -3,13 +3,12 @@ region's registry key; ``transfer expire`` runs the expiry job on the gateway's 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from gateway.cli import host, remote
+from gateway.cli import host, remote, retirements
 from gateway.cli.errors import ExitCode, UserError
 from gateway.cli.options import (
     CertDirOpt,
@@ -30,19 +29,10 @@ from gateway.cli.output import (
     table,
     zone_name,
 )
+from gateway.cli.retirements import PURPOSES, Purpose
 
 app = typer.Typer(help="Two-phase cross-region transfers and retirements.", no_args_is_help=True)
-
-
-class Purpose(StrEnum):
-    """Why units are retired (TransferPurpose without TRANSFER)."""
-
-    ETS_OFFSET = "ets-offset"
-    VOLUNTARY_NEUTRALITY = "voluntary-neutrality"
-    CHARITABLE = "charitable"
-
-
-PURPOSES = {"transfer": 1, "ets-offset": 2, "voluntary-neutrality": 3, "charitable": 4}
+app.add_typer(retirements.app, name="retirements")
 
 
 def parse_ranges(ranges: list[str]) -> list[tuple[int, int]]:
@@ -221,14 +211,18 @@ def transfer_retire(
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Retire units your region holds, for good."""
+    from gateway.cli.context import resolve
+    from gateway.contract import retirement_name
+
     ranges = parse_ranges(serial_range or [])
-    check = "`yrdgw ledger holdings` (retired blocks say so)"
-    with remote.signing(gateway, cert_dir, region, check=check) as client:
+    me = resolve(gateway, cert_dir, region).region
+    check = f"`yrdgw transfer retirements show {retirement_name(me, retirement_id)}`"
+    with remote.signing(gateway, cert_dir, me, check=check) as client:
         r = client.retire(
             retirement_id,
             PURPOSES[purpose.value],  # type: ignore[arg-type]
             beneficiary,
-            origin=origin or client.region,
+            origin=origin or me,
             ranges=ranges,
             compliance_year=compliance_year,
             declared_obligation_grams=obligation_grams,

@@ -1,5 +1,5 @@
 """Transfer and retirement calls: signed proposals, answers and retirement orders; reads of
-transfers and held blocks."""
+transfers, retirements and held blocks."""
 
 from __future__ import annotations
 
@@ -122,6 +122,36 @@ class TransferCalls(Connection):
             )
             page = self.call(self.transfers.ListTransfers, req)
             out.extend(page.transfers)
+            token = page.next_page_token
+            if not token:
+                break
+        return out
+
+    def get_retirement(self, name: str) -> transfer_pb2.Retirement:
+        return self.call(
+            self.transfers.GetRetirement, transfer_service_pb2.GetRetirementRequest(name=name)
+        ).retirement
+
+    def list_retirements(
+        self,
+        holder: str = "",
+        purpose: transfer_pb2.TransferPurpose.ValueType = transfer_pb2.TRANSFER_PURPOSE_UNSPECIFIED,
+        compliance_year: int = 0,
+        limit: int = 10_000,
+    ) -> list[transfer_pb2.Retirement]:
+        """Retirements in the order they took effect, page by page, up to ``limit``."""
+        out: list[transfer_pb2.Retirement] = []
+        token = ""
+        while len(out) < limit:
+            req = transfer_service_pb2.ListRetirementsRequest(
+                holder_region=holder,
+                purpose=purpose,
+                compliance_year=compliance_year,
+                page_size=min(1000, limit - len(out)),
+                page_token=token,
+            )
+            page = self.call(self.transfers.ListRetirements, req)
+            out.extend(page.retirements)
             token = page.next_page_token
             if not token:
                 break

@@ -138,6 +138,13 @@ REASONS: tuple[Reason, ...] = (
         retry=Retry.FIX,
     ),
     Reason(
+        "RETIREMENT_NOT_FOUND",
+        "NOT_FOUND",
+        "No such retirement.",
+        rpcs=("GetRetirement",),
+        retry=Retry.FIX,
+    ),
+    Reason(
         "TRANSFER_NOT_PENDING",
         "FAILED_PRECONDITION",
         (

@@ -150,6 +150,8 @@ def retirement(r: RetirementView) -> transfer_pb2.Retirement:
         ratio_denominator=r.ratio.denominator,
         # quantity × ratio − credited is a multiple of 1/ratio.denominator.
         rounding_remainder_numerator=int((exact - r.credited_grams) * r.ratio.denominator),
+        declared_obligation_grams=r.declared_obligation_grams,
+        outside_grams=r.outside_grams,
     )
 
 

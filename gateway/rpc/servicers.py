@@ -321,6 +321,28 @@ class TransferServicer(transfer_service_pb2_grpc.TransferServiceServicer):
         view = self._retirements.retire(peer_identity(context), request.envelope)
         return transfer_service_pb2.RetireResponse(retirement=convert.retirement(view))
 
+    def GetRetirement(
+        self, request: transfer_service_pb2.GetRetirementRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.GetRetirementResponse:
+        return transfer_service_pb2.GetRetirementResponse(
+            retirement=convert.retirement(self._retirements.get(request.name))
+        )
+
+    def ListRetirements(
+        self, request: transfer_service_pb2.ListRetirementsRequest, context: grpc.ServicerContext
+    ) -> transfer_service_pb2.ListRetirementsResponse:
+        views, after = self._retirements.list_retirements(
+            holder=request.holder_region,
+            purpose=request.purpose,
+            compliance_year=request.compliance_year,
+            page_size=request.page_size,
+            after=_position(request.page_token, "page_token"),
+        )
+        return transfer_service_pb2.ListRetirementsResponse(
+            retirements=[convert.retirement(v) for v in views],
+            next_page_token=str(after) if after else "",
+        )
+
 
 class RecognitionServicer(recognition_service_pb2_grpc.RecognitionServiceServicer):
     """RecognitionService over the gateway's RecognitionService."""

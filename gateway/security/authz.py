@@ -30,6 +30,8 @@ POLICY: Mapping[str, frozenset[Role]] = {
     f"{_P}TransferService/GetTransfer": ANY,
     f"{_P}TransferService/ListTransfers": ANY,
     f"{_P}TransferService/ListUnitBlocks": ANY,
+    f"{_P}TransferService/GetRetirement": ANY,
+    f"{_P}TransferService/ListRetirements": ANY,
     # Recognition: registries and administrators request; only administrators decide.
     f"{_P}RecognitionService/RequestRecognition": frozenset({R, A}),
     f"{_P}RecognitionService/ApproveRecognition": frozenset({A}),

@@ -81,6 +81,7 @@ class Limits:
         PageRule(f"{_P}RegistryService/ListRecords", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(f"{_P}TransferService/ListTransfers", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(f"{_P}TransferService/ListUnitBlocks", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        PageRule(f"{_P}TransferService/ListRetirements", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(f"{_P}RecognitionService/ListRecognitions", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(
             f"{_P}ReconciliationService/ListReconciliationReports",

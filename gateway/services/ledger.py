@@ -164,6 +164,8 @@ class RetirementView:
     ratio: Fraction
     retired_at: dt.datetime
     blocks: tuple[BlockView, ...]
+    declared_obligation_grams: int
+    outside_grams: int
 
 
 def block_view(b: Block) -> BlockView:

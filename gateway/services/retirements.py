@@ -19,7 +19,7 @@ from gateway import errors
 from gateway.contract import RETIRED, RETIREMENT_TYPE, retirement_name
 from gateway.security.audit_chain import DETAIL_RULE
 from gateway.security.identity import Identity
-from gateway.services import Clock, utc_now
+from gateway.services import Clock, page_limit, page_of, utc_now
 from gateway.services.intake import DEFAULT_SIGN_TIME_SKEW, advance, repeat, store_envelope
 from gateway.services.ledger import (
     TONNE,
@@ -187,6 +187,8 @@ class RetirementService(LedgerParts):
                 effective,
                 now,
                 tuple(block_view(b) for b in blocks),
+                order.declared_obligation_grams,
+                outside,
             )
 
         return self.writer.run(work, incoming.key_id)
@@ -262,6 +264,39 @@ class RetirementService(LedgerParts):
                     7,
                 )
 
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, name: str) -> RetirementView:
+        """One retirement, with the blocks it consumed."""
+        with self.db.transaction() as session:
+            store = LedgerStore(session.connection())
+            row = store.retirement(name)
+            if row is None:
+                raise errors.RetirementNotFound(
+                    f"no retirement {name}", metadata={"retirement": name}
+                )
+            return self._view(store, row)
+
+    def list_retirements(
+        self,
+        *,
+        holder: str = "",
+        purpose: int = 0,
+        compliance_year: int = 0,
+        page_size: int = 0,
+        after: int = 0,
+    ) -> tuple[list[RetirementView], int]:
+        """Retirements in the order they took effect, page by page (filters: "" or 0 for any);
+        returns the page and the id to resume after."""
+        limit = page_limit(page_size)
+        with self.db.transaction() as session:
+            store = LedgerStore(session.connection())
+            found = store.retirements_page(
+                after, limit + 1, holder=holder, purpose=purpose, year=compliance_year
+            )
+            rows, last = page_of(found, limit)
+            return [self._view(store, r) for r in rows], (last.id if last is not None else 0)
+
     @staticmethod
     def _view(store: LedgerStore, row: Retirement) -> RetirementView:
         return RetirementView(
@@ -276,4 +311,6 @@ class RetirementService(LedgerParts):
             Fraction(row.ratio_numerator, row.ratio_denominator),
             row.retired_at,
             tuple(block_view(b) for b in store.retired_by(row.name)),
+            row.declared_obligation_grams,
+            row.outside_grams,
         )

@@ -91,6 +91,7 @@ class Transfer:
 class Retirement:
     """The columns of ``retirements`` a retirement is answered with."""
 
+    id: int
     name: str
     retirement_id: str
     holder_region: str
@@ -103,6 +104,8 @@ class Retirement:
     ratio_denominator: int
     request_sha256: bytes
     retired_at: dt.datetime
+    declared_obligation_grams: int
+    outside_grams: int
 
 
 def _columns(table: Table, shape: type[Any]) -> tuple[Any, ...]:
@@ -244,7 +247,8 @@ _DUE = Statement(
     .with_for_update()
 )
 
-_RETIREMENT = Statement(select(*_columns(_R, Retirement)).where(_R.c.name == bindparam("r_name")))
+_RETIREMENT_COLUMNS = _columns(_R, Retirement)
+_RETIREMENT = Statement(select(*_RETIREMENT_COLUMNS).where(_R.c.name == bindparam("r_name")))
 _INSERT_RETIREMENT = _inserter(_R)
 _EARLIER_OFFSETS = Statement(
     select(
@@ -456,6 +460,20 @@ class LedgerStore:
         if state:
             stmt = stmt.where(_T.c.state == state)
         return [Transfer(*r) for r in self.conn.execute(stmt)]
+
+    def retirements_page(
+        self, after: int, limit: int, *, holder: str, purpose: int, year: int
+    ) -> list[Retirement]:
+        """Up to ``limit`` retirements after id ``after``, in id order (filters: "" or 0 for
+        any)."""
+        stmt = select(*_RETIREMENT_COLUMNS).where(_R.c.id > after).order_by(_R.c.id).limit(limit)
+        if holder:
+            stmt = stmt.where(_R.c.holder_region == holder)
+        if purpose:
+            stmt = stmt.where(_R.c.purpose == purpose)
+        if year:
+            stmt = stmt.where(_R.c.compliance_year == year)
+        return [Retirement(*r) for r in self.conn.execute(stmt)]
 
     def blocks_page(
         self, after: int, limit: int, *, holder: str, origin: str, state: str

@@ -45,7 +45,7 @@ def _enum_problem(rule: Enum, f: FieldDescriptor, value: int) -> str | None:
         return f"unknown value {value}"
     if value == 0 and not rule.zero_ok:
         return f"required ({known[0].name} is not a value)"
-    if rule.allowed and value not in rule.allowed:
+    if rule.allowed and value != 0 and value not in rule.allowed:
         names = ", ".join(known[v].name for v in rule.allowed)
         return f"{known[value].name} is not allowed here (one of {names})"
     return None

@@ -271,6 +271,14 @@ RULES: dict[str, Rules] = {
             "page_token": Cursor(),
         }
     ),
+    f"{_P}ListRetirementsRequest": Rules(
+        {
+            "holder_region": ANY_REGION,
+            "purpose": Enum(zero_ok=True, allowed=_RETIREMENT_PURPOSES),
+            "compliance_year": Range(2000, 9999, zero_ok=True),
+            "page_token": Cursor(),
+        }
+    ),
     f"{_P}ListUnitBlocksRequest": Rules(
         {
             "holder_region": ANY_REGION,

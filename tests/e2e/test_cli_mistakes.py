@@ -263,6 +263,18 @@ MISTAKES = [
         USAGE,
         "ets-offset",
     ),
+    m(
+        "retirement-purpose-unknown",
+        f"transfer retirements list --purpose transfer {GW} --region 310000",
+        USAGE,
+        "ets-offset",
+    ),
+    m(
+        "retirement-filter-region-bad",
+        f"transfer retirements list --of-region 3100 {GW} --region 310000",
+        USAGE,
+        "six-digit",
+    ),
     m("report-format-unknown", "reconcile report 1 --format xml -c {cfg}", USAGE, "csv"),
     m("output-unknown", f"keys list {GW} --region 310000 -o xml", USAGE, "yaml"),
     m("unknown-command", "transfr list", USAGE, "No such command"),
@@ -280,6 +292,19 @@ MISTAKES = [
         ERROR,
         "TRANSFER_NOT_FOUND",
         "yrdgw transfer list",
+    ),
+    m(
+        "retirement-unknown",
+        f"transfer retirements show regions/310000/retirements/nope {GW} --region 310000",
+        ERROR,
+        "RETIREMENT_NOT_FOUND",
+        "yrdgw transfer retirements list",
+    ),
+    m(
+        "retirement-year-bad",
+        f"transfer retirements list --compliance-year 1999 {GW} --region 310000",
+        ERROR,
+        "compliance_year",
     ),
     m(
         "brackets-kept",

@@ -128,6 +128,16 @@ def test_each_object_printing_command_round_trips_its_identifiers(world: World) 
         "1000-1000999",
     )
     assert retired["name"] == "regions/310000/retirements/r-out-1"
+    retirements = world.read("transfer", "retirements", "list", "--of-region", "310000")
+    assert [r["name"] for r in retirements] == [retired["name"]]
+    assert world.names("transfer", "retirements", "list") == [retired["name"]]
+    for shown_name in world.names("transfer", "retirements", "list", "--purpose", "charitable"):
+        shown = world.read("transfer", "retirements", "show", shown_name)
+        assert shown == retired  # what retire printed, blocks included
+    assert world.read("transfer", "retirements", "list", "--purpose", "ets-offset") == []
+    assert world.read("transfer", "retirements", "list", "--of-region", "340000") == []
+    table = world.call("transfer", "retirements", "show", retired["name"])
+    assert "340000 1000..1000999" in table and "from outside 310000" in table
 
     subject = "regions/340000/methodologies/AH-FFX-PV-2024-02"
     requested = world.json(

@@ -75,6 +75,8 @@ READS = frozenset(
         "GetTransfer",
         "ListTransfers",
         "ListUnitBlocks",
+        "GetRetirement",
+        "ListRetirements",
         "GetRecognition",
         "ListRecognitions",
         "CheckRecognized",
@@ -449,6 +451,24 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
                     holder_region=SH,
                     origin_region=SH,
                     state=records_pb2.UNIT_BLOCK_STATE_ACTIVE,
+                    page_size=1,
+                )
+            ],
+        ),
+        (
+            "TransferService/GetRetirement",
+            sh,
+            # Retired by the signed Retire case (not found before it runs: as hostile a value).
+            [tr.GetRetirementRequest(name=f"regions/{SH}/retirements/hostile-0")],
+        ),
+        (
+            "TransferService/ListRetirements",
+            sh,
+            [
+                tr.ListRetirementsRequest(
+                    holder_region=SH,
+                    purpose=transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
+                    compliance_year=2025,
                     page_size=1,
                 )
             ],

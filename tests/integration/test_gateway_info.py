@@ -83,6 +83,7 @@ def test_every_role_reads_the_facts(
         "ListRecords": (100, 1000),
         "ListTransfers": (100, 1000),
         "ListUnitBlocks": (100, 1000),
+        "ListRetirements": (100, 1000),
         "ListRecognitions": (100, 1000),
         "ListReconciliationReports": (50, 500),
         "ListAuditEntries": (500, 5000),

@@ -205,6 +205,33 @@ export class RegistryClient {
     return (await this.signed('AcceptTransfer', CONTENT_TYPES.answer, 'TransferAnswer', answer)).transfer;
   }
 
+  /** Retires held units (§11.2 Retire); `order` is a RetirementOrder. */
+  async retire(order) {
+    return (await this.signed('Retire', CONTENT_TYPES.retirement, 'RetirementOrder', order)).retirement;
+  }
+
+  /** One retirement by resource name (any region's; NOT_FOUND / RETIREMENT_NOT_FOUND). */
+  async getRetirement(name) {
+    return (await this.call(this.transfers, 'GetRetirement', { name })).retirement;
+  }
+
+  /** Every retirement matching the filter ({holder_region, purpose, compliance_year}: empty, 0
+   * or UNSPECIFIED for any), in the order they took effect, following page tokens. */
+  async listRetirements(filter = {}, pageSize = 0) {
+    const retirements = [];
+    let page_token = '';
+    do {
+      const reply = await this.call(this.transfers, 'ListRetirements', {
+        ...filter,
+        page_size: pageSize,
+        page_token,
+      });
+      retirements.push(...reply.retirements);
+      page_token = reply.next_page_token;
+    } while (page_token);
+    return retirements;
+  }
+
   /** Every block matching the filter, following page tokens. */
   async unitBlocks(filter) {
     const blocks = [];

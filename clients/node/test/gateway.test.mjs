@@ -121,6 +121,36 @@ test('a registry publishes, reads, transfers and verifies, from the specificatio
     [[range.start, range.end, 'UNIT_BLOCK_STATE_ACTIVE']],
   );
 
+  // §11.2: Jiangsu retires part of what it received; any region reads it back, listed and by
+  // name, page by page, and a name that does not exist is NOT_FOUND (code 5).
+  const retirementId = `node-r-${Date.now()}`;
+  const retired = await js.retire({
+    retirement_id: retirementId,
+    units: { ranges: { origin_region: SH, ranges: [{ start: range.start, end: String(start + 999n) }] } },
+    purpose: 'TRANSFER_PURPOSE_CHARITABLE',
+    beneficiary: '希望工程',
+  });
+  assert.equal(retired.name, `regions/${JS}/retirements/${retirementId}`);
+  assert.equal(retired.quantity_grams, '1000');
+  assert.equal(retired.outside_grams, '1000');
+  const got = await sh.getRetirement(retired.name);
+  assert.deepEqual(got, retired);
+  assert.deepEqual(got.blocks.map((b) => [b.serials.start, b.serials.end, b.state]), [
+    [range.start, String(start + 999n), 'UNIT_BLOCK_STATE_RETIRED'],
+  ]);
+  const listed = await sh.listRetirements({ holder_region: JS, purpose: 'TRANSFER_PURPOSE_CHARITABLE' }, 1);
+  assert.deepEqual(listed.map((r) => r.name), [retired.name]);
+  assert.deepEqual(await sh.listRetirements({ purpose: 'TRANSFER_PURPOSE_ETS_OFFSET' }), []);
+  await assert.rejects(
+    sh.getRetirement(`regions/${JS}/retirements/never`),
+    (err) => err.cause?.code === 5,
+  );
+  // A purpose that is not a retirement's is refused, not answered empty (INVALID_ARGUMENT, 3).
+  await assert.rejects(
+    sh.listRetirements({ purpose: 'TRANSFER_PURPOSE_TRANSFER' }),
+    (err) => err.cause?.code === 3,
+  );
+
   // §8: the whole audit log verifies, and the signed tree head (by the served key) names it.
   const head = await js.treeHead();
   const entries = (await js.auditEntries()).filter((e) => BigInt(e.sequence) <= BigInt(head.size));

@@ -311,6 +311,8 @@ class Retirement(_message.Message):
     RATIO_NUMERATOR_FIELD_NUMBER: _builtins.int
     RATIO_DENOMINATOR_FIELD_NUMBER: _builtins.int
     ROUNDING_REMAINDER_NUMERATOR_FIELD_NUMBER: _builtins.int
+    DECLARED_OBLIGATION_GRAMS_FIELD_NUMBER: _builtins.int
+    OUTSIDE_GRAMS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Global resource name: "regions/{holder_region}/retirements/{retirement_id}"."""
     retirement_id: _builtins.str
@@ -333,6 +335,14 @@ class Retirement(_message.Message):
     """Denominator of the adjustment ratio applied (1 when none applies)."""
     rounding_remainder_numerator: _builtins.int
     """Grams lost to rounding down: quantity × ratio − credited, as numerator over ratio_denominator."""
+    declared_obligation_grams: _builtins.int
+    """The compliance entity's declared obligation for compliance_year, in grams (ETS offsets; 0
+    otherwise), as the order declared it.
+    """
+    outside_grams: _builtins.int
+    """Of the quantity, the grams issued outside holder_region, counted as the offset cap on them
+    counts them: for an ETS offset at their adjustment ratio, rounded down; 0 when none.
+    """
     @_builtins.property
     def blocks(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.UnitBlock]:
         """Blocks retired."""
@@ -357,10 +367,12 @@ class Retirement(_message.Message):
         ratio_numerator: _builtins.int = ...,
         ratio_denominator: _builtins.int = ...,
         rounding_remainder_numerator: _builtins.int = ...,
+        declared_obligation_grams: _builtins.int = ...,
+        outside_grams: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retire_time", b"retire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "blocks", b"blocks", "compliance_year", b"compliance_year", "credited_grams", b"credited_grams", "holder_region", b"holder_region", "name", b"name", "purpose", b"purpose", "quantity_grams", b"quantity_grams", "ratio_denominator", b"ratio_denominator", "ratio_numerator", b"ratio_numerator", "retire_time", b"retire_time", "retirement_id", b"retirement_id", "rounding_remainder_numerator", b"rounding_remainder_numerator"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["beneficiary", b"beneficiary", "blocks", b"blocks", "compliance_year", b"compliance_year", "credited_grams", b"credited_grams", "declared_obligation_grams", b"declared_obligation_grams", "holder_region", b"holder_region", "name", b"name", "outside_grams", b"outside_grams", "purpose", b"purpose", "quantity_grams", b"quantity_grams", "ratio_denominator", b"ratio_denominator", "ratio_numerator", b"ratio_numerator", "retire_time", b"retire_time", "retirement_id", b"retirement_id", "rounding_remainder_numerator", b"rounding_remainder_numerator"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -579,3 +579,115 @@ class ListUnitBlocksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListUnitBlocksResponse: _TypeAlias = ListUnitBlocksResponse  # noqa: Y015
+
+@_typing.final
+class GetRetirementRequest(_message.Message):
+    """GetRetirementRequest names a retirement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name of the retirement: "regions/{holder_region}/retirements/{retirement_id}"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRetirementRequest: _TypeAlias = GetRetirementRequest  # noqa: Y015
+
+@_typing.final
+class GetRetirementResponse(_message.Message):
+    """GetRetirementResponse returns a retirement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETIREMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def retirement(self) -> _transfer_pb2.Retirement:
+        """The retirement."""
+
+    def __init__(
+        self,
+        *,
+        retirement: _transfer_pb2.Retirement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retirement", b"retirement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retirement", b"retirement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRetirementResponse: _TypeAlias = GetRetirementResponse  # noqa: Y015
+
+@_typing.final
+class ListRetirementsRequest(_message.Message):
+    """ListRetirementsRequest filters and pages retirements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDER_REGION_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    COMPLIANCE_YEAR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    holder_region: _builtins.str
+    """Region that retired the units (the holder); empty means any."""
+    purpose: _transfer_pb2.TransferPurpose.ValueType
+    """Purpose; unspecified means any."""
+    compliance_year: _builtins.int
+    """Compliance year; 0 means any."""
+    page_size: _builtins.int
+    """Maximum number of retirements; 0 means the server default."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        holder_region: _builtins.str = ...,
+        purpose: _transfer_pb2.TransferPurpose.ValueType = ...,
+        compliance_year: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compliance_year", b"compliance_year", "holder_region", b"holder_region", "page_size", b"page_size", "page_token", b"page_token", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetirementsRequest: _TypeAlias = ListRetirementsRequest  # noqa: Y015
+
+@_typing.final
+class ListRetirementsResponse(_message.Message):
+    """ListRetirementsResponse is one page of retirements."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETIREMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def retirements(self) -> _containers.RepeatedCompositeFieldContainer[_transfer_pb2.Retirement]:
+        """The retirements."""
+
+    def __init__(
+        self,
+        *,
+        retirements: _abc.Iterable[_transfer_pb2.Retirement] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "retirements", b"retirements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetirementsResponse: _TypeAlias = ListRetirementsResponse  # noqa: Y015

@@ -78,6 +78,16 @@ class TransferServiceStub:
                 request_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksRequest.SerializeToString,
                 response_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksResponse.FromString,
                 _registered_method=True)
+        self.GetRetirement = channel.unary_unary(
+                '/yrd.interop.v1.TransferService/GetRetirement',
+                request_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementRequest.SerializeToString,
+                response_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementResponse.FromString,
+                _registered_method=True)
+        self.ListRetirements = channel.unary_unary(
+                '/yrd.interop.v1.TransferService/ListRetirements',
+                request_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsRequest.SerializeToString,
+                response_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsResponse.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer:
@@ -143,6 +153,20 @@ class TransferServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRetirement(self, request, context):
+        """GetRetirement returns one retirement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRetirements(self, request, context):
+        """ListRetirements lists retirements, page by page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransferServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +209,16 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     servicer.ListUnitBlocks,
                     request_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksRequest.FromString,
                     response_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksResponse.SerializeToString,
+            ),
+            'GetRetirement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetirement,
+                    request_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementRequest.FromString,
+                    response_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementResponse.SerializeToString,
+            ),
+            'ListRetirements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRetirements,
+                    request_deserializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsRequest.FromString,
+                    response_serializer=yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -407,6 +441,60 @@ class TransferService:
             '/yrd.interop.v1.TransferService/ListUnitBlocks',
             yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksRequest.SerializeToString,
             yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListUnitBlocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetirement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yrd.interop.v1.TransferService/GetRetirement',
+            yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementRequest.SerializeToString,
+            yrd_dot_interop_dot_v1_dot_transfer__service__pb2.GetRetirementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRetirements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/yrd.interop.v1.TransferService/ListRetirements',
+            yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsRequest.SerializeToString,
+            yrd_dot_interop_dot_v1_dot_transfer__service__pb2.ListRetirementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

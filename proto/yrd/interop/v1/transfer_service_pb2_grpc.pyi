@@ -53,6 +53,10 @@ class TransferServiceStub:
     """Retire retires units the caller holds."""
     ListUnitBlocks: _grpc.UnaryUnaryMultiCallable[_transfer_service_pb2.ListUnitBlocksRequest, _transfer_service_pb2.ListUnitBlocksResponse]
     """ListUnitBlocks lists ledger blocks, page by page."""
+    GetRetirement: _grpc.UnaryUnaryMultiCallable[_transfer_service_pb2.GetRetirementRequest, _transfer_service_pb2.GetRetirementResponse]
+    """GetRetirement returns one retirement."""
+    ListRetirements: _grpc.UnaryUnaryMultiCallable[_transfer_service_pb2.ListRetirementsRequest, _transfer_service_pb2.ListRetirementsResponse]
+    """ListRetirements lists retirements, page by page."""
 
 @_typing.type_check_only
 class TransferServiceAsyncStub(TransferServiceStub):
@@ -79,6 +83,10 @@ class TransferServiceAsyncStub(TransferServiceStub):
     """Retire retires units the caller holds."""
     ListUnitBlocks: _aio.UnaryUnaryMultiCallable[_transfer_service_pb2.ListUnitBlocksRequest, _transfer_service_pb2.ListUnitBlocksResponse]  # type: ignore[assignment]
     """ListUnitBlocks lists ledger blocks, page by page."""
+    GetRetirement: _aio.UnaryUnaryMultiCallable[_transfer_service_pb2.GetRetirementRequest, _transfer_service_pb2.GetRetirementResponse]  # type: ignore[assignment]
+    """GetRetirement returns one retirement."""
+    ListRetirements: _aio.UnaryUnaryMultiCallable[_transfer_service_pb2.ListRetirementsRequest, _transfer_service_pb2.ListRetirementsResponse]  # type: ignore[assignment]
+    """ListRetirements lists retirements, page by page."""
 
 class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
     """TransferService moves units between regions in two phases and retires them.
@@ -150,5 +158,21 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_transfer_service_pb2.ListUnitBlocksResponse, _abc.Awaitable[_transfer_service_pb2.ListUnitBlocksResponse]]:
         """ListUnitBlocks lists ledger blocks, page by page."""
+
+    @_abc_1.abstractmethod
+    def GetRetirement(
+        self,
+        request: _transfer_service_pb2.GetRetirementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfer_service_pb2.GetRetirementResponse, _abc.Awaitable[_transfer_service_pb2.GetRetirementResponse]]:
+        """GetRetirement returns one retirement."""
+
+    @_abc_1.abstractmethod
+    def ListRetirements(
+        self,
+        request: _transfer_service_pb2.ListRetirementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfer_service_pb2.ListRetirementsResponse, _abc.Awaitable[_transfer_service_pb2.ListRetirementsResponse]]:
+        """ListRetirements lists retirements, page by page."""
 
 def add_TransferServiceServicer_to_server(servicer: TransferServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
