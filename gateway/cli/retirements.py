@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -91,26 +92,13 @@ def retirements_list(
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """List retirements, in the order they took effect."""
-    from yrd.interop.v1 import transfer_service_pb2
-
-    found = []
     with remote.connect(gateway, cert_dir, region) as client:
-        token = ""
-        while True:
-            page = client.call(
-                client.transfers.ListRetirements,
-                transfer_service_pb2.ListRetirementsRequest(
-                    holder_region=of_region,
-                    purpose=PURPOSES[purpose.value] if purpose else 0,  # type: ignore[arg-type]
-                    compliance_year=compliance_year,
-                    page_size=500,
-                    page_token=token,
-                ),
-            )
-            found += list(page.retirements)
-            token = page.next_page_token
-            if not token:
-                break
+        found = client.list_retirements(
+            of_region,
+            PURPOSES[purpose.value] if purpose else 0,  # type: ignore[arg-type]
+            compliance_year,
+            limit=sys.maxsize,  # every page: the CLI lists them all
+        )
     show(found, output, cols=RETIREMENT_COLS)
 
 
