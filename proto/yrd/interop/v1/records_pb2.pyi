@@ -116,6 +116,34 @@ PROJECT_STATUS_CLOSED: ProjectStatus.ValueType  # 3
 """Closed (关闭)."""
 Global___ProjectStatus: _TypeAlias = ProjectStatus  # noqa: Y015
 
+class _CoordinateDatum:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CoordinateDatumEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CoordinateDatum.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COORDINATE_DATUM_UNSPECIFIED: _CoordinateDatum.ValueType  # 0
+    """Not set; read as WGS-84 where a site is given."""
+    COORDINATE_DATUM_WGS84: _CoordinateDatum.ValueType  # 1
+    """WGS-84 (GPS), the default."""
+    COORDINATE_DATUM_GCJ02: _CoordinateDatum.ValueType  # 2
+    """GCJ-02, the datum of most Chinese map services."""
+    COORDINATE_DATUM_BD09: _CoordinateDatum.ValueType  # 3
+    """BD-09, Baidu's datum."""
+
+class CoordinateDatum(_CoordinateDatum, metaclass=_CoordinateDatumEnumTypeWrapper):
+    """CoordinateDatum is the geodetic datum a site's coordinates are given in."""
+
+COORDINATE_DATUM_UNSPECIFIED: CoordinateDatum.ValueType  # 0
+"""Not set; read as WGS-84 where a site is given."""
+COORDINATE_DATUM_WGS84: CoordinateDatum.ValueType  # 1
+"""WGS-84 (GPS), the default."""
+COORDINATE_DATUM_GCJ02: CoordinateDatum.ValueType  # 2
+"""GCJ-02, the datum of most Chinese map services."""
+COORDINATE_DATUM_BD09: CoordinateDatum.ValueType  # 3
+"""BD-09, Baidu's datum."""
+Global___CoordinateDatum: _TypeAlias = CoordinateDatum  # noqa: Y015
+
 class _UnitBlockState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -131,7 +159,11 @@ class _UnitBlockStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UnitBl
     UNIT_BLOCK_STATE_RETIRED: _UnitBlockState.ValueType  # 3
     """Retired; never moves again."""
     UNIT_BLOCK_STATE_CANCELLED: _UnitBlockState.ValueType  # 4
-    """Cancelled by the origin registry."""
+    """Cancelled by the origin registry, or by the resolution of a duplicate case."""
+    UNIT_BLOCK_STATE_HELD: _UnitBlockState.ValueType  # 5
+    """Held while a duplicate case is open: cannot be transferred or retired until the case is
+    resolved (released or cancelled).
+    """
 
 class UnitBlockState(_UnitBlockState, metaclass=_UnitBlockStateEnumTypeWrapper):
     """UnitBlockState is the state of a block of units in the ledger."""
@@ -145,7 +177,11 @@ UNIT_BLOCK_STATE_IN_TRANSFER: UnitBlockState.ValueType  # 2
 UNIT_BLOCK_STATE_RETIRED: UnitBlockState.ValueType  # 3
 """Retired; never moves again."""
 UNIT_BLOCK_STATE_CANCELLED: UnitBlockState.ValueType  # 4
-"""Cancelled by the origin registry."""
+"""Cancelled by the origin registry, or by the resolution of a duplicate case."""
+UNIT_BLOCK_STATE_HELD: UnitBlockState.ValueType  # 5
+"""Held while a duplicate case is open: cannot be transferred or retired until the case is
+resolved (released or cancelled).
+"""
 Global___UnitBlockState: _TypeAlias = UnitBlockState  # noqa: Y015
 
 @_typing.final
@@ -476,6 +512,7 @@ class Project(_message.Message):
     CREDITING_PERIOD_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     NATIVE_IDS_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Global resource name: "regions/{region}/projects/{project_id}"."""
     region: _builtins.str
@@ -510,6 +547,10 @@ class Project(_message.Message):
     def native_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Other identifiers the region uses, keyed by field name."""
 
+    @_builtins.property
+    def identity(self) -> Global___ProjectIdentity:
+        """Keys for finding the same project registered twice; absent when the region exports none."""
+
     def __init__(
         self,
         *,
@@ -525,14 +566,83 @@ class Project(_message.Message):
         crediting_period: Global___DateRange | None = ...,
         status: Global___ProjectStatus.ValueType = ...,
         native_ids: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        identity: Global___ProjectIdentity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "crediting_period", b"crediting_period", "methodology", b"methodology", "start_date", b"start_date"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "crediting_period", b"crediting_period", "identity", b"identity", "methodology", b"methodology", "start_date", b"start_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "county_code", b"county_code", "crediting_period", b"crediting_period", "methodology", b"methodology", "name", b"name", "native_ids", b"native_ids", "owner", b"owner", "project_id", b"project_id", "region", b"region", "start_date", b"start_date", "status", b"status", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "county_code", b"county_code", "crediting_period", b"crediting_period", "identity", b"identity", "methodology", b"methodology", "name", b"name", "native_ids", b"native_ids", "owner", b"owner", "project_id", b"project_id", "region", b"region", "start_date", b"start_date", "status", b"status", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Project: _TypeAlias = Project  # noqa: Y015
+
+@_typing.final
+class SiteLocation(_message.Message):
+    """SiteLocation is a site's coordinates exactly as filed; the gateway converts them to WGS-84 for
+    matching only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    DATUM_FIELD_NUMBER: _builtins.int
+    latitude: _builtins.str
+    """Latitude in decimal degrees as filed, at most 6 decimals, -90 to 90, e.g. "31.149200"."""
+    longitude: _builtins.str
+    """Longitude in decimal degrees as filed, at most 6 decimals, -180 to 180, e.g. "121.124800"."""
+    datum: Global___CoordinateDatum.ValueType
+    """Datum of the coordinates."""
+    def __init__(
+        self,
+        *,
+        latitude: _builtins.str = ...,
+        longitude: _builtins.str = ...,
+        datum: Global___CoordinateDatum.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["datum", b"datum", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SiteLocation: _TypeAlias = SiteLocation  # noqa: Y015
+
+@_typing.final
+class ProjectIdentity(_message.Message):
+    """ProjectIdentity holds the optional keys that identify a physical project across registries
+    and schemes. Every key is optional; an empty string means not given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_CREDIT_CODE_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
+    GRID_ACCOUNT_FIELD_NUMBER: _builtins.int
+    owner_credit_code: _builtins.str
+    """Owner's unified social credit code (GB 32100-2015): 18 characters, upper case, check
+    character verified.
+    """
+    grid_account: _builtins.str
+    """Grid metering account number (电网户号): 10 to 20 digits, leading zeros kept."""
+    @_builtins.property
+    def site(self) -> Global___SiteLocation:
+        """Site location; absent when not given."""
+
+    def __init__(
+        self,
+        *,
+        owner_credit_code: _builtins.str = ...,
+        site: Global___SiteLocation | None = ...,
+        grid_account: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["site", b"site"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grid_account", b"grid_account", "owner_credit_code", b"owner_credit_code", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectIdentity: _TypeAlias = ProjectIdentity  # noqa: Y015
 
 @_typing.final
 class SerialRange(_message.Message):
