@@ -12,8 +12,8 @@ from gateway.storage.models import IssuanceRow, TransferRow, UnitBlockRow
 
 def invariant_problems(session: Session) -> list[str]:
     """Every serial of every issuance is in exactly one block; blocks never overlap; issued =
-    active + held + reserved + retired + cancelled per origin; a reserved block belongs to exactly one
-    pending transfer. Returns what is wrong (nothing: the ledger holds)."""
+    active + held + reserved + retired + cancelled per origin; a reserved block belongs to
+    exactly one pending transfer. Returns what is wrong (nothing: the ledger holds)."""
     problems: list[str] = []
     prev_end = func.lag(UnitBlockRow.serial_end).over(
         partition_by=UnitBlockRow.origin_region, order_by=UnitBlockRow.serial_start

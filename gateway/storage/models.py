@@ -536,7 +536,7 @@ class CaseDecisionRow(Base):
     comment: Mapped[str] = mapped_column(Text)
     decide_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    """SHA-256 of the signed envelope (stored in ``envelopes``), as recognition decisions keep it."""
+    """SHA-256 of the signed envelope (kept in ``envelopes``), as recognition decisions keep it."""
 
 
 class CaseFindingRow(Base):
