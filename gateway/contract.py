@@ -43,12 +43,15 @@ CASE_VERDICT_TYPE = "application/vnd.yrd.case-verdict+proto"
 # -- unit blocks: stored state names ⇄ protobuf ------------------------------------------------
 
 ACTIVE, RESERVED, RETIRED, CANCELLED = "active", "reserved", "retired", "cancelled"
+HELD = "held"
+"""Units of an issuance a duplicate case holds: neither transferred nor retired until resolved."""
 
 BLOCK_STATE_PROTO: dict[str, records_pb2.UnitBlockState.ValueType] = {
     ACTIVE: records_pb2.UNIT_BLOCK_STATE_ACTIVE,
     RESERVED: records_pb2.UNIT_BLOCK_STATE_IN_TRANSFER,
     RETIRED: records_pb2.UNIT_BLOCK_STATE_RETIRED,
     CANCELLED: records_pb2.UNIT_BLOCK_STATE_CANCELLED,
+    HELD: records_pb2.UNIT_BLOCK_STATE_HELD,
 }
 """The protobuf state of a block, by its stored state name."""
 BLOCK_STATE_OF: dict[int, str] = {v: k for k, v in BLOCK_STATE_PROTO.items()}

@@ -6,14 +6,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.contract import ACTIVE, CANCELLED, PROPOSED, RESERVED, RETIRED
+from gateway.contract import ACTIVE, CANCELLED, HELD, PROPOSED, RESERVED, RETIRED
 from gateway.storage.models import IssuanceRow, TransferRow, UnitBlockRow
 
 
 def invariant_problems(session: Session) -> list[str]:
     """Every serial of every issuance is in exactly one block; blocks never overlap; issued =
-    active + reserved + retired + cancelled per origin; a reserved block belongs to exactly one
-    pending transfer. Returns what is wrong (nothing: the ledger holds)."""
+    active + held + reserved + retired + cancelled per origin; a reserved block belongs to
+    exactly one pending transfer. Returns what is wrong (nothing: the ledger holds)."""
     problems: list[str] = []
     prev_end = func.lag(UnitBlockRow.serial_end).over(
         partition_by=UnitBlockRow.origin_region, order_by=UnitBlockRow.serial_start
@@ -100,7 +100,7 @@ def invariant_problems(session: Session) -> list[str]:
                 UnitBlockRow.origin_region,
                 func.sum(UnitBlockRow.serial_end - UnitBlockRow.serial_start + 1),
             )
-            .where(UnitBlockRow.state.in_((ACTIVE, RESERVED, RETIRED, CANCELLED)))
+            .where(UnitBlockRow.state.in_((ACTIVE, HELD, RESERVED, RETIRED, CANCELLED)))
             .group_by(UnitBlockRow.origin_region)
         ).all()
     )

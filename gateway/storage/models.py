@@ -415,3 +415,143 @@ class SubscriberPositionRow(Base):
     position: Mapped[int] = mapped_column(BigInteger)
     """The later of the cursor last requested and the feed position the stream reached."""
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class IdentitySubjectRow(Base):
+    """A registration the duplicate detection matches: a region's project or an external list's
+    project, with its identity keys normalised for matching (WGS-84, grid cell, watts)."""
+
+    __tablename__ = "identity_subjects"
+
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """``regions/{region}/projects/{id}`` or ``schemes/{scheme}/projects/{id}``."""
+    kind: Mapped[str] = mapped_column(String(10))
+    """``project`` (a region's) or ``external`` (an imported list's)."""
+    region: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    scheme: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    credit_code: Mapped[str | None] = mapped_column(String(18), nullable=True, index=True)
+    grid_account: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    lat_e7: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """WGS-84 latitude in degrees × 10⁷, rounded (None without a site)."""
+    lon_e7: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cell: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    """Grid cell of the WGS-84 site (mutual_recognition.duplicates.cell_of)."""
+    category: Mapped[str] = mapped_column(String(40))
+    """ScenarioCategory name, e.g. ``SCENARIO_CATEGORY_DISTRIBUTED_PV``."""
+    capacity_w: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """Installed capacity in watts as an exact decimal string (None when not given)."""
+    registered_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    credit_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    credit_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    title: Mapped[str] = mapped_column(Unicode(300))
+    owner: Mapped[str] = mapped_column(Unicode(300))
+    """Owner name ("" for an external project)."""
+
+
+class ExternalProjectRow(Base):
+    """A project of another scheme (CCER, an ETS) exactly as an operator's list gave it."""
+
+    __tablename__ = "external_projects"
+
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """``schemes/{scheme}/projects/{scheme_project_id}``."""
+    scheme: Mapped[str] = mapped_column(String(20))
+    scheme_project_id: Mapped[str] = mapped_column(String(80))
+    title: Mapped[str] = mapped_column(Unicode(300))
+    owner_credit_code: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    latitude: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    longitude: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    datum: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    """As listed: ``WGS84``, ``GCJ02`` or ``BD09``."""
+    grid_account: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    category: Mapped[str] = mapped_column(String(40))
+    capacity_value: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    capacity_unit: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    registration_date: Mapped[dt.date] = mapped_column(Date)
+    credit_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    credit_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    import_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    imported_by: Mapped[str] = mapped_column(String(120))
+    list_digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 (hex) of the imported list's rows."""
+
+
+class DuplicateCaseRow(Base):
+    """A suspected double registration of one physical project: one per pair of subjects."""
+
+    __tablename__ = "duplicate_cases"
+    __table_args__ = (UniqueConstraint("first_subject", "second_subject"),)
+
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """``dc-`` + 12 hex of sha256(first|second)."""
+    state: Mapped[str] = mapped_column(String(20))
+    """``OPEN``, ``DISTINCT`` or ``DUPLICATE``."""
+    rule: Mapped[str] = mapped_column(String(40))
+    """DuplicateRule name."""
+    strength: Mapped[str] = mapped_column(String(40))
+    """MatchStrength name."""
+    first_subject: Mapped[str] = mapped_column(String(200), index=True)
+    """The earlier registration."""
+    second_subject: Mapped[str] = mapped_column(String(200), index=True)
+    evidence: Mapped[str] = mapped_column(Text)
+    """The match evidence as JSON (mutual_recognition.duplicates.Evidence)."""
+    deciding_regions: Mapped[str] = mapped_column(Text)
+    """Comma-separated regions whose administrators decide."""
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    standing: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    open_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    resolve_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CaseHoldRow(Base):
+    """An issuance a duplicate case holds or held, and what became of it."""
+
+    __tablename__ = "case_holds"
+
+    case_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("duplicate_cases.case_id"), primary_key=True
+    )
+    issuance: Mapped[str] = mapped_column(String(300), primary_key=True, index=True)
+    """Resource name of the issuance."""
+    outcome: Mapped[str] = mapped_column(String(20))
+    """``held`` while the case is open, then ``released`` or ``cancelled``."""
+
+
+class CaseDecisionRow(Base):
+    """One administrator's signed decision on a duplicate case."""
+
+    __tablename__ = "case_decisions"
+    __table_args__ = (UniqueConstraint("case_id", "region", "admin"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("duplicate_cases.case_id"), index=True
+    )
+    region: Mapped[str] = mapped_column(String(6))
+    admin: Mapped[str] = mapped_column(String(120))
+    resolution: Mapped[str] = mapped_column(String(20))
+    """``DISTINCT`` or ``DUPLICATE``."""
+    standing: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    comment: Mapped[str] = mapped_column(Text)
+    decide_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    """SHA-256 of the signed envelope (kept in ``envelopes``), as recognition decisions keep it."""
+
+
+class CaseFindingRow(Base):
+    """Units of an issuance a DUPLICATE resolution cancelled that had already moved or retired."""
+
+    __tablename__ = "case_findings"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("duplicate_cases.case_id"), index=True
+    )
+    issuance: Mapped[str] = mapped_column(String(300))
+    serial_start: Mapped[int] = mapped_column(BigInteger)
+    serial_end: Mapped[int] = mapped_column(BigInteger)
+    holder_region: Mapped[str] = mapped_column(String(6))
+    state: Mapped[str] = mapped_column(String(20))
+    """Stored block state name: ``retired`` or ``cancelled``."""
+    grams: Mapped[int] = mapped_column(BigInteger)
