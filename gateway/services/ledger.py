@@ -44,9 +44,7 @@ from sqlalchemy.orm import Session
 from yrd.interop.v1 import envelope_pb2, transfer_pb2
 
 from gateway import errors
-from gateway.contract import (
-    ACTIVE,
-)
+from gateway.contract import ACTIVE, HELD, duplicate_case_name
 from gateway.security.identity import Identity, Role
 from gateway.services import Clock, utc_now
 from gateway.services.intake import (
@@ -59,7 +57,9 @@ from gateway.services.intake import (
 from gateway.storage.db import Database, UnitOfWork
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.ledger_checks import invariant_problems
+from gateway.storage.ledger_holds import HoldStore
 from gateway.storage.ledger_store import Block, LedgerStore, Transfer, ledger_group_commit
+from gateway.storage.ledger_store import in_order as in_order  # what the services share
 from gateway.storage.models import UnitBlockRow
 
 log = structlog.get_logger("yrdgw.ledger")
@@ -208,12 +208,6 @@ def moved(blocks: Sequence[Block]) -> list[list[object]]:
     return [[b.origin_region, b.serial_start, b.serial_end] for b in blocks]
 
 
-def in_order(blocks: list[Block]) -> list[Block]:
-    """``blocks`` sorted by origin and first serial (in place)."""
-    blocks.sort(key=lambda b: (b.origin_region, b.serial_start))
-    return blocks
-
-
 def numbered(err: errors.DomainError, number: int) -> errors.DomainError:
     """``err`` as the refusal of the numbered check ``number``."""
     err.metadata.setdefault("check", str(number))
@@ -315,6 +309,16 @@ class LedgerParts:
             chosen.append(store.split(block, block.serial_start, block.serial_start + take - 1))
             wanted -= take
         if wanted:
+            held = HoldStore(store.conn).held_blocks(source, q.project, q.vintage)
+            if sum(b.size for b in held) >= wanted:
+                # Enough units, but some are held: the refusal that says why and until when.
+                raise units_held(
+                    store,
+                    held,
+                    f"{source} holds {q.quantity_grams - wanted} active grams of {q.project} "
+                    f"vintage {q.vintage}, {q.quantity_grams} asked; the rest is held by an "
+                    "open duplicate case",
+                )
             raise numbered(
                 errors.InsufficientUnits(
                     f"{source} holds {q.quantity_grams - wanted} active grams of {q.project} "
@@ -352,6 +356,15 @@ class LedgerParts:
                     ),
                     4,
                 )
+            if block.state == HELD:
+                first, last = max(start, block.serial_start), min(end, block.serial_end)
+                raise units_held(
+                    store,
+                    [block],
+                    f"serials {first}..{last} of {origin} are held by an open duplicate case",
+                    serials=f"{first}-{last}",
+                    origin_region=origin,
+                )
             if block.state != ACTIVE:
                 raise numbered(
                     errors.SerialsNotActive(
@@ -363,6 +376,30 @@ class LedgerParts:
                     4,
                 )
         return [store.split(b, max(start, b.serial_start), min(end, b.serial_end)) for b in blocks]
+
+
+def units_held(
+    store: LedgerStore, blocks: Sequence[Block], message: str, **metadata: str
+) -> errors.DomainError:
+    """Check 4's UNITS_HELD refusal for ``blocks`` (of held issuances): its metadata names the
+    issuances and the open cases holding them (``cases``: case names, comma-separated)."""
+    issuances = sorted({b.issuance_name for b in blocks})
+    holds = HoldStore(store.conn).holds_on(issuances)
+    return held_refusal(message, issuances, [case for case, _ in holds], **metadata)
+
+
+def held_refusal(
+    message: str, issuances: Sequence[str], case_ids: Sequence[str], **metadata: str
+) -> errors.DomainError:
+    """The UNITS_HELD refusal (check 4) of units of ``issuances``, held by cases ``case_ids``."""
+    cases = ",".join(duplicate_case_name(c) for c in sorted(set(case_ids)))
+    return numbered(
+        errors.UnitsHeld(
+            f"{message} ({cases})" if cases else message,
+            metadata={**metadata, "issuance": ",".join(issuances), "cases": cases},
+        ),
+        4,
+    )
 
 
 @dataclass(frozen=True, slots=True)

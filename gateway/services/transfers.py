@@ -35,6 +35,7 @@ from gateway.services.ledger import (
     RecognitionPolicy,
     TransferView,
     block_view,
+    held_refusal,
     in_order,
     moved,
     numbered,
@@ -44,10 +45,14 @@ from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.db import Database, UnitOfWork
 from gateway.storage.direct import Writes
 from gateway.storage.group_commit import GroupCommit
+from gateway.storage.ledger_holds import Finding, HoldStore, cancel_blocks, findings_of
 from gateway.storage.ledger_store import Block, LedgerStore, Transfer
 
 RECOGNITION_REVOKED = "RECOGNITION_REVOKED"
 """The code a transfer rejected by a revocation carries at the head of its reason."""
+DUPLICATE_CANCELLED = "DUPLICATE_CANCELLED"
+"""The code a transfer cancelled by a duplicate case's resolution carries at the head of its
+reason."""
 
 
 class TransferService(LedgerParts):
@@ -224,6 +229,16 @@ class TransferService(LedgerParts):
                     found.id, outcome=outcome, now=now, envelope=signed.digest, why=why
                 )
             if outcome == COMPLETED:
+                holds = store.holds_on_reserved(row.name)
+                if holds:
+                    # Refused like a failed check: the savepoint rolls the resolution back, so
+                    # nothing changes and the transfer stays pending.
+                    raise held_refusal(
+                        f"{row.name} moves units of an issuance held by an open duplicate case",
+                        sorted({issuance for _, issuance in holds}),
+                        [case for case, _ in holds],
+                        transfer=row.name,
+                    )
                 changed = store.move_reserved(row.name, row.destination_region)
             else:
                 changed = store.release_reserved(row.name)
@@ -444,6 +459,51 @@ class TransferService(LedgerParts):
         # A resolved transfer's blocks have moved on (split, moved again); the audit trail keeps
         # the ranges it moved. A pending one lists the blocks it reserves.
         return transfer_view(row, store.reserved_by(row.name) if row.state == PROPOSED else [])
+
+
+def cancel_issuances(
+    session: Session,
+    issuances: Sequence[str],
+    cause: str,
+    now: dt.datetime,
+    actor: Identity,
+    *,
+    envelope: bytes = b"",
+    audit: AuditLog | None = None,
+) -> list[Finding]:
+    """A DUPLICATE resolution's cancellation of ``issuances`` whole, in the caller's transaction
+    (``cause``: the case's name). Every pending transfer reserving units of them is cancelled
+    first — its units released where they were (held or active), audited
+    ``transfer.cancelled`` with ``actor`` (the deciding administrator) and ``envelope`` (the
+    decision's hash), its reason ``DUPLICATE_CANCELLED: {cause} ...``; then every held or active
+    block of ``issuances`` becomes cancelled (any holder); retired blocks stay retired.
+
+    Returns the findings: the retired blocks of ``issuances``, and those cancelled now that a
+    region other than their origin held; in order. ``audit``: the transaction's audit log if
+    the caller holds one (appending through two of one transaction would fork the chain);
+    otherwise the head is locked here, before any transfer or block (the one lock order)."""
+    conn = session.connection()
+    log = audit if audit is not None else audit_log(conn)
+    store, holds = LedgerStore(conn), HoldStore(conn)
+    why = f"{DUPLICATE_CANCELLED}: {cause} cancelled the issuance of these units"
+    for pending in holds.pending_reserving(issuances):
+        row = store.resolve(pending.id, outcome=CANCELLED_T, now=now, envelope=None, why=why)
+        blocks = in_order(store.release_reserved(row.name))
+        _audit(
+            log,
+            actor,
+            "transfer.cancelled",
+            now,
+            envelope,
+            blocks,
+            name=row.name,
+            source=row.source_region,
+            destination=row.destination_region,
+            quantity=row.quantity_grams,
+            reason=row.reason,
+        )
+    cancelled = cancel_blocks(session, issuances)
+    return findings_of(holds.blocks_of(issuances), cancelled)
 
 
 def _audit(

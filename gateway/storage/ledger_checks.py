@@ -6,14 +6,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.contract import ACTIVE, CANCELLED, HELD, PROPOSED, RESERVED, RETIRED
-from gateway.storage.models import IssuanceRow, TransferRow, UnitBlockRow
+from gateway.contract import ACTIVE, CANCELLED, HELD, HOLD_HELD, PROPOSED, RESERVED, RETIRED
+from gateway.storage.models import CaseHoldRow, IssuanceRow, TransferRow, UnitBlockRow
 
 
 def invariant_problems(session: Session) -> list[str]:
     """Every serial of every issuance is in exactly one block; blocks never overlap; issued =
     active + held + reserved + retired + cancelled per origin; a reserved block belongs to
-    exactly one pending transfer. Returns what is wrong (nothing: the ledger holds)."""
+    exactly one pending transfer; a held block belongs to an issuance an open duplicate case
+    holds, and such an issuance has no active block. Returns what is wrong (nothing: the ledger
+    holds)."""
     problems: list[str] = []
     prev_end = func.lag(UnitBlockRow.serial_end).over(
         partition_by=UnitBlockRow.origin_region, order_by=UnitBlockRow.serial_start
@@ -87,6 +89,7 @@ def invariant_problems(session: Session) -> list[str]:
         .all()
     )
     problems += [f"retired block {i} names no retirement" for i in unowned]
+    problems += _hold_problems(session)
     issued = dict(
         session.execute(
             select(IssuanceRow.region, func.sum(IssuanceRow.quantity_grams)).group_by(
@@ -109,4 +112,31 @@ def invariant_problems(session: Session) -> list[str]:
             problems.append(
                 f"{origin}: issued {issued.get(origin, 0)} g, blocks hold {held.get(origin, 0)} g"
             )
+    return problems
+
+
+def _hold_problems(session: Session) -> list[str]:
+    """A held block belongs to an issuance an open duplicate case holds (a ``case_holds`` row
+    with outcome ``held``); an issuance so held has no active block (its active units were held
+    when the hold began, and units released meanwhile went back to held)."""
+    open_hold = (
+        select(CaseHoldRow.issuance)
+        .where(CaseHoldRow.issuance == UnitBlockRow.issuance_name, CaseHoldRow.outcome == HOLD_HELD)
+        .exists()
+    )
+    unheld = session.execute(
+        select(UnitBlockRow.id, UnitBlockRow.issuance_name)
+        .where(UnitBlockRow.state == HELD, ~open_hold)
+        .order_by(UnitBlockRow.id)
+    ).all()
+    problems = [f"block {i} is held but no open case holds issuance {n}" for i, n in unheld]
+    loose = session.execute(
+        select(UnitBlockRow.issuance_name, func.count())
+        .where(UnitBlockRow.state == ACTIVE, open_hold)
+        .group_by(UnitBlockRow.issuance_name)
+        .order_by(UnitBlockRow.issuance_name)
+    ).all()
+    problems += [
+        f"issuance {n} is held by an open case but {c} of its blocks are active" for n, c in loose
+    ]
     return problems

@@ -14,11 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, case, exists, func, insert, select, update
 from yrd.interop.v1 import transfer_pb2
 
 from gateway.contract import (
     ACTIVE,
+    HELD,
+    HOLD_HELD,
     PROPOSED,
     RESERVED,
     RETIRED,
@@ -26,7 +28,7 @@ from gateway.contract import (
 from gateway.storage.db import Database
 from gateway.storage.direct import Statement, Writes
 from gateway.storage.group_commit import GroupCommit
-from gateway.storage.models import RetirementRow, TransferRow, UnitBlockRow
+from gateway.storage.models import CaseHoldRow, RetirementRow, TransferRow, UnitBlockRow
 from gateway.storage.signers import lock_keys
 
 
@@ -37,6 +39,7 @@ def _table(model: type[Any]) -> Table:
 
 
 _B, _T, _R = _table(UnitBlockRow), _table(TransferRow), _table(RetirementRow)
+_H = _table(CaseHoldRow)
 
 
 @dataclass(slots=True)
@@ -196,11 +199,25 @@ _MOVE_RESERVED = Statement(
     .values(state=ACTIVE, reserved_by=None, holder_region=bindparam("to"))
     .returning(*_BLOCK_COLUMNS)
 )
+# Released blocks of an issuance an open duplicate case holds go back to held, not active: the
+# hold is decided per block, in the same statement (an indexed look-up per block).
+_OPEN_HOLD = exists().where(_H.c.issuance == _B.c.issuance_name, _H.c.outcome == HOLD_HELD)
 _RELEASE_RESERVED = Statement(
     update(_B)
     .where(_B.c.reserved_by == bindparam("t_name"))
-    .values(state=ACTIVE, reserved_by=None)
+    .values(state=case((_OPEN_HOLD, HELD), else_=ACTIVE), reserved_by=None)
     .returning(*_BLOCK_COLUMNS)
+)
+# The open holds on the issuances of a transfer's reserved blocks (accept refuses them).
+_HOLDS_ON_RESERVED = Statement(
+    select(_H.c.case_id, _H.c.issuance)
+    .where(
+        _H.c.outcome == HOLD_HELD,
+        _H.c.issuance.in_(
+            select(_B.c.issuance_name).where(_B.c.reserved_by == bindparam("t_name"))
+        ),
+    )
+    .order_by(_H.c.issuance, _H.c.case_id)
 )
 
 _TRANSFER_BY_NAME = select(*_TRANSFER_COLUMNS).where(_T.c.name == bindparam("t_name"))
@@ -265,6 +282,12 @@ _EARLIER_OFFSETS = Statement(
 
 def _blocks(rows: Iterable[Sequence[Any]]) -> list[Block]:
     return [Block(*r) for r in rows]
+
+
+def in_order(blocks: list[Block]) -> list[Block]:
+    """``blocks`` sorted by origin and first serial (in place)."""
+    blocks.sort(key=lambda b: (b.origin_region, b.serial_start))
+    return blocks
 
 
 def _transfer(row: Sequence[Any] | None) -> Transfer | None:
@@ -343,8 +366,15 @@ class LedgerStore:
         return _blocks(_MOVE_RESERVED.rows(self.conn, {"t_name": transfer, "to": to}))
 
     def release_reserved(self, transfer: str) -> list[Block]:
-        """A released transfer's blocks, active where they were (as changed)."""
+        """A released transfer's blocks, where they were (as changed): active, or held when an
+        open duplicate case holds their issuance."""
         return _blocks(_RELEASE_RESERVED.rows(self.conn, {"t_name": transfer}))
+
+    # -- holds of duplicate cases ---------------------------------------------------------------
+
+    def holds_on_reserved(self, transfer: str) -> list[tuple[str, str]]:
+        """(case id, issuance) of every open hold on an issuance ``transfer`` reserves units of."""
+        return [(c, i) for c, i in _HOLDS_ON_RESERVED.rows(self.conn, {"t_name": transfer})]
 
     # -- transfers ------------------------------------------------------------------------------
 
