@@ -16,6 +16,7 @@ from gateway.security.pki import PKIDir, load_signing_key
 from gateway.security.signing import raw_public_key
 from gateway.services import Clock, utc_now
 from gateway.services.audit import AuditReader
+from gateway.services.duplicate_cases import DuplicateCaseService
 from gateway.services.exchange import ExchangeService
 from gateway.services.federation import FederationStatusService, pki_certificates
 from gateway.services.info import InfoService
@@ -40,6 +41,7 @@ class Services:
     transfers: TransferService
     retirements: RetirementService
     reconciliation: ReconciliationService
+    duplicate_cases: DuplicateCaseService
     info: InfoService
     jobs: Jobs
     status: FederationStatusService
@@ -105,6 +107,8 @@ def build_services(
         transfers=transfers,
         retirements=retirements,
         reconciliation=reconciliation,
+        # Each deciding region's quorum is the recognition approval policy's.
+        duplicate_cases=DuplicateCaseService(db, approvals, clock, sign_time_skew=skew),
         info=info,
         jobs=Jobs(db, transfers, reconciliation, audit, settings.reconcile_regions),
         status=FederationStatusService(

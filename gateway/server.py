@@ -23,6 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from yrd.interop.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
+    duplicate_service_pb2,
+    duplicate_service_pb2_grpc,
     gateway_info_service_pb2,
     gateway_info_service_pb2_grpc,
     key_service_pb2,
@@ -46,6 +48,7 @@ from gateway.metrics import FederationCollector, MetricsEndpoint, RpcMetrics, po
 from gateway.rpc.interceptor import GatewayInterceptor, RevocationList
 from gateway.rpc.servicers import (
     AuditServicer,
+    DuplicateServicer,
     GatewayInfoServicer,
     KeyServicer,
     RecognitionServicer,
@@ -74,6 +77,7 @@ SERVICE_NAMES: tuple[str, ...] = tuple(
         (registry_service_pb2, "RegistryService"),
         (transfer_service_pb2, "TransferService"),
         (recognition_service_pb2, "RecognitionService"),
+        (duplicate_service_pb2, "DuplicateService"),
         (reconciliation_service_pb2, "ReconciliationService"),
         (key_service_pb2, "KeyService"),
         (audit_service_pb2, "AuditService"),
@@ -266,6 +270,9 @@ class GatewayServer:
         )
         recognition_service_pb2_grpc.add_RecognitionServiceServicer_to_server(
             RecognitionServicer(t(self.recognition)), server
+        )
+        duplicate_service_pb2_grpc.add_DuplicateServiceServicer_to_server(
+            DuplicateServicer(t(self.services.duplicate_cases)), server
         )
         transfers = TransferServicer(t(self.transfers), t(self.retirements))
         if s.fault_kill_after_commit:  # crash tests only (see gateway/rpc/faults.py)

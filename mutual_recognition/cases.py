@@ -21,6 +21,7 @@ from typing import ClassVar
 
 __all__ = [
     "CaseAlreadyDecided",
+    "CaseClosed",
     "CaseDecisionError",
     "CaseParties",
     "Decision",
@@ -58,6 +59,12 @@ class NotDecidingRegion(CaseDecisionError):
     """The administrator's region does not decide this case."""
 
     reason = "NOT_DECIDING_REGION"
+
+
+class CaseClosed(CaseDecisionError):
+    """The case is resolved already: it is decided once."""
+
+    reason = "DUPLICATE_CASE_CLOSED"
 
 
 class CaseAlreadyDecided(CaseDecisionError):
@@ -137,14 +144,18 @@ def check_decision(
     admin: str,
     resolution: Resolution,
     standing: str,
+    resolved: str = "",
 ) -> Decision:
     """The new decision of ``admin`` of ``region``, normalised, or the refusal, in this order:
-    :class:`NotDecidingRegion`, :class:`CaseAlreadyDecided`, :class:`StandingInvalid`."""
+    :class:`NotDecidingRegion`, :class:`CaseClosed` (``resolved``: the state of a resolved
+    case; empty while open), :class:`CaseAlreadyDecided`, :class:`StandingInvalid`."""
     if region not in parties.deciding:
         raise NotDecidingRegion(
             f"region {region} does not decide this case (deciding: {', '.join(parties.deciding)})",
             metadata={"region": region, "deciding_regions": ",".join(parties.deciding)},
         )
+    if resolved:
+        raise CaseClosed(f"the case is resolved already ({resolved})", metadata={"state": resolved})
     if any(d.region == region and d.admin == admin for d in decisions):
         raise CaseAlreadyDecided(
             f"{admin} of {region} has decided this case already",

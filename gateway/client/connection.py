@@ -17,6 +17,7 @@ from yrd.interop.v1 import (
     audit_pb2,
     audit_service_pb2,
     audit_service_pb2_grpc,
+    duplicate_service_pb2_grpc,
     envelope_pb2,
     gateway_info_service_pb2,
     gateway_info_service_pb2_grpc,
@@ -81,6 +82,7 @@ class Connection:
         self.reconciliation = reconciliation_service_pb2_grpc.ReconciliationServiceStub(
             self.channel
         )
+        self.duplicates = duplicate_service_pb2_grpc.DuplicateServiceStub(self.channel)
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channel)
         self.info = gateway_info_service_pb2_grpc.GatewayInfoServiceStub(self.channel)

@@ -14,6 +14,8 @@ from yrd.interop.v1 import (
     audit_pb2,
     audit_service_pb2,
     audit_service_pb2_grpc,
+    duplicate_service_pb2,
+    duplicate_service_pb2_grpc,
     gateway_info_service_pb2,
     gateway_info_service_pb2_grpc,
     key_service_pb2,
@@ -37,6 +39,7 @@ from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
 from gateway.security.identity import Identity
 from gateway.services.audit import AuditReader
+from gateway.services.duplicate_cases import DuplicateCaseService
 from gateway.services.exchange import DEFAULT_FEED_BATCH, ExchangeService
 from gateway.services.federation import FederationStatusService
 from gateway.services.info import InfoService
@@ -514,3 +517,42 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
         return reconciliation_service_pb2.ListReconciliationReportsResponse(
             reports=reports, next_page_token=str(before) if before else ""
         )
+
+
+class DuplicateServicer(duplicate_service_pb2_grpc.DuplicateServiceServicer):
+    """DuplicateService over the DuplicateCaseService."""
+
+    def __init__(self, service: DuplicateCaseService) -> None:
+        self._service = service
+
+    def GetDuplicateCase(
+        self, request: duplicate_service_pb2.GetDuplicateCaseRequest, context: grpc.ServicerContext
+    ) -> duplicate_service_pb2.GetDuplicateCaseResponse:
+        return duplicate_service_pb2.GetDuplicateCaseResponse(
+            duplicate_case=self._service.get(request.name)
+        )
+
+    def ListDuplicateCases(
+        self,
+        request: duplicate_service_pb2.ListDuplicateCasesRequest,
+        context: grpc.ServicerContext,
+    ) -> duplicate_service_pb2.ListDuplicateCasesResponse:
+        found, token = self._service.list_cases(
+            region=request.region,
+            state=request.state,
+            strength=request.strength,
+            subject=request.subject,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return duplicate_service_pb2.ListDuplicateCasesResponse(
+            duplicate_cases=found, next_page_token=token
+        )
+
+    def ResolveDuplicateCase(
+        self,
+        request: duplicate_service_pb2.ResolveDuplicateCaseRequest,
+        context: grpc.ServicerContext,
+    ) -> duplicate_service_pb2.ResolveDuplicateCaseResponse:
+        found = self._service.resolve(peer_identity(context), request.envelope)
+        return duplicate_service_pb2.ResolveDuplicateCaseResponse(duplicate_case=found)

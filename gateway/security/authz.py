@@ -45,6 +45,11 @@ POLICY: Mapping[str, frozenset[Role]] = {
     f"{_P}ReconciliationService/RunReconciliation": frozenset({A, G}),
     f"{_P}ReconciliationService/GetReconciliationReport": ANY,
     f"{_P}ReconciliationService/ListReconciliationReports": ANY,
+    # Duplicate cases: registries and administrators (and the gateway's jobs) read; only
+    # administrators decide (the service checks that their region is a deciding one).
+    f"{_P}DuplicateService/GetDuplicateCase": ANY,
+    f"{_P}DuplicateService/ListDuplicateCases": ANY,
+    f"{_P}DuplicateService/ResolveDuplicateCase": frozenset({A}),
     # Key directory: administrators manage their region's keys.
     f"{_P}KeyService/RegisterSigningKey": frozenset({A}),
     f"{_P}KeyService/RevokeSigningKey": frozenset({A}),

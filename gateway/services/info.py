@@ -83,6 +83,7 @@ class Limits:
         PageRule(f"{_P}TransferService/ListUnitBlocks", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(f"{_P}TransferService/ListRetirements", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(f"{_P}RecognitionService/ListRecognitions", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        PageRule(f"{_P}DuplicateService/ListDuplicateCases", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         PageRule(
             f"{_P}ReconciliationService/ListReconciliationReports",
             reconciliation.DEFAULT_REPORT_PAGE,

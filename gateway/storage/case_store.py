@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from gateway.contract import CASE_OPEN, HOLD_HELD
+from gateway.contract import HOLD_CANCELLED, HOLD_HELD
 from gateway.storage.feed_store import ENVELOPE_COLUMNS
 from gateway.storage.models import (
     CaseDecisionRow,
@@ -144,23 +144,6 @@ class CaseStore:
             ).scalars()
         )
 
-    def held_elsewhere(self, case_id: str, issuances: Sequence[str]) -> set[str]:
-        """Those of ``issuances`` another open case still holds."""
-        if not issuances:
-            return set()
-        return set(
-            self.session.execute(
-                select(CaseHoldRow.issuance)
-                .join(DuplicateCaseRow, DuplicateCaseRow.case_id == CaseHoldRow.case_id)
-                .where(
-                    CaseHoldRow.issuance.in_(issuances),
-                    CaseHoldRow.case_id != case_id,
-                    CaseHoldRow.outcome == HOLD_HELD,
-                    DuplicateCaseRow.state == CASE_OPEN,
-                )
-            ).scalars()
-        )
-
     def set_outcome(self, case_id: str, issuances: Sequence[str], outcome: str) -> None:
         """What became of those of the case's held issuances."""
         if issuances:
@@ -168,6 +151,15 @@ class CaseStore:
                 update(CaseHoldRow)
                 .where(CaseHoldRow.case_id == case_id, CaseHoldRow.issuance.in_(issuances))
                 .values(outcome=outcome)
+            )
+
+    def cancel_holds(self, issuances: Sequence[str]) -> None:
+        """Every open hold on those issuances (whichever case's) ends as cancelled."""
+        if issuances:
+            self.session.execute(
+                update(CaseHoldRow)
+                .where(CaseHoldRow.issuance.in_(issuances), CaseHoldRow.outcome == HOLD_HELD)
+                .values(outcome=HOLD_CANCELLED)
             )
 
     def findings(self, case_ids: Sequence[str]) -> list[CaseFindingRow]:

@@ -20,7 +20,12 @@ from google.protobuf.message import Message
 from yrd.interop.v1 import records_pb2, transfer_pb2
 
 from gateway import errors
-from gateway.contract import MAX_REQUEST_ID_CHARS
+from gateway.contract import (
+    DUPLICATE_CASE_NAME,
+    EXTERNAL_PROJECT_NAME,
+    MAX_REQUEST_ID_CHARS,
+    PROJECT_NAME,
+)
 
 MAX_STRING_CHARS = 1000
 """Longest string field (code points) without a rule of its own (names, keys, owners, tokens)."""
@@ -31,6 +36,10 @@ _REGION = re.compile(r"[0-9]{6}", re.ASCII)
 _PROJECT_NAME = re.compile(r"regions/[0-9]{6}/projects/[^/\s]{1,128}", re.ASCII)
 _CURSOR = re.compile(r"[0-9]{1,19}", re.ASCII)
 _TEXT_CONTROLS = frozenset("\t\n\r")
+CASE_PAGE_TOKEN = re.compile(r"([0-9]{1,19})\.([A-Za-z0-9][A-Za-z0-9_-]{0,39})", re.ASCII)
+"""A ListDuplicateCases page token: the last case's open time (µs since the epoch) and id."""
+_CASE_SUBJECT = re.compile(f"(?:{PROJECT_NAME.pattern}|{EXTERNAL_PROJECT_NAME.pattern})?", re.ASCII)
+"""Empty, or a duplicate case's subject: a region's project or an external project."""
 
 ErrorClass = type[errors.DomainError]
 
@@ -214,6 +223,8 @@ _TRANSFER_PURPOSES = (
     transfer_pb2.TRANSFER_PURPOSE_TRANSFER,
     transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
 )
+_CASE_NAME = "a duplicate case name duplicateCases/{id}"
+_SUBJECT = "a project regions/{region}/projects/{id} or schemes/{scheme}/projects/{id}"
 _RETIREMENT_PURPOSES = (
     transfer_pb2.TRANSFER_PURPOSE_ETS_OFFSET,
     transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY,
@@ -256,6 +267,14 @@ RULES: dict[str, Rules] = {
     f"{_P}RecognitionApplication": Rules({"recognising_regions": Region(error=_UNKNOWN_REGION)}),
     f"{_P}RecognitionVerdict": Rules({"verdict": Enum(by_rpc=True), "comment": TEXT}),
     f"{_P}RecognitionRevocation": Rules({"reason": TEXT}),
+    f"{_P}CaseVerdict": Rules(
+        {
+            "duplicate_case": Pattern(DUPLICATE_CASE_NAME, _CASE_NAME),
+            "resolution": Enum(),
+            "standing": Pattern(_CASE_SUBJECT, _SUBJECT, error=errors.StandingInvalid),
+            "comment": Str(required=True, max_chars=MAX_TEXT_CHARS, text=True, blank_is_empty=True),
+        }
+    ),
     # -- requests (§11) --
     f"{_P}SubscribeRequest": Rules(
         {"cursor": Cursor(), "format": Enum(zero_ok=True), "regions": Region()}
@@ -292,6 +311,20 @@ RULES: dict[str, Rules] = {
             "recognising_region": ANY_REGION,
             "requesting_region": ANY_REGION,
             "state": Enum(zero_ok=True),
+        }
+    ),
+    f"{_P}GetDuplicateCaseRequest": Rules({"name": Pattern(DUPLICATE_CASE_NAME, _CASE_NAME)}),
+    f"{_P}ListDuplicateCasesRequest": Rules(
+        {
+            "region": ANY_REGION,
+            "state": Enum(zero_ok=True),
+            "strength": Enum(zero_ok=True),
+            "subject": Pattern(_CASE_SUBJECT, _SUBJECT),
+            "page_token": Pattern(
+                re.compile(f"(?:{CASE_PAGE_TOKEN.pattern})?", re.ASCII),
+                "invalid",
+                error=errors.CursorInvalid,
+            ),
         }
     ),
     f"{_P}CheckRecognizedRequest": Rules({"region": Region(error=_UNKNOWN_REGION)}),

@@ -7,6 +7,7 @@ import pytest
 
 from mutual_recognition.cases import (
     CaseAlreadyDecided,
+    CaseClosed,
     CaseParties,
     Decision,
     NotDecidingRegion,
@@ -161,6 +162,24 @@ def test_refusals_come_in_order() -> None:
         check_decision(parties, made, region=AH, admin="alice", resolution=X, standing="bad")
     with pytest.raises(CaseAlreadyDecided):
         check_decision(parties, made, region=SH, admin="alice", resolution=X, standing="bad")
+
+
+def test_a_resolved_case_takes_no_decision() -> None:
+    parties = two_regions()
+    with pytest.raises(CaseClosed) as caught:
+        check_decision(
+            parties, [], region=SH, admin="alice", resolution=X, standing="", resolved="DISTINCT"
+        )
+    assert caught.value.reason == "DUPLICATE_CASE_CLOSED"
+    assert caught.value.metadata == {"state": "DISTINCT"}
+    # An uninvolved region hears that first; an admin who decided hears the case is closed.
+    with pytest.raises(NotDecidingRegion):
+        check_decision(parties, [], region=ZJ, admin="z", resolution=X, standing="", resolved="X")
+    made = [Decision(SH, "alice", X, "")]
+    with pytest.raises(CaseClosed):
+        check_decision(
+            parties, made, region=SH, admin="alice", resolution=X, standing="", resolved="X"
+        )
 
 
 def test_outcome_is_fixed_by_the_first_decision_reaching_every_quorum() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from yrd.interop.v1 import (
     audit_service_pb2,
+    duplicate_service_pb2,
     gateway_info_service_pb2,
     key_service_pb2,
     recognition_service_pb2,
@@ -19,6 +20,7 @@ from gateway.server import SERVICE_NAMES
 
 MODULES = (
     audit_service_pb2,
+    duplicate_service_pb2,
     gateway_info_service_pb2,
     key_service_pb2,
     recognition_service_pb2,
@@ -57,6 +59,7 @@ def test_registry_cannot_decide_or_manage_keys() -> None:
         "/yrd.interop.v1.RecognitionService/ApproveRecognition",
         "/yrd.interop.v1.RecognitionService/RejectRecognition",
         "/yrd.interop.v1.RecognitionService/RevokeRecognition",
+        "/yrd.interop.v1.DuplicateService/ResolveDuplicateCase",
         "/yrd.interop.v1.KeyService/RegisterSigningKey",
         "/yrd.interop.v1.KeyService/RevokeSigningKey",
     ):
@@ -72,8 +75,8 @@ def test_only_registries_publish_and_move_units() -> None:
         assert allowed_roles(method) == frozenset({Role.REGISTRY})
 
 
-def test_service_names_are_the_eight_contract_services() -> None:
-    assert len(SERVICE_NAMES) == 8
+def test_service_names_are_the_nine_contract_services() -> None:
+    assert len(SERVICE_NAMES) == 9
     assert all(name.startswith("yrd.interop.v1.") for name in SERVICE_NAMES)
 
 
@@ -81,3 +84,10 @@ def test_federation_status_is_for_operators() -> None:
     assert allowed_roles("/yrd.interop.v1.StatusService/GetFederationStatus") == frozenset(
         {Role.ADMIN, Role.GATEWAY}
     )
+
+
+def test_only_administrators_resolve_duplicate_cases_and_everyone_reads_them() -> None:
+    d = "/yrd.interop.v1.DuplicateService/"
+    assert allowed_roles(f"{d}ResolveDuplicateCase") == frozenset({Role.ADMIN})
+    for method in ("GetDuplicateCase", "ListDuplicateCases"):
+        assert allowed_roles(f"{d}{method}") == frozenset({Role.REGISTRY, Role.ADMIN, Role.GATEWAY})
