@@ -8,6 +8,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from yrd.interop.v1 import (
     audit_service_pb2,
+    duplicate_service_pb2,
+    duplicates_pb2,
     envelope_pb2,
     gateway_info_service_pb2,
     key_service_pb2,
@@ -26,6 +28,8 @@ from gateway.validation.rules import RULES, Enum, Required
 
 MODULES = (
     audit_service_pb2,
+    duplicate_service_pb2,
+    duplicates_pb2,
     envelope_pb2,
     gateway_info_service_pb2,
     key_service_pb2,
@@ -205,3 +209,64 @@ def test_the_signed_envelope_keeps_its_own_checks() -> None:
         envelope=envelope_pb2.SignedEnvelope(content_type="\x00")
     )
     assert validation.refusal(request) is None
+
+
+def case_verdict(**changes: object) -> duplicate_service_pb2.CaseVerdict:
+    v = duplicate_service_pb2.CaseVerdict(
+        duplicate_case="duplicateCases/dc-0123456789ab",
+        resolution=duplicates_pb2.CASE_RESOLUTION_DUPLICATE,
+        standing="regions/310000/projects/PV-1",
+        comment="同一电站，江苏登记在后",
+    )
+    for name, value in changes.items():
+        setattr(v, name, value)
+    return v
+
+
+def test_a_case_verdict_needs_a_case_a_resolution_and_a_comment() -> None:
+    assert validation.refusal(case_verdict()) is None
+    assert validation.refusal(case_verdict(standing="schemes/CCER/projects/C-1")) is None
+    assert validation.refusal(case_verdict(standing="")) is None  # the earlier one
+    for changes, path in [
+        ({"comment": ""}, "comment"),
+        ({"comment": " \n "}, "comment"),
+        ({"comment": "x" * 20_001}, "comment"),
+        ({"comment": "a\x00b"}, "comment"),
+        ({"resolution": duplicates_pb2.CASE_RESOLUTION_UNSPECIFIED}, "resolution"),
+        ({"resolution": 7}, "resolution"),
+        ({"duplicate_case": "recognitions/x"}, "duplicate_case"),
+        ({"duplicate_case": "duplicateCases/../x"}, "duplicate_case"),
+    ]:
+        err = refused(case_verdict(**changes))
+        assert type(err) is errors.InvalidArgument, changes
+        assert list(err.field_errors) == [path], changes
+    # A standing that names no registration at all is the resolution's own reason.
+    err = refused(case_verdict(standing="regions/310000/transfers/t"))
+    assert type(err) is errors.StandingInvalid
+    assert list(err.field_errors) == ["standing"]
+
+
+def test_duplicate_case_requests() -> None:
+    get = duplicate_service_pb2.GetDuplicateCaseRequest
+    assert validation.refusal(get(name="duplicateCases/dc-0123456789ab")) is None
+    assert "name" in refused(get(name="")).field_errors
+    listing = duplicate_service_pb2.ListDuplicateCasesRequest
+    assert validation.refusal(listing()) is None
+    assert (
+        validation.refusal(
+            listing(
+                region="320000",
+                state=duplicates_pb2.DUPLICATE_CASE_STATE_OPEN,
+                strength=duplicates_pb2.MATCH_STRENGTH_CERTAIN,
+                subject="regions/320000/projects/PV-9",
+                page_token="1733000000000000.dc-0123456789ab",
+            )
+        )
+        is None
+    )
+    assert type(refused(listing(page_token="12"))) is errors.CursorInvalid
+    assert type(refused(listing(page_token="x.dc-1"))) is errors.CursorInvalid
+    assert "region" in refused(listing(region="31")).field_errors
+    assert "state" in refused(listing(state=9)).field_errors
+    assert "strength" in refused(listing(strength=-1)).field_errors
+    assert "subject" in refused(listing(subject="projects/x")).field_errors
