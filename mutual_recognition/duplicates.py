@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from adapters.quantities import CAPACITY_UNIT_WATTS, check_decimal, fraction_to_decimal
+from mutual_recognition.identity import Datum
 
 __all__ = [
     "CAPACITY_MIN_RATIO",
@@ -82,14 +83,6 @@ _E7 = 10_000_000
 _E7_PER_CELL = _E7 // _CELLS_PER_DEGREE
 _MARGIN_DEG = 1e-6
 """Widening of a search box so float rounding never drops a cell on its edge (≈ 0.1 m)."""
-
-
-class Datum(enum.StrEnum):
-    """Geodetic datum of filed coordinates."""
-
-    WGS84 = "WGS84"
-    GCJ02 = "GCJ02"
-    BD09 = "BD09"
 
 
 class Rule(enum.StrEnum):
