@@ -220,6 +220,15 @@ _HOLDS_ON_RESERVED = Statement(
     .order_by(_H.c.issuance, _H.c.case_id)
 )
 
+# A duplicate case holds issuances whole: their active blocks (any holder) become held; reserved,
+# retired and cancelled blocks keep their state (index on issuance_name).
+_HOLD_ISSUANCES = (
+    update(_B)
+    .where(_B.c.issuance_name.in_(bindparam("names", expanding=True)), _B.c.state == ACTIVE)
+    .values(state=HELD)
+    .returning(_B.c.origin_region, _B.c.serial_start, _B.c.serial_end)
+)
+
 _TRANSFER_BY_NAME = select(*_TRANSFER_COLUMNS).where(_T.c.name == bindparam("t_name"))
 _TRANSFER = Statement(_TRANSFER_BY_NAME)
 _TRANSFER_LOCKED = Statement(_TRANSFER_BY_NAME.with_for_update())
@@ -375,6 +384,18 @@ class LedgerStore:
     def holds_on_reserved(self, transfer: str) -> list[tuple[str, str]]:
         """(case id, issuance) of every open hold on an issuance ``transfer`` reserves units of."""
         return [(c, i) for c, i in _HOLDS_ON_RESERVED.rows(self.conn, {"t_name": transfer})]
+
+    def hold_issuances(self, issuances: Sequence[str]) -> list[tuple[str, int, int]]:
+        """Every active block of those issuances becomes ``held`` (reserved, retired and
+        cancelled blocks keep their state); returns (origin, first serial, last serial) of the
+        blocks held, in serial order."""
+        held: list[tuple[str, int, int]] = []
+        for i in range(0, len(issuances), 500):
+            part = list(issuances[i : i + 500])
+            held.extend(
+                (o, a, b) for o, a, b in self.conn.execute(_HOLD_ISSUANCES, {"names": part})
+            )
+        return sorted(held)
 
     # -- transfers ------------------------------------------------------------------------------
 
