@@ -13,6 +13,7 @@ from yrd.interop.v1 import records_pb2
 
 from adapters._common import Issues, fail, inverse
 from adapters._foreign import ISSUANCE_EXTENSION, METHODOLOGY_EXTENSION, PROJECT_EXTENSION
+from adapters._identity import ANHUI as IDENTITY
 from adapters.quantities import GRAMS_PER_KG, GRAMS_PER_TONNE, decimal_to_grams
 
 _SC = records_pb2.ScenarioCategory
@@ -68,7 +69,13 @@ OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {
     "项目": (ORIGIN_COLUMN, EXTENSION_COLUMN),
     "签发": (ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN),
 }
-_ALL_OPTIONAL = frozenset({ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN})
+#: The identity keys of 项目 files: optional trailing columns, own and foreign records alike.
+IDENTITY_COLUMNS: tuple[str, ...] = IDENTITY.names
+_ALLOWED_OPTIONAL: dict[str, frozenset[str]] = {
+    kind: frozenset(columns) | (frozenset(IDENTITY_COLUMNS) if kind == "项目" else frozenset())
+    for kind, columns in OPTIONAL_HEADERS.items()
+}
+_ALL_OPTIONAL = frozenset({ORIGIN_COLUMN, SERIAL_UNIT_COLUMN, EXTENSION_COLUMN, *IDENTITY_COLUMNS})
 EXTENDED = {
     records_pb2.Methodology: METHODOLOGY_EXTENSION,
     records_pb2.Project: PROJECT_EXTENSION,
@@ -134,7 +141,7 @@ def header_kind(full_header: list[str], row: int, issues: Issues) -> str | None:
     for index, column in enumerate(full_header):
         if column not in _ALL_OPTIONAL:
             continue
-        if column not in OPTIONAL_HEADERS[kind]:
+        if column not in _ALLOWED_OPTIONAL[kind]:
             issues.add(column, f"is not a column of the {kind} header", row=row, column=column)
         elif full_header.count(column) > 1:
             issues.add(column, "appears more than once in the header", row=row, column=column)

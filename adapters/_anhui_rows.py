@@ -9,6 +9,8 @@ from yrd.interop.v1 import records_pb2
 from adapters._anhui_csv import CATEGORY_NAMES, METHODOLOGY_STATUS_NAMES, PROJECT_STATUS_NAMES
 from adapters._common import CommonCheck, Issues, format_slash_date
 from adapters._foreign import METHODOLOGY_EXTENSION, foreign_serial_unit
+from adapters._identity import ANHUI as IDENTITY
+from adapters._identity import identity_items
 from adapters._views import (
     MethodologyView,
     ParamView,
@@ -78,7 +80,10 @@ def methodology_row_cells(view: MethodologyView, param: ParamView | None) -> lis
     ]
 
 
-def project_row(record: records_pb2.Project, issues: Issues) -> list[str] | None:
+def project_row(
+    record: records_pb2.Project, issues: Issues
+) -> tuple[list[str], dict[str, str]] | None:
+    """The standard cells of ``record``'s row and its identity cells (by column)."""
     check = CommonCheck(issues)
     own = record.region == REGION
     native_ids_supported(check, record, REGION, frozenset(), LABEL)
@@ -86,7 +91,8 @@ def project_row(record: records_pb2.Project, issues: Issues) -> list[str] | None
     version: str | None = ""
     if own or record.methodology.version:
         version = check.version("methodology.version", record.methodology.version)
-    if view is None or version is None:
+    identity = identity_items(record, check, IDENTITY)
+    if view is None or version is None or identity is None:
         return None
     return [
         "项目",
@@ -101,7 +107,7 @@ def project_row(record: records_pb2.Project, issues: Issues) -> list[str] | None
         format_slash_date(view.crediting_start),
         format_slash_date(view.crediting_end),
         PROJECT_STATUS_NAMES[view.status],
-    ]
+    ], dict(identity)
 
 
 def issuance_row(record: records_pb2.Issuance, issues: Issues) -> list[str] | None:

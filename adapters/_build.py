@@ -123,9 +123,11 @@ def build_project(
     capacity: tuple[str, str] | None = None,
     grid_date: date | None = None,
     native_ids: dict[str, str] | None = None,
+    identity: records_pb2.ProjectIdentity | None = None,
 ) -> records_pb2.Project:
     """A common Project from validated native values; ``methodology`` is (id, version) as the
-    region's projects name it, ``capacity`` an exact (value, unit) when given."""
+    region's projects name it, ``capacity`` an exact (value, unit) when given, ``identity`` the
+    identity keys when the record has any."""
     project = records_pb2.Project(
         name=project_name(region, project_id),
         region=region,
@@ -145,6 +147,8 @@ def build_project(
         quantity.value, quantity.unit = capacity
     if grid_date is not None:
         set_date(project.start_date, grid_date)
+    if identity is not None:
+        project.identity.CopyFrom(identity)
     return project
 
 

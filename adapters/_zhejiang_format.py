@@ -20,6 +20,7 @@ from adapters._common import (
     parse_datetime,
 )
 from adapters._foreign import ISSUANCE_EXTENSION, METHODOLOGY_EXTENSION, PROJECT_EXTENSION
+from adapters._identity import ZHEJIANG as IDENTITY
 from adapters.quantities import GRAMS_PER_KG, decimal_to_grams
 
 _SC = records_pb2.ScenarioCategory
@@ -86,6 +87,7 @@ PROJECT_KEYS = frozenset(
         "originRegion",
         "methodologyVersion",
         "extInfo",
+        *IDENTITY.names,
     }
 )
 ISSUANCE_KEYS = frozenset(

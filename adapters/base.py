@@ -243,7 +243,8 @@ def comparable_record(record: CommonRecord) -> CommonRecord:
     """The record in the form its renderings are compared in.
 
     A rendering must parse back to the same record, except that empty optional sub-messages are
-    dropped and capacities are compared by exact value in watts (0.85 MW is 850 kW).
+    dropped, capacities are compared by exact value in watts (0.85 MW is 850 kW) and a site's
+    unspecified datum is WGS-84 (as the contract reads it).
     """
     copy = type(record)()
     copy.MergeFromString(record.SerializeToString())
@@ -252,9 +253,27 @@ def comparable_record(record: CommonRecord) -> CommonRecord:
             _canonical_capacity(copy.eligibility.max_capacity)
         if not copy.eligibility.ListFields():
             copy.ClearField("eligibility")
-    if isinstance(copy, records_pb2.Project) and copy.HasField("capacity"):
-        _canonical_capacity(copy.capacity)
+    if isinstance(copy, records_pb2.Project):
+        if copy.HasField("capacity"):
+            _canonical_capacity(copy.capacity)
+        if copy.HasField("identity"):
+            _canonical_identity(copy)
     return copy
+
+
+def _canonical_identity(project: records_pb2.Project) -> None:
+    identity = project.identity
+    if identity.HasField("site"):
+        site = identity.site
+        if not site.ListFields():
+            identity.ClearField("site")
+        elif site.datum == records_pb2.COORDINATE_DATUM_UNSPECIFIED and (
+            site.latitude or site.longitude
+        ):
+            # The contract reads an unspecified datum of a site as WGS-84.
+            site.datum = records_pb2.COORDINATE_DATUM_WGS84
+    if not identity.ListFields():
+        project.ClearField("identity")
 
 
 def same_record(a: CommonRecord, b: CommonRecord) -> bool:

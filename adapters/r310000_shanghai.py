@@ -13,6 +13,9 @@ Mapping choices:
   (``"1"``), ``methodology_version`` absent when the origin names none, ``serial_unit`` the
   origin's, ``reduction_tco2e`` with as few decimals as exact, and ``ext`` for the rest
   (``adapters._foreign``).
+- Identity keys (``owner_credit_code``, ``site_lat``, ``site_lon``, ``site_datum``,
+  ``grid_account_no``) are read and written as ``adapters._identity`` says, for own and foreign
+  projects alike.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._identity import SHANGHAI as IDENTITY
+from adapters._identity import identity_items, read_identity
 from adapters._views import (
     native_ids_supported,
     view_issuance,
@@ -140,6 +145,7 @@ _PROJECT_KEYS = frozenset(
         "status",
         "origin_region",
         "ext",
+        *IDENTITY.names,
     }
 )
 _ISSUANCE_KEYS = frozenset(
@@ -303,6 +309,7 @@ class ShanghaiAdapter(AdapterBase):
         end = f.parsed("crediting_end", parse_iso_date, required=True)
         f.check_order("crediting_start", start, "crediting_end", end, strict=True)
         status = f.parsed("status", choice(PROJECT_STATUSES), required=True)
+        identity = read_identity(f, IDENTITY)
         if f.issues:
             return None
         assert project_no and methodology_no and title and owner and county
@@ -318,6 +325,7 @@ class ShanghaiAdapter(AdapterBase):
             status=status,
             capacity=None if capacity is None else (capacity, "MW"),
             grid_date=grid,
+            identity=identity,
         )
 
     def _issuance(self, f: JsonFields, origin: str) -> records_pb2.Issuance | None:
@@ -442,7 +450,8 @@ class ShanghaiAdapter(AdapterBase):
         version: str | None = ""
         if own or record.methodology.version:
             version = check.version("methodology.version", record.methodology.version)
-        if view is None or version is None:
+        identity = identity_items(record, check, IDENTITY)
+        if view is None or version is None or identity is None:
             return None
         out: dict[str, Any] = {"record_type": "project", **self._origin(record)}
         out |= {"project_no": view.project_id, "methodology_no": view.methodology_id}
@@ -460,6 +469,7 @@ class ShanghaiAdapter(AdapterBase):
         out["crediting_start"] = format_iso_date(view.crediting_start)
         out["crediting_end"] = format_iso_date(view.crediting_end)
         out["status"] = _PROJECT_STATUS_NAMES[view.status]
+        out.update(identity)
         return dump_json(self._with_extension(out, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:

@@ -18,6 +18,8 @@ Mapping choices:
 - Records of other regions (``<LYSF>`` set): ids verbatim, any county, ``BBH`` the common version
   (absent when a project's origin names none), ``<XLHDW>`` the origin's serial unit, ``JPL`` exact
   tonnes with up to 6 decimals, ``<KZ>`` the extension object as JSON text (``adapters._foreign``).
+- Identity keys of XM (``YZXYDM``, ``WD``, ``JD``, ``ZBX``, ``DWHH``) follow ``ZT``, read and
+  written as ``adapters._identity`` says, for own and foreign projects alike.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._identity import JIANGSU as IDENTITY
+from adapters._identity import identity_items, read_identity
 from adapters._jiangsu_xml import NO_TAGS, decode, leaves, parse_xml, render_document
 from adapters._views import (
     native_ids_supported,
@@ -113,7 +117,7 @@ _KINDS = {
     "FFX": ("FFXBH", "BBH", "FFXMC", "CJLB", "SXRQ", "SXJZRQ", "CS", "ZT", "LYSF", "KZ"),
     "XM": (
         "XMBH", "FFXBH", "BBH", "XMMC", "YZMC", "XZQH", "ZJRL", "BWRQ", "JRQKS", "JRQJS", "ZT",
-        "LYSF", "KZ",
+        "LYSF", "KZ", *IDENTITY.names,
     ),
     "QF": ("QFBH", "XMBH", "ND", "JCKS", "JCJS", "JPL", "XLHQS", "XLHZZ", "LYSF", "XLHDW", "KZ"),
 }  # fmt: skip
@@ -283,6 +287,7 @@ class JiangsuAdapter(AdapterBase):
         end = f.parsed("JRQJS", parse_compact_date, required=True)
         f.check_order("JRQKS", start, "JRQJS", end, strict=True)
         status = f.parsed("ZT", choice(PROJECT_STATUSES), required=True)
+        identity = read_identity(f, IDENTITY)
         if f.issues:
             return None
         assert project_no and methodology_no and title and owner and county
@@ -298,6 +303,7 @@ class JiangsuAdapter(AdapterBase):
             status=status,
             capacity=None if capacity is None else (capacity, "kW"),
             grid_date=grid,
+            identity=identity,
         )
 
     def _issuance(self, f: TextFields, origin: str) -> records_pb2.Issuance | None:
@@ -419,7 +425,8 @@ class JiangsuAdapter(AdapterBase):
             version = self._version(
                 check, "methodology.version", record.methodology.version, own=own
             )
-        if view is None or version is None:
+        identity = identity_items(record, check, IDENTITY)
+        if view is None or version is None or identity is None:
             return None
         elements = self._origin(record)
         elements += [("XMBH", view.project_id), ("FFXBH", view.methodology_id)]
@@ -439,6 +446,7 @@ class JiangsuAdapter(AdapterBase):
             ("JRQJS", format_compact_date(view.crediting_end)),
             ("ZT", _PROJECT_STATUS_CODES[view.status]),
         ]
+        elements += identity
         return render_document("XM", self._with_extension(elements, record))
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:

@@ -28,6 +28,8 @@ Mapping choices:
   none), any county, ``serialUnit`` the origin's, ``certifiedKg`` with as few decimals as exact,
   date-times at the usual times (only the day is read) and ``extInfo`` for the rest
   (``adapters._foreign``).
+- Identity keys of a project (``orgCreditCode``, ``latitude``, ``longitude``, ``coordSystem``,
+  ``powerAccountNo``) follow ``statusCode``, read and written as ``adapters._identity`` says.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._identity import ZHEJIANG as IDENTITY
+from adapters._identity import identity_items, read_identity
 from adapters._views import (
     native_ids_supported,
     unsupported,
@@ -248,6 +252,7 @@ class ZhejiangAdapter(AdapterBase):
         end = times.read("creditEnd", END_OF_DAY, required=True)
         times.order("creditStart", "creditEnd", strict=True)
         status = self._status(f, PROJECT_STATUSES)
+        identity = read_identity(f, IDENTITY)
         if f.issues:
             return None
         assert project_id and methodology_id and title and owner and county
@@ -264,6 +269,7 @@ class ZhejiangAdapter(AdapterBase):
             capacity=None if capacity is None else (capacity, "kW"),
             grid_date=grid,
             native_ids={**({"projectNum": number} if number else {}), **times.native},
+            identity=identity,
         )
 
     def _issuance(self, f: JsonFields, origin: str) -> records_pb2.Issuance | None:
@@ -455,6 +461,7 @@ class ZhejiangAdapter(AdapterBase):
             methodology_id_parser=id_parser(own),
             foreign=not own,
         )
+        identity = identity_items(record, check, IDENTITY)
         info: dict[str, Any] = {}
         if own:
             number = self._native_number(check, record, "projectNum")
@@ -472,7 +479,7 @@ class ZhejiangAdapter(AdapterBase):
             version = record.methodology.version
             if version and check.version("methodology.version", version) is None:
                 return None
-            if view is None:
+            if view is None or identity is None:
                 return None
             info |= {"projectInfoId": view.project_id, "methodologyId": view.methodology_id}
             if version:
@@ -500,6 +507,7 @@ class ZhejiangAdapter(AdapterBase):
             check, record, "creditEnd", "crediting_period.end", view.crediting_end, END_OF_DAY
         )
         info["statusCode"] = PROJECT_STATUS_CODES[view.status]
+        info.update(identity or ())
         if issues:
             return None
         return self._envelope("project", info) if own else self._foreign("project", info, record)

@@ -20,6 +20,10 @@ Mapping choices:
   county, the common version (a project's may be empty), ``减排量`` in 吨 with as few decimals
   as exact, serials in the origin's unit. A methodology's rows are grouped by origin, number
   and version. ``from_common`` of a foreign record is one document with the trailing columns.
+- Identity keys: the optional trailing columns ``业主统一社会信用代码``, ``纬度``,
+  ``经度``, ``坐标系``, ``电网户号`` of 项目 files (own and foreign records), read and
+  written as ``adapters._identity`` says; written (all five, after the standard columns) only
+  for projects that have identity keys.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from adapters._anhui_csv import (
     EXTENSION_COLUMN,
     HEADER_ALIASES,
     HEADERS,
+    IDENTITY_COLUMNS,
     KIND_COLUMN,
     METHODOLOGY_STATUSES,
     OPTIONAL_HEADERS,
@@ -87,6 +92,8 @@ from adapters._foreign import (
     read_serial_unit,
     serial_unit_name,
 )
+from adapters._identity import ANHUI as IDENTITY
+from adapters._identity import read_identity
 from adapters.base import AdapterBase, CommonRecord, comparable_record
 from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
 from adapters.quantities import (
@@ -324,6 +331,7 @@ class AnhuiAdapter(AdapterBase):
             end = f.parsed("计入期结束", parse_slash_date, required=True)
             f.check_order("计入期开始", start, "计入期结束", end, strict=True)
             status = f.parsed("状态", choice(PROJECT_STATUSES), required=True)
+            identity = read_identity(f, IDENTITY)
             if len(issues.items) > before:
                 continue
             assert project_id and methodology_id and title and owner and county
@@ -339,6 +347,7 @@ class AnhuiAdapter(AdapterBase):
                 status=status,
                 capacity=None if capacity is None else (capacity, "kW"),
                 grid_date=grid,
+                identity=identity,
             )
             self._extension(f, project)
             if len(issues.items) == before:
@@ -451,9 +460,10 @@ class AnhuiAdapter(AdapterBase):
         rows: list[list[str]] = []
         problems: list[FieldIssue] = []
         extended = any(record.region != self.region for record in records)
+        with_identity = any(_has_identity(record) for record in records)
         for index, record in enumerate(records):
             issues = Issues()
-            result = self._rows(record, issues, extended=extended)
+            result = self._rows(record, issues, extended=extended, with_identity=with_identity)
             problems += [FieldIssue(f"records[{index}].{i.field}", i.reason) for i in issues.items]
             if result is not None:
                 header, record_rows = result
@@ -481,17 +491,20 @@ class AnhuiAdapter(AdapterBase):
         return output
 
     def _rows(
-        self, record: CommonRecord, issues: Issues, *, extended: bool
+        self, record: CommonRecord, issues: Issues, *, extended: bool, with_identity: bool
     ) -> tuple[tuple[str, ...], list[list[str]]] | None:
-        """The header and rows of ``record``; ``extended``: with the optional trailing columns."""
+        """The header and rows of ``record``; ``extended``: with the trailing columns of foreign
+        records; ``with_identity``: with the identity columns (a project file)."""
         rows: list[list[str]] | None
+        identity: dict[str, str] = {}
         if isinstance(record, records_pb2.Methodology):
             kind = "方法学"
             rows = methodology_rows(record, issues)
         elif isinstance(record, records_pb2.Project):
             kind = "项目"
-            row = project_row(record, issues)
-            rows = None if row is None else [row]
+            result = project_row(record, issues)
+            rows = None if result is None else [result[0]]
+            identity = {} if result is None else result[1]
         elif isinstance(record, records_pb2.Issuance):
             kind = "签发"
             row = issuance_row(record, issues)
@@ -500,9 +513,11 @@ class AnhuiAdapter(AdapterBase):
             raise TypeError(f"not a common record: {type(record).__name__}")
         if rows is None:
             return None
-        if not extended:
+        identity_columns = IDENTITY_COLUMNS if with_identity and kind == "项目" else ()
+        if not extended and not identity_columns:
             return HEADERS[kind], rows
         trailing: dict[str, str] = {ORIGIN_COLUMN: "", SERIAL_UNIT_COLUMN: "", EXTENSION_COLUMN: ""}
+        trailing |= {column: identity.get(column, "") for column in identity_columns}
         if record.region != self.region:
             trailing[ORIGIN_COLUMN] = record.region
             ext = extension_of(record, EXTENDED[type(record)])
@@ -510,11 +525,13 @@ class AnhuiAdapter(AdapterBase):
             if isinstance(record, records_pb2.Issuance):
                 unit = foreign_serial_unit(record.region, record.serials.start, record.serials.end)
                 trailing[SERIAL_UNIT_COLUMN] = serial_unit_name(SERIAL_UNITS_ZH, unit)
-        columns = OPTIONAL_HEADERS[kind]
+        columns = identity_columns + (OPTIONAL_HEADERS[kind] if extended else ())
         return HEADERS[kind] + columns, [row + [trailing[c] for c in columns] for row in rows]
 
     def _render(self, record: CommonRecord, issues: Issues) -> bytes | None:
-        result = self._rows(record, issues, extended=not self.own(record))
+        result = self._rows(
+            record, issues, extended=not self.own(record), with_identity=_has_identity(record)
+        )
         return None if result is None else write_csv(*result)
 
     def _render_methodology(self, record: records_pb2.Methodology, issues: Issues) -> bytes | None:
@@ -525,3 +542,8 @@ class AnhuiAdapter(AdapterBase):
 
     def _render_issuance(self, record: records_pb2.Issuance, issues: Issues) -> bytes | None:
         return self._render(record, issues)
+
+
+def _has_identity(record: CommonRecord) -> bool:
+    """Whether ``record`` is a project with identity keys (its file has the identity columns)."""
+    return isinstance(record, records_pb2.Project) and record.HasField("identity")

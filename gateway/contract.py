@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from yrd.interop.v1 import records_pb2, transfer_pb2, transfer_service_pb2
+from yrd.interop.v1 import duplicates_pb2, records_pb2, transfer_pb2, transfer_service_pb2
 
 # -- the protocol -------------------------------------------------------------------------------
 
@@ -37,6 +37,8 @@ VERDICT_TYPE = "application/vnd.yrd.recognition-verdict+proto"
 """A ``RecognitionVerdict`` (ApproveRecognition, RejectRecognition)."""
 REVOCATION_TYPE = "application/vnd.yrd.recognition-revocation+proto"
 """A ``RecognitionRevocation`` (RevokeRecognition)."""
+CASE_VERDICT_TYPE = "application/vnd.yrd.case-verdict+proto"
+"""A ``CaseVerdict`` (ResolveDuplicateCase)."""
 
 # -- unit blocks: stored state names ⇄ protobuf ------------------------------------------------
 
@@ -160,3 +162,95 @@ def reconciliation_name(report_id: int | str) -> str:
 def is_reconciliation_name(name: str) -> bool:
     """Whether ``name`` names a reconciliation report (not a bare id)."""
     return name.startswith(RECONCILIATIONS)
+
+
+# -- duplicate cases: resource names, stored names ⇄ protobuf -----------------------------------
+
+DUPLICATE_CASES = "duplicateCases/"
+DUPLICATE_CASE_NAME = re.compile(r"duplicateCases/([A-Za-z0-9][A-Za-z0-9_-]{0,39})", re.ASCII)
+"""A duplicate case name (``fullmatch``; group 1: the case id)."""
+EXTERNAL_PROJECT_NAME = re.compile(r"schemes/([A-Z0-9]{1,20})/projects/([^/\s]{1,80})", re.ASCII)
+"""An external project name (``fullmatch``; groups: scheme, scheme project id)."""
+PROJECT_NAME = re.compile(r"regions/([0-9]{6})/projects/([^/\s]{1,128})", re.ASCII)
+"""A region's project name (``fullmatch``; groups: region, project id)."""
+
+
+def duplicate_case_name(case_id: str) -> str:
+    """``duplicateCases/{case_id}``."""
+    return DUPLICATE_CASES + case_id
+
+
+def parse_duplicate_case_name(name: str) -> str | None:
+    """The case id of a duplicate case name; None when ``name`` is not one."""
+    match = DUPLICATE_CASE_NAME.fullmatch(name)
+    return match[1] if match else None
+
+
+def project_name(region: str, project_id: str) -> str:
+    """``regions/{region}/projects/{project_id}``."""
+    return f"regions/{region}/projects/{project_id}"
+
+
+def external_project_name(scheme: str, scheme_project_id: str) -> str:
+    """``schemes/{scheme}/projects/{scheme_project_id}`` (a project of another scheme)."""
+    return f"schemes/{scheme}/projects/{scheme_project_id}"
+
+
+def parse_external_project_name(name: str) -> tuple[str, str] | None:
+    """(scheme, scheme project id) of an external project name; None when it is not one."""
+    match = EXTERNAL_PROJECT_NAME.fullmatch(name)
+    return (match[1], match[2]) if match else None
+
+
+def subject_region(subject: str) -> str | None:
+    """The region of a region's project name (a duplicate case's subject); None for an external
+    project (or anything else)."""
+    match = PROJECT_NAME.fullmatch(subject)
+    return match[1] if match else None
+
+
+CASE_OPEN, CASE_DISTINCT, CASE_DUPLICATE = "OPEN", "DISTINCT", "DUPLICATE"
+
+CASE_STATE_PROTO: dict[str, duplicates_pb2.DuplicateCaseState.ValueType] = {
+    CASE_OPEN: duplicates_pb2.DUPLICATE_CASE_STATE_OPEN,
+    CASE_DISTINCT: duplicates_pb2.DUPLICATE_CASE_STATE_DISTINCT,
+    CASE_DUPLICATE: duplicates_pb2.DUPLICATE_CASE_STATE_DUPLICATE,
+}
+"""The protobuf state of a duplicate case, by its stored state name."""
+CASE_STATE_OF: dict[int, str] = {v: k for k, v in CASE_STATE_PROTO.items()}
+"""The stored state name of a protobuf case state (UNSPECIFIED is absent)."""
+
+CASE_RESOLUTION_PROTO: dict[str, duplicates_pb2.CaseResolution.ValueType] = {
+    CASE_DISTINCT: duplicates_pb2.CASE_RESOLUTION_DISTINCT,
+    CASE_DUPLICATE: duplicates_pb2.CASE_RESOLUTION_DUPLICATE,
+}
+"""The protobuf resolution, by its stored name (a resolved case's state is its resolution)."""
+CASE_RESOLUTION_OF: dict[int, str] = {v: k for k, v in CASE_RESOLUTION_PROTO.items()}
+"""The stored name of a protobuf resolution (UNSPECIFIED is absent)."""
+
+MATCH_STRENGTH_PROTO: dict[str, duplicates_pb2.MatchStrength.ValueType] = {
+    duplicates_pb2.MatchStrength.Name(v): v
+    for v in duplicates_pb2.MatchStrength.values()
+    if v != duplicates_pb2.MATCH_STRENGTH_UNSPECIFIED
+}
+"""The protobuf match strength, by its stored name (the enum name, ``MATCH_STRENGTH_CERTAIN``)."""
+MATCH_STRENGTH_OF: dict[int, str] = {v: k for k, v in MATCH_STRENGTH_PROTO.items()}
+"""The stored name of a protobuf match strength (UNSPECIFIED is absent)."""
+
+DUPLICATE_RULE_PROTO: dict[str, duplicates_pb2.DuplicateRule.ValueType] = {
+    duplicates_pb2.DuplicateRule.Name(v): v
+    for v in duplicates_pb2.DuplicateRule.values()
+    if v != duplicates_pb2.DUPLICATE_RULE_UNSPECIFIED
+}
+"""The protobuf rule, by its stored name (the enum name, ``DUPLICATE_RULE_SAME_GRID_ACCOUNT``)."""
+DUPLICATE_RULE_OF: dict[int, str] = {v: k for k, v in DUPLICATE_RULE_PROTO.items()}
+"""The stored name of a protobuf rule (UNSPECIFIED is absent)."""
+
+HOLD_HELD, HOLD_RELEASED, HOLD_CANCELLED = "held", "released", "cancelled"
+
+HOLD_OUTCOME_PROTO: dict[str, duplicates_pb2.HoldOutcome.ValueType] = {
+    HOLD_HELD: duplicates_pb2.HOLD_OUTCOME_HELD,
+    HOLD_RELEASED: duplicates_pb2.HOLD_OUTCOME_RELEASED,
+    HOLD_CANCELLED: duplicates_pb2.HOLD_OUTCOME_CANCELLED,
+}
+"""The protobuf outcome of a case's hold, by its stored name."""

@@ -485,6 +485,52 @@ class ReportNotFound(NotFound):
     reason = "REPORT_NOT_FOUND"
 
 
+# --- Duplicate cases: holds, resolution, external lists --------------------------------------
+
+
+class UnitsHeld(FailedPrecondition):
+    """Check 4: some units belong to an issuance held by an open duplicate case; they are neither
+    transferred nor retired until the case is resolved."""
+
+    reason = "UNITS_HELD"
+
+
+class DuplicateCaseNotFound(NotFound):
+    """No such duplicate case."""
+
+    reason = "DUPLICATE_CASE_NOT_FOUND"
+
+
+class DuplicateCaseClosed(FailedPrecondition):
+    """The duplicate case is already resolved; it is decided once."""
+
+    reason = "DUPLICATE_CASE_CLOSED"
+
+
+class CaseAlreadyDecided(AlreadyExists):
+    """This administrator has already decided this duplicate case."""
+
+    reason = "CASE_ALREADY_DECIDED"
+
+
+class NotDecidingRegion(PermissionDenied):
+    """The administrator's region does not decide this duplicate case."""
+
+    reason = "NOT_DECIDING_REGION"
+
+
+class StandingInvalid(InvalidArgument):
+    """A case verdict's standing is not one of the case's subjects, or is set on DISTINCT."""
+
+    reason = "STANDING_INVALID"
+
+
+class ExternalListInvalid(InvalidArgument):
+    """An external project list does not read (a missing column, bad rows: all issues listed)."""
+
+    reason = "EXTERNAL_LIST_INVALID"
+
+
 class StorageUnavailable(DomainError):
     """The database could not serve the request just now (connection lost, busy, deadlock or
     serialization conflict). A write may or may not have committed: the same request sent again

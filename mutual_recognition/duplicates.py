@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from adapters.quantities import CAPACITY_UNIT_WATTS, check_decimal, fraction_to_decimal
+from mutual_recognition.identity import Datum
 
 __all__ = [
     "CAPACITY_MIN_RATIO",
@@ -82,14 +83,6 @@ _E7 = 10_000_000
 _E7_PER_CELL = _E7 // _CELLS_PER_DEGREE
 _MARGIN_DEG = 1e-6
 """Widening of a search box so float rounding never drops a cell on its edge (≈ 0.1 m)."""
-
-
-class Datum(enum.StrEnum):
-    """Geodetic datum of filed coordinates."""
-
-    WGS84 = "WGS84"
-    GCJ02 = "GCJ02"
-    BD09 = "BD09"
 
 
 class Rule(enum.StrEnum):
@@ -178,10 +171,19 @@ def _gcj02_to_wgs84(lat: float, lon: float) -> tuple[float, float]:
 
 
 def _bd09_to_gcj02(lat: float, lon: float) -> tuple[float, float]:
+    """The published BD-09 → GCJ-02 formula is only approximately the inverse of the forward one
+    (≈ 10 cm off); a few rounds of the forward transform make it exact to < 1e-7°."""
     x, y = lon - 0.0065, lat - 0.006
     z = math.sqrt(x * x + y * y) - 0.00002 * math.sin(y * _BD_X_PI)
     theta = math.atan2(y, x) - 0.000003 * math.cos(x * _BD_X_PI)
-    return z * math.sin(theta), z * math.cos(theta)
+    g_lat, g_lon = z * math.sin(theta), z * math.cos(theta)
+    for _ in range(_INVERSE_MAX_ROUNDS):
+        b_lat, b_lon = gcj02_to_bd09(g_lat, g_lon)
+        e_lat, e_lon = lat - b_lat, lon - b_lon
+        if abs(e_lat) < _INVERSE_TOLERANCE_DEG and abs(e_lon) < _INVERSE_TOLERANCE_DEG:
+            break
+        g_lat, g_lon = g_lat + e_lat, g_lon + e_lon
+    return g_lat, g_lon
 
 
 def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]:
@@ -237,7 +239,7 @@ def _lat_index(lat: float) -> int:
 def cells_within(lat: float, lon: float, radius_m: float) -> list[int]:
     """Every cell that a point within ``radius_m`` of (lat, lon) can lie in: the cells of the
     circle's bounding box (its longitude half-width from the latitude, exact on the sphere),
-    widened by ≈ 0.1 m against rounding. Sorted; nine cells for 1 km in the delta."""
+    widened by ≈ 0.1 m against rounding. Sorted; 4 to 12 cells for 1 km in the delta."""
     delta = radius_m / EARTH_RADIUS_M
     dlat = math.degrees(delta) + _MARGIN_DEG
     lat_lo, lat_hi = _lat_index(lat - dlat), _lat_index(lat + dlat)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from gateway.reasons import general, recognition, transfers
+from gateway.reasons import duplicates, general, recognition, transfers
 from gateway.reasons.model import GROUPS, AnswerReason, Reason, Retry
 
 __all__ = [
@@ -44,7 +44,9 @@ def _index(items: tuple[T, ...]) -> dict[str, T]:
     return table
 
 
-REASONS: dict[str, Reason] = _index((*general.REASONS, *transfers.REASONS, *recognition.REASONS))
+REASONS: dict[str, Reason] = _index(
+    (*general.REASONS, *transfers.REASONS, *recognition.REASONS, *duplicates.REASONS)
+)
 """Every error reason, by name, in catalogue order."""
 ANSWERS: dict[str, AnswerReason] = _index(recognition.ANSWERS)
 """Every CheckRecognized answer reason, by name."""

@@ -19,6 +19,7 @@ from yrd.interop.v1 import transfer_pb2
 
 from gateway.contract import (
     ACTIVE,
+    HELD,
     PROPOSED,
     RESERVED,
     RETIRED,
@@ -203,6 +204,15 @@ _RELEASE_RESERVED = Statement(
     .returning(*_BLOCK_COLUMNS)
 )
 
+# A duplicate case holds issuances whole: their active blocks (any holder) become held; reserved,
+# retired and cancelled blocks keep their state (index on issuance_name).
+_HOLD_ISSUANCES = (
+    update(_B)
+    .where(_B.c.issuance_name.in_(bindparam("names", expanding=True)), _B.c.state == ACTIVE)
+    .values(state=HELD)
+    .returning(_B.c.origin_region, _B.c.serial_start, _B.c.serial_end)
+)
+
 _TRANSFER_BY_NAME = select(*_TRANSFER_COLUMNS).where(_T.c.name == bindparam("t_name"))
 _TRANSFER = Statement(_TRANSFER_BY_NAME)
 _TRANSFER_LOCKED = Statement(_TRANSFER_BY_NAME.with_for_update())
@@ -345,6 +355,18 @@ class LedgerStore:
     def release_reserved(self, transfer: str) -> list[Block]:
         """A released transfer's blocks, active where they were (as changed)."""
         return _blocks(_RELEASE_RESERVED.rows(self.conn, {"t_name": transfer}))
+
+    def hold_issuances(self, issuances: Sequence[str]) -> list[tuple[str, int, int]]:
+        """Every active block of those issuances becomes ``held`` (reserved, retired and
+        cancelled blocks keep their state); returns (origin, first serial, last serial) of the
+        blocks held, in serial order."""
+        held: list[tuple[str, int, int]] = []
+        for i in range(0, len(issuances), 500):
+            part = list(issuances[i : i + 500])
+            held.extend(
+                (o, a, b) for o, a, b in self.conn.execute(_HOLD_ISSUANCES, {"names": part})
+            )
+        return sorted(held)
 
     # -- transfers ------------------------------------------------------------------------------
 
