@@ -184,6 +184,12 @@ def test_repeated_ids_extra_cells_and_missing_values() -> None:
     ]
     assert "listed already in row 2" in error.issues[0].reason
     assert "13 cells, the header has 12" in str(error.issues[1])
+    error = issues_of(csv_bytes(GOOD.replace("CCER-1", "C" * 81).replace("屋顶光伏", "光" * 301)))
+    assert [(i.column, i.reason) for i in error.issues] == [
+        ("scheme project id", f"{'C' * 40!r} is not a project id: at most 80 characters, no "
+         "'/', blanks or control characters"),
+        ("name", "has 301 characters; at most 300"),
+    ]  # fmt: skip
 
 
 def test_header_problems() -> None:
