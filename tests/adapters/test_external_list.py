@@ -273,3 +273,12 @@ def test_the_templates_parse_and_match_their_generator() -> None:
     assert len(csv_rows) == 1 and csv_rows == xlsx_rows
     assert parse_external_list(template_xlsx(), "CCER").rows == csv_rows
     assert template_csv().startswith("\ufeffscheme project id,".encode())
+
+
+def test_the_operations_guide_names_every_column() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    part = guide.split("## C. External project lists", 1)[1]
+    for column in COLUMNS:
+        required = "yes" if column.required else "no"
+        assert f"| `{column.english}` | `{column.chinese}` | {required} |" in part, column.key
+        assert f"`{column.example}` |" in part, column.key
