@@ -68,15 +68,33 @@ _KEPT_ON_UPDATE = frozenset({"subject", "registered_time"})
 """A subject updated by a new revision keeps its name and when it was first registered."""
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], str], Any] = {}
+"""Upsert statements by (dialect, table, columns): built once, their values bound per call, so
+that the compiled form is reused (building one costs more than running it)."""
+
+
 def _upsert(
-    conn: Connection, table: Table, values: Mapping[str, Any], keep: frozenset[str]
+    conn: Connection,
+    table: Table,
+    values: Mapping[str, Any],
+    keep: frozenset[str],
+    returning: str = "",
 ) -> Insert:
-    """INSERT, or UPDATE every column but ``keep`` when the primary key exists."""
-    ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    stmt: Insert = ins.values(**values).on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={k: ins.excluded[k] for k in values if k not in keep},
-    )
+    """INSERT, or UPDATE every column but ``keep`` when the primary key exists (RETURNING the
+    column ``returning`` when named); the statement for the columns of ``values``, to execute
+    with ``values`` as its parameters."""
+    key = (conn.dialect.name, table.name, tuple(values), returning)
+    stmt: Insert | None = _UPSERTS.get(key)
+    if stmt is None:
+        ins: Any = (postgresql.insert if key[0] == "postgresql" else sqlite.insert)(table)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key.columns],
+            set_={k: ins.excluded[k] for k in values if k not in keep},
+        )
+        assert stmt is not None
+        if returning:
+            stmt = stmt.returning(table.c[returning])
+        _UPSERTS[key] = stmt
     return stmt
 
 
@@ -94,8 +112,8 @@ class DuplicateStore:
         """Insert an identity subject (every ``identity_subjects`` column), or update it keeping
         its first ``registered_time`` (a re-publication is the same registration); returns that
         time (one statement: RETURNING)."""
-        stmt = _upsert(self.conn, _S, values, _KEPT_ON_UPDATE).returning(_S.c.registered_time)
-        registered: dt.datetime = self.conn.execute(stmt).scalar_one()
+        stmt = _upsert(self.conn, _S, values, _KEPT_ON_UPDATE, "registered_time")
+        registered: dt.datetime = self.conn.execute(stmt, dict(values)).scalar_one()
         return registered
 
     def subject(self, name: str) -> SubjectColumns | None:
@@ -129,7 +147,7 @@ class DuplicateStore:
     def save_external(self, values: Mapping[str, Any]) -> None:
         """Insert an external project (every ``external_projects`` column), or replace it as the
         latest list gives it."""
-        self.conn.execute(_upsert(self.conn, _X, values, frozenset({"subject"})))
+        self.conn.execute(_upsert(self.conn, _X, values, frozenset({"subject"})), dict(values))
 
     # -- cases ----------------------------------------------------------------------------------
 
