@@ -94,9 +94,7 @@ def test_planted_duplicates_all_found_and_no_case_among_distinct(database: Datab
         database, before, "operator/test", approvals=ApprovalPolicy(), now=START
     )
     opened = accept(database, projects, START + dt.timedelta(days=1))
-    late = import_external(
-        database, after, "operator/test", approvals=ApprovalPolicy(), now=START
-    )
+    late = import_external(database, after, "operator/test", approvals=ApprovalPolicy(), now=START)
     # A project published again (a new revision of the same record) opens nothing new.
     again = accept(database, projects[:50], START + dt.timedelta(days=2))
     elapsed = time.perf_counter() - started
