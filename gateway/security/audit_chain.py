@@ -27,6 +27,35 @@ TREE_HEAD_TAG = b"yrd-interop/v1/tree-head"
 GENESIS = bytes(32)
 DETAIL_RULE = 2
 """The detail rule new entries of the kinds it extends are written under (their ``v`` key)."""
+ENTRY_KINDS = frozenset(
+    {
+        "signing_key.registered",
+        "signing_key.revoked",
+        "methodology.accepted",
+        "project.accepted",
+        "issuance.accepted",
+        "transfer.proposed",
+        "transfer.completed",
+        "transfer.rejected",
+        "transfer.cancelled",
+        "transfer.expired",
+        "request.repeated",
+        "units.retired",
+        "recognition.requested",
+        "recognition.approved",
+        "recognition.rejected",
+        "recognition.revoked",
+        "reconciliation.snapshot",
+        "reconciliation.report",
+        "duplicate_case.opened",
+        "duplicate_case.hold",
+        "duplicate_case.decision",
+        "duplicate_case.resolved",
+        "external_list.imported",
+    }
+)
+"""Every entry kind of the protocol (docs/protocol.md §8.1). A verifier reports an entry of any
+other kind as a finding: it cannot tell what that entry changed, so it must not skip it."""
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:

@@ -40,9 +40,18 @@ UNCHECKED: Any = Unchecked()
 class Tampered(Exception):
     """A stored row that differs from what the audit log says."""
 
-    def __init__(self, table: str, key: str, problem: str) -> None:
+    def __init__(
+        self, table: str, key: str, problem: str, entry: StoredEntry | None = None
+    ) -> None:
         super().__init__(f"{table} {key}: {problem}")
         self.table, self.key, self.problem = table, key, problem
+        self.entry = entry
+        """The audit entry at fault, when the fault is an entry's (not a stored row's)."""
+
+
+def bad_entry(entry: StoredEntry, problem: str) -> Tampered:
+    """A finding on the entry itself (``audit_entries sequence=N``)."""
+    return Tampered("audit_entries", f"sequence={entry.sequence}", problem, entry)
 
 
 def show(value: Any) -> str:
@@ -191,17 +200,13 @@ class Replay:
         """One entry: ``envelope`` is (content type, payload) of the envelope it names."""
         handler = _HANDLERS.get(entry.kind)
         if handler is None:
-            raise Tampered(
-                "audit_entries",
-                f"sequence={entry.sequence}",
-                f"kind {entry.kind!r} is not one audit verify knows how to replay",
+            raise bad_entry(
+                entry,
+                f"entry {entry.sequence} is of kind {entry.kind!r}, which is not one audit "
+                "verify knows how to replay (docs/protocol.md §8.1)",
             )
         if not 1 <= detail_rule(detail) <= DETAIL_RULE:
-            raise Tampered(
-                "audit_entries",
-                f"sequence={entry.sequence}",
-                f"detail rule {detail.get('v')!r} is not one audit verify knows",
-            )
+            raise bad_entry(entry, f"detail rule {detail.get('v')!r} is not one audit verify knows")
         handler(self, entry, detail, envelope)
 
     # -- keys ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from gateway.services.audit_replay import (
     UNCHECKED,
     Replay,
     Tampered,
+    bad_entry,
     compare,
     region_of,
     show,
@@ -153,15 +154,12 @@ class StorageVerifier:
             except Tampered as t:
                 finding = t
         if finding is not None:
+            verified, last = walker.count, walker.previous
+            if finding.entry is not None:
+                # An entry the replay cannot read: the log verifies up to the one before it.
+                verified, last = finding.entry.sequence - 1, finding.entry.previous_hash
             return self._done(
-                ChainCheck(
-                    False,
-                    walker.count,
-                    walker.previous,
-                    finding.problem,
-                    finding.table,
-                    finding.key,
-                )
+                ChainCheck(False, verified, last, finding.problem, finding.table, finding.key)
             )
         return self._done(ChainCheck(True, walker.count, walker.previous))
 
@@ -183,9 +181,7 @@ class StorageVerifier:
                 if entry.kind in _PUBLISHED:
                     record_ids.append(int(detail["record_id"]))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise Tampered(
-                    "audit_entries", f"sequence={entry.sequence}", f"detail unreadable: {exc}"
-                ) from exc
+                raise bad_entry(entry, f"detail unreadable: {exc}") from exc
             details.append(detail)
         envelopes = {row.envelope_hash: row for row in self.rows.envelopes_by_hash(named)}
         records = {row.id: row for row in self.rows.records_by_id(record_ids)}
@@ -199,11 +195,7 @@ class StorageVerifier:
             try:
                 self.replay.apply(entry, detail, envelope)
             except (ValueError, TypeError, KeyError, DecodeError) as exc:
-                raise Tampered(
-                    "audit_entries",
-                    f"sequence={entry.sequence}",
-                    f"detail cannot be replayed: {exc!r}",
-                ) from exc
+                raise bad_entry(entry, f"detail cannot be replayed: {exc!r}") from exc
         # Rows that no later entry can change are compared now, and forgotten.
         self._final_rows("issuances", {i["name"]: i for i in self.issued}, page)
         self.issued.clear()
