@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from adapters import default_registry
 from gateway.client import EnvelopeSigner, GatewayClient, verify_remote_log
 from gateway.config import GatewaySettings
