@@ -230,6 +230,37 @@ def _rows_digest(rows: Iterable[tuple[str | int, ...]]) -> str:
     return h.hexdigest()
 
 
+EXTERNAL_ROW_FIELDS = (
+    "subject",
+    "scheme",
+    "scheme_project_id",
+    "title",
+    "owner_credit_code",
+    "latitude",
+    "longitude",
+    "datum",
+    "grid_account",
+    "category",
+    "capacity_value",
+    "capacity_unit",
+    "registration_date",
+    "credit_start",
+    "credit_end",
+)
+"""What an ``external_list.imported`` entry commits to of each external project it stores (its
+stored columns but the import's time, operator and list digest, which the entry itself gives)."""
+
+
+def external_row_digest(row: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of an external project as stored: the canonical JSON object of its
+    ``EXTERNAL_ROW_FIELDS`` (a date as ``YYYY-MM-DD``, an absent value as null)."""
+    values = {
+        k: (v.isoformat() if isinstance(v, dt.date) else v)
+        for k, v in ((k, row[k]) for k in EXTERNAL_ROW_FIELDS)
+    }
+    return hashlib.sha256(canonical_json(values)).hexdigest()
+
+
 def tree_head_input(size: int, head_hash: bytes, signed_at: dt.datetime) -> bytes:
     """The bytes a signed tree head's signature covers."""
     return b"".join(
