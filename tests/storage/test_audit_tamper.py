@@ -486,6 +486,16 @@ def test_rule_2_vectors_hold() -> None:
             sha = hashlib.sha256(stored["value_text"].encode()).hexdigest()
             assert sha == detail["body_sha256"] == stored["sha256"]
             assert hashlib.sha256(tampered["value_text"].encode()).hexdigest() != sha
+        elif "row" in stored:
+            # An external project: canonical JSON of its committed columns.
+            def row_digest(row: dict[str, Any]) -> tuple[str, str]:
+                text_ = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                return text_, hashlib.sha256(text_.encode()).hexdigest()
+
+            assert row_digest(stored["row"]) == (stored["digest_input"], stored["sha256"])
+            assert detail["projects"] == [[stored["row"]["subject"], stored["sha256"]]]
+            assert detail["rows"] == 1
+            assert row_digest(tampered["row"])[1] == tampered["sha256"] != stored["sha256"]
         else:
             # Each side's stored blocks, and the totals: sorted rows, one JSON array a line.
             def digest(rows: list[list[Any]]) -> tuple[str, str]:
