@@ -5,6 +5,7 @@ with the validation the adapters use (``mutual_recognition.identity``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from gateway.tools.vector_cases import Json, document
 from mutual_recognition.identity import (
@@ -111,29 +112,29 @@ def identity_vectors() -> Json:
     (A1…): each valid, or invalid with the key at fault."""
     codes = []
     for n, (text, description) in enumerate(_CREDIT_CODES, 1):
-        case = _case(f"I{n}", description, lambda t=text: check_credit_code(t), {"value": text})
+        case = _case(f"I{n}", description, partial(check_credit_code, text), {"value": text})
         if case["expected"]["valid"]:
             case["expected"]["check_character"] = credit_code_check_char(text[:17])
         codes.append(case)
     latitudes = [
-        _case(f"L{n}", d, lambda t=t: check_latitude(t), {"value": t})
+        _case(f"L{n}", d, partial(check_latitude, t), {"value": t})
         for n, (t, d) in enumerate(_LATITUDES, 1)
     ]
     longitudes = [
-        _case(f"G{n}", d, lambda t=t: check_longitude(t), {"value": t})
+        _case(f"G{n}", d, partial(check_longitude, t), {"value": t})
         for n, (t, d) in enumerate(_LONGITUDES, 1)
     ]
     sites = [
         _case(
             f"S{n}",
             d,
-            lambda a=lat, o=lon, m=datum: check_site(a, o, m),
+            partial(check_site, lat, lon, datum),
             {"latitude": lat, "longitude": lon, "datum": datum},
         )
         for n, (lat, lon, datum, d) in enumerate(_SITES, 1)
     ]
     accounts = [
-        _case(f"A{n}", d, lambda t=t: check_grid_account(t), {"value": t})
+        _case(f"A{n}", d, partial(check_grid_account, t), {"value": t})
         for n, (t, d) in enumerate(_ACCOUNTS, 1)
     ]
     return document(
