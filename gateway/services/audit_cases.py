@@ -47,6 +47,8 @@ class CaseReplay:
     """(case id, issuance) → outcome (``case_holds``)."""
     open_holds: dict[str, set[str]] = field(default_factory=dict)
     """issuance → the cases holding it now (an issuance is held while this is not empty)."""
+    holding: dict[str, set[str]] = field(default_factory=dict)
+    """case id → the issuances it holds now (the same holds, by case)."""
     decisions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     """(case id, region, administrator) → its ``case_decisions`` row."""
     findings: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class CaseReplay:
                 raise bad_entry(e, f"entry {e.sequence} holds {issuance!r}, which none issued")
             self.holds[(case_id, issuance)] = HOLD_HELD
             self.open_holds.setdefault(issuance, set()).add(case_id)
+            self.holding.setdefault(case_id, set()).add(issuance)
         for origin, start, end in d["blocks"]:
             replay.serials[origin].update(start, end, state=HELD)
 
@@ -141,13 +144,14 @@ class CaseReplay:
             standing=d["standing"] or None,
             resolve_time=e.created_at,
         )
-        mine = sorted(i for (c, i), o in self.holds.items() if c == case_id and o == HOLD_HELD)
+        mine = sorted(self.holding.pop(case_id, set()))
         cancelled = set(d["cancelled"])
         if not cancelled <= set(mine):
             raise bad_entry(e, f"entry {e.sequence} cancels issuances the case does not hold")
         for issuance in sorted(cancelled):
             for other in self.open_holds.pop(issuance, set()):
                 self.holds[(other, issuance)] = HOLD_CANCELLED
+                self.holding.get(other, set()).discard(issuance)
         released = [i for i in mine if i not in cancelled]
         for issuance in released:
             self.holds[(case_id, issuance)] = HOLD_RELEASED
