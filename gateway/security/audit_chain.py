@@ -27,6 +27,35 @@ TREE_HEAD_TAG = b"yrd-interop/v1/tree-head"
 GENESIS = bytes(32)
 DETAIL_RULE = 2
 """The detail rule new entries of the kinds it extends are written under (their ``v`` key)."""
+ENTRY_KINDS = frozenset(
+    {
+        "signing_key.registered",
+        "signing_key.revoked",
+        "methodology.accepted",
+        "project.accepted",
+        "issuance.accepted",
+        "transfer.proposed",
+        "transfer.completed",
+        "transfer.rejected",
+        "transfer.cancelled",
+        "transfer.expired",
+        "request.repeated",
+        "units.retired",
+        "recognition.requested",
+        "recognition.approved",
+        "recognition.rejected",
+        "recognition.revoked",
+        "reconciliation.snapshot",
+        "reconciliation.report",
+        "duplicate_case.opened",
+        "duplicate_case.hold",
+        "duplicate_case.decision",
+        "duplicate_case.resolved",
+        "external_list.imported",
+    }
+)
+"""Every entry kind of the protocol (docs/protocol.md §8.1). A verifier reports an entry of any
+other kind as a finding: it cannot tell what that entry changed, so it must not skip it."""
 
 
 def canonical_json(value: Mapping[str, Any]) -> bytes:
@@ -199,6 +228,37 @@ def _rows_digest(rows: Iterable[tuple[str | int, ...]]) -> str:
     for row in sorted(rows):
         h.update(json.dumps(list(row), separators=(",", ":")).encode() + b"\n")
     return h.hexdigest()
+
+
+EXTERNAL_ROW_FIELDS = (
+    "subject",
+    "scheme",
+    "scheme_project_id",
+    "title",
+    "owner_credit_code",
+    "latitude",
+    "longitude",
+    "datum",
+    "grid_account",
+    "category",
+    "capacity_value",
+    "capacity_unit",
+    "registration_date",
+    "credit_start",
+    "credit_end",
+)
+"""What an ``external_list.imported`` entry commits to of each external project it stores (its
+stored columns but the import's time, operator and list digest, which the entry itself gives)."""
+
+
+def external_row_digest(row: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of an external project as stored: the canonical JSON object of its
+    ``EXTERNAL_ROW_FIELDS`` (a date as ``YYYY-MM-DD``, an absent value as null)."""
+    values = {
+        k: (v.isoformat() if isinstance(v, dt.date) else v)
+        for k, v in ((k, row[k]) for k in EXTERNAL_ROW_FIELDS)
+    }
+    return hashlib.sha256(canonical_json(values)).hexdigest()
 
 
 def tree_head_input(size: int, head_hash: bytes, signed_at: dt.datetime) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,52 +19,15 @@ from gateway.contract import (
     CANCELLED_T,
     COMPLETED,
     EXPIRED,
+    HELD,
     PROPOSED,
     REJECTED,
     RESERVED,
     RETIRED,
 )
 from gateway.security.audit_chain import DETAIL_RULE, StoredEntry, blocks_digest, detail_rule
-
-
-class Unchecked:
-    """A value an entry written under rule 1 does not commit to."""
-
-    def __repr__(self) -> str:
-        return "UNCHECKED"
-
-
-UNCHECKED: Any = Unchecked()
-
-
-class Tampered(Exception):
-    """A stored row that differs from what the audit log says."""
-
-    def __init__(self, table: str, key: str, problem: str) -> None:
-        super().__init__(f"{table} {key}: {problem}")
-        self.table, self.key, self.problem = table, key, problem
-
-
-def show(value: Any) -> str:
-    """A value for a finding's message (bytes in hex, shortened)."""
-    if isinstance(value, bytes):
-        text = value.hex()
-        return text if len(text) <= 24 else f"{text[:20]}…({len(value)} bytes)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "…"
-
-
-def compare(table: str, key: str, expected: Mapping[str, Any], actual: Mapping[str, Any]) -> None:
-    """Raise ``Tampered`` naming the first column (in ``expected``'s order) whose stored value
-    differs from the expected one (``UNCHECKED`` values are skipped)."""
-    for column, want in expected.items():
-        if want is UNCHECKED:
-            continue
-        got = actual.get(column)
-        if got != want:
-            raise Tampered(
-                table, key, f"{column} is {show(got)} but the audit log says {show(want)}"
-            )
+from gateway.services.audit_cases import CASE_KINDS, CaseReplay
+from gateway.services.audit_findings import UNCHECKED, bad_entry
 
 
 def identity_name(region: str, actor: str) -> str:
@@ -115,14 +78,23 @@ class SerialMap:
 
     def update(self, start: int, end: int, **changes: Any) -> None:
         """Change the attributes of every serial in [start, end]."""
+        self.update_each(start, end, lambda _: changes)
+
+    def update_each(
+        self, start: int, end: int, changes: Callable[[Attrs], Mapping[str, Any]]
+    ) -> None:
+        """Change the attributes of each run in [start, end] as ``changes`` of its attributes
+        says (an empty mapping leaves the run as it is)."""
         self._split(start)
         self._split(end + 1)
         i = bisect.bisect_left(self.starts, start)
         names = ("issuance", "holder", "state", "reserved_by", "retired_by")
         while i < len(self.starts) and self.starts[i] <= end:
-            current = dict(zip(names, self.attrs[i], strict=True))
-            current.update(changes)
-            self.attrs[i] = tuple(current[n] for n in names)  # type: ignore[assignment]
+            change = changes(self.attrs[i])
+            if change:
+                current = dict(zip(names, self.attrs[i], strict=True))
+                current.update(change)
+                self.attrs[i] = tuple(current[n] for n in names)  # type: ignore[assignment]
             i += 1
 
     def runs(self) -> Iterator[tuple[int, int, Attrs]]:
@@ -169,6 +141,11 @@ class Replay:
     """Snapshot id → the digest rule 2 commits its totals to (None: rule 1, sums of its rows)."""
     reports: dict[int, dict[str, Any]] = field(default_factory=dict)
     serials: dict[str, SerialMap] = field(default_factory=dict)
+    issuances: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    """Issuance name → (origin, first serial, last serial): what a hold or a cancellation of
+    the issuance (by name) covers."""
+    cases: CaseReplay = field(default_factory=CaseReplay)
+    """Duplicate cases, their holds, decisions and findings; imported external projects."""
     superseded: set[int] = field(default_factory=set)
     unchecked: int = 0
     """Values written under rule 1 that commit to nothing checkable (left unchecked)."""
@@ -191,17 +168,13 @@ class Replay:
         """One entry: ``envelope`` is (content type, payload) of the envelope it names."""
         handler = _HANDLERS.get(entry.kind)
         if handler is None:
-            raise Tampered(
-                "audit_entries",
-                f"sequence={entry.sequence}",
-                f"kind {entry.kind!r} is not one audit verify knows how to replay",
+            raise bad_entry(
+                entry,
+                f"entry {entry.sequence} is of kind {entry.kind!r}, which is not one audit "
+                "verify knows how to replay (docs/protocol.md §8.1)",
             )
         if not 1 <= detail_rule(detail) <= DETAIL_RULE:
-            raise Tampered(
-                "audit_entries",
-                f"sequence={entry.sequence}",
-                f"detail rule {detail.get('v')!r} is not one audit verify knows",
-            )
+            raise bad_entry(entry, f"detail rule {detail.get('v')!r} is not one audit verify knows")
         handler(self, entry, detail, envelope)
 
     # -- keys ------------------------------------------------------------------------------------
@@ -232,6 +205,16 @@ class Replay:
             start, end = d["serials"]
             self.serials.setdefault(origin, SerialMap()).add(
                 start, end, (e.subject, origin, ACTIVE, None, None)
+            )
+            self.issuances[e.subject] = (origin, start, end)
+
+    def issuance_states(self, names: Iterable[str], before: tuple[str, ...], after: str) -> None:
+        """Every serial of the ``names`` issuances in a state of ``before`` goes to ``after``
+        (whoever holds it): a release or a cancellation by a case's resolution."""
+        for name in names:
+            origin, start, end = self.issuances[name]
+            self.serials[origin].update_each(
+                start, end, lambda a: {"state": after} if a[2] in before else {}
             )
 
     def _ranges(self, d: Mapping[str, Any], **changes: Any) -> None:
@@ -280,8 +263,15 @@ class Replay:
         )
         if state == COMPLETED:
             self._ranges(d, holder=d["destination"], state=ACTIVE, reserved_by=None)
-        else:
-            self._ranges(d, state=ACTIVE, reserved_by=None)
+            return
+        # Released units go back where they were: held while an open case holds their issuance.
+        held = self.cases.open_holds
+        for origin, start, end in d["blocks"]:
+            self.serials.setdefault(origin, SerialMap()).update_each(
+                start,
+                end,
+                lambda a: {"state": HELD if held.get(a[0]) else ACTIVE, "reserved_by": None},
+            )
 
     def _retired(self, e: StoredEntry, d: Mapping[str, Any], env: tuple[str, bytes] | None) -> None:
         payload = env[1] if env is not None else b""
@@ -383,6 +373,20 @@ class Replay:
         }
 
 
+def _cases_handler(kind: str) -> Any:
+    """The handler of a duplicate-case or external-list kind (``audit_cases``)."""
+
+    def handle(
+        replay: Replay, e: StoredEntry, d: Mapping[str, Any], env: tuple[str, bytes] | None
+    ) -> None:
+        if detail_rule(d) < 2:
+            # These kinds were first written under rule 2: no gateway wrote one without it.
+            raise bad_entry(e, f"entry {e.sequence} of kind {e.kind!r} has no detail rule 2")
+        CASE_KINDS[kind](replay.cases, replay, e, d, env)
+
+    return handle
+
+
 _RESOLUTION = {
     "transfer.completed": COMPLETED,
     "transfer.rejected": REJECTED,
@@ -390,6 +394,7 @@ _RESOLUTION = {
     "transfer.expired": EXPIRED,
 }
 _HANDLERS: dict[str, Any] = {
+    **{kind: _cases_handler(kind) for kind in CASE_KINDS},
     "signing_key.registered": Replay._key_registered,
     "signing_key.revoked": Replay._key_revoked,
     "methodology.accepted": Replay._accepted,

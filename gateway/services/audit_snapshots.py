@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway.security.audit_chain import blocks_digest, totals_digest
-from gateway.services.audit_replay import Replay, Tampered, coalesce, compare
+from gateway.services.audit_findings import Tampered, compare
+from gateway.services.audit_replay import Replay, coalesce
 from gateway.storage.audit_store import StoredRows
 
 Totals = tuple[str, str, int, int]

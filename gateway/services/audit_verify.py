@@ -27,16 +27,13 @@ from gateway.security.audit_chain import (
     StoredEntry,
 )
 from gateway.security.signing import EnvelopeFields, envelope_hash
-from gateway.services.audit_replay import (
-    UNCHECKED,
-    Replay,
-    Tampered,
-    compare,
-    region_of,
-    show,
-)
+from gateway.services.audit_cases import CaseTables, ProjectSubject
+from gateway.services.audit_findings import UNCHECKED, Tampered, bad_entry, compare, show
+from gateway.services.audit_replay import Replay, region_of
 from gateway.services.audit_snapshots import SnapshotRows
+from gateway.services.duplicates import external_subject, project_subject
 from gateway.storage.audit_store import StoredRows
+from mutual_recognition.duplicates import ExternalListRow
 
 PAGE = 5000
 NOT_COVERED = {
@@ -65,6 +62,12 @@ COVERED = (
     "snapshot_totals",
     "snapshot_transfers",
     "reconciliation_reports",
+    "external_projects",
+    "identity_subjects",
+    "duplicate_cases",
+    "case_holds",
+    "case_decisions",
+    "case_findings",
 )
 
 
@@ -112,6 +115,10 @@ class StorageVerifier:
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.methodologies: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.projects: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.categories: dict[tuple[str, str, str], int] = {}
+        """(region, reference id, reference version) → the current methodology's category."""
+        self.subjects: dict[str, ProjectSubject] = {}
+        """Project name → the identity subject its current revision gives."""
         self.issued: list[dict[str, Any]] = []
         """The page's issuances as their records say (compared at the end of the page)."""
         self.final = {t: _Seen() for t in ("issuances", "transfers", "retirements")}
@@ -153,15 +160,12 @@ class StorageVerifier:
             except Tampered as t:
                 finding = t
         if finding is not None:
+            verified, last = walker.count, walker.previous
+            if finding.entry is not None:
+                # An entry the replay cannot read: the log verifies up to the one before it.
+                verified, last = finding.entry.sequence - 1, finding.entry.previous_hash
             return self._done(
-                ChainCheck(
-                    False,
-                    walker.count,
-                    walker.previous,
-                    finding.problem,
-                    finding.table,
-                    finding.key,
-                )
+                ChainCheck(False, verified, last, finding.problem, finding.table, finding.key)
             )
         return self._done(ChainCheck(True, walker.count, walker.previous))
 
@@ -183,9 +187,7 @@ class StorageVerifier:
                 if entry.kind in _PUBLISHED:
                     record_ids.append(int(detail["record_id"]))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise Tampered(
-                    "audit_entries", f"sequence={entry.sequence}", f"detail unreadable: {exc}"
-                ) from exc
+                raise bad_entry(entry, f"detail unreadable: {exc}") from exc
             details.append(detail)
         envelopes = {row.envelope_hash: row for row in self.rows.envelopes_by_hash(named)}
         records = {row.id: row for row in self.rows.records_by_id(record_ids)}
@@ -199,11 +201,7 @@ class StorageVerifier:
             try:
                 self.replay.apply(entry, detail, envelope)
             except (ValueError, TypeError, KeyError, DecodeError) as exc:
-                raise Tampered(
-                    "audit_entries",
-                    f"sequence={entry.sequence}",
-                    f"detail cannot be replayed: {exc!r}",
-                ) from exc
+                raise bad_entry(entry, f"detail cannot be replayed: {exc!r}") from exc
         # Rows that no later entry can change are compared now, and forgotten.
         self._final_rows("issuances", {i["name"]: i for i in self.issued}, page)
         self.issued.clear()
@@ -311,6 +309,7 @@ class StorageVerifier:
             self._methodology(inner, rid)
         elif kind == "project":
             self._project(inner, rid)
+            self._subject(inner, entry.created_at)
         else:
             self._issuance(inner, rid)
 
@@ -320,6 +319,7 @@ class StorageVerifier:
         if self.adapters is not None:
             ref = self.adapters.get(m.region).methodology_ref(m)
             ref_id, ref_version = ref.methodology_id, ref.version
+            self.categories[(m.region, ref_id, ref_version)] = m.category
         cap = m.eligibility.max_capacity if m.eligibility.HasField("max_capacity") else None
         self.methodologies[(m.region, m.methodology_id, m.version)] = {
             "region": m.region,
@@ -348,6 +348,24 @@ class StorageVerifier:
             "crediting_end": _date(period.end) if period.HasField("end") else None,
             "status": p.status,
         }
+
+    def _subject(self, p: records_pb2.Project, accepted: dt.datetime) -> None:
+        """The identity subject of a project's current revision, as detection saves it: its
+        methodology's category as the log had it then (unchecked without the adapters, which
+        make methodology references)."""
+        ref = p.methodology
+        category = self.categories.get((p.region, ref.methodology_id, ref.version))
+        row = project_subject(p, category or 0, accepted)
+        row["registered_time"] = UNCHECKED  # one of its revisions' times (CaseTables)
+        if category is None:
+            row["category"] = UNCHECKED
+        identity = p.identity
+        earlier = self.subjects[p.name].accepted if p.name in self.subjects else ()
+        self.subjects[p.name] = ProjectSubject(
+            row,
+            (*earlier, accepted),
+            bool(identity.owner_credit_code or identity.grid_account or identity.HasField("site")),
+        )
 
     def _issuance(self, i: records_pb2.Issuance, rid: int) -> None:
         self.issued.append(
@@ -389,6 +407,7 @@ class StorageVerifier:
         self._keyed("holdings_snapshots", ("id",), r.snapshots)
         self.compared += SnapshotRows(self.rows, r).check()
         self._keyed("reconciliation_reports", ("id",), r.reports, digests=("body",))
+        self.compared += CaseTables(self.rows, r.cases, self.subjects, _external_subject).check()
 
     def _unnamed(self, table: str, seen: _Seen, what: str) -> None:
         for row in self.rows.stream(table, columns=("id",)):
@@ -507,6 +526,32 @@ class StorageVerifier:
                     f"origin_region={origin}",
                     f"serials {origin}:{need}..{runs[origin][i][1]} are held by no block",
                 )
+
+
+def _external_subject(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity subject detection saves for a stored external project."""
+    listed = ExternalListRow(
+        **{f: row[f] or "" for f in _LISTED_TEXT},
+        registration_date=row["registration_date"],
+        credit_start=row["credit_start"],
+        credit_end=row["credit_end"],
+    )
+    return external_subject(listed)
+
+
+_LISTED_TEXT = (
+    "scheme",
+    "scheme_project_id",
+    "title",
+    "owner_credit_code",
+    "latitude",
+    "longitude",
+    "datum",
+    "grid_account",
+    "category",
+    "capacity_value",
+    "capacity_unit",
+)
 
 
 def _date(value: records_pb2.CalendarDate) -> dt.date:

@@ -44,7 +44,7 @@ from gateway.contract import (
     duplicate_case_name,
     external_project_name,
 )
-from gateway.security.audit_chain import DETAIL_RULE
+from gateway.security.audit_chain import DETAIL_RULE, external_row_digest
 from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.db import Database
 from gateway.storage.duplicate_store import DuplicateStore, SubjectColumns
@@ -377,6 +377,32 @@ def list_digest(rows: Sequence[dup.ExternalListRow]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _external_values(
+    row: dup.ExternalListRow, now: dt.datetime, operator: str, digest: str
+) -> dict[str, Any]:
+    """The ``external_projects`` row of a listed project."""
+    return {
+        "subject": row.subject,
+        "scheme": row.scheme,
+        "scheme_project_id": row.scheme_project_id,
+        "title": row.title,
+        "owner_credit_code": row.owner_credit_code or None,
+        "latitude": row.latitude or None,
+        "longitude": row.longitude or None,
+        "datum": row.datum or None,
+        "grid_account": row.grid_account or None,
+        "category": row.category,
+        "capacity_value": row.capacity_value or None,
+        "capacity_unit": row.capacity_unit or None,
+        "registration_date": row.registration_date,
+        "credit_start": row.credit_start,
+        "credit_end": row.credit_end,
+        "import_time": now,
+        "imported_by": operator,
+        "list_digest": digest,
+    }
+
+
 def import_external(
     db: Database,
     rows: Sequence[dup.ExternalListRow],
@@ -412,6 +438,7 @@ def import_external(
     scheme = schemes[0] if schemes else ""
     digest = digest or list_digest(rows)
     opened: list[OpenedCase] = []
+    stored = [_external_values(row, now, operator, digest) for row in rows]
     with db.transaction() as session:
         conn = session.connection()
         audit = audit_log(conn)
@@ -420,32 +447,18 @@ def import_external(
             subject=f"schemes/{scheme}",
             actor_region="",
             actor=operator,
-            detail={"v": DETAIL_RULE, "scheme": scheme, "rows": len(rows), "digest": digest},
+            detail={
+                "v": DETAIL_RULE,
+                "scheme": scheme,
+                "rows": len(rows),
+                "digest": digest,
+                # What audit verify compares each stored row with (docs/protocol.md §8.3).
+                "projects": sorted([v["subject"], external_row_digest(v)] for v in stored),
+            },
             now=now,
         )
         detector = Detector(conn, audit, approvals, now=now, actor_region="", actor=operator)
-        for row in rows:
-            detector.store.save_external(
-                {
-                    "subject": row.subject,
-                    "scheme": row.scheme,
-                    "scheme_project_id": row.scheme_project_id,
-                    "title": row.title,
-                    "owner_credit_code": row.owner_credit_code or None,
-                    "latitude": row.latitude or None,
-                    "longitude": row.longitude or None,
-                    "datum": row.datum or None,
-                    "grid_account": row.grid_account or None,
-                    "category": row.category,
-                    "capacity_value": row.capacity_value or None,
-                    "capacity_unit": row.capacity_unit or None,
-                    "registration_date": row.registration_date,
-                    "credit_start": row.credit_start,
-                    "credit_end": row.credit_end,
-                    "import_time": now,
-                    "imported_by": operator,
-                    "list_digest": digest,
-                }
-            )
+        for row, values in zip(rows, stored, strict=True):
+            detector.store.save_external(values)
             opened.extend(detector.external_listed(row))
     return ImportOutcome(scheme, len(rows), digest, tuple(opened))

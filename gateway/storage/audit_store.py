@@ -101,6 +101,12 @@ TABLE_ORDER: dict[str, tuple[str, ...]] = {
     "snapshot_totals": ("snapshot_id", "origin_region", "state"),
     "snapshot_transfers": ("snapshot_id", "transfer_name"),
     "reconciliation_reports": ("id",),
+    "external_projects": ("subject",),
+    "identity_subjects": ("subject",),
+    "duplicate_cases": ("case_id",),
+    "case_holds": ("case_id", "issuance"),
+    "case_decisions": ("id",),
+    "case_findings": ("id",),
 }
 """The tables ``audit verify`` streams, each in an order that is unique (keyset pages)."""
 

@@ -35,6 +35,30 @@ _STORED_TOTALS = [
 """``snapshot_totals``: (origin, state, registry grams, ledger grams)."""
 
 
+_EXTERNAL_ROW: Json = {
+    "subject": "schemes/CCER/projects/CCER-2023-0042",
+    "scheme": "CCER",
+    "scheme_project_id": "CCER-2023-0042",
+    "title": "青浦区金泽镇屋顶分布式光伏（CCER）",
+    "owner_credit_code": "91310118MA1JL3K81K",
+    "latitude": "31.048120",
+    "longitude": "120.889350",
+    "datum": None,
+    "grid_account": "0310118004567",
+    "category": "SCENARIO_CATEGORY_DISTRIBUTED_PV",
+    "capacity_value": "400",
+    "capacity_unit": "kW",
+    "registration_date": dt.date(2023, 11, 20),
+    "credit_start": dt.date(2023, 12, 1),
+    "credit_end": None,
+}
+"""An ``external_projects`` row as stored (its committed columns; no datum: WGS-84)."""
+
+
+def _text(row: Json) -> Json:
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
+
+
 def _lines(rows: list[tuple[str | int, ...]]) -> str:
     """The digest input: sorted rows as canonical JSON arrays, one a line."""
     return "".join(json.dumps(list(row), separators=(",", ":")) + "\n" for row in sorted(rows))
@@ -74,7 +98,8 @@ def _show(e: audit_chain.EntryFields, digest: bytes) -> Json:
 def commitment_vectors() -> Json:
     """C1: a rule-2 recognition entry and the stored body it commits to; C2: a rule-2 snapshot
     entry and the rows stored for it (the blocks the two sides do not hold alike, and the
-    totals); each with tampered stored values that MUST be named."""
+    totals); C3: an external list's import and the external project row it stored (by its row
+    digest); each with tampered stored values that MUST be named."""
     body = _RECOGNITION_BODY.encode()
     c1, h1 = _entry(
         1,
@@ -122,6 +147,26 @@ def commitment_vectors() -> Json:
         },
         h1,
     )
+    row_digest = audit_chain.external_row_digest(_EXTERNAL_ROW)
+    row_input = audit_chain.canonical_json(_text(_EXTERNAL_ROW)).decode()
+    if hashlib.sha256(row_input.encode()).hexdigest() != row_digest:
+        raise AssertionError("the displayed digest input disagrees with external_row_digest")
+    c3, h3 = _entry(
+        3,
+        "external_list.imported",
+        "schemes/CCER",
+        "",
+        "operator/alice",
+        {
+            "v": audit_chain.DETAIL_RULE,
+            "scheme": "CCER",
+            "rows": 1,
+            "digest": hashlib.sha256(b"the imported file's bytes").hexdigest(),
+            "projects": [[_EXTERNAL_ROW["subject"], row_digest]],
+        },
+        h2,
+    )
+    tampered_row = {**_EXTERNAL_ROW, "grid_account": "0310118004568"}
     tampered_body = body.replace(b'"approved"', b'"rejected"')
     tampered_blocks = [("340000", 1_000, 10_000_999, "active")]  # the ledger's side, changed
     tampered_totals = [
@@ -187,6 +232,25 @@ def commitment_vectors() -> Json:
                     },
                 ],
             },
+            {
+                "id": "C3",
+                "entry": _show(c3, h3),
+                "stored": {
+                    "table": "external_projects",
+                    "key": f"subject={_EXTERNAL_ROW['subject']}",
+                    "row": _text(_EXTERNAL_ROW),
+                    "import_time_micros": _show(c3, h3)["create_time_micros"],
+                    "imported_by": "operator/alice",
+                    "digest_input": row_input,
+                    "sha256": row_digest,
+                },
+                "tampered": {
+                    "row": _text(tampered_row),
+                    "sha256": audit_chain.external_row_digest(tampered_row),
+                    "expected": f"external_projects subject={_EXTERNAL_ROW['subject']}: "
+                    "sha256 differs",
+                },
+            },
         ],
-        head={"size": 2, "head_hash": h2.hex()},
+        head={"size": 3, "head_hash": h3.hex()},
     )

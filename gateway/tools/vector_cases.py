@@ -17,6 +17,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from yrd.interop.v1 import (
+    duplicate_service_pb2,
+    duplicates_pb2,
     records_pb2,
     transfer_pb2,
     transfer_service_pb2,
@@ -34,6 +36,8 @@ GATEWAY_SEED = bytes([0x02]) * 32
 """The example gateway key of §5 (tree heads and reports)."""
 OTHER_SEED = bytes([0x03]) * 32
 """A key that is not the registry's (the tampered vector signed by the wrong key)."""
+ADMIN_SEED = bytes([0x04]) * 32
+"""An administrator's key (the signed case verdicts)."""
 
 
 def example_key(seed: bytes) -> tuple[ed25519.Ed25519PrivateKey, Json]:
@@ -374,4 +378,59 @@ def tampered_vectors() -> Json:
         " X1–X6 fail the signature; X7 is signed correctly but breaks the chain at chain_head.",
         {"registry": registry, "other": other},
         cases=cases,
+    )
+
+
+# -- duplicate cases ---------------------------------------------------------------------------
+
+V1_PAYLOAD = duplicate_service_pb2.CaseVerdict(
+    duplicate_case="duplicateCases/dc-3f1c2a9b7e04",
+    resolution=duplicates_pb2.CASE_RESOLUTION_DUPLICATE,
+    standing="regions/320000/projects/JS-XM-2024-0517",
+    comment="同一屋顶，江苏登记在先存续 / one roof: the Jiangsu registration stands",
+)
+V2_PAYLOAD = duplicate_service_pb2.CaseVerdict(
+    duplicate_case="duplicateCases/dc-90ab41c6d2f3",
+    resolution=duplicates_pb2.CASE_RESOLUTION_DISTINCT,
+    comment="two plants on neighbouring roofs",
+)
+
+
+def case_verdict_vectors() -> Json:
+    """Administrators' signed CaseVerdicts (§7.2, §11.9): a DUPLICATE naming the registration
+    that stands, then a DISTINCT chained on it."""
+    key, admin = example_key(ADMIN_SEED)
+    v1 = _envelope_case(
+        "V1",
+        "A DUPLICATE verdict naming the registration that stands (UTF-8 comment), the first"
+        " envelope of the administrator's key.",
+        key,
+        contract.CASE_VERDICT_TYPE,
+        V1_PAYLOAD.SerializeToString(),
+        1,
+        signing.GENESIS_HASH,
+        T0 + 600,
+        250_000_000,
+        V1_PAYLOAD,
+    )
+    v2 = _envelope_case(
+        "V2",
+        "A DISTINCT verdict on another case (standing empty, as it must be), chained on V1.",
+        key,
+        contract.CASE_VERDICT_TYPE,
+        V2_PAYLOAD.SerializeToString(),
+        2,
+        bytes.fromhex(v1["expected"]["envelope_hash"]),
+        T0 + 660,
+        0,
+        V2_PAYLOAD,
+    )
+    return document(
+        "case-verdict",
+        "docs/protocol.md §7.2 (signed bodies), §11.9 (ResolveDuplicateCase)",
+        "Signed CaseVerdict envelopes of an administrator (content type"
+        f" {contract.CASE_VERDICT_TYPE}): the serialised body, the signing input, the"
+        " signature and the envelope hash; V2 continues V1's chain.",
+        {"admin": admin},
+        cases=[v1, v2],
     )

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from gateway.tools import vector_audit, vector_cases, vector_logs
+from gateway.tools import vector_audit, vector_cases, vector_identity, vector_logs
 from gateway.tools.vector_cases import Json
 
 
@@ -28,6 +28,8 @@ def all_vectors() -> dict[str, Json]:
         "audit-commitments": vector_audit.commitment_vectors(),
         "reconciliation-report": vector_logs.report_vectors(),
         "canonical-json": vector_logs.canonical_json_vectors(),
+        "case-verdict": vector_cases.case_verdict_vectors(),
+        "identity-keys": vector_identity.identity_vectors(),
     }
 
 

@@ -17,6 +17,7 @@ export const CONTENT_TYPES = {
   proposal: 'application/vnd.yrd.transfer-proposal+proto',
   answer: 'application/vnd.yrd.transfer-answer+proto',
   retirement: 'application/vnd.yrd.retirement-order+proto',
+  caseVerdict: 'application/vnd.yrd.case-verdict+proto',
 };
 
 /** Every .proto file of the contract, relative to protoRoot. */
@@ -126,6 +127,7 @@ export class RegistryClient {
     this.audit = new s.AuditService(target, credentials, shared);
     this.info = new s.GatewayInfoService(target, credentials, shared);
     this.status = new s.StatusService(target, credentials, shared);
+    this.duplicates = new s.DuplicateService(target, credentials, shared);
     this.signer = new EnvelopeSigner(createPrivateKey(readFileSync(files.signingKey)));
   }
 
@@ -184,12 +186,13 @@ export class RegistryClient {
     });
   }
 
-  /** Signs a body and sends it on a TransferService RPC; rewinds the chain head when refused. */
-  async signed(method, contentType, typeName, body) {
+  /** Signs a body and sends it on an RPC (of TransferService unless `stub` says otherwise);
+   * rewinds the chain head when refused. */
+  async signed(method, contentType, typeName, body, stub = this.transfers) {
     const head = this.signer.head();
     const envelope = this.signer.sign(contentType, this.contract.encode(typeName, body));
     try {
-      return await this.call(this.transfers, method, { envelope });
+      return await this.call(stub, method, { envelope });
     } catch (err) {
       this.signer.rewind(...head);
       throw err;
@@ -230,6 +233,37 @@ export class RegistryClient {
       page_token = reply.next_page_token;
     } while (page_token);
     return retirements;
+  }
+
+  /** §11.9: one duplicate case by name (NOT_FOUND / DUPLICATE_CASE_NOT_FOUND). */
+  async getDuplicateCase(name) {
+    return (await this.call(this.duplicates, 'GetDuplicateCase', { name })).duplicate_case;
+  }
+
+  /** §11.9: every case matching the filter ({region, state, strength, subject}: empty or
+   * UNSPECIFIED for any), newest first, following page tokens. */
+  async listDuplicateCases(filter = {}, pageSize = 0) {
+    const cases = [];
+    let page_token = '';
+    do {
+      const reply = await this.call(this.duplicates, 'ListDuplicateCases', {
+        ...filter,
+        page_size: pageSize,
+        page_token,
+      });
+      cases.push(...reply.duplicate_cases);
+      page_token = reply.next_page_token;
+    } while (page_token);
+    return cases;
+  }
+
+  /** §11.9: an administrator's decision, a CaseVerdict ({duplicate_case, resolution, standing,
+   * comment}) signed with the administrator's own key as every signed request is (§6); returns
+   * the case after it (resolved once every deciding region's quorum agrees). */
+  async resolveDuplicateCase(verdict) {
+    const body = { standing: '', ...verdict };
+    const reply = await this.signed('ResolveDuplicateCase', CONTENT_TYPES.caseVerdict, 'CaseVerdict', body, this.duplicates);
+    return reply.duplicate_case;
   }
 
   /** Every block matching the filter, following page tokens. */

@@ -185,20 +185,76 @@ export function verifyTreeHead(head, rawPublic) {
   return ed25519Verify(rawPublic, treeHeadInput(head.size, head.head_hash, head.sign_time), head.signature);
 }
 
+/** Every audit entry kind of the protocol (§8.1). */
+export const ENTRY_KINDS = new Set([
+  'signing_key.registered',
+  'signing_key.revoked',
+  'methodology.accepted',
+  'project.accepted',
+  'issuance.accepted',
+  'transfer.proposed',
+  'transfer.completed',
+  'transfer.rejected',
+  'transfer.cancelled',
+  'transfer.expired',
+  'request.repeated',
+  'units.retired',
+  'recognition.requested',
+  'recognition.approved',
+  'recognition.rejected',
+  'recognition.revoked',
+  'reconciliation.snapshot',
+  'reconciliation.report',
+  'duplicate_case.opened',
+  'duplicate_case.hold',
+  'duplicate_case.decision',
+  'duplicate_case.resolved',
+  'external_list.imported',
+]);
+
 /**
- * Checks a log from sequence 1 (§8.1): numbering, links and recomputed hashes. Returns
+ * Checks a log from sequence 1 (§8.1): numbering, links and recomputed hashes; then that every
+ * entry is of a kind the protocol defines (one that is not is reported, never skipped). Returns
  * {size, headHash} reached; throws on the first broken entry.
  */
 export function verifyAuditLog(entries) {
   let previous = ZERO_HASH;
   let expected = 1n;
+  let unknown = null;
   for (const e of entries) {
     if (BigInt(e.sequence) !== expected) throw new Error(`audit entry ${e.sequence}: expected ${expected}`);
     if (!Buffer.from(e.previous_hash).equals(previous)) throw new Error(`audit entry ${e.sequence}: broken link`);
     const hash = auditEntryHash(e);
     if (!hash.equals(Buffer.from(e.entry_hash))) throw new Error(`audit entry ${e.sequence}: hash mismatch`);
+    if (unknown === null && !ENTRY_KINDS.has(e.kind)) unknown = e;
     previous = hash;
     expected += 1n;
   }
+  // Faults of the chain come first; then an entry whose effect cannot be told.
+  if (unknown !== null) throw new Error(`audit entry ${unknown.sequence}: unknown kind ${JSON.stringify(unknown.kind)}`);
   return { size: expected - 1n, headHash: previous };
+}
+
+/** Compares strings by Unicode code point (§9.1), not by UTF-16 code unit. */
+function byCodePoint(a, b) {
+  const x = Array.from(a);
+  const y = Array.from(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * The canonical JSON text of a value (§9.1): keys sorted by code point, no whitespace, strings
+ * escaped as JSON.stringify does (", \\, \b \f \n \r \t, other controls as lower-case \u00XX),
+ * everything else as itself. Numbers are written as JavaScript writes them (integers, and the
+ * floats §9.1's example has).
+ */
+export function canonicalJson(value) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(value).sort(byCodePoint);
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
 }

@@ -2,7 +2,9 @@
 // YRDGW_PKI_DIR (the dev PKI), YRDGW_PROTO_DIR and YRDGW_SAMPLES_DIR (default: this repository's).
 // A fresh database is assumed: Shanghai and Jiangsu publish their samples, everyone's envelopes on
 // the feed are verified, Shanghai proposes a transfer to Jiangsu, Jiangsu accepts it, and the
-// audit log and its signed tree head are verified with the key GetGatewayInfo serves.
+// audit log and its signed tree head are verified with the key GetGatewayInfo serves. Then the
+// demo plant filed in Qingpu and in Wujiang opens a duplicate case, which administrators of both
+// regions resolve DISTINCT.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -181,4 +183,82 @@ test('an administrator reads the federation status; a registry may not', { skip 
   assert.ok(shanghai.certificates.every((c) => Number(c.days_left) > 0));
   // §2.4: registries are refused (PERMISSION_DENIED, code 7).
   await assert.rejects(sh.federationStatus(), (err) => err.cause?.code === 7);
+});
+
+test('one plant filed in Qingpu and Wujiang: a duplicate case, listed and resolved DISTINCT', { skip }, async (t) => {
+  const contract = loadContract(PROTO);
+  const sh = new RegistryClient(TARGET, SH, registryFiles(PKI, SH), contract);
+  const js = new RegistryClient(TARGET, JS, registryFiles(PKI, JS), contract);
+  // §14.2: Shanghai's quorum is two administrators by default, Jiangsu's one.
+  const deciders = [
+    [SH, 'admin-a'],
+    [SH, 'admin-b'],
+    [JS, 'admin-a'],
+  ].map(([region, name]) => new RegistryClient(TARGET, region, adminFiles(PKI, region, name), contract));
+  t.after(() => [sh, js, ...deciders].forEach((c) => c.close()));
+  for (const c of [sh, js, ...deciders]) await c.syncSigner();
+  const info = await sh.gatewayInfo();
+  const contentType = (region) => info.regions.find((r) => r.region === region).native_content_types[0];
+
+  // §7.4: the same plant with the same owner credit code and grid account, Wujiang's site in
+  // GCJ-02; the methodologies were published by the first test.
+  const qingpu = readFileSync(join(SAMPLES, 'demo-qingpu-310000-project.json'));
+  const wujiang = readFileSync(join(SAMPLES, 'demo-wujiang-320000-project.xml'));
+  const first = await sh.publish(contentType(SH), qingpu);
+  assert.ok(first.accepted, `${first.reason} ${first.message}`);
+  const second = await js.publish(contentType(JS), wujiang);
+  assert.ok(second.accepted, `${second.reason} ${second.message}`);
+  const [shProject] = first.record_names;
+  const [jsProject] = second.record_names;
+
+  // §11.9: listed by subject, by region and state; read by name.
+  const listed = await sh.listDuplicateCases({ subject: shProject });
+  assert.equal(listed.length, 1);
+  const [opened] = listed;
+  assert.match(opened.name, /^duplicateCases\/dc-[0-9a-f]{12}$/);
+  assert.equal(opened.state, 'DUPLICATE_CASE_STATE_OPEN');
+  assert.equal(opened.strength, 'MATCH_STRENGTH_CERTAIN');
+  assert.deepEqual([opened.first.subject, opened.second.subject], [shProject, jsProject]);
+  assert.deepEqual(opened.deciding_regions, [SH, JS]);
+  assert.ok(opened.evidence.same_grid_account && opened.evidence.same_owner_credit_code);
+  assert.ok(Number(opened.evidence.distance_metres) < 1000, opened.evidence.distance_metres);
+  // The record keeps what was filed; the site converted for matching is shown beside it.
+  assert.equal(opened.second.identity.site.datum, 'COORDINATE_DATUM_GCJ02');
+  assert.equal(opened.second.identity.site.latitude, '31.045964');
+  assert.notEqual(opened.second.site_wgs84.latitude, '31.045964');
+  assert.deepEqual((await js.listDuplicateCases({ region: JS, state: 'DUPLICATE_CASE_STATE_OPEN' }, 1)).map((c) => c.name), [opened.name]);
+  assert.deepEqual(await js.listDuplicateCases({ subject: shProject, state: 'DUPLICATE_CASE_STATE_DISTINCT' }), []);
+  assert.deepEqual(await js.getDuplicateCase(opened.name), opened);
+  await assert.rejects(js.getDuplicateCase('duplicateCases/dc-000000000000'), (err) => err.cause?.code === 5);
+
+  // §2.4: a registry does not decide (PERMISSION_DENIED, 7).
+  const verdict = { duplicate_case: opened.name, resolution: 'CASE_RESOLUTION_DISTINCT', comment: '两座相邻屋顶 / two roofs' };
+  await assert.rejects(sh.resolveDuplicateCase(verdict), (err) => err.cause?.code === 7);
+  // Each deciding region's quorum on the same resolution resolves it.
+  const [a, b, c] = deciders;
+  assert.equal((await a.resolveDuplicateCase(verdict)).state, 'DUPLICATE_CASE_STATE_OPEN');
+  assert.equal((await c.resolveDuplicateCase(verdict)).state, 'DUPLICATE_CASE_STATE_OPEN');
+  const resolved = await b.resolveDuplicateCase(verdict);
+  assert.equal(resolved.state, 'DUPLICATE_CASE_STATE_DISTINCT');
+  assert.equal(resolved.resolution, 'CASE_RESOLUTION_DISTINCT');
+  assert.equal(resolved.standing, '');
+  assert.ok(resolved.resolve_time);
+  // §6.3: every decision carries its envelope, signed by the deciding administrator's key.
+  const keys = new Map((await sh.signingKeys()).map((k) => [k.key_id, k]));
+  assert.deepEqual(resolved.decisions.map((d) => [d.region, d.admin]), [[SH, 'admin-a'], [JS, 'admin-a'], [SH, 'admin-b']]);
+  for (const d of resolved.decisions) {
+    assert.equal(d.envelope.content_type, 'application/vnd.yrd.case-verdict+proto');
+    const key = keys.get(d.envelope.key_id);
+    assert.equal(key.owner, `admin/${d.admin}`);
+    assert.ok(verifyEnvelope(d.envelope, key.public_key));
+    assert.equal(contract.decode('CaseVerdict', d.envelope.payload).duplicate_case, opened.name);
+  }
+  // A decision on a resolved case is refused (FAILED_PRECONDITION, 9).
+  await assert.rejects(c.resolveDuplicateCase(verdict), (err) => err.cause?.code === 9);
+
+  // §8: the log with the new entry kinds still verifies end to end.
+  const head = await sh.treeHead();
+  const entries = (await sh.auditEntries()).filter((e) => BigInt(e.sequence) <= BigInt(head.size));
+  assert.ok(entries.some((e) => e.kind === 'duplicate_case.resolved'));
+  assert.equal(verifyAuditLog(entries).size, BigInt(head.size));
 });

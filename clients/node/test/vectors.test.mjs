@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { loadContract } from '../src/client.mjs';
 import {
+  ENTRY_KINDS,
   EnvelopeSigner,
   auditEntryHash,
+  canonicalJson,
   envelopeHash,
   keyIdOf,
   privateKeyFromSeed,
@@ -15,8 +17,21 @@ import {
   signingInput,
   treeHeadInput,
   verifyEnvelope,
+  verifyAuditLog,
   verifyTreeHead,
 } from '../src/protocol.mjs';
+import {
+  CREDIT_CODE_ALPHABET,
+  CREDIT_CODE_CATEGORIES,
+  IdentityKeyError,
+  checkCreditCode,
+  checkGridAccount,
+  checkLatitude,
+  checkLongitude,
+  checkSite,
+  creditCodeCheckChar,
+} from '../src/identity.mjs';
+import { readFileSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PROTO = process.env.YRDGW_PROTO_DIR || join(here, '..', '..', '..', 'proto');
@@ -107,8 +122,7 @@ test('A1, T1: audit entry hash and signed tree head', () => {
   assert.ok(!verifyTreeHead(head, rawPublicKey(key1))); // key id of another key
 });
 
-test('C1, C2: rule-2 audit entries and the stored values they commit to (§8.3)', async () => {
-  const { readFileSync } = await import('node:fs');
+test('C1, C2, C3: rule-2 audit entries and the stored values they commit to (§8.3)', async () => {
   const { createHash } = await import('node:crypto');
   const sha256 = (b) => createHash('sha256').update(b).digest('hex');
   const doc = JSON.parse(readFileSync(join(here, '..', '..', '..', 'docs', 'vectors', 'audit-commitments.json'), 'utf8'));
@@ -133,6 +147,17 @@ test('C1, C2: rule-2 audit entries and the stored values they commit to (§8.3)'
     if (c.id === 'C1') {
       assert.equal(sha256(Buffer.from(c.stored.value_text)), detail.body_sha256);
       assert.notEqual(sha256(Buffer.from(c.tampered.value_text)), detail.body_sha256);
+    } else if (c.id === 'C3') {
+      // An external project row: canonical JSON (§9.1: keys sorted, no blanks) of its columns.
+      const rowDigest = (row) => {
+        const input = canonicalJson(row);
+        return [input, sha256(Buffer.from(input))];
+      };
+      assert.deepEqual(rowDigest(c.stored.row), [c.stored.digest_input, c.stored.sha256]);
+      assert.deepEqual(detail.projects, [[c.stored.row.subject, c.stored.sha256]]);
+      assert.equal(detail.rows, detail.projects.length);
+      assert.equal(rowDigest(c.tampered.row)[1], c.tampered.sha256);
+      assert.notEqual(c.tampered.sha256, c.stored.sha256);
     } else {
       // Rows sorted field by field (strings by code point, numbers by value), one JSON array a line.
       const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
@@ -164,4 +189,87 @@ test('C1, C2: rule-2 audit entries and the stored values they commit to (§8.3)'
     }
   }
   assert.equal(previous.toString('hex'), doc.head.head_hash);
+});
+
+const vectors = (name) => JSON.parse(readFileSync(join(here, '..', '..', '..', 'docs', 'vectors', `${name}.json`), 'utf8'));
+
+test('J1–J5: canonical JSON (§9.1)', () => {
+  for (const c of vectors('canonical-json').cases) {
+    const text = canonicalJson(JSON.parse(c.input_json));
+    assert.equal(text, c.expected.text, c.id);
+    assert.equal(Buffer.from(text).toString('hex'), c.expected.utf8, c.id);
+  }
+});
+
+test('V1, V2: signed CaseVerdict envelopes of an administrator (§7.2, §11.9)', () => {
+  const contract = loadContract(PROTO);
+  const doc = vectors('case-verdict');
+  const admin = privateKeyFromSeed(hex(doc.keys.admin.seed));
+  assert.equal(keyIdOf(rawPublicKey(admin)), doc.keys.admin.key_id);
+  const signer = new EnvelopeSigner(admin);
+  for (const c of doc.cases) {
+    const body = contract.encode('CaseVerdict', c.input.payload_json);
+    assert.equal(body.toString('hex'), c.input.payload, c.id);
+    assert.deepEqual(contract.decode('CaseVerdict', body).duplicate_case, c.input.payload_json.duplicate_case);
+    const { seconds, nanos } = c.input.sign_time;
+    const when = new Date(seconds * 1000 + nanos / 1e6);
+    const env = signer.sign(c.input.content_type, body, when);
+    assert.equal(env.content_type, 'application/vnd.yrd.case-verdict+proto');
+    assert.equal(env.sequence, String(c.input.sequence), c.id);
+    assert.equal(env.previous_hash.toString('hex'), c.input.previous_hash, c.id);
+    assert.equal(env.sign_time.nanos, nanos, c.id);
+    assert.equal(signingInput(env).toString('hex'), c.expected.signing_input, c.id);
+    assert.equal(env.signature.toString('hex'), c.expected.signature, c.id);
+    assert.equal(envelopeHash(env).toString('hex'), c.expected.envelope_hash, c.id);
+    assert.ok(verifyEnvelope(env, rawPublicKey(admin)));
+  }
+});
+
+test('I, L, G, S, A: identity keys valid or invalid at the key the vectors name (§7.4)', () => {
+  const doc = vectors('identity-keys');
+  assert.equal(doc.credit_code_alphabet, CREDIT_CODE_ALPHABET);
+  assert.deepEqual(doc.credit_code_categories, CREDIT_CODE_CATEGORIES);
+  const agrees = (c, check) => {
+    let fault = null;
+    let result;
+    try {
+      result = check();
+    } catch (err) {
+      assert.ok(err instanceof IdentityKeyError, `${c.id}: ${err}`);
+      fault = err.key;
+    }
+    assert.equal(fault === null, c.expected.valid, `${c.id} ${c.description}`);
+    if (fault !== null) assert.equal(fault, c.expected.key, c.id);
+    return result;
+  };
+  for (const c of doc.owner_credit_codes) {
+    agrees(c, () => checkCreditCode(c.input.value));
+    if (c.expected.valid) assert.equal(creditCodeCheckChar(c.input.value.slice(0, 17)), c.expected.check_character);
+  }
+  for (const c of doc.latitudes) agrees(c, () => checkLatitude(c.input.value));
+  for (const c of doc.longitudes) agrees(c, () => checkLongitude(c.input.value));
+  for (const c of doc.sites) {
+    const datum = agrees(c, () => checkSite(c.input.latitude, c.input.longitude, c.input.datum));
+    if (c.expected.valid) assert.equal(datum, c.expected.datum, c.id);
+  }
+  for (const c of doc.grid_accounts) agrees(c, () => checkGridAccount(c.input.value));
+});
+
+test('an audit entry of a kind the protocol does not define is reported (§8.1)', () => {
+  const base = {
+    sequence: '1',
+    kind: 'signing_key.registered',
+    subject: 's',
+    actor_region: '',
+    actor: 'gateway',
+    detail: Buffer.from('{}'),
+    previous_hash: Buffer.alloc(32),
+    create_time: { seconds: '1735689600', nanos: 0 },
+  };
+  const first = { ...base, entry_hash: auditEntryHash(base) };
+  assert.equal(verifyAuditLog([first]).size, 1n);
+  const unknownFields = { ...base, sequence: '2', kind: 'units.teleported', previous_hash: first.entry_hash };
+  const unknown = { ...unknownFields, entry_hash: auditEntryHash(unknownFields) };
+  assert.throws(() => verifyAuditLog([first, unknown]), /audit entry 2: unknown kind "units.teleported"/);
+  assert.ok(ENTRY_KINDS.has('duplicate_case.resolved') && ENTRY_KINDS.has('external_list.imported'));
 });
