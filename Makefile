@@ -16,7 +16,7 @@ MATRIX_TESTS ?= tests/unit tests/storage tests/integration
 
 .PHONY: demo test test-matrix install install-demo lock lock-check proto proto-check lint typecheck \
 	buf-lint buf-breaking buf-baseline imports pytest chromium bench fuzz-long fuzz-atheris faults hostile failover \
-	vectors reasons schema clean
+	vectors reasons schema templates clean
 
 # uv itself comes from the lock: the version and the hashes uv.lock records for it, installed by
 # the interpreter's own pip into the virtual environment (then `uv sync` keeps it, and the locked pip,
@@ -71,6 +71,11 @@ vectors: install
 ## Render docs/reasons.md from the reason catalogue (gateway/reasons/); tested in `make test`.
 reasons: install
 	$(PY) -m gateway.tools.reasons docs/reasons.md
+
+## Regenerate the external-list templates (docs/templates/external-list.csv and .xlsx) from the
+## columns of adapters/external_list.py (tests/adapters/test_external_list.py checks them).
+templates: install
+	$(PY) -m gateway.tools.external_template docs/templates
 
 ## Fail when the checked-in generated code differs from what the pinned generator produces.
 proto-check: install

@@ -76,7 +76,7 @@ CREDIT_CODE_CATEGORIES: dict[str, str] = {
 }
 
 MAX_COORDINATE_DECIMALS = 6
-_COORDINATE = re.compile(r"-?(?:0|[1-9][0-9]{0,2})(?:\.([0-9]+))?", re.ASCII)
+_COORDINATE = re.compile(r"-?(0|[1-9][0-9]*)(?:\.([0-9]+))?", re.ASCII)
 _ACCOUNT = re.compile(r"[0-9]{10,20}", re.ASCII)
 _COUNTY = re.compile(r"[0-9]{6}", re.ASCII)
 
@@ -188,15 +188,16 @@ def _check_coordinate(key: Literal["latitude", "longitude"], text: str, limit: i
             f"{key} {_shown(text)} is not a plain decimal number of degrees (digits, an optional"
             " leading '-' and '.', no exponent, no blanks), e.g. '31.1492'",
         )
-    decimals = match.group(1)
+    whole, decimals = match.group(1), match.group(2)
     if decimals is not None and len(decimals) > MAX_COORDINATE_DECIMALS:
         raise IdentityKeyError(
             key,
-            f"{key} {text!r} has {len(decimals)} decimals; at most {MAX_COORDINATE_DECIMALS}"
-            " are allowed (about 0.1 m)",
+            f"{key} {_shown(text)} has {len(decimals)} decimals; at most"
+            f" {MAX_COORDINATE_DECIMALS} are allowed (about 0.1 m)",
         )
-    if abs(Decimal(text)) > limit:
-        raise IdentityKeyError(key, f"{key} {text!r} is outside [-{limit}, {limit}] degrees")
+    # More than three whole digits is out of range without reading the (maybe huge) number.
+    if len(whole) > 3 or abs(Decimal(text)) > limit:
+        raise IdentityKeyError(key, f"{key} {_shown(text)} is outside [-{limit}, {limit}] degrees")
     return text
 
 

@@ -28,6 +28,7 @@ from adapters import (
 from adapters.base import comparable_record, render_checked, same_record
 from adapters.quantities import capacity_watts
 from tests.adapters.conftest import SAMPLE_NAMES, find_samples_dir
+from tests.adapters.identity_strategies import optional_identities
 from tests.adapters.test_adapters_roundtrip import (
     SETTINGS,
     cal,
@@ -155,6 +156,9 @@ def any_project(draw: st.DrawFn, region: str) -> pb.Project:
         record.capacity.CopyFrom(draw(capacities()))
     if draw(st.booleans()):
         record.start_date.CopyFrom(cal(draw(st.dates(date(1, 1, 1), date(9999, 12, 31)))))
+    identity = draw(optional_identities)
+    if identity is not None:
+        record.identity.CopyFrom(identity)
     return record
 
 

@@ -23,6 +23,7 @@ from adapters import (
     build_default_registry,
 )
 from adapters._common import normalize_text, text_problem
+from tests.adapters.identity_strategies import optional_identities
 
 REGISTRY = build_default_registry()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,6 +221,9 @@ def projects(draw: st.DrawFn, region: str) -> pb.Project:
     start_date = draw(st.one_of(st.none(), dates))
     if start_date is not None:
         record.start_date.CopyFrom(cal(start_date))
+    identity = draw(optional_identities)
+    if identity is not None:
+        record.identity.CopyFrom(identity)
     if zhejiang:
         record.native_ids["projectNum"] = draw(identifiers)
         native: dict[str, str] = {}
