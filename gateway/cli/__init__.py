@@ -22,6 +22,7 @@ from gateway.cli import (
     context,
     db,
     demo,
+    duplicates,
     health,
     info,
     keys,
@@ -111,6 +112,7 @@ app.add_typer(transfer.app, name="transfer")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(recognition.app, name="recognition")
 app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(duplicates.app, name="duplicates")
 app.add_typer(context.app, name="context")
 
 
