@@ -68,7 +68,11 @@ def test_duplicate_case_refusals_read_as_sentences() -> None:
     assert describe_error("en", held).startswith("These units belong to an issuance")
 
 
-def _site(lat: str, lon: str, datum: int = records_pb2.COORDINATE_DATUM_WGS84) -> Any:
+def _site(
+    lat: str,
+    lon: str,
+    datum: records_pb2.CoordinateDatum.ValueType = records_pb2.COORDINATE_DATUM_WGS84,
+) -> Any:
     return records_pb2.SiteLocation(latitude=lat, longitude=lon, datum=datum)
 
 
@@ -179,7 +183,7 @@ def test_a_case_view_shows_each_side_as_filed_and_checks_each_signature() -> Non
 def _plotted_metres(m: Any) -> float:
     """The distance between the plotted points in metres, by the map's own scale bar."""
     units = math.hypot(m.second.x - m.first.x, m.second.y - m.first.y)
-    return units * m.scale_m / m.scale_px
+    return float(units * m.scale_m / m.scale_px)
 
 
 @pytest.mark.parametrize(
