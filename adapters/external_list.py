@@ -84,7 +84,7 @@ class Column:
 #: The columns, in the template's order. Headers match ignoring case, blanks, ``_`` and ``-``.
 COLUMNS: tuple[Column, ...] = (
     Column("scheme_project_id", "scheme project id", "项目编号", True, "id", "CCER-14-2025-0001",
-           "The scheme's own project identifier (no '/' or blanks, at most 128 characters)."),
+           "The scheme's own project identifier (no '/' or blanks, at most 80 characters)."),
     Column("title", "name", "项目名称", True, "text", "青浦区某工业园屋顶分布式光伏项目",
            "Project name as listed."),
     Column("owner_credit_code", "owner credit code", "业主统一社会信用代码", False, "code",
@@ -132,7 +132,8 @@ CATEGORY_NAMES: dict[str, records_pb2.ScenarioCategory.ValueType] = {
 }
 
 _SCHEME = re.compile(r"[A-Z][A-Z0-9]{1,19}", re.ASCII)
-_ID = re.compile(r"[^/\s]{1,128}")
+_ID = re.compile(r"[^/\s]{1,80}")
+MAX_TITLE = 300
 _CAPACITY = re.compile(r"([0-9]+(?:\.[0-9]+)?) *([A-Za-z\u4e00-\u9fff]+)")
 _ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", re.ASCII)
 _SLASH_DATE = re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})", re.ASCII)
@@ -443,12 +444,16 @@ def _cell(column: Column, raw: object) -> object:
     if kind == "id":
         if not _ID.fullmatch(text) or any(unicodedata.category(ch)[0] == "C" for ch in text):
             raise ValueError(
-                f"{text[:40]!r} is not a project id: at most 128 characters, no '/', blanks or "
+                f"{text[:40]!r} is not a project id: at most 80 characters, no '/', blanks or "
                 "control characters"
             )
         return text
     if kind == "code":
         return _code(column, text)
+    if kind == "text" and len(text) > MAX_TITLE:
+        raise ValueError(f"has {len(text)} characters; at most {MAX_TITLE}")
+    if kind == "text" and any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise ValueError("contains a control character")
     if kind == "category":
         key = text.upper().replace(" ", "_").replace("-", "_").removeprefix("SCENARIO_CATEGORY_")
         if key not in CATEGORY_NAMES:

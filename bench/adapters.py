@@ -28,6 +28,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from adapters import CommonRecord, NotExpressibleError, RegionAdapter, default_r
 from adapters.base import same_record
 
 SAMPLES = resources.files("adapters") / "samples"
+_SHARED_SAMPLE = re.compile(r"[0-9]{6}-(methodology|project|issuance)\.(json|xml|csv)")
 
 
 def _sample(name: str) -> str:
@@ -216,7 +218,9 @@ def samples_table() -> int:
     """Print region × kind: the other regions' sample records native and exact in each format."""
     folder = SAMPLES
     records: list[CommonRecord] = []
-    for name in sorted(p.name for p in folder.iterdir()):
+    # The shared samples only (not the projects with identity keys, nor the demo pair).
+    shared = (p.name for p in folder.iterdir() if _SHARED_SAMPLE.fullmatch(p.name))
+    for name in sorted(shared):
         source = default_registry.get(name[:6])
         records += source.to_common(source.content_types[0], (folder / name).read_bytes())
     kinds = ("methodology", "project", "issuance")

@@ -102,7 +102,7 @@ def build_services(
         db=db,
         keys=KeyDirectory(db, clock),
         audit=audit,
-        exchange=ExchangeService(db, adapters, clock, sign_time_skew=skew),
+        exchange=ExchangeService(db, adapters, clock, sign_time_skew=skew, approvals=approvals),
         recognition=recognition,
         transfers=transfers,
         retirements=retirements,

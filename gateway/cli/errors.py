@@ -68,7 +68,7 @@ def mask(url: str) -> str:
 
 CONTEXT: dict[str, str] = {}
 """What the running command acts on, for the explanation of a failure: ``gateway`` (address),
-``database`` (URL), ``config`` (file)."""
+``database`` (URL), ``config`` (file), ``file`` (an input file)."""
 
 
 def explain(exc: BaseException) -> Explained:
@@ -256,6 +256,19 @@ def _json(exc: Exception) -> Explained:
     return Explained(f"not valid JSON: {exc}")
 
 
+def _external_list(exc: Any) -> Explained:
+    where = CONTEXT.get("file", "the list")
+    details = [str(issue) for issue in exc.issues]
+    if exc.total > len(exc.issues):
+        details.append(f"… and {exc.total - len(exc.issues)} more")
+    return Explained(
+        f"EXTERNAL_LIST_INVALID: {where}: {exc.total} problem(s), nothing imported",
+        details,
+        "fix the rows named and import the whole list again (columns and formats: "
+        "docs/operations.md, part C; template: docs/templates/external-list.csv)",
+    )
+
+
 def _keyboard(_exc: BaseException) -> Explained:
     return Explained("interrupted", code=ExitCode(1))
 
@@ -278,6 +291,8 @@ def _explainers() -> list[tuple[type[BaseException], Any]]:
     found.append((DomainError, _domain))
 
     # Only what the command already loaded can have raised; importing more here would be slow.
+    if "adapters.external_list" in sys.modules:
+        found.append((sys.modules["adapters.external_list"].ExternalListError, _external_list))
     if "gateway.client.errors" in sys.modules:
         found.append((sys.modules["gateway.client.errors"].TransportError, _transport))
     if "gateway.security.pki" in sys.modules:

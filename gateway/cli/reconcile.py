@@ -66,7 +66,7 @@ app = typer.Typer(
 
 def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     """A snapshot file: {"region", "snapshot_time" (ISO 8601), "completed_transfers": [names],
-    "blocks": [{"origin", "start", "end", "state": active|reserved|retired|cancelled}]}."""
+    "blocks": [{"origin", "start", "end", "state": active|held|reserved|retired|cancelled}]}."""
     import json
 
     from gateway.contract import BLOCK_STATE_PROTO

@@ -352,6 +352,7 @@ REASONS: tuple[Reason, ...] = (
             "ListUnitBlocks",
             "ListRetirements",
             "ListReconciliationReports",
+            "ListDuplicateCases",
         ),
         retry=Retry.FIX,
     ),

@@ -73,6 +73,7 @@ SIGNED_RPCS = (
     "RequestRecognition",
     *DECIDE_RPCS,
     "RevokeRecognition",
+    "ResolveDuplicateCase",
 )
 GROUPS: dict[str, tuple[str, ...]] = {
     "Answer": ANSWER_RPCS,

@@ -28,6 +28,7 @@ from gateway.services.publish import PublishBatch, SignaturesUnconfirmed
 from gateway.services.verifier import SignatureWorker, shared_worker
 from gateway.storage.db import Database
 from gateway.storage.feed_store import FeedRow, FeedStore
+from mutual_recognition import ApprovalPolicy
 
 MAX_BATCH = 1000
 """Most envelopes accepted in one Publish message."""
@@ -157,8 +158,12 @@ class ExchangeService:
         *,
         verify_in_worker: bool = True,
         sign_time_skew: dt.timedelta | None = DEFAULT_SIGN_TIME_SKEW,
+        approvals: ApprovalPolicy | None = None,
     ) -> None:
         self.db = db
+        self.approvals = approvals or ApprovalPolicy()
+        """The recognition approval policy, whose quorums the duplicate cases detection opens
+        record."""
         self.sign_time_skew = sign_time_skew
         """How far an envelope's ``sign_time`` may be from the clock (None: no window)."""
         self.adapters = adapters
@@ -209,7 +214,13 @@ class ExchangeService:
         outcomes: list[PublishOutcome] = []
         with self.db.transaction() as session:
             batch = PublishBatch(
-                session, self.adapters, caller, region, self.clock(), self.sign_time_skew
+                session,
+                self.adapters,
+                caller,
+                region,
+                self.clock(),
+                self.sign_time_skew,
+                self.approvals,
             )
             try:
                 for prepared in batch.prepare(envelopes, worker):

@@ -12,7 +12,9 @@ accept:
 1. the caller is the source (propose, cancel) or the destination (accept, reject);
 2. the signing key is the caller's registry key and the signature verifies;
 3. the transfer id is new — or the same id with a byte-identical request, answered as the first;
-4. every serial exists, is held by the source, and is active (not reserved, retired, cancelled);
+4. every serial exists, is held by the source, and is active (not reserved, retired, cancelled,
+   nor held by an open duplicate case — UNITS_HELD, which accept asks again of the reserved
+   units);
 5. the destination recognises the units (through the recognition policy);
 6. source and destination differ;
 7. (ETS offsets) the ETS region's offset policy.
@@ -415,7 +417,8 @@ class InvariantReport:
 
 def check_invariants(db: Database) -> InvariantReport:
     """Every serial of every issuance is in exactly one block; blocks never overlap; issued =
-    active + reserved + retired + cancelled per origin; a reserved block belongs to exactly one
-    pending transfer."""
+    active + held + reserved + retired + cancelled per origin; a reserved block belongs to exactly
+    one pending transfer; a held block belongs to an issuance an open duplicate case holds, and
+    such an issuance has no active block."""
     with db.transaction() as session:
         return InvariantReport(tuple(invariant_problems(session)))

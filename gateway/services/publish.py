@@ -35,6 +35,7 @@ from gateway import errors, protowire
 from gateway.security.audit_chain import canonical_json
 from gateway.security.identity import Identity
 from gateway.security.signing import EnvelopeFields, envelope_hash, signing_input, verify
+from gateway.services.duplicates import Detector
 from gateway.services.intake import (
     check_chain,
     check_signer,
@@ -43,8 +44,10 @@ from gateway.services.intake import (
 )
 from gateway.services.record_checks import KnownRecords, RecordChecks
 from gateway.services.verifier import Pending, SignatureWorker
+from gateway.storage.audit_log import AuditLog
 from gateway.storage.models import SigningKeyRow
 from gateway.storage.records import EnvelopeColumns, PlannedRecord, RecordsStore
+from mutual_recognition import ApprovalPolicy
 
 _KIND: dict[type, str] = {
     records_pb2.Methodology: "methodology",
@@ -172,6 +175,8 @@ class PublishBatch:
     now: dt.datetime
     sign_time_skew: dt.timedelta | None = None
     """How far ``sign_time`` may be from ``now`` (None: no window)."""
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    """The recognition approval policy: the quorum a duplicate case needs."""
     envelopes: list[EnvelopeColumns] = field(default_factory=list)
     planned: list[PlannedRecord] = field(default_factory=list)
     _keys: dict[str, SigningKeyRow | None] = field(default_factory=dict)
@@ -420,11 +425,40 @@ class PublishBatch:
                 stored_now=stamp,
             )
         )
+        self._detect_duplicates(audit)
         for key_id, chain in self._heads.items():
             key = self._keys[key_id]
             if key is not None and chain.sequence != key.last_sequence:
                 store.advance_chain(key_id, chain.sequence, chain.hash)
         store.flush()
+
+    def _detect_duplicates(self, audit: AuditLog) -> None:
+        """Duplicate detection for the batch's projects (their current revisions), then the holds
+        of the open cases of its issuances' projects (``gateway.services.duplicates``)."""
+        projects = [p.record for p in self.planned if p.kind == "project" and p.is_current]
+        issued = {
+            p.record.project for p in self.planned if isinstance(p.record, records_pb2.Issuance)
+        }
+        if not projects and not issued:
+            return
+        detector = Detector(
+            self.session.connection(),
+            audit,
+            self.approvals,
+            now=self.now,
+            actor_region=self.caller.region or "",
+            actor=self.caller.actor,
+        )
+        for project in projects:
+            assert isinstance(project, records_pb2.Project)
+            ref = project.methodology
+            methodology = self.known.methodology_by_ref(
+                project.region, ref.methodology_id, ref.version
+            )
+            assert methodology is not None, "the checks accepted the project with its methodology"
+            detector.project_accepted(project, methodology.category)
+        if issued:
+            detector.issuances_accepted(issued)
 
     def _audit_entries(
         self, previous: dict[tuple[str, str], int]

@@ -1,5 +1,6 @@
 """Two-phase cross-region transfers: propose (the source's units reserved), then exactly one of
-accept (they move), reject, cancel or expire (they are released); and the reads. The numbered
+accept (they move), reject, cancel or expire (they are released: active again, or held while
+a duplicate case holds their issuance); and the reads. The numbered
 checks are listed in ``gateway.services.ledger``.
 """
 

@@ -70,14 +70,14 @@ _KEPT_ON_UPDATE = frozenset({"subject", "registered_time"})
 
 def _upsert(
     conn: Connection, table: Table, values: Mapping[str, Any], keep: frozenset[str]
-) -> None:
+) -> Insert:
     """INSERT, or UPDATE every column but ``keep`` when the primary key exists."""
     ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
     stmt: Insert = ins.values(**values).on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
         set_={k: ins.excluded[k] for k in values if k not in keep},
     )
-    conn.execute(stmt)
+    return stmt
 
 
 class DuplicateStore:
@@ -90,10 +90,13 @@ class DuplicateStore:
 
     # -- subjects -------------------------------------------------------------------------------
 
-    def save_subject(self, values: Mapping[str, Any]) -> None:
+    def save_subject(self, values: Mapping[str, Any]) -> dt.datetime:
         """Insert an identity subject (every ``identity_subjects`` column), or update it keeping
-        its first ``registered_time`` (a re-publication is the same registration)."""
-        _upsert(self.conn, _S, values, _KEPT_ON_UPDATE)
+        its first ``registered_time`` (a re-publication is the same registration); returns that
+        time (one statement: RETURNING)."""
+        stmt = _upsert(self.conn, _S, values, _KEPT_ON_UPDATE).returning(_S.c.registered_time)
+        registered: dt.datetime = self.conn.execute(stmt).scalar_one()
+        return registered
 
     def subject(self, name: str) -> SubjectColumns | None:
         row = self.conn.execute(_SUBJECT, {"subject": name}).first()
@@ -126,7 +129,7 @@ class DuplicateStore:
     def save_external(self, values: Mapping[str, Any]) -> None:
         """Insert an external project (every ``external_projects`` column), or replace it as the
         latest list gives it."""
-        _upsert(self.conn, _X, values, frozenset({"subject"}))
+        self.conn.execute(_upsert(self.conn, _X, values, frozenset({"subject"})))
 
     # -- cases ----------------------------------------------------------------------------------
 

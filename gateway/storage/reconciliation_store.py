@@ -111,7 +111,8 @@ class ReconciliationStore:
         self, sid: int, region: str, registry_totals: Mapping[tuple[str, str], int]
     ) -> None:
         """Snapshot ``sid`` of ``region``: the staged registry blocks and the blocks the ledger
-        gives ``region`` now that the other side does not hold identically, and the totals of
+        gives ``region`` now that the other side does not hold identically (a ledger block held
+        and the registry's alike but active count as identical), and the totals of
         both sides per (origin, state) — the registry's as given (``registry_totals``), the
         ledger's derived (the blocks both hold alike count alike); then the staging table goes."""
         params = {"sid": sid, "region": region}
@@ -210,7 +211,8 @@ class ReconciliationStore:
     # -- the stages -----------------------------------------------------------------------------
 
     def totals(self, sid: int) -> list[tuple[str, str, int, int]]:
-        """Stage 1: (origin, state, registry grams, ledger grams) where the two differ."""
+        """Stage 1: (origin, state, registry grams, ledger grams) where the two differ; held
+        grams count as active on both sides."""
         return [
             (origin, state, int(reg), int(led))
             for origin, state, reg, led in self.session.execute(text(_TOTALS), {"sid": sid})
@@ -219,7 +221,8 @@ class ReconciliationStore:
     def ranges(self, sid: int) -> list[tuple[str, str, str | None, str | None, int, int]]:
         """Stage 2: (kind, origin, registry state, ledger state, first, last serial) of each
         maximal range on which the sides differ; kind is REGISTRY_ONLY, LEDGER_ONLY or
-        STATE_MISMATCH."""
+        STATE_MISMATCH. Units the ledger holds as held do not differ from the registry's
+        active ones."""
         return [
             (kind, origin, rs, ls, int(lo), int(hi))
             for kind, origin, rs, ls, lo, hi in self.session.execute(text(_RANGES), {"sid": sid})
@@ -335,6 +338,9 @@ SELECT side, origin_region, state, SUM(serial_end - serial_start + 1)
 FROM snapshot_blocks WHERE snapshot_id = :sid GROUP BY side, origin_region, state
 """
 
+# A block the ledger holds as held (an open duplicate case holds its issuance) matches the
+# registry's block as held or as active: registries learn of holds late. The equivalence is
+# one-way — a block the registry calls held that the ledger has active differs.
 _KEEP_REGISTRY_ONLY = """
 INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
 SELECT :sid, 'registry', i.origin_region, i.serial_start, i.serial_end, i.state
@@ -342,7 +348,8 @@ FROM snapshot_incoming i
 WHERE NOT EXISTS (
   SELECT 1 FROM unit_blocks u
   WHERE u.origin_region = i.origin_region AND u.serial_start = i.serial_start
-    AND u.serial_end = i.serial_end AND u.state = i.state AND u.holder_region = :region)
+    AND u.serial_end = i.serial_end AND u.holder_region = :region
+    AND (u.state = i.state OR (u.state = 'held' AND i.state = 'active')))
 """
 
 _KEEP_LEDGER_ONLY = """
@@ -352,15 +359,22 @@ FROM unit_blocks u
 WHERE u.holder_region = :region AND NOT EXISTS (
   SELECT 1 FROM snapshot_incoming i
   WHERE i.origin_region = u.origin_region AND i.serial_start = u.serial_start
-    AND i.serial_end = u.serial_end AND i.state = u.state)
+    AND i.serial_end = u.serial_end
+    AND (i.state = u.state OR (u.state = 'held' AND i.state = 'active')))
 """
 
 # -- stage 1: totals per origin and state --------------------------------------------------------
 
+# Held grams count with the active ones on both sides (a registry may report held units as active);
+# stage 2 still tells a block the registry calls held that the ledger has active.
 _TOTALS = """
-SELECT origin_region, state, registry_grams, ledger_grams
-FROM snapshot_totals WHERE snapshot_id = :sid AND registry_grams <> ledger_grams
-ORDER BY origin_region, state
+SELECT origin_region, st, SUM(registry_grams), SUM(ledger_grams) FROM (
+  SELECT origin_region, CASE WHEN state = 'held' THEN 'active' ELSE state END AS st,
+         registry_grams, ledger_grams
+  FROM snapshot_totals WHERE snapshot_id = :sid
+) t
+GROUP BY origin_region, st HAVING SUM(registry_grams) <> SUM(ledger_grams)
+ORDER BY origin_region, st
 """
 
 
@@ -375,7 +389,9 @@ ORDER BY origin_region, state
 # serial line into elementary segments; on each segment each side has at most one run. The run
 # covering a segment is the last one that started at or before it: carried forward with a running
 # count of run starts (a group number) and a window over that group. Differing segments are
-# classified, then adjacent segments of the same kind and states are merged (gaps and islands).
+# classified — a segment the ledger holds as held and the registry as active does not differ (see
+# _KEEP_REGISTRY_ONLY) —, then adjacent segments of the same kind and states are merged (gaps and
+# islands).
 _RANGES = """
 WITH unmatched AS (
   SELECT s.side, s.origin_region, s.serial_start, s.serial_end, s.state
@@ -456,7 +472,8 @@ diff AS (
               WHEN ls IS NULL THEN 'REGISTRY_ONLY'
               ELSE 'STATE_MISMATCH' END AS kind
   FROM cls
-  WHERE (rs IS NULL AND ls IS NOT NULL) OR (rs IS NOT NULL AND ls IS NULL) OR rs <> ls
+  WHERE (rs IS NULL AND ls IS NOT NULL) OR (rs IS NOT NULL AND ls IS NULL)
+     OR (rs <> ls AND NOT (ls = 'held' AND rs = 'active'))
 ),
 marked AS (
   SELECT o, s, e, rs, ls, kind,

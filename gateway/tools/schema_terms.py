@@ -90,6 +90,18 @@ FIELD_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("Project", "region"): _REGION,
     ("Project", "project_id"): _ID,
     ("Project", "county_code"): _REGION,
+    # Identity keys (mutual_recognition/identity.py): the credit code's alphabet and shape (its
+    # check character is beyond a pattern), coordinates within range with at most 6 decimals.
+    ("ProjectIdentity", "owner_credit_code"): {
+        "pattern": "^[0-9A-HJ-NP-RT-UW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RT-UW-Y]{10}$"
+    },
+    ("ProjectIdentity", "grid_account"): {"pattern": "^[0-9]{10,20}$"},
+    ("SiteLocation", "latitude"): {
+        "pattern": "^-?((0|[1-9]|[1-8][0-9])(\\.[0-9]{1,6})?|90(\\.0{1,6})?)$"
+    },
+    ("SiteLocation", "longitude"): {
+        "pattern": "^-?((0|[1-9][0-9]?|1[0-7][0-9])(\\.[0-9]{1,6})?|180(\\.0{1,6})?)$"
+    },
     ("SerialRange", "start"): {"pattern": "^(0|[1-9][0-9]{0,18})$"},
     ("SerialRange", "end"): {"pattern": "^(0|[1-9][0-9]{0,18})$"},
     ("Issuance", "name"): _name("issuances"),

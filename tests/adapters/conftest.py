@@ -2,7 +2,7 @@
 
 The sample files are the ones shipped in the package (``adapters/samples``, used by the gateway's
 demo and described in ``docs/regions.md``); ``test_samples_are_complete`` checks that every
-region's three samples are there.
+region's three samples are there, with the samples carrying identity keys.
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ SAMPLE_NAMES = tuple(
     )
     for kind in ("methodology", "project", "issuance")
 )
+#: Each region's sample project with identity keys (the shared samples have none).
+IDENTITY_SAMPLE_NAMES = (
+    "310000-project-identity.json",
+    "320000-project-identity.xml",
+    "330000-project-identity.json",
+    "340000-project-identity.csv",
+)
+#: One rooftop PV plant filed in Qingpu (Shanghai) and in Wujiang (Jiangsu): the demo's duplicate.
+DEMO_SAMPLE_NAMES = ("demo-qingpu-310000-project.json", "demo-wujiang-320000-project.xml")
 
 
 def find_samples_dir() -> Path:

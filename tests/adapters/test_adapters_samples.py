@@ -9,7 +9,12 @@ import pytest
 from yrd.interop.v1 import records_pb2 as pb
 
 from adapters import AdapterRegistry, AnhuiAdapter, CommonRecord
-from tests.adapters.conftest import SAMPLE_NAMES, find_samples_dir
+from tests.adapters.conftest import (
+    DEMO_SAMPLE_NAMES,
+    IDENTITY_SAMPLE_NAMES,
+    SAMPLE_NAMES,
+    find_samples_dir,
+)
 
 SC = pb.ScenarioCategory
 MS = pb.MethodologyStatus
@@ -39,7 +44,11 @@ def test_samples_are_complete(samples_dir: Path) -> None:
     assert len(SAMPLE_NAMES) == 12
     for name in SAMPLE_NAMES:  # every region's methodology, project and issuance
         assert (samples_dir / name).is_file(), name
-    assert {p.name for p in samples_dir.iterdir()} == set(SAMPLE_NAMES)
+    assert {p.name for p in samples_dir.iterdir()} == {
+        *SAMPLE_NAMES,
+        *IDENTITY_SAMPLE_NAMES,
+        *DEMO_SAMPLE_NAMES,
+    }
 
 
 # -- Shanghai ---------------------------------------------------------------------------------

@@ -184,6 +184,12 @@ def test_repeated_ids_extra_cells_and_missing_values() -> None:
     ]
     assert "listed already in row 2" in error.issues[0].reason
     assert "13 cells, the header has 12" in str(error.issues[1])
+    error = issues_of(csv_bytes(GOOD.replace("CCER-1", "C" * 81).replace("屋顶光伏", "光" * 301)))
+    assert [(i.column, i.reason) for i in error.issues] == [
+        ("scheme project id", f"{'C' * 40!r} is not a project id: at most 80 characters, no "
+         "'/', blanks or control characters"),
+        ("name", "has 301 characters; at most 300"),
+    ]  # fmt: skip
 
 
 def test_header_problems() -> None:
@@ -267,3 +273,12 @@ def test_the_templates_parse_and_match_their_generator() -> None:
     assert len(csv_rows) == 1 and csv_rows == xlsx_rows
     assert parse_external_list(template_xlsx(), "CCER").rows == csv_rows
     assert template_csv().startswith("\ufeffscheme project id,".encode())
+
+
+def test_the_operations_guide_names_every_column() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    part = guide.split("## C. External project lists", 1)[1]
+    for column in COLUMNS:
+        required = "yes" if column.required else "no"
+        assert f"| `{column.english}` | `{column.chinese}` | {required} |" in part, column.key
+        assert f"`{column.example}` |" in part, column.key

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import atheris
@@ -36,6 +37,10 @@ def fuzz_region(region: str) -> None:
         corpus = Path(tempfile.mkdtemp(prefix=f"yrdgw-atheris-{region}-"))
         for i, (_, document) in enumerate(sample_documents(region)):
             (corpus / f"sample-{i}").write_bytes(document)
+        # The project with identity keys, so that their fields are mutated too.
+        ext = {"310000": "json", "320000": "xml", "330000": "json", "340000": "csv"}[region]
+        identity = resources.files("adapters") / "samples" / f"{region}-project-identity.{ext}"
+        (corpus / "sample-identity").write_bytes(identity.read_bytes())
         argv.append(str(corpus))
     atheris.Setup(argv, one_input)
     atheris.Fuzz()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 from google.protobuf import message as pb_message
@@ -15,6 +16,19 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import strategies as st
 
 from gateway.samples import sample_documents
+
+_EXT = {"310000": "json", "320000": "xml", "330000": "json", "340000": "csv"}
+
+
+def corpus(region: str) -> list[tuple[str, bytes]]:
+    """A region's samples: the shared three and its project with identity keys (whose fields
+    the strategies below then mutate like any other)."""
+    documents = sample_documents(region)
+    content_type = documents[0][0]
+    folder = resources.files("adapters") / "samples"
+    extra = (folder / f"{region}-project-identity.{_EXT[region]}").read_bytes()
+    return [*documents, (content_type, extra)]
+
 
 # -- protobuf, on the wire --------------------------------------------------------------------
 
@@ -278,7 +292,7 @@ def json_documents(region: str) -> st.SearchStrategy[bytes]:
     """Shanghai's or Zhejiang's JSON samples with hostile values, keys removed or added, raw
     literals (NaN, huge exponents), nesting deep enough to exhaust a recursive parser, broken
     encodings."""
-    samples = [json.loads(doc) for _, doc in sample_documents(region)]
+    samples = [json.loads(doc) for _, doc in corpus(region)]
 
     def mutate(t: tuple[int, Any, int, bool]) -> bytes:
         which, value, position, drop = t
@@ -374,7 +388,7 @@ XML_BOMBS = [
 def xml_documents(region: str = "320000") -> st.SearchStrategy[bytes]:
     """Jiangsu's XML samples with hostile element texts, bombs and external entities, elements
     nested far too deep, broken and lying encoding declarations."""
-    samples = [doc.decode("utf-8") for _, doc in sample_documents(region)]
+    samples = [doc.decode("utf-8") for _, doc in corpus(region)]
 
     def replace_text(t: tuple[int, int, Any]) -> bytes:
         which, position, value = t
@@ -412,7 +426,7 @@ def xml_documents(region: str = "320000") -> st.SearchStrategy[bytes]:
 def csv_documents(region: str = "340000") -> st.SearchStrategy[bytes]:
     """Anhui's GB18030 CSV samples with hostile cells, fields past the csv module's limit, NUL
     bytes, unbalanced quotes, GB18030 sequences cut short, UTF-8 and GB18030 mixed."""
-    samples = [doc.decode("gb18030") for _, doc in sample_documents(region)]
+    samples = [doc.decode("gb18030") for _, doc in corpus(region)]
 
     def replace_cell(t: tuple[int, int, int, Any]) -> bytes:
         which, row, column, value = t
@@ -452,7 +466,7 @@ def csv_documents(region: str = "340000") -> st.SearchStrategy[bytes]:
     )
     return st.one_of(
         st.tuples(
-            st.integers(0, len(samples) - 1), st.integers(0, 5), st.integers(0, 12), cells
+            st.integers(0, len(samples) - 1), st.integers(0, 5), st.integers(0, 17), cells
         ).map(replace_cell),
         cut,
         mixed,
@@ -462,7 +476,7 @@ def csv_documents(region: str = "340000") -> st.SearchStrategy[bytes]:
 
 def _byte_level(region: str) -> st.SearchStrategy[bytes]:
     """Samples with random bytes flipped, cut short, or with noise spliced in; random bytes."""
-    docs = [doc for _, doc in sample_documents(region)]
+    docs = [doc for _, doc in corpus(region)]
 
     def flip(t: tuple[int, int, int]) -> bytes:
         which, position, byte = t

@@ -40,11 +40,16 @@ STRINGS: tuple[str, ...] = (
     "%00",
     "320000",
     "regions/320000/methodologies/x",
+    "duplicateCases/../x",
+    "schemes/ccer/projects/x",
+    "duplicateCases/dc-000000000000",
 )
 """Hostile strings, the most telling first: empty, NUL, a served-looking region nobody serves,
 blank, one past the id limit, DEL, a name with a NUL, full-width digits, C1, a short region, huge,
 a slash, whitespace controls, an unserved region's name, a path, astral characters, a
-right-to-left override, an escape that is not one, another region, another region's name."""
+right-to-left override, an escape that is not one, another region, another region's name, a
+duplicate case name that climbs, an external project of a scheme in lower case, a duplicate case
+that does not exist."""
 INT32 = (0, -1, 2**31 - 1, -(2**31), 1, 1899, 10000)
 INT64 = (0, -1, 2**63 - 1, -(2**63), 1, 2**53 + 1)
 UINT32 = (0, 2**32 - 1, 1)

@@ -28,6 +28,8 @@ from google.protobuf.message import Message
 from sqlalchemy import create_engine, text
 from yrd.interop.v1 import (
     audit_service_pb2,
+    duplicate_service_pb2,
+    duplicates_pb2,
     envelope_pb2,
     gateway_info_service_pb2,
     key_service_pb2,
@@ -45,6 +47,7 @@ from gateway.config import GatewaySettings
 from gateway.contract import (
     ANSWER_TYPE,
     APPLICATION_TYPE,
+    CASE_VERDICT_TYPE,
     PROPOSAL_TYPE,
     RETIREMENT_TYPE,
     REVOCATION_TYPE,
@@ -61,6 +64,7 @@ from gateway.security.signing import (
 from gateway.server import GatewayServer
 from gateway.storage.db import Database, make_engine
 from tests.digest import TableDigests, changed, table_digests
+from tests.duplicate_docs import documents, identity
 from tests.hostile.generator import variants
 
 SH, JS, ZJ, AH = "310000", "320000", "330000", "340000"
@@ -86,6 +90,8 @@ READS = frozenset(
         "ListAuditEntries",
         "GetSignedTreeHead",
         "GetGatewayInfo",
+        "GetDuplicateCase",
+        "ListDuplicateCases",
     }
 )
 """RPCs that only read: whatever they answer, the database stays as it was."""
@@ -97,6 +103,7 @@ SERVICES = {
     "KeyService": key_service_pb2,
     "AuditService": audit_service_pb2,
     "GatewayInfoService": gateway_info_service_pb2,
+    "DuplicateService": duplicate_service_pb2,
 }
 ALL_METHODS = sorted(
     f"{service.name}/{method.name}"
@@ -111,6 +118,7 @@ SIGNED_TYPES = {
     APPLICATION_TYPE,
     VERDICT_TYPE,
     REVOCATION_TYPE,
+    CASE_VERDICT_TYPE,
 }
 
 
@@ -216,6 +224,12 @@ def world(backend: tuple[str, Database], pki: PKIDir) -> Iterator[World]:
     for region in (SH, JS, ZJ, AH):
         results = client(region).publish(sample_documents(region))
         assert all(r.accepted for r in results), [r.message for r in results]
+    # One plant filed in Shanghai and in Jiangsu (projects of their own, without issuances): the
+    # duplicate case the DuplicateService cases read and decide.
+    for region, project_id in ((SH, "SHCI-P-2024-000777"), (JS, "JS-XM-2024-0777")):
+        twice = documents(region, identity(), project_id=project_id, kinds=("project",))
+        results = client(region).publish(twice)
+        assert all(r.accepted for r in results), [r.message for r in results]
     w = World(server, db, name, clients)
     _cases(w, client)
     yield w
@@ -266,8 +280,10 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
             project=block.project, vintage=block.vintage, quantity_grams=1_000_000
         )
     )
+    (case,) = sh.list_duplicate_cases()
     ts = transfer_service_pb2
     rs = recognition_service_pb2
+    ds = duplicate_service_pb2
     signed: list[tuple[str, GatewayClient, str, Message, Callable[..., Message]]] = [
         *(
             (
@@ -375,6 +391,18 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
             REVOCATION_TYPE,
             rs.RecognitionRevocation(recognition=recognition.name, reason="review"),
             lambda env: rs.RevokeRecognitionRequest(envelope=env),
+        ),
+        (
+            "DuplicateService/ResolveDuplicateCase",
+            sh_admin,
+            CASE_VERDICT_TYPE,
+            ds.CaseVerdict(
+                duplicate_case=case.name,
+                resolution=duplicates_pb2.CASE_RESOLUTION_DUPLICATE,
+                standing=case.second.subject,
+                comment="同一电站",
+            ),
+            lambda env: ds.ResolveDuplicateCaseRequest(envelope=env),
         ),
     ]
     for method, caller, content_type, body, wrap in signed:
@@ -536,6 +564,20 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
             "GatewayInfoService/GetGatewayInfo",
             sh,
             [gateway_info_service_pb2.GetGatewayInfoRequest()],
+        ),
+        ("DuplicateService/GetDuplicateCase", sh, [ds.GetDuplicateCaseRequest(name=case.name)]),
+        (
+            "DuplicateService/ListDuplicateCases",
+            js,
+            [
+                ds.ListDuplicateCasesRequest(
+                    region=SH,
+                    state=duplicates_pb2.DUPLICATE_CASE_STATE_OPEN,
+                    strength=duplicates_pb2.MATCH_STRENGTH_CERTAIN,
+                    subject=case.first.subject,
+                    page_size=1,
+                )
+            ],
         ),
     ]
     for method, caller, messages in unsigned:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ def as_json(message: Message) -> dict[str, Any]:
 def sample_records() -> list[tuple[str, Message]]:
     out: list[tuple[str, Message]] = []
     for path in sorted(SAMPLES.iterdir()):
-        adapter = default_registry.get(path.name[:6])
+        # ``310000-project.json``, ``310000-project-identity.json``, ``demo-qingpu-310000-…``
+        region = re.search(r"[0-9]{6}", path.name)
+        assert region is not None, path.name
+        adapter = default_registry.get(region.group())
         for record in adapter.to_common(adapter.content_types[0], path.read_bytes()):
             out.append((path.name, record))
     return out
@@ -116,7 +120,7 @@ def test_every_sample_record_validates(sample: str, record: Message) -> None:
 
 
 def test_samples_cover_every_region_and_kind() -> None:
-    kinds = {(name[:6], type(r).__name__) for name, r in SAMPLE_RECORDS}
+    kinds = {(r.region, type(r).__name__) for _, r in SAMPLE_RECORDS}  # type: ignore[attr-defined]
     assert len(kinds) == 12
 
 
@@ -173,6 +177,35 @@ def test_a_wrong_methodology_fails(change: Any, expected: str) -> None:
     document = methodology()
     change(document)
     found = errors("methodology", document)
+    assert any(expected in e for e in found), found
+
+
+def project_with_identity() -> dict[str, Any]:
+    name = "320000-project-identity.xml"
+    [(_, record)] = [(n, r) for n, r in SAMPLE_RECORDS if n == name]
+    return as_json(record)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda i: i.update(ownerCreditCode="91320506ma1myq7t7x"), "does not match"),
+        (lambda i: i.update(ownerCreditCode="91320506MA1MYQ7T7"), "does not match"),
+        (lambda i: i.update(ownerCreditCode="9I320506MA1MYQ7T7X"), "does not match"),
+        (lambda i: i.update(gridAccount="123456789"), "does not match"),
+        (lambda i: i.update(gridAccount=3205060012345678), "is not of type 'string'"),
+        (lambda i: i["site"].update(latitude="90.5"), "does not match"),
+        (lambda i: i["site"].update(latitude="31.1234567"), "does not match"),
+        (lambda i: i["site"].update(longitude="180.000001"), "does not match"),
+        (lambda i: i["site"].update(longitude="1.2e2"), "does not match"),
+        (lambda i: i["site"].update(datum="WGS84"), "is not one of"),
+    ],
+)
+def test_a_project_with_wrong_identity_keys_fails(change: Any, expected: str) -> None:
+    document = project_with_identity()
+    assert errors("project", document) == []
+    change(document["identity"])
+    found = errors("project", document)
     assert any(expected in e for e in found), found
 
 
