@@ -252,7 +252,9 @@ def _side_rows(first: Any, second: Any) -> list[tuple[str, str, str]]:
     from yrd.interop.v1 import records_pb2
 
     def category(side: Any) -> str:
-        return _enum(records_pb2.ScenarioCategory, side.category, "SCENARIO_CATEGORY_")
+        return _enum(records_pb2.ScenarioCategory, side.category, "SCENARIO_CATEGORY_").replace(
+            "_", " "
+        )
 
     def capacity(side: Any) -> str:
         return f"{side.capacity.value} {side.capacity.unit}" if side.capacity.value else "-"
@@ -277,17 +279,25 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def show_case(c: Any) -> None:
-    """A case side by side: both registrations, the evidence, what it holds, the decisions and
-    the findings."""
+def _deciding(c: Any, quorums: dict[str, int]) -> str:
+    """Each deciding region with its decisions so far over its quorum: ``310000 1/2``."""
+    shown = [
+        f"{r} {sum(d.region == r for d in c.decisions)}/{quorums.get(r, c.required_approvals)}"
+        for r in c.deciding_regions
+    ]
+    return ", ".join(shown) or "-"
+
+
+def show_case(c: Any, quorums: dict[str, int]) -> None:
+    """A case side by side: both registrations, the evidence, what it holds, the decisions (per
+    deciding region, against its quorum in ``quorums``) and the findings."""
     from rich.markup import escape
     from yrd.interop.v1 import records_pb2
 
-    regions = ", ".join(c.deciding_regions) or "-"
     console.print(
         f"[bold]{escape(c.name)}[/bold]  {case_state(c)}  {strength(c)} ({rule(c)})  "
-        f"opened {proto_time(c.open_time)}  deciding {regions}, "
-        f"{c.required_approvals} approval(s) each",
+        f"opened {proto_time(c.open_time)}  deciding (decisions/quorum): "
+        f"{_deciding(c, quorums)}",
         highlight=False,
     )
     sides = table("", f"first: {c.first.subject}", f"second: {c.second.subject}")
@@ -354,12 +364,14 @@ def show_case(c: Any) -> None:
         )
 
 
-def show_cases(cases: list[Any], output: Format) -> None:
-    """Cases as OUTPUT says (tables: each side by side)."""
+def show_cases(cases: list[Any], output: Format, client: Any) -> None:
+    """Cases as OUTPUT says (tables: each side by side, with the regions' quorums CLIENT asks
+    the gateway for)."""
 
     def human() -> None:
+        quorums = {r.region: r.required_approvals for r in client.gateway_info().regions}
         for c in cases:
-            show_case(c)
+            show_case(c, quorums)
 
     show(cases, output, human=human)
 
@@ -426,7 +438,7 @@ def duplicates_show(
     and their distance, the evidence, the issuances held, the decisions and the findings."""
     with remote.connect(gateway, cert_dir, region, None, name) as client:
         found = client.get_duplicate_case(case)
-    show_cases([found], output)
+        show_cases([found], output, client)
 
 
 def _verdict(distinct: bool, duplicate: bool, standing: str) -> str:
@@ -489,7 +501,7 @@ def duplicates_resolve(
     check = f"`yrdgw duplicates show {case}`"
     with remote.signing(gateway, cert_dir, region, Role.ADMIN, name, check=check) as client:
         decided = client.resolve_duplicate_case(case, verdict, comment, standing=standing)
-    show_cases([decided], output)
+        show_cases([decided], output, client)
     if output is Format.TABLE and case_state(decided) == "OPEN":
         console.print(
             f"decision recorded; the case stays OPEN until every deciding region's quorum agrees "
