@@ -364,16 +364,14 @@ def show_case(c: Any, quorums: dict[str, int]) -> None:
         )
 
 
-def show_cases(cases: list[Any], output: Format, client: Any) -> None:
-    """Cases as OUTPUT says (tables: each side by side, with the regions' quorums CLIENT asks
+def print_case(case: Any, output: Format, client: Any) -> None:
+    """One case as OUTPUT says (a table: side by side, with the regions' quorums CLIENT asks
     the gateway for)."""
 
     def human() -> None:
-        quorums = {r.region: r.required_approvals for r in client.gateway_info().regions}
-        for c in cases:
-            show_case(c, quorums)
+        show_case(case, {r.region: r.required_approvals for r in client.gateway_info().regions})
 
-    show(cases, output, human=human)
+    show(case, output, human=human)
 
 
 @app.command("list")
@@ -438,7 +436,7 @@ def duplicates_show(
     and their distance, the evidence, the issuances held, the decisions and the findings."""
     with remote.connect(gateway, cert_dir, region, None, name) as client:
         found = client.get_duplicate_case(case)
-        show_cases([found], output, client)
+        print_case(found, output, client)
 
 
 def _verdict(distinct: bool, duplicate: bool, standing: str) -> str:
@@ -501,7 +499,7 @@ def duplicates_resolve(
     check = f"`yrdgw duplicates show {case}`"
     with remote.signing(gateway, cert_dir, region, Role.ADMIN, name, check=check) as client:
         decided = client.resolve_duplicate_case(case, verdict, comment, standing=standing)
-        show_cases([decided], output, client)
+        print_case(decided, output, client)
     if output is Format.TABLE and case_state(decided) == "OPEN":
         console.print(
             f"decision recorded; the case stays OPEN until every deciding region's quorum agrees "
