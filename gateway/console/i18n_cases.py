@@ -8,6 +8,7 @@ from collections.abc import Mapping
 CASE_MESSAGES: Mapping[str, Mapping[str, str]] = {
     "zh": {
         "nav_duplicates": "重复登记",
+        "col_open_cases": "待决重复登记 · 冻结量",
         "duplicates_title": "涉及{region}的重复登记案件",
         "duplicates_intro": "网关发现同一实体项目可能在两处登记（同一电网户号、同一统一社会信用"
         "代码或相近坐标）。案件未决期间，双方重叠监测期的签发被冻结，不能转让或注销。",
@@ -120,6 +121,7 @@ CASE_MESSAGES: Mapping[str, Mapping[str, str]] = {
     },
     "en": {
         "nav_duplicates": "Duplicate cases",
+        "col_open_cases": "Open duplicate cases · held",
         "duplicates_title": "Duplicate registrations involving {region}",
         "duplicates_intro": "The gateway found one physical project possibly registered twice (the"
         " same grid account, the same owner credit code or nearby sites). While a case is open,"
