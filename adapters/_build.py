@@ -16,6 +16,7 @@ from yrd.interop.v1 import records_pb2
 from adapters._text import issuance_name, methodology_name, project_name
 
 __all__ = [
+    "IdentityValues",
     "ParameterValues",
     "build_issuance",
     "build_methodology",
@@ -34,6 +35,16 @@ class ParameterValues(NamedTuple):
     unit: str
     source: str
     year: int
+
+
+class IdentityValues(NamedTuple):
+    """A project's validated identity keys ("" where not given; a site has both coordinates)."""
+
+    owner_credit_code: str
+    latitude: str
+    longitude: str
+    datum: records_pb2.CoordinateDatum.ValueType
+    grid_account: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,7 +134,7 @@ def build_project(
     capacity: tuple[str, str] | None = None,
     grid_date: date | None = None,
     native_ids: dict[str, str] | None = None,
-    identity: records_pb2.ProjectIdentity | None = None,
+    identity: IdentityValues | None = None,
 ) -> records_pb2.Project:
     """A common Project from validated native values; ``methodology`` is (id, version) as the
     region's projects name it, ``capacity`` an exact (value, unit) when given, ``identity`` the
@@ -148,7 +159,14 @@ def build_project(
     if grid_date is not None:
         set_date(project.start_date, grid_date)
     if identity is not None:
-        project.identity.CopyFrom(identity)
+        keys = project.identity
+        keys.owner_credit_code, keys.grid_account = (
+            identity.owner_credit_code,
+            identity.grid_account,
+        )
+        if identity.latitude:
+            site = keys.site
+            site.latitude, site.longitude, site.datum = identity[1:4]
     return project
 
 

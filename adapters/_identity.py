@@ -18,10 +18,11 @@ A document without any of the fields costs five dictionary lookups.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yrd.interop.v1 import records_pb2
 
+from adapters._build import IdentityValues
 from adapters._common import CommonCheck, Fields
 from mutual_recognition.identity import (
     Datum,
@@ -61,10 +62,12 @@ class IdentityFields:
     longitude: str
     datum: str
     grid_account: str
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def names(self) -> tuple[str, str, str, str, str]:
-        return (self.credit_code, self.latitude, self.longitude, self.datum, self.grid_account)
+    def __post_init__(self) -> None:
+        # Built once: ``read_identity`` looks them up in every project record.
+        names = (self.credit_code, self.latitude, self.longitude, self.datum, self.grid_account)
+        object.__setattr__(self, "names", names)
 
 
 SHANGHAI = IdentityFields(
@@ -75,7 +78,7 @@ ZHEJIANG = IdentityFields("orgCreditCode", "latitude", "longitude", "coordSystem
 ANHUI = IdentityFields("业主统一社会信用代码", "纬度", "经度", "坐标系", "电网户号")
 
 
-def read_identity(f: Fields, fields: IdentityFields) -> records_pb2.ProjectIdentity | None:
+def read_identity(f: Fields, fields: IdentityFields) -> IdentityValues | None:
     """The identity keys of the record read by ``f``; None when it has none (or they are invalid:
     every issue is reported to ``f`` under the native field's name)."""
     values = f.values
@@ -127,12 +130,13 @@ def read_identity(f: Fields, fields: IdentityFields) -> records_pb2.ProjectIdent
             valid = False
     if not valid or (code is None and account is None and latitude is None):
         return None
-    identity = records_pb2.ProjectIdentity(owner_credit_code=code or "", grid_account=account or "")
-    if latitude is not None and longitude is not None:
-        site = identity.site
-        site.latitude, site.longitude = latitude, longitude
-        site.datum = DATUMS[parsed_datum or Datum.WGS84]
-    return identity
+    return IdentityValues(
+        code or "",
+        latitude or "",
+        longitude or "",
+        DATUMS[parsed_datum or Datum.WGS84] if latitude else _CD.COORDINATE_DATUM_UNSPECIFIED,
+        account or "",
+    )
 
 
 def identity_items(

@@ -4,7 +4,8 @@ case for each new match; while a case is open, the overlapping issuances of both
 
 Detection runs inside the transaction that accepts the project (``gateway.services.publish``)
 or imports the list (:func:`import_external`), after the audit head is locked (so every lock is
-taken in the order all writers use: audit head, then blocks). Per accepted project it costs an
+taken in the order all writers use: audit head, then blocks, and two detections never run at once:
+two matching projects published together always see each other). Per accepted project it costs an
 upsert of its identity subject and two indexed reads (subjects with the same grid account, and
 subjects in the grid cells within 100 m — every rule but the grid account's needs sites within
 100 m, and that one is found by the account); everything else runs only on a match.
@@ -172,18 +173,18 @@ def external_subject(row: dup.ExternalListRow) -> dict[str, Any]:
 
 def _subject(values: Mapping[str, Any] | SubjectColumns) -> dup.Subject:
     """The domain's view of a subject row (or of the values just saved)."""
-    get = values.__getitem__ if isinstance(values, Mapping) else values._asdict().__getitem__
-    capacity = get("capacity_w")
+    v = values if isinstance(values, Mapping) else values._asdict()
+    capacity = v["capacity_w"]
     return dup.Subject(
-        subject=get("subject"),
-        region=get("region"),
-        credit_code=get("credit_code"),
-        grid_account=get("grid_account"),
-        lat_e7=get("lat_e7"),
-        lon_e7=get("lon_e7"),
-        category=get("category"),
+        subject=v["subject"],
+        region=v["region"],
+        credit_code=v["credit_code"],
+        grid_account=v["grid_account"],
+        lat_e7=v["lat_e7"],
+        lon_e7=v["lon_e7"],
+        category=v["category"],
         capacity_w=None if capacity is None else Fraction(capacity),
-        registered_time=get("registered_time"),
+        registered_time=v["registered_time"],
     )
 
 

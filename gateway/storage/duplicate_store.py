@@ -12,10 +12,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Insert, Table, and_, bindparam, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.contract import CASE_OPEN, HOLD_HELD
+from gateway.storage.direct import Statement
 from gateway.storage.models import (
     CaseHoldRow,
     DuplicateCaseRow,
@@ -60,24 +61,40 @@ class SubjectColumns(NamedTuple):
     credit_end: dt.date | None
 
 
-_SUBJECT_COLUMNS = tuple(_S.c[f] for f in SubjectColumns._fields)
-_BY_ACCOUNT = select(*_SUBJECT_COLUMNS).where(_S.c.grid_account == bindparam("account"))
-_IN_CELLS = select(*_SUBJECT_COLUMNS).where(_S.c.cell.in_(bindparam("cells", expanding=True)))
-_SUBJECT = select(*_SUBJECT_COLUMNS).where(_S.c.subject == bindparam("subject"))
+def _upsert(insert: Any, table: Table, keep: frozenset[str]) -> Any:
+    """INSERT of every column (bound by its name), or UPDATE of every column but ``keep`` when
+    the primary key exists (``insert``: the dialect's, which knows ON CONFLICT)."""
+    ins = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.columns})
+    return ins.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keep},
+    )
+
+
+_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _KEPT_ON_UPDATE = frozenset({"subject", "registered_time"})
 """A subject updated by a new revision keeps its name and when it was first registered."""
-
-
-def _upsert(
-    conn: Connection, table: Table, values: Mapping[str, Any], keep: frozenset[str]
-) -> Insert:
-    """INSERT, or UPDATE every column but ``keep`` when the primary key exists."""
-    ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    stmt: Insert = ins.values(**values).on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={k: ins.excluded[k] for k in values if k not in keep},
+# The statements of every accepted project, compiled once and run on the DBAPI cursor
+# (gateway.storage.direct): building and compiling them costs more than the database's work.
+_SAVE_SUBJECT = {
+    name: Statement(_upsert(ins, _S, _KEPT_ON_UPDATE).returning(_S.c.registered_time))
+    for name, ins in _DIALECT_INSERTS.items()
+}
+_SAVE_EXTERNAL = {
+    name: Statement(_upsert(ins, _X, frozenset({"subject"})))
+    for name, ins in _DIALECT_INSERTS.items()
+}
+_SUBJECT_COLUMNS = tuple(_S.c[f] for f in SubjectColumns._fields)
+_BY_ACCOUNT = Statement(select(*_SUBJECT_COLUMNS).where(_S.c.grid_account == bindparam("account")))
+_CELL_SLOTS = 4
+"""Cells the fixed cell statement asks for: every 100 m search below ~80° latitude needs at most
+two rows by two columns of 0.01° cells (shorter lists repeat their last cell)."""
+_IN_CELLS = Statement(
+    select(*_SUBJECT_COLUMNS).where(
+        _S.c.cell.in_([bindparam(f"cell{i}") for i in range(_CELL_SLOTS)])
     )
-    return stmt
+)
+_IN_MANY_CELLS = select(*_SUBJECT_COLUMNS).where(_S.c.cell.in_(bindparam("cells", expanding=True)))
 
 
 class DuplicateStore:
@@ -94,13 +111,10 @@ class DuplicateStore:
         """Insert an identity subject (every ``identity_subjects`` column), or update it keeping
         its first ``registered_time`` (a re-publication is the same registration); returns that
         time (one statement: RETURNING)."""
-        stmt = _upsert(self.conn, _S, values, _KEPT_ON_UPDATE).returning(_S.c.registered_time)
-        registered: dt.datetime = self.conn.execute(stmt).scalar_one()
+        row = _SAVE_SUBJECT[self.conn.dialect.name].first(self.conn, values)
+        assert row is not None  # RETURNING of an upsert always has its row
+        registered: dt.datetime = row[0]
         return registered
-
-    def subject(self, name: str) -> SubjectColumns | None:
-        row = self.conn.execute(_SUBJECT, {"subject": name}).first()
-        return None if row is None else SubjectColumns._make(row)
 
     def subjects(self, names: Sequence[str]) -> dict[str, SubjectColumns]:
         """The subjects with those names, by name."""
@@ -112,24 +126,25 @@ class DuplicateStore:
 
     def with_grid_account(self, account: str) -> list[SubjectColumns]:
         """Every subject giving this grid account (index ``ix_identity_subjects_grid_account``)."""
-        return [
-            SubjectColumns._make(r) for r in self.conn.execute(_BY_ACCOUNT, {"account": account})
-        ]
+        return [SubjectColumns._make(r) for r in _BY_ACCOUNT.rows(self.conn, {"account": account})]
 
     def in_cells(self, cells: Sequence[int]) -> list[SubjectColumns]:
         """Every subject whose site lies in one of ``cells`` (index on ``cell``)."""
         if not cells:
             return []
-        return [
-            SubjectColumns._make(r) for r in self.conn.execute(_IN_CELLS, {"cells": list(cells)})
-        ]
+        if len(cells) > _CELL_SLOTS:
+            rows: Any = self.conn.execute(_IN_MANY_CELLS, {"cells": list(cells)})
+        else:
+            slots = [*cells, *(cells[-1] for _ in range(_CELL_SLOTS - len(cells)))]
+            rows = _IN_CELLS.rows(self.conn, {f"cell{i}": c for i, c in enumerate(slots)})
+        return [SubjectColumns._make(r) for r in rows]
 
     # -- external projects ----------------------------------------------------------------------
 
     def save_external(self, values: Mapping[str, Any]) -> None:
         """Insert an external project (every ``external_projects`` column), or replace it as the
         latest list gives it."""
-        self.conn.execute(_upsert(self.conn, _X, values, frozenset({"subject"})))
+        _SAVE_EXTERNAL[self.conn.dialect.name].execute(self.conn, values)
 
     # -- cases ----------------------------------------------------------------------------------
 

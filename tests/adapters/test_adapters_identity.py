@@ -316,6 +316,18 @@ def test_foreign_documents_with_bad_keys_are_refused(target: str) -> None:
         parse(target, bad, foreign=True)
 
 
+def test_the_keys_never_travel_in_the_extension_object() -> None:
+    # Every format has fields of its own for the keys: the extension may not carry them.
+    ext = json.dumps({"identity": {"gridAccount": "3100123456789"}})
+    doc = sample("320000-project.xml").decode().replace("<BBH>V01</BBH>", "<BBH>1</BBH>")
+    doc = doc.replace("<XMBH>", f"<LYSF>310000</LYSF><KZ>{ext}</KZ><XMBH>")
+    assert not project_of(
+        "320000", doc.replace(ext, "{}").encode(), foreign=True
+    ).identity.ListFields()
+    with pytest.raises(NativeFormatError, match="'identity' is not a field the extension carries"):
+        parse("320000", doc.encode(), foreign=True)
+
+
 # -- the demo pair: one plant filed in Qingpu and in Wujiang ----------------------------------
 
 QINGPU, WUJIANG = "demo-qingpu-310000-project.json", "demo-wujiang-320000-project.xml"

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yrd.interop.v1 import (
     audit_service_pb2,
+    duplicate_service_pb2,
     key_service_pb2,
     recognition_service_pb2,
     reconciliation_service_pb2,
@@ -47,6 +48,7 @@ METHODS: list[MethodDescriptor] = [
         reconciliation_service_pb2,
         key_service_pb2,
         audit_service_pb2,
+        duplicate_service_pb2,
     )
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods

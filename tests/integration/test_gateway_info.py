@@ -85,6 +85,7 @@ def test_every_role_reads_the_facts(
         "ListUnitBlocks": (100, 1000),
         "ListRetirements": (100, 1000),
         "ListRecognitions": (100, 1000),
+        "ListDuplicateCases": (100, 1000),
         "ListReconciliationReports": (50, 500),
         "ListAuditEntries": (500, 5000),
     }

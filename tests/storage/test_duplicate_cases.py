@@ -351,3 +351,18 @@ def test_list_filters_and_pages_newest_first(world: CaseWorld) -> None:
             world.cases.list_cases(page_token=bad)
     with pytest.raises(errors.DuplicateCaseNotFound):
         world.cases.get("duplicateCases/nope")
+
+
+def test_the_same_envelope_again_is_answered_as_the_first(world: CaseWorld) -> None:
+    case = world.open_case("dc-8", SH_PROJECT, JS_PROJECT, (SH, JS), (SH_ISSUANCE, JS_ISSUANCE))
+    signer = world.admins[(SH, "admin-a")]
+    body = duplicate_service_pb2.CaseVerdict(
+        duplicate_case=case, resolution=R.CASE_RESOLUTION_DISTINCT, comment="ok"
+    ).SerializeToString()
+    env = signer.sign(CASE_VERDICT_TYPE, body, now=world.now)
+    admin = Identity(Role.ADMIN, SH, "admin-a")
+    first = world.cases.resolve(admin, env)
+    before = world.snapshot()
+    assert world.cases.resolve(admin, env) == first
+    assert world.snapshot() == before
+    assert world.audit_kinds(case) == ["duplicate_case.decision"]
