@@ -13,12 +13,14 @@ from rich.table import Table
 
 from gateway.client import GatewayClient, envelope_signature_ok, verify_remote_log
 from gateway.config import GatewaySettings
+from gateway.demo_duplicates import duplicate_step
 from gateway.errors import DomainError
 from gateway.logs import configure_logging
 from gateway.samples import sample_documents
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init
 from gateway.server import GatewayServer
+from gateway.services.ledger import check_invariants
 from mutual_recognition import DELTA_REGIONS
 
 REGION_NAMES = {"310000": "Shanghai", "320000": "Jiangsu", "330000": "Zhejiang", "340000": "Anhui"}
@@ -104,10 +106,18 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                     target, pki, region="340000", role=Role.ADMIN, name="admin-a"
                 ) as ah_admin:
                     failures += _reconciliation(console, pki, clients[0], clients[3], a, ah_admin)
+                failures += duplicate_step(console, 12, target, pki, clients, (a, b))
+            invariants = check_invariants(server.db)
+            failures += not invariants.ok
+            console.print(
+                "[bold]13.[/bold] ledger invariants (every unit in exactly one block, issued = "
+                "active + held + reserved + retired + cancelled): "
+                + ("OK" if invariants.ok else "VIOLATED: " + "; ".join(invariants.problems))
+            )
             check = verify_remote_log(sh)
             failures += not check.ok
             console.print(
-                f"[bold]12.[/bold] audit log verified end to end by 310000: "
+                f"[bold]14.[/bold] audit log verified end to end by 310000: "
                 f"{'OK' if check.ok else 'FAILED ' + check.problem}, {check.entries} entries, "
                 f"head {check.head_hash.hex()[:16]}…"
             )
@@ -115,7 +125,7 @@ def run_demo(console: Console, keep: Path | None = None) -> int:
                 client.close()
         finally:
             server.stop(grace=1.0)
-        console.print("[bold]13.[/bold] gateway stopped gracefully")
+        console.print("[bold]15.[/bold] gateway stopped gracefully")
         if failures:
             console.print(f"[red]demo finished with {failures} failure(s)[/red]")
             return 1

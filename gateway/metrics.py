@@ -1,6 +1,7 @@
 """Prometheus metrics on a loopback port: per-RPC counts, outcomes by reason and latency; Publish
 results by reason; database transactions and pool; and, read at each scrape, the federation's
-feed lag, pending transfers, reconciliation outcomes, scheduled job runs and certificate expiry."""
+feed lag, pending transfers, reconciliation outcomes, scheduled job runs, certificate expiry, open
+duplicate cases and units held."""
 
 from __future__ import annotations
 
@@ -283,6 +284,47 @@ def _federation_families(s: FederationStatus) -> Iterator[GaugeMetricFamily]:
     for c in s.certificates:
         expiry.add_metric([c.identity, ""], c.not_after.timestamp() - now)
     yield from (lag_records, lag_seconds, subscribed, pending, pending_age, reconciliation, expiry)
+    yield from _duplicate_families(s)
+
+
+STRENGTHS = ("certain", "probable", "possible")
+"""Every strength is exported (at 0 when none is open), so an alert can see it."""
+
+
+def _duplicate_families(s: FederationStatus) -> Iterator[GaugeMetricFamily]:
+    now = s.as_of.timestamp()
+    open_cases = GaugeMetricFamily(
+        "yrdgw_duplicate_cases_open",
+        "Open duplicate cases, by strength (certain, probable, possible).",
+        labels=["strength"],
+    )
+    by_region = GaugeMetricFamily(
+        "yrdgw_duplicate_cases_open_by_region",
+        "Open duplicate cases with a side registered in the region.",
+        labels=["region"],
+    )
+    oldest = GaugeMetricFamily(
+        "yrdgw_duplicate_case_oldest_open_age_seconds",
+        "Age of the region's oldest open duplicate case (0 when none is open).",
+        labels=["region"],
+    )
+    held = GaugeMetricFamily(
+        "yrdgw_units_held_grams",
+        "Grams the region holds in state held (issuances open duplicate cases hold).",
+        labels=["region"],
+    )
+    counts = {
+        name.removeprefix("MATCH_STRENGTH_").lower(): n
+        for name, n in s.open_cases_by_strength.items()
+    }
+    for strength in (*STRENGTHS, *sorted(set(counts) - set(STRENGTHS))):
+        open_cases.add_metric([strength], counts.get(strength, 0))
+    for r in s.regions:
+        by_region.add_metric([r.region], r.open_cases.count)
+        since = r.open_cases.oldest_open_time
+        oldest.add_metric([r.region], max(0.0, now - since.timestamp()) if since else 0.0)
+        held.add_metric([r.region], r.held_grams)
+    yield from (open_cases, by_region, oldest, held)
 
 
 def _job_families(jobs: list[JobSummary], job_ids: tuple[str, ...]) -> Iterator[GaugeMetricFamily]:

@@ -110,7 +110,32 @@ REASON_HINTS: dict[str, str] = {
     "TRANSFER_NOT_FOUND": "list transfers with `yrdgw transfer list`",
     "RETIREMENT_NOT_FOUND": "list retirements with `yrdgw transfer retirements list`",
     "RECOGNITION_NOT_FOUND": "list recognitions with `yrdgw recognition list`",
+    "UNITS_HELD": "a duplicate case holds these units until its deciding regions resolve it: "
+    "`yrdgw duplicates show {case}`",
+    "DUPLICATE_CASE_NOT_FOUND": "list cases with `yrdgw duplicates list`",
+    "NOT_DECIDING_REGION": "only administrators of the case's deciding regions "
+    "({deciding_regions}) decide it: --region and --admin of one of them",
+    "DUPLICATE_CASE_CLOSED": "the case is already resolved ({state}); see the outcome with "
+    "`yrdgw duplicates show CASE`",
+    "CASE_ALREADY_DECIDED": "each administrator decides a case once; another administrator of "
+    "your region (--admin) may decide it",
+    "STANDING_INVALID": "--standing names one of the case's two subjects, with --duplicate only "
+    "(see them with `yrdgw duplicates show CASE`)",
 }
+"""A hint per reason; ``{key}`` is filled from the refusal's metadata (``{case}``: the first of
+its ``cases``), else left as a placeholder in capitals."""
+
+
+def _hint(reason: str, metadata: dict[str, str]) -> str:
+    values = dict(metadata)
+    if "cases" in values:
+        values.setdefault("case", values["cases"].split(",")[0].strip())
+    placeholders = {"project": "SUBJECT"}
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: values.get(m[1]) or placeholders.get(m[1], m[1].upper()),
+        REASON_HINTS.get(reason, ""),
+    )
 
 
 def _domain(exc: Any) -> Explained:
@@ -119,10 +144,7 @@ def _domain(exc: Any) -> Explained:
     message = exc.message or str(exc)
     reason = exc.reason
     first = message if message.startswith(reason) else f"{reason}: {message}"
-    hint = REASON_HINTS.get(reason, "")
-    if "{project}" in hint:
-        hint = hint.replace("{project}", exc.metadata.get("project", "SUBJECT"))
-    return Explained(first, details, hint)
+    return Explained(first, details, _hint(reason, dict(exc.metadata)))
 
 
 def _transport(exc: Any) -> Explained:

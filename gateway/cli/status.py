@@ -34,7 +34,7 @@ def _pending(p: dict[str, Any]) -> str:
     return f"{p['count']} (oldest {_age(p['oldest_age_seconds'])})" if p["count"] else "0"
 
 
-def _row(r: dict[str, Any]) -> list[str]:
+def _row(r: dict[str, Any], as_of: str) -> list[str]:
     last, sub = r["last_record"], r["subscriber"]
     snap, rec = r["last_snapshot"], r["last_reconciliation"]
     certs = r["certificates"]
@@ -52,7 +52,23 @@ def _row(r: dict[str, Any]) -> list[str]:
         str(len(r["signing_keys"])),
         f"{soonest}d" if soonest is not None else "-",
         ", ".join(f"{k} {n}" for k, n in r["refusals_last_hour"].items()) if refused else "0",
+        _duplicates(r, as_of),
     ]
+
+
+def _duplicates(r: dict[str, Any], as_of: str) -> str:
+    """Open duplicate cases (with the oldest's age) and grams held, or "0"."""
+    import datetime as dt
+
+    cases, held = r.get("open_duplicate_cases", 0), r.get("held_grams", 0)
+    if not cases and not held:
+        return "0"
+    shown = f"{cases}"
+    oldest = r.get("oldest_open_case_time")
+    if oldest:
+        age = dt.datetime.fromisoformat(as_of) - dt.datetime.fromisoformat(oldest)
+        shown += f" (oldest {_age(max(0, int(age.total_seconds())))})"
+    return f"{shown}, {held:,} g held"
 
 
 def status_table(doc: dict[str, Any]) -> Table:
@@ -69,10 +85,11 @@ def status_table(doc: dict[str, Any]) -> Table:
         "keys",
         "cert expires in",
         "refused (1 h)",
+        "duplicate cases open, held",
         title=f"federation status at {doc['as_of']}, feed head #{doc['feed_head_cursor'] or 0}",
     )
     for r in doc["regions"]:
-        out.add_row(*_row(r))
+        out.add_row(*_row(r, doc["as_of"]))
     return out
 
 
@@ -86,7 +103,8 @@ def status(
 ) -> None:
     """Per region: last record published, the feed position its registry reads at and the lag
     behind the head, pending transfers, last snapshot and reconciliation, keys, certificate
-    expiry and refusals of the last hour. Administrators and the gateway may ask."""
+    expiry, refusals of the last hour, open duplicate cases and grams held. Administrators and
+    the gateway may ask."""
     from gateway.client.status import federation_status_dict
 
     with remote.connect(gateway, cert_dir, region, role, name) as client:

@@ -47,6 +47,11 @@ def region_dict(r: status_service_pb2.RegionStatus) -> dict[str, Any]:
         ],
         "certificates": [_certificate(c) for c in r.certificates],
         "refusals_last_hour": {x.reason: x.count for x in r.refusals_last_hour},
+        "open_duplicate_cases": r.open_duplicate_cases,
+        "held_grams": r.held_grams,
+        "oldest_open_case_time": (
+            _time(r.oldest_open_case_time) if r.HasField("oldest_open_case_time") else None
+        ),
     }
     if r.HasField("last_record"):
         out["last_record"] = {

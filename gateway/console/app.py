@@ -41,6 +41,8 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 """Times are shown in China Standard Time, where every administrator works."""
 _RID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+CASE_FILTERS = ("open", "distinct", "duplicate", "all")
+"""The duplicates page's filters by case state."""
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
         b"content-security-policy",
@@ -172,6 +174,11 @@ def _tonnes(grams: int) -> str:
     return f"{sign}{whole:,}{'.' + frac if frac else ''} t"
 
 
+def _grams(grams: int) -> str:
+    """Integer grams with thousands separators: 310500000 → "310,500,000 g"."""
+    return f"{grams:,} g"
+
+
 def _ratio_decimal(ratio: tuple[int, int] | None) -> str:
     """A ratio's decimal value to four places, computed exactly on integers (half up)."""
     if ratio is None or ratio[1] <= 0:
@@ -204,6 +211,7 @@ def create_app(
     env.filters["china_time"] = _china_time
     env.filters["tonnes"] = _tonnes
     env.filters["ratio_decimal"] = _ratio_decimal
+    env.filters["grams"] = _grams
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         session = _session(request)
@@ -322,6 +330,50 @@ def create_app(
         flash(request, "ok", "flash_revoked")
         return RedirectResponse(f"/recognitions/{rid}", 303)
 
+    async def duplicates(request: Request) -> Response:
+        state = request.query_params.get("state", "open")
+        if state not in CASE_FILTERS:
+            raise HTTPException(404)
+        found = await run_in_threadpool(backend.duplicate_cases, "" if state == "all" else state)
+        return render(
+            request,
+            "duplicates.html",
+            nav="duplicates",
+            cases=found,
+            state=state,
+            filters=CASE_FILTERS,
+        )
+
+    async def duplicate(request: Request) -> Response:
+        case = await run_in_threadpool(backend.duplicate_case, rid_of(request))
+        return render(request, "duplicate.html", nav="duplicates", case=case)
+
+    async def resolve_case(request: Request, resolution: str) -> Response:
+        cid = rid_of(request)
+        form = await checked_form(request)
+        comment = str(form.get("comment") or "").strip()
+        standing = str(form.get("standing") or "") if resolution == "DUPLICATE" else ""
+        back = RedirectResponse(f"/duplicates/{cid}", 303)
+        if not comment:
+            flash(request, "error", "comment_required")
+            return back
+        try:
+            case = await run_in_threadpool(backend.resolve_case, cid, resolution, comment, standing)
+        except (DomainError, TransportError) as exc:
+            refused(request, exc)
+            return back
+        if case.state == "open":
+            flash(request, "ok", "flash_case_decided")
+        else:
+            flash(request, "ok", f"flash_case_{case.state}")
+        return back
+
+    async def resolve_distinct(request: Request) -> Response:
+        return await resolve_case(request, "DISTINCT")
+
+    async def resolve_duplicate(request: Request) -> Response:
+        return await resolve_case(request, "DUPLICATE")
+
     async def transfers(request: Request) -> Response:
         moved = await run_in_threadpool(backend.transfers)
         report = await run_in_threadpool(backend.last_report)
@@ -425,6 +477,10 @@ def create_app(
             Route("/recognitions/{rid}/reject", reject, methods=["POST"]),
             Route("/recognitions/{rid}/revoke", revoke_page, methods=["GET"]),
             Route("/recognitions/{rid}/revoke", revoke, methods=["POST"]),
+            Route("/duplicates", duplicates),
+            Route("/duplicates/{rid}", duplicate),
+            Route("/duplicates/{rid}/distinct", resolve_distinct, methods=["POST"]),
+            Route("/duplicates/{rid}/duplicate", resolve_duplicate, methods=["POST"]),
             Route("/lang/{lang}", switch_language),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

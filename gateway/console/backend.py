@@ -26,7 +26,8 @@ from yrd.interop.v1 import (
 
 from gateway.client import GatewayClient, TransportError, envelope_signature_ok
 from gateway.client.signer_state import load_state, save_state
-from gateway.contract import recognition_id, recognition_name
+from gateway.console.cases import CaseView, case_view
+from gateway.contract import duplicate_case_name, recognition_id, recognition_name
 from gateway.errors import DomainError
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir
@@ -38,6 +39,9 @@ NO_REPORT_CODES = frozenset({"UNIMPLEMENTED", "NOT_FOUND"})
 
 RECENT_TRANSFERS = 50
 """How many of the most recent transfers the transfers page lists."""
+
+RECENT_CASES = 100
+"""How many of the newest duplicate cases the duplicates page lists."""
 
 
 def _time(ts: timestamp_pb2.Timestamp) -> dt.datetime | None:
@@ -401,6 +405,25 @@ class ConsoleBackend:
 
         return federation_status_dict(self.client.federation_status())
 
+    def quorums(self) -> dict[str, int]:
+        """The approvals each region's policy needs (the gateway's information)."""
+        return {r.region: r.required_approvals for r in self.client.gateway_info().regions}
+
+    def duplicate_cases(self, state: str = "open", limit: int = RECENT_CASES) -> list[CaseView]:
+        """Duplicate cases with a side registered in this region, newest first: those in
+        ``state`` (open, distinct, duplicate; "" for every state), at most ``limit``."""
+        quorums = self.quorums()
+        found = self.client.duplicate_cases(region=self.region, state=state, page_size=limit)
+        return [case_view(c, self.me, quorums) for c, _ in zip(found, range(limit), strict=False)]
+
+    def duplicate_case(self, cid: str) -> CaseView:
+        """One duplicate case, its decisions' signatures checked against the key directory."""
+        case = self.client.get_duplicate_case(duplicate_case_name(cid))
+        keys: dict[str, key_service_pb2.SigningKey] = {}
+        for region in sorted({d.region for d in case.decisions}):
+            keys.update(self._keys(region))
+        return case_view(case, self.me, self.quorums(), keys)
+
     def last_report(self) -> ReportView | None:
         """The latest reconciliation report of this region; None when there is none yet (or the
         gateway does not serve reconciliation yet)."""
@@ -429,6 +452,16 @@ class ConsoleBackend:
     def reject(self, rid: str, comment: str) -> RecognitionView:
         rec = self._signed(lambda: self.client.reject_recognition(recognition_name(rid), comment))
         return recognition_view(rec, self.me)
+
+    def resolve_case(self, cid: str, resolution: str, comment: str, standing: str = "") -> CaseView:
+        """Sign and send this administrator's decision on a duplicate case (``DISTINCT`` or
+        ``DUPLICATE`` with the subject that stands, empty for the earlier one)."""
+        case = self._signed(
+            lambda: self.client.resolve_duplicate_case(
+                duplicate_case_name(cid), resolution, comment, standing=standing
+            )
+        )
+        return case_view(case, self.me, self.quorums())
 
     def revoke(self, rid: str, reason: str) -> RecognitionView:
         rec = self._signed(lambda: self.client.revoke_recognition(recognition_name(rid), reason))

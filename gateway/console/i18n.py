@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.client import TransportError
+from gateway.console.i18n_cases import CASE_MESSAGES
 from gateway.errors import DomainError
 
 LANGUAGES = ("zh", "en")
@@ -16,7 +17,7 @@ REGION_NAMES: Mapping[str, Mapping[str, str]] = {
     "en": {"310000": "Shanghai", "320000": "Jiangsu", "330000": "Zhejiang", "340000": "Anhui"},
 }
 
-MESSAGES: Mapping[str, Mapping[str, str]] = {
+_MESSAGES: Mapping[str, Mapping[str, str]] = {
     "zh": {
         "app_title": "长三角碳普惠互认 · 管理员控制台",
         "nav_inbox": "待决申请",
@@ -433,6 +434,12 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
 }
 
 
+MESSAGES: Mapping[str, Mapping[str, str]] = {
+    lang: {**_MESSAGES[lang], **CASE_MESSAGES[lang]} for lang in LANGUAGES
+}
+"""Every label, the duplicate cases pages' included, by language."""
+
+
 def language(code: str | None) -> str:
     """A supported language code; the default for anything else."""
     return code if code in LANGUAGES else DEFAULT_LANGUAGE
@@ -464,10 +471,13 @@ def describe_error(lang: str, exc: DomainError | TransportError) -> str:
     if key not in MESSAGES[language(lang)]:
         return translate(lang, "err_generic", reason=exc.reason, message=exc.message)
     state = meta.get("state", "")
+    deciding = [r for r in meta.get("deciding_regions", "").split(",") if r]
     return translate(
         lang,
         key,
         state=translate(lang, f"state_{state}") if state else "?",
+        case_state=translate(lang, f"cstate_{state.lower()}") if state else "?",
         region=region_name(lang, meta.get("recognising_region", "")),
+        regions="、".join(region_name(lang, r) for r in deciding) or "?",
         expire_date=meta.get("expire_date", ""),
     )

@@ -59,7 +59,11 @@ def federation_status(s: FederationStatus) -> status_service_pb2.GetFederationSt
                 status_service_pb2.RefusalCount(reason=reason, count=n)
                 for reason, n in sorted(r.refusals.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
+            open_duplicate_cases=r.open_cases.count,
+            held_grams=r.held_grams,
         )
+        if r.open_cases.oldest_open_time is not None:
+            msg.oldest_open_case_time.CopyFrom(convert.timestamp(r.open_cases.oldest_open_time))
         if r.last_record is not None:
             name, position, accepted_at = r.last_record
             msg.last_record.CopyFrom(

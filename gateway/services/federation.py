@@ -14,9 +14,9 @@ from gateway.security.pki import PKIDir
 from gateway.services import Clock
 from gateway.services.keys import SigningKey
 from gateway.storage.db import Database
-from gateway.storage.status_store import Pending, StatusStore
+from gateway.storage.status_store import OpenCases, Pending, StatusStore
 
-__all__ = ["Pending"]
+__all__ = ["OpenCases", "Pending"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,10 @@ class RegionState:
     keys: list[SigningKey]
     certificates: list[Certificate]
     refusals: dict[str, int]
+    open_cases: OpenCases
+    """Open duplicate cases with a side registered in the region."""
+    held_grams: int
+    """Grams the region holds in state held (issuances open duplicate cases hold)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class FederationStatus:
     regions: list[RegionState]
     certificates: list[Certificate] = field(default_factory=list)
     """Certificates of no region (the gateway's, the CA's)."""
+    open_cases_by_strength: dict[str, int] = field(default_factory=dict)
+    """Open duplicate cases by strength (``MATCH_STRENGTH_CERTAIN`` ...), every region's."""
 
 
 @dataclass(frozen=True)
@@ -193,13 +199,17 @@ class FederationStatusService:
                         keys=[SigningKey.of(k) for k in store.keys_in_force(region)],
                         certificates=[c for c in certs if c.region == region],
                         refusals=dict(refused.get(region, {})),
+                        open_cases=store.open_cases(region),
+                        held_grams=store.held_grams(region),
                     )
                 )
+            by_strength = store.open_cases_by_strength()
         return FederationStatus(
             as_of=now,
             feed_head=head,
             regions=states,
             certificates=[c for c in certs if c.region is None],
+            open_cases_by_strength=by_strength,
         )
 
 

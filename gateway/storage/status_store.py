@@ -7,12 +7,13 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.contract import PROPOSED
+from gateway.contract import CASE_OPEN, HELD, PROPOSED
 from gateway.storage.models import (
+    DuplicateCaseRow,
     HoldingsSnapshotRow,
     JobRunRow,
     ReconciliationReportRow,
@@ -20,6 +21,7 @@ from gateway.storage.models import (
     SigningKeyRow,
     SubscriberPositionRow,
     TransferRow,
+    UnitBlockRow,
 )
 
 
@@ -31,6 +33,14 @@ class Pending:
     grams: int
     oldest_name: str
     oldest_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class OpenCases:
+    """Open duplicate cases with a side registered in one region."""
+
+    count: int
+    oldest_open_time: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,36 @@ class StatusStore:
             oldest[0] if oldest else "",
             oldest[1] if oldest else None,
         )
+
+    def open_cases(self, region: str) -> OpenCases:
+        """OPEN duplicate cases with a side that is one of REGION's projects."""
+        c = DuplicateCaseRow
+        prefix = f"regions/{region}/projects/%"  # a region code is six digits: no wildcard
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(c.open_time)).where(
+                c.state == CASE_OPEN,
+                or_(c.first_subject.like(prefix), c.second_subject.like(prefix)),
+            )
+        ).one()
+        return OpenCases(int(count), _aware({"oldest": oldest}).get("oldest"))
+
+    def open_cases_by_strength(self) -> dict[str, int]:
+        """OPEN duplicate cases by strength (the stored MatchStrength name)."""
+        c = DuplicateCaseRow
+        rows = self.session.execute(
+            select(c.strength, func.count()).where(c.state == CASE_OPEN).group_by(c.strength)
+        ).all()
+        return {strength: int(n) for strength, n in rows}
+
+    def held_grams(self, region: str) -> int:
+        """Grams of the blocks REGION holds in state held (issuances open cases hold)."""
+        b = UnitBlockRow
+        grams = self.session.execute(
+            select(func.coalesce(func.sum(b.serial_end - b.serial_start + 1), 0)).where(
+                b.holder_region == region, b.state == HELD
+            )
+        ).scalar_one()
+        return int(grams)
 
     def last_snapshot(self, region: str) -> HoldingsSnapshotRow | None:
         return self.session.scalars(

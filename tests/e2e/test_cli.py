@@ -215,6 +215,13 @@ def test_demo_runs_to_the_end() -> None:
     out = run("demo")
     assert "demo finished: every step behaved as expected" in out.stdout
     assert "ROLE_NOT_ALLOWED" in out.stdout
+    # The plant filed in Qingpu and in Wujiang: a certain case, held units refused, resolved.
+    said = " ".join(out.stdout.split())  # rich wraps long lines at the terminal's width
+    assert "certain: the same grid account and owner credit code" in said
+    assert "FAILED_PRECONDITION / UNITS_HELD" in said
+    assert "the case is DUPLICATE" in said
+    assert "regions/320000/issuances/JS-QF-2025-0517 cancelled" in said
+    assert "ledger invariants" in said and "audit log verified end to end by 310000: OK" in said
 
 
 def test_python_dash_m_gateway() -> None:

@@ -338,6 +338,40 @@ MISTAKES = [
         "--admin NAME",
     ),
     m(
+        "duplicates-resolve-needs-admin",
+        f"duplicates resolve duplicateCases/dc-1 --duplicate --comment c {GW} --region 310000",
+        USAGE,
+        "only an administrator",
+        "--admin NAME",
+    ),
+    m(
+        "duplicates-resolve-which",
+        f"duplicates resolve duplicateCases/dc-1 --comment c --admin admin-b {GW} --region 310000",
+        USAGE,
+        "either --distinct or --duplicate",
+    ),
+    m(
+        "duplicates-standing-with-distinct",
+        f"duplicates resolve duplicateCases/dc-1 --distinct --standing regions/310000/projects/x "
+        f"--comment c --admin admin-b {GW} --region 310000",
+        USAGE,
+        "--standing goes with --duplicate",
+    ),
+    m(
+        "duplicates-case-unknown",
+        f"duplicates show duplicateCases/nope {GW} --region 310000",
+        ERROR,
+        "DUPLICATE_CASE_NOT_FOUND",
+        "yrdgw duplicates list",
+    ),
+    m("duplicates-state-unknown", f"duplicates list --state closed {GW}", USAGE, "open"),
+    m(
+        "duplicates-region-bad",
+        f"duplicates list --of-region 3100 {GW} --region 310000",
+        USAGE,
+        "six-digit",
+    ),
+    m(
         "revoke-unknown-key",
         f"keys revoke 00000000000000000000000000000000 --reason r --admin admin-a {GW} "
         "--region 310000",

@@ -230,3 +230,98 @@ def test_the_caller_comes_from_the_context_or_the_only_identity(world: World) ->
         ).strip()
         == "SERVING"
     )
+
+
+def _refused(world: World, *args: str, region: str = "310000") -> subprocess.CompletedProcess[str]:
+    """A command the gateway refuses: exit 1, said on stderr with a hint, no traceback."""
+    result = subprocess.run(
+        [YRDGW, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "YRDGW_GATEWAY": world.gateway.target,
+            "YRDGW_CERT_DIR": str(world.pki),
+            "YRDGW_REGION": region,
+            "YRDGW_CONTEXTS": str(world.tmp / "contexts.toml"),
+        },
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_duplicates_list_show_and_resolve_round_trip_their_names(world: World) -> None:
+    from gateway.samples import WUJIANG_ISSUANCE, duplicate_pair_documents
+
+    pair = duplicate_pair_documents()
+    for region, ext in (("310000", "json"), ("320000", "xml")):
+        files = [str(SAMPLES / f"{region}-methodology.{ext}")]
+        for i, (_, body) in enumerate(pair[region]):
+            path = world.tmp / f"pair-{region}-{i}.{ext}"
+            path.write_bytes(body)
+            files.append(str(path))
+        published = world.json("registry", "publish", *files, region=region)
+        assert all(f["accepted"] for f in published), published
+
+    listed = world.read("duplicates", "list", "--state", "open", "--of-region", "320000")
+    names = world.names("duplicates", "list", "--strength", "certain")
+    assert [c["name"] for c in listed] == names and len(names) == 1
+    (case,) = listed
+    assert case["first"]["identity"]["site"]["datum"] == "COORDINATE_DATUM_WGS84"
+    assert case["second"]["identity"]["site"] == {
+        "latitude": "31.045964",
+        "longitude": "120.893771",
+        "datum": "COORDINATE_DATUM_GCJ02",  # as filed; site_wgs84 is the converted one
+    }
+    assert case["evidence"]["distance_metres"] == "31.5"
+    for name in names:
+        assert world.read("duplicates", "show", name) == case
+    assert world.read("duplicates", "list", "--state", "distinct") == []
+    assert world.read("duplicates", "list", "--strength", "possible") == []
+    assert world.names("duplicates", "list", "--subject", case["second"]["subject"]) == names
+    assert world.names("duplicates", "list", "--limit", "1", "--page-size", "1") == names
+    table = world.call("duplicates", "show", names[0], columns=100)
+    assert names[0] in table and "0310118004567" in table and "(GCJ02)" in table
+
+    # Held units are refused, with the case to look at.
+    held = _refused(
+        world,
+        "transfer",
+        "propose",
+        "t-held",
+        "--to",
+        "310000",
+        "--range",
+        "30001000000-30001000999",
+        region="320000",
+    )
+    assert "UNITS_HELD" in held.stderr and f"yrdgw duplicates show {names[0]}" in held.stderr
+    outsider = _refused(
+        world, "duplicates", "resolve", names[0], "--distinct", "--comment", "x",
+        "--admin", "admin-a", region="330000",
+    )  # fmt: skip
+    assert "NOT_DECIDING_REGION" in outsider.stderr and "310000,320000" in outsider.stderr
+
+    admin = ("--comment", "同一电站", "--duplicate", "--admin")
+    first = world.json("duplicates", "resolve", names[0], *admin, "admin-a")
+    assert first["state"] == "DUPLICATE_CASE_STATE_OPEN" and len(first["decisions"]) == 1
+    again = _refused(world, "duplicates", "resolve", names[0], *admin, "admin-a")
+    assert "CASE_ALREADY_DECIDED" in again.stderr and "another administrator" in again.stderr
+    wrong = _refused(
+        world, "duplicates", "resolve", names[0], *admin, "admin-b", "--standing",
+        "regions/310000/projects/nope",
+    )  # fmt: skip
+    assert "STANDING_INVALID" in wrong.stderr and "--standing names one" in wrong.stderr
+    assert world.names("duplicates", "resolve", names[0], *admin, "admin-b") == names
+    done = world.json("duplicates", "resolve", names[0], *admin, "admin-a", region="320000")
+    assert done["state"] == "DUPLICATE_CASE_STATE_DUPLICATE"
+    assert done["standing"] == case["first"]["subject"]  # the earlier one, by default
+    outcomes = {i["issuance"]: i["outcome"] for i in done["issuances"]}
+    assert outcomes[WUJIANG_ISSUANCE] == "HOLD_OUTCOME_CANCELLED"
+    assert world.read("duplicates", "show", names[0]) == done
+    closed = _refused(world, "duplicates", "resolve", names[0], *admin, "admin-b", region="320000")
+    assert "DUPLICATE_CASE_CLOSED" in closed.stderr

@@ -40,8 +40,23 @@ def test_status_after_the_demo_shows_every_region_in_sync(kept: Path, tmp_path: 
         doc = json.loads(run("status", *common, "--admin", "admin-a", "-o", "json").stdout)
         table = run("status", *common, "--admin", "admin-a").stdout
         refused = run("status", *common, "--role", "registry", check=False)
+        cases = json.loads(run("duplicates", "list", *common, "-o", "json").stdout)
+        shown = run("duplicates", "show", cases[0]["name"], *common).stdout
     finally:
         served.stop()
+    (case,) = cases
+    assert case["state"] == "DUPLICATE_CASE_STATE_DUPLICATE"
+    assert case["standing"] == "regions/310000/projects/SHCI-P-2024-000518"
+    assert {i["issuance"]: i["outcome"] for i in case["issuances"]} == {
+        "regions/310000/issuances/SHCI-I-2025-000518": "HOLD_OUTCOME_RELEASED",
+        "regions/320000/issuances/JS-QF-2025-0517": "HOLD_OUTCOME_CANCELLED",
+    }
+    assert [(d["region"], d["admin"]) for d in case["decisions"]] == [
+        ("310000", "admin-a"),
+        ("310000", "admin-b"),
+        ("320000", "admin-a"),
+    ]
+    assert "31.045964, 120.893771 (GCJ02)" in shown and "310000 2/2, 320000 1/1" in shown
     regions = {r["region"]: r for r in doc["regions"]}
     assert list(regions) == ["310000", "320000", "330000", "340000"]
     for r in regions.values():
@@ -53,6 +68,11 @@ def test_status_after_the_demo_shows_every_region_in_sync(kept: Path, tmp_path: 
     assert regions["310000"]["last_reconciliation"]["status"] != "COMPLETED"
     assert regions["310000"]["last_snapshot"]["block_count"] > 0
     assert "federation status" in table and "340000" in table
+    # The demo's duplicate case is resolved: nothing open, nothing held any more.
+    for r in regions.values():
+        assert (r["open_duplicate_cases"], r["held_grams"]) == (0, 0)
+        assert r["oldest_open_case_time"] is None
+    assert "duplicate" in table  # the column (its header folds on a narrow terminal)
     assert refused.returncode != 0 and "GetFederationStatus" in refused.stderr
     assert "Traceback" not in refused.stderr
 

@@ -83,3 +83,40 @@ def test_registries_may_not_read_the_federation_status(
     refusals = {r.reason: r.count for r in regions["310000"].refusals_last_hour}
     assert refusals == {"ROLE_NOT_ALLOWED": 1}
     assert not regions["320000"].HasField("subscriber")
+
+
+def test_open_duplicate_cases_and_held_grams_per_region(
+    server: GatewayServer, client_for: Callable[..., GatewayClient]
+) -> None:
+    from yrd.interop.v1 import duplicates_pb2
+
+    from gateway.samples import QINGPU_PROJECT, duplicate_pair_documents
+
+    pair = duplicate_pair_documents()
+    for region in ("310000", "320000"):
+        assert all(r.accepted for r in client_for(region).publish(sample_documents(region)))
+        assert all(r.accepted for r in client_for(region).publish(pair[region]))
+    (case,) = client_for("330000").list_duplicate_cases()
+    admin = client_for("330000", Role.ADMIN, "admin-a")
+    regions = _by_region(admin.federation_status())
+    counts = {r: (s.open_duplicate_cases, s.held_grams) for r, s in regions.items()}
+    # Both issuances of the plant are held whole; the regions' own samples are not.
+    assert counts == {
+        "310000": (1, 310_500_000),
+        "320000": (1, 310_000_000),
+        "330000": (0, 0),
+        "340000": (0, 0),
+    }
+    assert regions["320000"].oldest_open_case_time == case.open_time
+    assert not regions["330000"].HasField("oldest_open_case_time")
+
+    deciders = [("310000", "admin-a"), ("310000", "admin-b"), ("320000", "admin-a")]
+    for region, name in deciders:
+        case = client_for(region, Role.ADMIN, name).resolve_duplicate_case(
+            case.name, "DUPLICATE", "同一电站", standing=QINGPU_PROJECT
+        )
+    assert case.state == duplicates_pb2.DUPLICATE_CASE_STATE_DUPLICATE
+    regions = _by_region(admin.federation_status())
+    for status in regions.values():
+        assert (status.open_duplicate_cases, status.held_grams) == (0, 0)
+        assert not status.HasField("oldest_open_case_time")

@@ -134,6 +134,7 @@ def test_alert_rules_are_well_formed() -> None:
         "YrdgwCertificateExpiringSoon",
         "YrdgwReconciliationFailed",
         "YrdgwJobDidNotRun",
+        "YrdgwDuplicateCaseOpenTooLong",
     }
     for rule in rules:
         assert isinstance(rule["expr"], str) and rule["expr"].strip()
@@ -163,3 +164,25 @@ def test_alert_rules_name_only_metrics_the_gateway_exports(
         named = set(re.findall(r"\byrdgw_[a-z_]+", str(rule["expr"])))
         assert named, rule["alert"]
         assert named <= exported, (rule["alert"], named - exported)
+
+
+def test_open_duplicate_cases_and_held_units_are_gauges(
+    server: GatewayServer, client_for: Callable[..., GatewayClient]
+) -> None:
+    from gateway.samples import duplicate_pair_documents
+
+    pair = duplicate_pair_documents()
+    for region in ("310000", "320000"):
+        assert all(r.accepted for r in client_for(region).publish(sample_documents(region)))
+        assert all(r.accepted for r in client_for(region).publish(pair[region]))
+    samples = _samples(server)
+    assert _value(samples, "yrdgw_duplicate_cases_open", strength="certain") == 1
+    assert _value(samples, "yrdgw_duplicate_cases_open", strength="probable") == 0
+    assert _value(samples, "yrdgw_duplicate_cases_open", strength="possible") == 0
+    assert _value(samples, "yrdgw_duplicate_cases_open_by_region", region="320000") == 1
+    assert _value(samples, "yrdgw_duplicate_cases_open_by_region", region="330000") == 0
+    assert _value(samples, "yrdgw_units_held_grams", region="310000") == 310_500_000
+    assert _value(samples, "yrdgw_units_held_grams", region="320000") == 310_000_000
+    age = _value(samples, "yrdgw_duplicate_case_oldest_open_age_seconds", region="310000")
+    assert 0 <= age < 600
+    assert _value(samples, "yrdgw_duplicate_case_oldest_open_age_seconds", region="340000") == 0

@@ -27,7 +27,7 @@ from yrd.interop.v1 import key_service_pb2 as yrd_dot_interop_dot_v1_dot_key__se
 from yrd.interop.v1 import reconciliation_pb2 as yrd_dot_interop_dot_v1_dot_reconciliation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#yrd/interop/v1/status_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a yrd/interop/v1/key_service.proto\x1a#yrd/interop/v1/reconciliation.proto\"\x1c\n\x1aGetFederationStatusRequest\"\xca\x01\n\x1bGetFederationStatusResponse\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66\x65\x65\x64_head_cursor\x18\x02 \x01(\t\x12-\n\x07regions\x18\x03 \x03(\x0b\x32\x1c.yrd.interop.v1.RegionStatus\x12\x37\n\x0c\x63\x65rtificates\x18\x04 \x03(\x0b\x32!.yrd.interop.v1.CertificateExpiry\"\x9a\x04\n\x0cRegionStatus\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x34\n\x0blast_record\x18\x02 \x01(\x0b\x32\x1f.yrd.interop.v1.PublishedRecord\x12\x36\n\nsubscriber\x18\x03 \x01(\x0b\x32\".yrd.interop.v1.SubscriberPosition\x12\x35\n\x0bpending_out\x18\x04 \x01(\x0b\x32 .yrd.interop.v1.PendingTransfers\x12\x34\n\npending_in\x18\x05 \x01(\x0b\x32 .yrd.interop.v1.PendingTransfers\x12\x36\n\rlast_snapshot\x18\x06 \x01(\x0b\x32\x1f.yrd.interop.v1.SnapshotSummary\x12\x42\n\x13last_reconciliation\x18\x07 \x01(\x0b\x32%.yrd.interop.v1.ReconciliationSummary\x12\x30\n\x0csigning_keys\x18\x08 \x03(\x0b\x32\x1a.yrd.interop.v1.SigningKey\x12\x37\n\x0c\x63\x65rtificates\x18\t \x03(\x0b\x32!.yrd.interop.v1.CertificateExpiry\x12\x38\n\x12refusals_last_hour\x18\n \x03(\x0b\x32\x1c.yrd.interop.v1.RefusalCount\"`\n\x0fPublishedRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12/\n\x0b\x61\x63\x63\x65pt_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x12SubscriberPosition\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blag_records\x18\x03 \x01(\x03\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x03\"j\n\x10PendingTransfers\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x02 \x01(\x03\x12\x1a\n\x12oldest_age_seconds\x18\x03 \x01(\x03\x12\x13\n\x0boldest_name\x18\x04 \x01(\t\"\xb1\x01\n\x0fSnapshotSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\rsnapshot_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62lock_count\x18\x04 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x05 \x01(\x03\"\xa7\x01\n\x15ReconciliationSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.yrd.interop.v1.ReconciliationStatus\x12/\n\x0b\x66inish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64iscrepancy_count\x18\x04 \x01(\x03\"w\n\x11\x43\x65rtificateExpiry\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdays_left\x18\x04 \x01(\x03\"-\n\x0cRefusalCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x32\x7f\n\rStatusService\x12n\n\x13GetFederationStatus\x12*.yrd.interop.v1.GetFederationStatusRequest\x1a+.yrd.interop.v1.GetFederationStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#yrd/interop/v1/status_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a yrd/interop/v1/key_service.proto\x1a#yrd/interop/v1/reconciliation.proto\"\x1c\n\x1aGetFederationStatusRequest\"\xca\x01\n\x1bGetFederationStatusResponse\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x66\x65\x65\x64_head_cursor\x18\x02 \x01(\t\x12-\n\x07regions\x18\x03 \x03(\x0b\x32\x1c.yrd.interop.v1.RegionStatus\x12\x37\n\x0c\x63\x65rtificates\x18\x04 \x03(\x0b\x32!.yrd.interop.v1.CertificateExpiry\"\x87\x05\n\x0cRegionStatus\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x34\n\x0blast_record\x18\x02 \x01(\x0b\x32\x1f.yrd.interop.v1.PublishedRecord\x12\x36\n\nsubscriber\x18\x03 \x01(\x0b\x32\".yrd.interop.v1.SubscriberPosition\x12\x35\n\x0bpending_out\x18\x04 \x01(\x0b\x32 .yrd.interop.v1.PendingTransfers\x12\x34\n\npending_in\x18\x05 \x01(\x0b\x32 .yrd.interop.v1.PendingTransfers\x12\x36\n\rlast_snapshot\x18\x06 \x01(\x0b\x32\x1f.yrd.interop.v1.SnapshotSummary\x12\x42\n\x13last_reconciliation\x18\x07 \x01(\x0b\x32%.yrd.interop.v1.ReconciliationSummary\x12\x30\n\x0csigning_keys\x18\x08 \x03(\x0b\x32\x1a.yrd.interop.v1.SigningKey\x12\x37\n\x0c\x63\x65rtificates\x18\t \x03(\x0b\x32!.yrd.interop.v1.CertificateExpiry\x12\x38\n\x12refusals_last_hour\x18\n \x03(\x0b\x32\x1c.yrd.interop.v1.RefusalCount\x12\x1c\n\x14open_duplicate_cases\x18\x0b \x01(\x05\x12\x12\n\nheld_grams\x18\x0c \x01(\x03\x12\x39\n\x15oldest_open_case_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0fPublishedRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12/\n\x0b\x61\x63\x63\x65pt_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x12SubscriberPosition\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blag_records\x18\x03 \x01(\x03\x12\x13\n\x0blag_seconds\x18\x04 \x01(\x03\"j\n\x10PendingTransfers\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x02 \x01(\x03\x12\x1a\n\x12oldest_age_seconds\x18\x03 \x01(\x03\x12\x13\n\x0boldest_name\x18\x04 \x01(\t\"\xb1\x01\n\x0fSnapshotSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x31\n\rsnapshot_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x62lock_count\x18\x04 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x05 \x01(\x03\"\xa7\x01\n\x15ReconciliationSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.yrd.interop.v1.ReconciliationStatus\x12/\n\x0b\x66inish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64iscrepancy_count\x18\x04 \x01(\x03\"w\n\x11\x43\x65rtificateExpiry\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdays_left\x18\x04 \x01(\x03\"-\n\x0cRefusalCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x32\x7f\n\rStatusService\x12n\n\x13GetFederationStatus\x12*.yrd.interop.v1.GetFederationStatusRequest\x1a+.yrd.interop.v1.GetFederationStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,21 +39,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFEDERATIONSTATUSRESPONSE']._serialized_start=190
   _globals['_GETFEDERATIONSTATUSRESPONSE']._serialized_end=392
   _globals['_REGIONSTATUS']._serialized_start=395
-  _globals['_REGIONSTATUS']._serialized_end=933
-  _globals['_PUBLISHEDRECORD']._serialized_start=935
-  _globals['_PUBLISHEDRECORD']._serialized_end=1031
-  _globals['_SUBSCRIBERPOSITION']._serialized_start=1033
-  _globals['_SUBSCRIBERPOSITION']._serialized_end=1160
-  _globals['_PENDINGTRANSFERS']._serialized_start=1162
-  _globals['_PENDINGTRANSFERS']._serialized_end=1268
-  _globals['_SNAPSHOTSUMMARY']._serialized_start=1271
-  _globals['_SNAPSHOTSUMMARY']._serialized_end=1448
-  _globals['_RECONCILIATIONSUMMARY']._serialized_start=1451
-  _globals['_RECONCILIATIONSUMMARY']._serialized_end=1618
-  _globals['_CERTIFICATEEXPIRY']._serialized_start=1620
-  _globals['_CERTIFICATEEXPIRY']._serialized_end=1739
-  _globals['_REFUSALCOUNT']._serialized_start=1741
-  _globals['_REFUSALCOUNT']._serialized_end=1786
-  _globals['_STATUSSERVICE']._serialized_start=1788
-  _globals['_STATUSSERVICE']._serialized_end=1915
+  _globals['_REGIONSTATUS']._serialized_end=1042
+  _globals['_PUBLISHEDRECORD']._serialized_start=1044
+  _globals['_PUBLISHEDRECORD']._serialized_end=1140
+  _globals['_SUBSCRIBERPOSITION']._serialized_start=1142
+  _globals['_SUBSCRIBERPOSITION']._serialized_end=1269
+  _globals['_PENDINGTRANSFERS']._serialized_start=1271
+  _globals['_PENDINGTRANSFERS']._serialized_end=1377
+  _globals['_SNAPSHOTSUMMARY']._serialized_start=1380
+  _globals['_SNAPSHOTSUMMARY']._serialized_end=1557
+  _globals['_RECONCILIATIONSUMMARY']._serialized_start=1560
+  _globals['_RECONCILIATIONSUMMARY']._serialized_end=1727
+  _globals['_CERTIFICATEEXPIRY']._serialized_start=1729
+  _globals['_CERTIFICATEEXPIRY']._serialized_end=1848
+  _globals['_REFUSALCOUNT']._serialized_start=1850
+  _globals['_REFUSALCOUNT']._serialized_end=1895
+  _globals['_STATUSSERVICE']._serialized_start=1897
+  _globals['_STATUSSERVICE']._serialized_end=2024
 # @@protoc_insertion_point(module_scope)

@@ -94,8 +94,17 @@ class RegionStatus(_message.Message):
     SIGNING_KEYS_FIELD_NUMBER: _builtins.int
     CERTIFICATES_FIELD_NUMBER: _builtins.int
     REFUSALS_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    OPEN_DUPLICATE_CASES_FIELD_NUMBER: _builtins.int
+    HELD_GRAMS_FIELD_NUMBER: _builtins.int
+    OLDEST_OPEN_CASE_TIME_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """GB/T 2260 code."""
+    open_duplicate_cases: _builtins.int
+    """Open duplicate cases with a side registered in this region."""
+    held_grams: _builtins.int
+    """Grams of units this region holds in state UNIT_BLOCK_STATE_HELD (held by open duplicate
+    cases).
+    """
     @_builtins.property
     def last_record(self) -> Global___PublishedRecord:
         """The region's newest accepted record; absent when it published none."""
@@ -132,6 +141,10 @@ class RegionStatus(_message.Message):
     def refusals_last_hour(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusalCount]:
         """Calls by this region's identities refused in the last hour, by reason, most frequent first."""
 
+    @_builtins.property
+    def oldest_open_case_time(self) -> _timestamp_pb2.Timestamp:
+        """When the oldest of those open duplicate cases opened; absent when none is open."""
+
     def __init__(
         self,
         *,
@@ -145,10 +158,13 @@ class RegionStatus(_message.Message):
         signing_keys: _abc.Iterable[_key_service_pb2.SigningKey] | None = ...,
         certificates: _abc.Iterable[Global___CertificateExpiry] | None = ...,
         refusals_last_hour: _abc.Iterable[Global___RefusalCount] | None = ...,
+        open_duplicate_cases: _builtins.int = ...,
+        held_grams: _builtins.int = ...,
+        oldest_open_case_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_reconciliation", b"last_reconciliation", "last_record", b"last_record", "last_snapshot", b"last_snapshot", "pending_in", b"pending_in", "pending_out", b"pending_out", "subscriber", b"subscriber"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_reconciliation", b"last_reconciliation", "last_record", b"last_record", "last_snapshot", b"last_snapshot", "oldest_open_case_time", b"oldest_open_case_time", "pending_in", b"pending_in", "pending_out", b"pending_out", "subscriber", b"subscriber"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "last_reconciliation", b"last_reconciliation", "last_record", b"last_record", "last_snapshot", b"last_snapshot", "pending_in", b"pending_in", "pending_out", b"pending_out", "refusals_last_hour", b"refusals_last_hour", "region", b"region", "signing_keys", b"signing_keys", "subscriber", b"subscriber"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "held_grams", b"held_grams", "last_reconciliation", b"last_reconciliation", "last_record", b"last_record", "last_snapshot", b"last_snapshot", "oldest_open_case_time", b"oldest_open_case_time", "open_duplicate_cases", b"open_duplicate_cases", "pending_in", b"pending_in", "pending_out", b"pending_out", "refusals_last_hour", b"refusals_last_hour", "region", b"region", "signing_keys", b"signing_keys", "subscriber", b"subscriber"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
