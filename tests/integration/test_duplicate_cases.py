@@ -5,15 +5,20 @@ retirement with UNITS_HELD); a DISTINCT resolution needs both regions' quorums (
 administrators each here) and releases; a DUPLICATE resolution cancels the side that does not
 stand, ends its pending transfer and lists its units moved or retired before the case as
 findings; an administrator of an uninvolved region and a second decision by the same
-administrator are refused; the ledger's invariants hold throughout."""
+administrator are refused; the ledger's invariants hold throughout, and so does reconciliation:
+while the case is open and after its resolution, each region whose units are concerned submits
+the holdings the gateway gives it (held units reported as HELD by one region, as ACTIVE by
+another) and its run finds nothing; a registry that still counts cancelled units as active is
+told exactly those serials."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from yrd.interop.v1 import duplicates_pb2, records_pb2, transfer_pb2
+from yrd.interop.v1 import duplicates_pb2, reconciliation_pb2, records_pb2, transfer_pb2
 
 from gateway import errors
 from gateway.client import GatewayClient
@@ -31,8 +36,12 @@ JS_PROJECT = "regions/320000/projects/JS-XM-2024-0456"
 SH_ISSUANCE = "regions/310000/issuances/SHCI-I-2025-000045"
 JS_ISSUANCE = "regions/320000/issuances/JS-QF-2025-0012"
 SH_FIRST, JS_FIRST = 1_000_001_000, 20_001_000_000
+SH_LAST = 1_392_700_999
 NEUTRAL = transfer_pb2.TRANSFER_PURPOSE_VOLUNTARY_NEUTRALITY
 D = duplicates_pb2
+HELD, ACTIVE = records_pb2.UNIT_BLOCK_STATE_HELD, records_pb2.UNIT_BLOCK_STATE_ACTIVE
+CANCELLED = records_pb2.UNIT_BLOCK_STATE_CANCELLED
+R = reconciliation_pb2
 
 
 @pytest.fixture
@@ -98,6 +107,54 @@ def the_case(c: GatewayClient) -> duplicates_pb2.DuplicateCase:
     return case
 
 
+def mirrored(
+    c: GatewayClient, region: str, held_as: records_pb2.UnitBlockState.ValueType
+) -> list[R.HeldBlock]:
+    """The holdings of a registry that mirrors the ledger: the blocks the gateway gives
+    ``region`` (ListUnitBlocks), its held ones reported as ``held_as`` (HELD or ACTIVE)."""
+    return [
+        R.HeldBlock(
+            origin_region=b.origin_region,
+            serials=b.serials,
+            state=held_as if b.state == HELD else b.state,
+        )
+        for b in c.holdings(region)
+    ]
+
+
+def reconcile(
+    client: Callable[..., GatewayClient], region: str, blocks: list[R.HeldBlock]
+) -> R.ReconciliationReport:
+    """``region``'s registry submits ``blocks`` (and every transfer completed with it) over
+    mTLS; its administrator runs the reconciliation."""
+    c = client(region)
+    done = transfer_pb2.TRANSFER_STATE_COMPLETED
+    completed = [t.name for t in c.list_transfers(source=region, state=done)]
+    completed += [t.name for t in c.list_transfers(destination=region, state=done)]
+    c.submit_holdings(dt.datetime.now(dt.UTC), blocks, completed)
+    return client(region, "admin-a").run_reconciliation(region)
+
+
+def reconciled(
+    client: Callable[..., GatewayClient],
+    held_as: dict[str, records_pb2.UnitBlockState.ValueType],
+) -> dict[str, int]:
+    """Each region of ``held_as`` reconciles its mirrored holdings: COMPLETED, nothing found.
+    Returns the grams each region reported held (as HELD or ACTIVE), the regions with none
+    left out."""
+    reported: dict[str, int] = {}
+    for region, state in held_as.items():
+        blocks = client(region).holdings(region)
+        held = sum(b.serials.end - b.serials.start + 1 for b in blocks if b.state == HELD)
+        if held:
+            reported[region] = held
+        report = reconcile(client, region, mirrored(client(region), region, state))
+        assert report.region == region
+        assert report.status == R.RECONCILIATION_STATUS_COMPLETED, list(report.discrepancies)
+        assert list(report.discrepancies) == []
+    return reported
+
+
 def test_held_units_refused_and_distinct_by_both_quorums_releases(
     client: Callable[..., GatewayClient], database: Database
 ) -> None:
@@ -120,6 +177,8 @@ def test_held_units_refused_and_distinct_by_both_quorums_releases(
     assert block_state(sh, SH, SH_FIRST) == (SH, records_pb2.UNIT_BLOCK_STATE_HELD)
     assert client(ZJ).get_duplicate_case(case.name) == case  # any registry reads it
     invariants(database)
+    # Shanghai's registry knows of the hold, Jiangsu's still counts its units active: both agree.
+    assert reconciled(client, {SH: HELD, JS: ACTIVE}) == {SH: 392_700_000, JS: 502_000_000}
 
     # A held unit is neither transferred nor retired.
     with pytest.raises(errors.UnitsHeld) as moved:
@@ -166,6 +225,7 @@ def test_held_units_refused_and_distinct_by_both_quorums_releases(
     assert sh.list_duplicate_cases(state="DISTINCT") == [done]
     assert sh.list_duplicate_cases(state="OPEN") == []
     invariants(database)
+    assert reconciled(client, {SH: HELD, JS: ACTIVE}) == {}  # nothing held any more
 
 
 def test_duplicate_cancels_the_other_side_and_lists_findings(
@@ -190,6 +250,12 @@ def test_duplicate_cancels_the_other_side_and_lists_findings(
         zj.accept_transfer(pending.name)  # refused, the transfer stays pending
     assert zj.get_transfer(pending.name).state == transfer_pb2.TRANSFER_STATE_PROPOSED
     invariants(database)
+    # Shanghai's held, reserved and retired units, Zhejiang's received ones, Jiangsu's issuance.
+    assert reconciled(client, {SH: HELD, ZJ: ACTIVE, JS: ACTIVE}) == {
+        SH: 392_700_000 - 2_500_000,
+        ZJ: 1_000_000,
+        JS: 502_000_000,
+    }
 
     # Jiangsu's registration stands (both regions, two administrators each).
     for region in (SH, JS):
@@ -237,3 +303,38 @@ def test_duplicate_cancels_the_other_side_and_lists_findings(
     with pytest.raises(errors.DuplicateCaseClosed):
         client(SH, "admin-a").resolve_duplicate_case(case.name, "DISTINCT", "late")
     invariants(database)
+    assert reconciled(client, {SH: ACTIVE, ZJ: HELD, JS: HELD}) == {}
+
+    # A registry that missed the cancellation and still counts those units as active: the run
+    # finds exactly the serials the case cancelled in Shanghai (the pending tonne and the rest
+    # of the issuance after the retired half tonne), as one range, and nothing else.
+    stale = mirrored(sh, SH, HELD)
+    for block in stale:
+        if block.state == CANCELLED:
+            block.state = ACTIVE
+    report = reconcile(client, SH, stale)
+    assert report.status == R.RECONCILIATION_STATUS_TOTALS_INCONSISTENT
+    cancelled = SH_LAST - (SH_FIRST + 1_500_000) + 1
+    assert sum(b.serials.end - b.serials.start + 1 for b in sh.holdings(SH, CANCELLED)) == cancelled
+    found = sorted(
+        (d.kind, d.origin_region, [(r.start, r.end) for r in d.ranges], d.quantity_grams)
+        for d in report.discrepancies
+    )
+    assert found == sorted(
+        [
+            (R.DISCREPANCY_KIND_TOTAL_MISMATCH, SH, [], cancelled),
+            (R.DISCREPANCY_KIND_TOTAL_MISMATCH, SH, [], cancelled),
+            (
+                R.DISCREPANCY_KIND_STATE_MISMATCH,
+                SH,
+                [(SH_FIRST + 1_500_000, SH_LAST)],
+                cancelled,
+            ),
+        ]
+    )
+    assert sorted(
+        d.detail for d in report.discrepancies if d.kind == R.DISCREPANCY_KIND_TOTAL_MISMATCH
+    ) == [
+        f"active: registry {cancelled} g, ledger 0 g",
+        f"cancelled: registry 0 g, ledger {cancelled} g",
+    ]
