@@ -11,7 +11,12 @@ from gateway.client.audit import verify_remote_log
 from gateway.client.channel import channel_credentials
 from gateway.client.errors import CHAIN_REASONS, TransportError, error_from_rpc
 from gateway.client.retry import RESEND_CODES, RetryPolicy
-from gateway.client.signer import EnvelopeSigner, envelope_fields_of, envelope_signature_ok
+from gateway.client.signer import (
+    EnvelopeSigner,
+    admin_signed_payload,
+    envelope_fields_of,
+    envelope_signature_ok,
+)
 from gateway.client.signer_state import load_state, save_state
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "GatewayClient",
     "RetryPolicy",
     "TransportError",
+    "admin_signed_payload",
     "channel_credentials",
     "envelope_fields_of",
     "envelope_signature_ok",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import timestamp_pb2
-from yrd.interop.v1 import envelope_pb2
+from yrd.interop.v1 import envelope_pb2, key_service_pb2
 
 from gateway.security.signing import (
     GENESIS_HASH,
@@ -41,6 +41,20 @@ def envelope_signature_ok(env: envelope_pb2.SignedEnvelope, public_key: bytes) -
     return key_id_of(public_key) == env.key_id and verify(
         public_key, envelope_fields_of(env), env.signature
     )
+
+
+def admin_signed_payload(
+    env: envelope_pb2.SignedEnvelope,
+    keys: dict[str, key_service_pb2.SigningKey],
+    region: str,
+    admin: str,
+) -> bytes | None:
+    """The payload of a decision's envelope when it is signed by that administrator's registered
+    key (``keys`` by key id); None otherwise."""
+    key = keys.get(env.key_id)
+    if key is None or key.owner != f"admin/{admin}" or key.region != region:
+        return None
+    return env.payload if envelope_signature_ok(env, key.public_key) else None
 
 
 @dataclass

@@ -24,7 +24,11 @@ from yrd.interop.v1 import (
     transfer_pb2,
 )
 
-from gateway.client import GatewayClient, TransportError, envelope_signature_ok
+from gateway.client import (
+    GatewayClient,
+    TransportError,
+    admin_signed_payload,
+)
 from gateway.client.signer_state import load_state, save_state
 from gateway.console.cases import CaseView, case_view
 from gateway.contract import duplicate_case_name, recognition_id, recognition_name
@@ -187,14 +191,11 @@ def _decision_ok(
 ) -> bool:
     """Whether the decision's envelope is signed by this administrator's registered key over a
     verdict that says exactly what the decision says."""
-    env = d.envelope
-    key = keys.get(env.key_id)
-    if key is None or key.owner != f"admin/{d.admin}" or key.region != d.region:
-        return False
-    if not envelope_signature_ok(env, key.public_key):
+    payload = admin_signed_payload(d.envelope, keys, d.region, d.admin)
+    if payload is None:
         return False
     try:
-        body = recognition_service_pb2.RecognitionVerdict.FromString(env.payload)
+        body = recognition_service_pb2.RecognitionVerdict.FromString(payload)
     except DecodeError:
         return False
     return body.recognition == rec.name and body.verdict == d.verdict and body.comment == d.comment

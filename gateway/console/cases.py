@@ -24,7 +24,7 @@ from yrd.interop.v1 import (
     records_pb2,
 )
 
-from gateway.client import envelope_signature_ok
+from gateway.client import admin_signed_payload
 
 EARTH_RADIUS_M = 6371008.8
 """The mean Earth radius the gateway's distances use (mutual_recognition.duplicates)."""
@@ -253,14 +253,11 @@ def _decision_ok(
     """Whether the decision's envelope is signed by this administrator's registered key over a
     verdict that says exactly what the decision says (an empty standing on DUPLICATE is the
     earlier registration, as the gateway stores it)."""
-    env = d.envelope
-    key = keys.get(env.key_id)
-    if key is None or key.owner != f"admin/{d.admin}" or key.region != d.region:
-        return False
-    if not envelope_signature_ok(env, key.public_key):
+    payload = admin_signed_payload(d.envelope, keys, d.region, d.admin)
+    if payload is None:
         return False
     try:
-        body = duplicate_service_pb2.CaseVerdict.FromString(env.payload)
+        body = duplicate_service_pb2.CaseVerdict.FromString(payload)
     except DecodeError:
         return False
     standing = body.standing
