@@ -10,6 +10,7 @@ log (``audit_replay``) and compared with the tables at the end. The first bad ro
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -32,6 +33,7 @@ from gateway.services.audit_findings import UNCHECKED, Tampered, bad_entry, comp
 from gateway.services.audit_replay import Replay, region_of
 from gateway.services.audit_snapshots import SnapshotRows
 from gateway.services.duplicates import external_subject, project_subject
+from gateway.services.record_checks import civil_date
 from gateway.storage.audit_store import StoredRows
 from mutual_recognition.duplicates import ExternalListRow
 
@@ -344,8 +346,8 @@ class StorageVerifier:
             "methodology_region": p.methodology.region,
             "methodology_id": p.methodology.methodology_id,
             "methodology_version": p.methodology.version,
-            "crediting_start": _date(period.start),
-            "crediting_end": _date(period.end) if period.HasField("end") else None,
+            "crediting_start": civil_date(period.start),
+            "crediting_end": civil_date(period.end) if period.HasField("end") else None,
             "status": p.status,
         }
 
@@ -539,23 +541,12 @@ def _external_subject(row: Mapping[str, Any]) -> dict[str, Any]:
     return external_subject(listed)
 
 
-_LISTED_TEXT = (
-    "scheme",
-    "scheme_project_id",
-    "title",
-    "owner_credit_code",
-    "latitude",
-    "longitude",
-    "datum",
-    "grid_account",
-    "category",
-    "capacity_value",
-    "capacity_unit",
+_LISTED_TEXT = tuple(
+    f.name
+    for f in dataclasses.fields(ExternalListRow)
+    if f.name not in ("registration_date", "credit_start", "credit_end")
 )
-
-
-def _date(value: records_pb2.CalendarDate) -> dt.date:
-    return dt.date(value.year, value.month, value.day)
+"""The text fields of an external list's row (stored NULL for "not given", listed as "")."""
 
 
 def _key(row: Mapping[str, Any], by: tuple[str, ...]) -> tuple[Any, ...]:

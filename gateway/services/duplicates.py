@@ -45,6 +45,7 @@ from gateway.contract import (
     external_project_name,
 )
 from gateway.security.audit_chain import DETAIL_RULE, external_row_digest
+from gateway.services.record_checks import civil_date
 from gateway.storage.audit_log import AuditLog, audit_log
 from gateway.storage.db import Database
 from gateway.storage.duplicate_store import DuplicateStore, SubjectColumns
@@ -111,10 +112,6 @@ def _site(latitude: str, longitude: str, datum: str) -> dict[str, int | None]:
     return {"lat_e7": lat_e7, "lon_e7": lon_e7, "cell": dup.cell_of_e7(lat_e7, lon_e7)}
 
 
-def _date(value: records_pb2.CalendarDate) -> dt.date:
-    return dt.date(value.year, value.month, value.day)
-
-
 def project_subject(
     project: records_pb2.Project, category: int, registered: dt.datetime
 ) -> dict[str, Any]:
@@ -142,8 +139,8 @@ def project_subject(
         ),
         "capacity_w": capacity,
         "registered_time": registered,
-        "credit_start": _date(period.start) if period.HasField("start") else None,
-        "credit_end": _date(period.end) if period.HasField("end") else None,
+        "credit_start": civil_date(period.start) if period.HasField("start") else None,
+        "credit_end": civil_date(period.end) if period.HasField("end") else None,
         "title": project.title,
         "owner": project.owner,
     }
@@ -299,8 +296,8 @@ class Detector:
         own: dict[str, list[tuple[str, dup.Period]]] = {s: [] for s in (first, second)}
         for name, project, _, body in store.issuances_of(projects):
             period = records_pb2.Record.FromString(body).issuance.monitoring_period
-            end = _date(period.end) if period.HasField("end") else None
-            own[project].append((name, dup.Period(_date(period.start), end)))
+            end = civil_date(period.end) if period.HasField("end") else None
+            own[project].append((name, dup.Period(civil_date(period.start), end)))
 
         def issued(side: str) -> list[dup.Period]:
             row = sides[side]

@@ -26,7 +26,8 @@ _PV = records_pb2.SCENARIO_CATEGORY_DISTRIBUTED_PV
 _REGISTERED = records_pb2.PROJECT_STATUS_REGISTERED
 
 
-def _date(value: records_pb2.CalendarDate) -> dt.date:
+def civil_date(value: records_pb2.CalendarDate) -> dt.date:
+    """The civil date a ``CalendarDate`` names."""
     return dt.date(value.year, value.month, value.day)
 
 
@@ -212,8 +213,10 @@ class RecordChecks:
                     p.project_id,
                     ref.methodology_id,
                     ref.version,
-                    _date(p.crediting_period.start),
-                    _date(p.crediting_period.end) if p.crediting_period.HasField("end") else None,
+                    civil_date(p.crediting_period.start),
+                    civil_date(p.crediting_period.end)
+                    if p.crediting_period.HasField("end")
+                    else None,
                     p.status,
                 ),
             )
@@ -240,7 +243,7 @@ class RecordChecks:
             )
             raise errors.ProjectNotRegistered(f"project {project_name} is {status}")
         period = i.monitoring_period
-        start, end = _date(period.start), _date(period.end)
+        start, end = civil_date(period.start), civil_date(period.end)
         if start < project.crediting_start or (
             project.crediting_end is not None and end > project.crediting_end
         ):
