@@ -472,6 +472,9 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
                             field_errors={"header.snapshot_time": "invalid"},
                         ) from exc
                     snapshot.header(taken, request.header.completed_transfer_ids)
+                elif part == "columns":
+                    c = request.columns
+                    snapshot.add_columns(c.origin_region, c.serial_starts, c.serial_ends, c.states)
                 elif part == "blocks":
                     snapshot.add(
                         [
@@ -480,7 +483,7 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
                         ]
                     )
                 else:
-                    raise SnapshotInvalid("a stream message carries a header or blocks")
+                    raise SnapshotInvalid("a stream message carries a header, blocks or columns")
             summary = self._service.submit(peer_identity(context), snapshot)
         return reconciliation_service_pb2.SubmitHoldingsResponse(
             snapshot=summary.name,

@@ -21,8 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, islice, repeat
+from operator import gt, le
+from typing import cast
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -49,8 +54,20 @@ MAX_SNAPSHOT_BLOCKS = 10_000_000
 MAX_SNAPSHOT_AHEAD = dt.timedelta(minutes=5)
 """How far after the gateway's clock a snapshot_time may be."""
 DEFAULT_REPORT_PAGE, MAX_REPORT_PAGE = 50, 500
-_REGION = re.compile(r"^[0-9]{6}$")
+_REGION = re.compile(r"[0-9]{6}")
+"""A region code (matched whole: `$` would let a final newline through)."""
+_COLUMN_PATHS = (
+    "columns.origin_region",
+    "columns.serial_starts",
+    "columns.serial_ends",
+    "columns.states",
+)
+"""The fields ``add_columns`` names a fault by."""
 
+Phases = Callable[[dict[str, float]], None]
+"""``observe(seconds)``: a stored snapshot's phases — ``receive`` (the stream read and checked,
+into the spool), ``stage`` (the rows on the backend's bulk path into the staging table) and
+``difference`` (the set-based keeping of what differs, the totals, the audit entry, the commit)."""
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as a run moves through its stages."""
 
@@ -98,6 +115,8 @@ class SnapshotBuilder:
         self._origins: dict[str, str] = {}
         """Origins seen valid, each mapped to one shared string."""
         self._reach: dict[str, int] = {}
+        self.started = time.perf_counter()
+        """When the snapshot began to arrive (the receive phase runs from here to storing)."""
 
     @property
     def block_count(self) -> int:
@@ -144,28 +163,95 @@ class SnapshotBuilder:
         if self.spool.count > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
 
-    def _checked(self, blocks: list[tuple[str, int, int, int]]) -> list[Block]:
+    def add_columns(
+        self, origin: str, starts: Sequence[int], ends: Sequence[int], states: Sequence[int]
+    ) -> None:
+        """Add one origin's blocks given as columns (``HeldBlockColumns``: block i is
+        ``starts[i]..ends[i]`` in proto state ``states[i]``), checked a column at a time: the
+        checks of ``add`` without a Python object per block until the rows are written. A fault
+        is named by the first block at fault, as ``add`` names it."""
+        if self.snapshot_time is None:
+            raise errors.SnapshotInvalid("the snapshot header must come first")
+        # Slices: the quickest way to a list from a protobuf repeated field (a list from a list).
+        s, e, st = cast("list[int]", starts[:]), cast("list[int]", ends[:]), states[:]
+        n = len(s)
+        name = self._origins.get(origin)
+        if name is None:  # checked even when no block follows
+            name = self._origin(origin, f"block {self.spool.count}", _COLUMN_PATHS[0])
+        if len(e) != n or len(st) != n:
+            raise errors.SnapshotInvalid(
+                f"block {self.spool.count}: a batch's columns differ in length (serial_starts "
+                f"{n}, serial_ends {len(e)}, states {len(st)})",
+                field_errors={"columns": f"block {self.spool.count}"},
+            )
+        if not n:
+            return
+        if self.spool.count + n > MAX_SNAPSHOT_BLOCKS:
+            raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
+        present = set(st)
+        if min(s) < 0 or not all(map(le, s, e)) or present - BLOCK_STATE_OF.keys():
+            # Not the common case: the block-by-block checks find and name the first fault.
+            self._checked(list(zip(repeat(origin), s, e, st)), _COLUMN_PATHS)
+        grams = sum(e) - sum(s) + n
+        self.quantity_grams += grams
+        totals = self.totals
+        state: str | list[str]
+        if len(present) == 1:
+            state = BLOCK_STATE_OF[st[0]]
+            totals[(name, state)] = totals.get((name, state), 0) + grams
+        else:
+            state = [BLOCK_STATE_OF[v] for v in st]
+            for value in present:
+                chosen = list(map(value.__eq__, st))
+                part = sum(compress(e, chosen)) - sum(compress(s, chosen)) + sum(chosen)
+                key = (name, BLOCK_STATE_OF[value])
+                totals[key] = totals.get(key, 0) + part
+        if self.in_order:
+            # In order: after the origin's previous block, each start after the previous end.
+            if s[0] > self._reach.get(name, -1) and all(map(gt, islice(s, 1, None), e)):
+                self._reach[name] = e[-1]
+            else:
+                self.in_order = False
+        self.spool.extend_columns(n, name, array("q", s), array("q", e), state)
+
+    def _checked(
+        self,
+        blocks: list[tuple[str, int, int, int]],
+        paths: tuple[str, str, str, str] = (
+            "blocks.origin_region",
+            "blocks.serials",
+            "blocks.serials",
+            "blocks.state",
+        ),
+    ) -> list[Block]:
+        """The blocks checked one by one (the first fault raised, named by its block); ``paths``:
+        the fields of an origin, a start, an end and a state."""
         rows: list[Block] = []
+        origin_path, start_path, end_path, state_path = paths
         for origin, start, end, state in blocks:
             where = f"block {self.spool.count + len(rows)}"
             if origin not in self._origins:
-                if not _REGION.match(origin):
-                    raise errors.SnapshotInvalid(
-                        f"{where}: origin must be a six-digit region code",
-                        field_errors={"blocks.origin_region": where},
-                    )
-                self._origins[origin] = origin
+                self._origin(origin, where, origin_path)
             if not 0 <= start <= end:
                 raise errors.SnapshotInvalid(
                     f"{where}: serials need 0 <= start <= end",
-                    field_errors={"blocks.serials": where},
+                    field_errors={start_path if start < 0 else end_path: where},
                 )
             if state not in BLOCK_STATE_OF:
+                problem = "the state must be set" if state == 0 else f"unknown state {state}"
                 raise errors.SnapshotInvalid(
-                    f"{where}: the state must be set", field_errors={"blocks.state": where}
+                    f"{where}: {problem}", field_errors={state_path: where}
                 )
             rows.append((self._origins[origin], start, end, BLOCK_STATE_OF[state]))
         return rows
+
+    def _origin(self, origin: str, where: str, path: str) -> str:
+        """A new origin checked, then kept (one shared string per origin)."""
+        if not _REGION.fullmatch(origin):
+            raise errors.SnapshotInvalid(
+                f"{where}: origin must be a six-digit region code", field_errors={path: where}
+            )
+        return self._origins.setdefault(origin, origin)
 
     def close(self) -> None:
         self.spool.close()
@@ -186,6 +272,8 @@ class ReconciliationService:
         self.db = db
         self.gateway_key = gateway_key
         self.clock = clock
+        self.observe_phases: Phases | None = None
+        """Called with each stored snapshot's phases (the server's metrics)."""
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -208,9 +296,12 @@ class ReconciliationService:
                 field_errors={"header.snapshot_time": "in the future"},
             )
         quantity, count = snapshot.quantity_grams, snapshot.block_count
+        received = time.perf_counter()
         with snapshot.spool, self.db.transaction() as session:
             store = ReconciliationStore(session)
             store.stage_registry_blocks(snapshot.spool.chunks())
+            staged = time.perf_counter()
+            store.index_staged()
             overlap = None if snapshot.in_order else store.first_overlap()
             if overlap is not None:
                 origin, start = overlap
@@ -255,7 +346,20 @@ class ReconciliationService:
                 },
                 now=now,
             )
-        log.info("reconcile.snapshot", snapshot=name, blocks=count, grams=quantity)
+        phases = {
+            "receive": received - snapshot.started,
+            "stage": staged - received,
+            "difference": time.perf_counter() - staged,
+        }
+        if self.observe_phases is not None:
+            self.observe_phases(phases)
+        log.info(
+            "reconcile.snapshot",
+            snapshot=name,
+            blocks=count,
+            grams=quantity,
+            **{f"{k}_s": round(v, 3) for k, v in phases.items()},
+        )
         return SnapshotSummary(name, region, snapshot.snapshot_time, count, quantity)
 
     def ledger_holdings(self, region: str) -> tuple[dt.datetime, list[HeldRange], list[str]]:
@@ -422,7 +526,7 @@ class ReconciliationService:
 
 
 def _authorise(caller: Identity, region: str) -> None:
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         raise errors.InvalidArgument(
             "region must be a six-digit code", field_errors={"region": region[:20]}
         )

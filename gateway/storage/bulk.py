@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import marshal
 import tempfile
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import IO, Any
 
 from sqlalchemy import Column, Connection, Dialect, Table, insert
@@ -76,15 +78,18 @@ class BulkInsert:
 
 
 class RowSpool:
-    """Rows (tuples of str and int) appended as they stream in and read back in chunks, in
-    bounded memory: up to ``chunk`` rows are held as tuples, each full chunk is kept
-    marshalled, in memory up to ``in_memory`` bytes and in a temporary file beyond."""
+    """Rows appended as they stream in and read back in chunks, in bounded memory. Rows come as
+    tuples (``extend``) or as columns (``extend_columns``), kept as given, so a batch of columns
+    costs no tuple until its transaction writes it. Up to ``chunk`` rows are held as given, each
+    full chunk is kept marshalled, in memory up to ``in_memory`` bytes and in a temporary file
+    beyond."""
 
     def __init__(self, chunk: int = 20_000, in_memory: int = 4 << 20) -> None:
         self.chunk = chunk
         self.count = 0
         self.in_memory = in_memory
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[list[tuple[Any, ...]] | tuple[Any, ...]] = []
+        self._pending_count = 0
         self._file: IO[bytes] | None = None
         self._sizes: list[int] = []
 
@@ -95,9 +100,23 @@ class RowSpool:
         self.close()
 
     def extend(self, rows: list[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
-        self.count += len(rows)
-        if len(self._pending) >= self.chunk:
+        self._add(rows, len(rows))
+
+    def extend_columns(self, count: int, *columns: list[Any] | array[int] | str | int) -> None:
+        """Append ``count`` rows given as columns: per column one value shared by every row, a
+        list of the rows' values, or an ``array`` of them (kept as its bytes: a fraction of a
+        list's cost to marshal and to read back)."""
+        assert all(len(c) == count for c in columns if isinstance(c, list | array))
+        part = tuple((c.typecode, c.tobytes()) if isinstance(c, array) else c for c in columns)
+        self._add((count, *part), count)
+
+    def _add(self, part: list[tuple[Any, ...]] | tuple[Any, ...], count: int) -> None:
+        if not count:
+            return
+        self._pending.append(part)
+        self._pending_count += count
+        self.count += count
+        if self._pending_count >= self.chunk:
             self._spill()
 
     def _spill(self) -> None:
@@ -106,16 +125,32 @@ class RowSpool:
         data = marshal.dumps(self._pending)
         self._file.write(data)
         self._sizes.append(len(data))
-        self._pending = []
+        self._pending, self._pending_count = [], 0
 
     def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows in the order appended, a chunk at a time (read once)."""
+        """The rows in the order appended, as tuples, at least ``chunk`` at a time but the last
+        (read once)."""
+        rows: list[tuple[Any, ...]] = []
+        for parts in self._parts():
+            for part in parts:
+                if isinstance(part, list):
+                    rows.extend(part)
+                else:
+                    n, *columns = part
+                    rows.extend(zip(*(_column(c, n) for c in columns), strict=True))
+                if len(rows) >= self.chunk:
+                    yield rows
+                    rows = []
+        if rows:
+            yield rows
+
+    def _parts(self) -> Iterator[list[list[tuple[Any, ...]] | tuple[Any, ...]]]:
         if self._file is not None:
             self._file.seek(0)
             for size in self._sizes:
-                rows = marshal.loads(self._file.read(size))  # noqa: S302 - written by this object
-                assert isinstance(rows, list)
-                yield rows
+                parts = marshal.loads(self._file.read(size))  # noqa: S302 - written by this object
+                assert isinstance(parts, list)
+                yield parts
         if self._pending:
             yield self._pending
 
@@ -123,4 +158,16 @@ class RowSpool:
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._pending, self._sizes = [], []
+        self._pending, self._pending_count, self._sizes = [], 0, []
+
+
+def _column(stored: Any, count: int) -> Iterable[Any]:
+    """A column of ``count`` rows as ``RowSpool.extend_columns`` stored it."""
+    if isinstance(stored, list):
+        return stored
+    if isinstance(stored, tuple):
+        typecode, data = stored
+        values = array(typecode)
+        values.frombytes(data)
+        return values
+    return repeat(stored, count)

@@ -91,12 +91,19 @@ class ReconciliationStore:
 
     def stage_registry_blocks(self, chunks: Iterable[Sequence[Block]]) -> None:
         """Take the registry's (origin, start, end, state) rows, a chunk at a time, into this
-        transaction's temporary table; ``keep_differences`` then stores them and drops it."""
+        transaction's temporary table (the backend's bulk path, no index while it fills);
+        ``index_staged`` then readies it for the comparison, ``keep_differences`` stores what
+        differs and drops it."""
         conn = self.session.connection()
         _INCOMING.drop(conn, checkfirst=True)
         _INCOMING.create(conn)
         for rows in chunks:
             _INSERT_INCOMING.run(conn, rows)
+
+    def index_staged(self) -> None:
+        """Ready the staged rows for the set-based statements: an index built once on SQLite (a
+        sort, not an insert per row), fresh statistics on PostgreSQL (which hashes instead)."""
+        conn = self.session.connection()
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(_INDEX_INCOMING_SQLITE)
         else:
