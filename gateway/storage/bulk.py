@@ -39,16 +39,9 @@ class BulkInsert:
         dialect = conn.dialect
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # COPY: a third of executemany's time on PostgreSQL, in the same transaction.
-            copy_sql = self._sql.get("copy")
-            if copy_sql is None:
-                quote = dialect.identifier_preparer
-                copy_sql = self._sql["copy"] = (
-                    f"COPY {quote.format_table(self.table)} "
-                    f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
-                )
             driver = conn.connection.driver_connection
             assert driver is not None
-            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            with driver.cursor() as cursor, cursor.copy(self._copy_sql(dialect)) as copy:
                 for row in rows:
                     copy.write_row(row)
             return
@@ -58,17 +51,57 @@ class BulkInsert:
                 insert(self.table), [dict(zip(self.columns, r, strict=True)) for r in rows]
             )
             return
+        sql = self._insert_sql(dialect, marker)
+        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+    def run_pieces(self, conn: Connection, pieces: Iterable[Iterable[tuple[Any, ...]]]) -> None:
+        """Insert every row of ``pieces`` (lists or iterators, each read once) inside the
+        connection's transaction: one COPY on PostgreSQL, and on SQLite the driver's executemany
+        straight over each piece, so that rows made on the fly are never gathered in a list."""
+        dialect = conn.dialect
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor, cursor.copy(self._copy_sql(dialect)) as copy:
+                for piece in pieces:
+                    for row in piece:
+                        copy.write_row(row)
+            return
+        if dialect.name == "sqlite" and dialect.driver == "pysqlite":
+            sql = self._insert_sql(dialect, "?")
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                for piece in pieces:
+                    cursor.executemany(sql, piece)
+            finally:
+                cursor.close()
+            return
+        for piece in pieces:
+            self.run(conn, piece if isinstance(piece, list) else list(piece))
+
+    def _copy_sql(self, dialect: Dialect) -> str:
+        sql = self._sql.get("copy")
+        if sql is None:
+            quote = dialect.identifier_preparer
+            sql = self._sql["copy"] = (
+                f"COPY {quote.format_table(self.table)} "
+                f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
+            )
+        return sql
+
+    def _insert_sql(self, dialect: Dialect, marker: str) -> str:
         sql = self._sql.get(dialect.name)
         if sql is None:
             # Only the model's own table and column names, quoted by the dialect: no outside text.
             quote = dialect.identifier_preparer
-            sql = (
+            sql = self._sql[dialect.name] = (
                 f"INSERT INTO {quote.format_table(self.table)} "  # noqa: S608
                 f"({', '.join(quote.quote(c) for c in self.columns)}) "
                 f"VALUES ({', '.join([marker] * len(self.columns))})"
             )
-            self._sql[dialect.name] = sql
-        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+        return sql
 
     def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
         """``value`` as Core would bind it to ``column`` on this dialect."""
@@ -127,22 +160,17 @@ class RowSpool:
         self._sizes.append(len(data))
         self._pending, self._pending_count = [], 0
 
-    def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows in the order appended, as tuples, at least ``chunk`` at a time but the last
-        (read once)."""
-        rows: list[tuple[Any, ...]] = []
+    def chunks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
+        """The rows in the order appended, as tuples, in pieces (read once): a list of the rows
+        appended as tuples, an iterator over a batch of columns (its tuples made as it is
+        read)."""
         for parts in self._parts():
             for part in parts:
                 if isinstance(part, list):
-                    rows.extend(part)
+                    yield part
                 else:
                     n, *columns = part
-                    rows.extend(zip(*(_column(c, n) for c in columns), strict=True))
-                if len(rows) >= self.chunk:
-                    yield rows
-                    rows = []
-        if rows:
-            yield rows
+                    yield zip(*(_column(c, n) for c in columns), strict=True)
 
     def _parts(self) -> Iterator[list[list[tuple[Any, ...]] | tuple[Any, ...]]]:
         if self._file is not None:

@@ -9,7 +9,7 @@ hold identically (``snapshot_blocks``): a block both hold alike can never differ
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import (
     BigInteger,
@@ -89,7 +89,7 @@ class ReconciliationStore:
         self.session.flush()
         return row.id
 
-    def stage_registry_blocks(self, chunks: Iterable[Sequence[Block]]) -> None:
+    def stage_registry_blocks(self, chunks: Iterable[Iterable[Block]]) -> None:
         """Take the registry's (origin, start, end, state) rows, a chunk at a time, into this
         transaction's temporary table (the backend's bulk path, no index while it fills);
         ``index_staged`` then readies it for the comparison, ``keep_differences`` stores what
@@ -97,8 +97,7 @@ class ReconciliationStore:
         conn = self.session.connection()
         _INCOMING.drop(conn, checkfirst=True)
         _INCOMING.create(conn)
-        for rows in chunks:
-            _INSERT_INCOMING.run(conn, rows)
+        _INSERT_INCOMING.run_pieces(conn, chunks)
 
     def index_staged(self) -> None:
         """Ready the staged rows for the set-based statements: an index built once on SQLite (a
