@@ -107,6 +107,12 @@ def test_columns_and_batches_store_the_same_snapshot(
             assert (kept, totals) == first[1:]
     grams = sum(e - s + 1 for _, s, e, _ in claimed)
     assert summaries == [(len(claimed), grams)] * 3
+    # The gateway's metrics timed each snapshot's three phases.
+    for phase in ("receive", "stage", "difference"):
+        sample = server.metrics.registry.get_sample_value(
+            "yrdgw_snapshot_phase_seconds_count", {"phase": phase}
+        )
+        assert sample == 3, phase
     # Every retired, held and active gram of the claimed origins is in the totals as sent.
     registry_totals: dict[tuple[str, str], int] = {}
     for o, s, e, st in claimed:
