@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from google.rpc import error_details_pb2
+from structlog.testing import capture_logs
 from yrd.interop.v1 import reconciliation_service_pb2, records_pb2
 
 from gateway import errors
@@ -265,7 +266,8 @@ def _parts(stream: Sequence[Request]) -> list[str]:
 @contextmanager
 def _gateway() -> Iterator[ReconciliationService]:
     """A gateway's reconciliation service on a fresh migrated SQLite database (temporary)."""
-    with tempfile.TemporaryDirectory(prefix="yrd-vectors-") as folder:
+    # Captured, not printed: the stored snapshots' log lines are no part of a vector.
+    with tempfile.TemporaryDirectory(prefix="yrd-vectors-") as folder, capture_logs():
         db = Database.from_url(f"sqlite:///{Path(folder) / 'vectors.sqlite3'}")
         try:
             db.upgrade()
