@@ -51,6 +51,8 @@ Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
 MAX_SNAPSHOT_BLOCKS = 10_000_000
+MAX_SNAPSHOT_GRAMS = 2**63 - 1
+"""The most grams a snapshot may hold in all (what its stored totals, 64-bit integers, hold)."""
 MAX_SNAPSHOT_AHEAD = dt.timedelta(minutes=5)
 """How far after the gateway's clock a snapshot_time may be."""
 DEFAULT_REPORT_PAGE, MAX_REPORT_PAGE = 50, 500
@@ -148,7 +150,8 @@ class SnapshotBuilder:
             rows = []
         if len(rows) != len(given):
             rows = self._checked(given)
-        self.quantity_grams += sum([r[2] for r in rows]) - sum([r[1] for r in rows]) + len(rows)
+        grams = sum([r[2] for r in rows]) - sum([r[1] for r in rows]) + len(rows)
+        self._count_grams(grams, ((r[1], r[2]) for r in rows), "blocks.serials")
         reach, totals, in_order = self._reach, self.totals, self.in_order
         for origin, start, end, state in rows:
             if in_order:
@@ -193,7 +196,7 @@ class SnapshotBuilder:
             # Not the common case: the block-by-block checks find and name the first fault.
             self._checked(list(zip(repeat(origin), s, e, st)), _COLUMN_PATHS)
         grams = sum(e) - sum(s) + n
-        self.quantity_grams += grams
+        self._count_grams(grams, zip(s, e, strict=True), _COLUMN_PATHS[2])
         totals = self.totals
         state: str | list[str]
         if len(present) == 1:
@@ -213,6 +216,24 @@ class SnapshotBuilder:
             else:
                 self.in_order = False
         self.spool.extend_columns(n, name, array("q", s), array("q", e), state)
+
+    def _count_grams(self, grams: int, spans: Iterable[tuple[int, int]], path: str) -> None:
+        """Count a batch's ``grams`` (its blocks' (start, end) in ``spans``, read only on
+        refusal); a snapshot holding more than ``MAX_SNAPSHOT_GRAMS`` in all is refused, naming
+        the block that crosses the limit."""
+        total = self.quantity_grams + grams
+        if total > MAX_SNAPSHOT_GRAMS:
+            running, at = self.quantity_grams, 0
+            for at, (start, end) in enumerate(spans):  # noqa: B007
+                running += end - start + 1
+                if running > MAX_SNAPSHOT_GRAMS:
+                    break
+            where = f"block {self.spool.count + at}"
+            raise errors.SnapshotInvalid(
+                f"{where}: the snapshot's blocks would hold more than {MAX_SNAPSHOT_GRAMS} grams",
+                field_errors={path: where},
+            )
+        self.quantity_grams = total
 
     def _checked(
         self,

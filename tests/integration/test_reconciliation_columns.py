@@ -176,6 +176,30 @@ def _columns(
         ("unset state", _columns(states=(ACTIVE, 0)), "columns.states", "block 3"),
         ("unknown state", _columns(states=(99, ACTIVE)), "columns.states", "block 2"),
         ("overlap", _columns(starts=(1000, 1005), ends=(1009, 1019)), "blocks", ""),
+        # One origin's serials hold at most 2^63 grams; two origins' can hold more than the
+        # 64-bit totals do: refused as the stream arrives, in either form.
+        (
+            "grams past 2^63-1",
+            _columns(SH, (5, 0), (9, 2**63 - 1), (ACTIVE, ACTIVE)),
+            "columns.serial_ends",
+            "block 3",
+        ),
+        (
+            "grams past 2^63-1, HeldBlockBatch",
+            reconciliation_service_pb2.SubmitHoldingsRequest(
+                blocks=reconciliation_service_pb2.HeldBlockBatch(
+                    blocks=[
+                        reconciliation_pb2.HeldBlock(
+                            origin_region=SH,
+                            serials=records_pb2.SerialRange(start=0, end=2**63 - 1),
+                            state=ACTIVE,
+                        )
+                    ]
+                )
+            ),
+            "blocks.serials",
+            "block 2",
+        ),
     ],
 )
 def test_malformed_columns_are_refused_and_change_nothing(
