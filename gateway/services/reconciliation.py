@@ -35,7 +35,7 @@ from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
 from gateway.contract import BLOCK_STATE_OF, parse_transfer_name, reconciliation_name, snapshot_name
-from gateway.security.audit_chain import DETAIL_RULE, blocks_digest, totals_digest
+from gateway.security.audit_chain import DETAIL_RULE, totals_digest
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
@@ -344,7 +344,7 @@ class ReconciliationService:
             )
             store.keep_differences(sid, region, snapshot.totals)
             store.add_transfer_names(sid, snapshot.transfer_names)
-            kept = store.kept_blocks(sid)
+            kept = store.kept_block_digests(sid)
             name = snapshot_name(region, sid)
             audit.append(
                 kind="reconciliation.snapshot",
@@ -355,10 +355,8 @@ class ReconciliationService:
                     # Detail rule 2 (docs/protocol.md §8.3): the rows stored for the snapshot,
                     # each side's kept blocks and the totals, by digest.
                     "v": DETAIL_RULE,
-                    "stored_blocks": {side: len(rows) for side, rows in kept.items()},
-                    "stored_blocks_sha256": {
-                        side: blocks_digest(rows) for side, rows in kept.items()
-                    },
+                    "stored_blocks": {side: count for side, (count, _) in kept.items()},
+                    "stored_blocks_sha256": {side: digest for side, (_, digest) in kept.items()},
                     "totals_sha256": totals_digest(store.kept_totals(sid)),
                     "snapshot_time": snapshot.snapshot_time.isoformat(),
                     "blocks": count,

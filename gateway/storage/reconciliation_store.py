@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from gateway.security.audit_chain import SortedRowsDigest
 from gateway.storage.bulk import BulkInsert
 from gateway.storage.models import (
     AuditEntryRow,
@@ -155,6 +156,22 @@ class ReconciliationStore:
         ):
             kept.setdefault(side, []).append((origin, int(start), int(end), state))
         return kept
+
+    def kept_block_digests(self, sid: int) -> dict[str, tuple[int, str]]:
+        """Per side, how many blocks ``snapshot_blocks`` keeps for snapshot ``sid`` and their
+        ``blocks_digest``, streamed in the index's order (blocks of a side never share an origin
+        and first serial, so that order is the sorted one): memory flat in their number."""
+        t = SnapshotBlockRow
+        stmt = (
+            select(t.side, t.origin_region, t.serial_start, t.serial_end, t.state)
+            .where(t.snapshot_id == sid)
+            .order_by(t.side, t.origin_region, t.serial_start)
+            .execution_options(yield_per=20_000)
+        )
+        digests = {REGISTRY: SortedRowsDigest(), LEDGER: SortedRowsDigest()}
+        for side, origin, start, end, state in self.session.execute(stmt):
+            digests.setdefault(side, SortedRowsDigest()).add((origin, int(start), int(end), state))
+        return {side: (d.count, d.hexdigest()) for side, d in digests.items()}
 
     def kept_totals(self, sid: int) -> list[tuple[str, str, int, int]]:
         """(origin, state, registry grams, ledger grams) rows ``snapshot_totals`` keeps for
