@@ -42,7 +42,6 @@ from adapters.quantities import (
 
 __all__ = [
     "CATEGORIES",
-    "FOUR_DIGIT_YEAR",
     "METHODOLOGY_STATUSES",
     "PROJECT_STATUSES",
     "four_digit_year",
@@ -54,7 +53,7 @@ __all__ = [
 _TONNES = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?\s*(?:tCO2e)?", re.ASCII)
 _SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
 _SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
-FOUR_DIGIT_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
+_FOUR_DIGIT_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
 
 
 def parse_tonnes(text: str, *, exact_decimals: bool = False) -> int:
@@ -84,7 +83,7 @@ def serial(text: str) -> int:
 
 def four_digit_year(text: str) -> int:
     """``ND``: a year written with four digits (not 0000)."""
-    if not FOUR_DIGIT_YEAR.fullmatch(text) or text == "0000":
+    if not _FOUR_DIGIT_YEAR.fullmatch(text) or text == "0000":
         raise ValueError(f"{text!r} is not a year written YYYY")
     return int(text)
 
@@ -136,8 +135,8 @@ def _text(raw: str) -> str:
 _TAG = attrgetter("tag")
 _TEXT = attrgetter("text")
 _TAIL = attrgetter("tail")
-# ``keys()``, not ``attrib``: reading ``attrib`` gives an element without attributes a dictionary
-# of its own, which costs more than the rest of the reading of the element.
+# ``keys()``, not ``attrib``: reading ``attrib`` gives each element without attributes a
+# dictionary of its own (kept as long as the element).
 _KEYS = methodcaller("keys")
 
 

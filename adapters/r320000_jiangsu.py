@@ -133,7 +133,7 @@ class JiangsuAdapter(AdapterBase):
     content_types = ("application/vnd.yrd.320000+xml",)
     serial_unit_grams = GRAMS_PER_TONNE
     origin_field = "LYSF"
-    _county = staticmethod(county_checker("320000", "Jiangsu"))
+    _county = staticmethod(county_checker(region, region_label))  # built once, not per record
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
