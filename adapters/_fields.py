@@ -241,12 +241,8 @@ _DECODER = json.JSONDecoder(
 #: Strict JSON: duplicate keys, NaN and Infinity refused; fractions become ``Decimal``.
 JSON_DECODER = _DECODER
 DuplicateKeyError = _DuplicateKeyError
-# The decoder's scanner (in C) and the blanks ``JSONDecoder.decode`` skips around the value.
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-# The same scanner without the duplicate check: objects are built in C, no Python call each.
-_PLAIN_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # type: ignore[attr-defined]
-    parse_float=Decimal, parse_constant=_reject_constant
-).scan_once
+# The same decoder without the duplicate check: objects are built in C, no Python call each.
+_PLAIN_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 # (It always matches, possibly the empty string.)
 _BLANKS: Callable[[str, int], re.Match[str]] = re.compile(r"[ \t\n\r]*").match  # type: ignore[assignment]
 
@@ -261,23 +257,21 @@ def _decode(text: str) -> Any:
     """
     if text.count("{") == 1:
         try:
-            value = _decode_with(_PLAIN_SCAN, text)
+            value = _decode_with(_PLAIN_DECODER, text)
         except (ValueError, RecursionError):
             pass  # the error reported is the strict decoder's
         else:
             if value.__class__ is dict and text.count(":") == len(value):
                 return value
-    return _decode_with(_SCAN, text)
+    return _decode_with(_DECODER, text)
 
 
-def _decode_with(scan: Callable[[str, int], tuple[Any, int]], text: str) -> Any:
-    """``JSONDecoder.decode`` with ``scan``, without its two Python wrappers, and without their
-    blank matching when the document starts with its value."""
-    start = _BLANKS(text, 0).end() if text[:1] in " \t\n\r" else 0
-    try:
-        value, end = scan(text, start)
-    except StopIteration as exc:
-        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+def _decode_with(decoder: json.JSONDecoder, text: str) -> Any:
+    """``decoder.decode(text)``: through the documented ``raw_decode`` when the document starts
+    with its value (``decode`` adds two Python-level blank matches around it)."""
+    if text[:1] in " \t\n\r":  # (also the empty document)
+        return decoder.decode(text)
+    value, end = decoder.raw_decode(text)
     if end != len(text):
         end = _BLANKS(text, end).end()
         if end != len(text):
