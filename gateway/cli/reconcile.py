@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from yrd.interop.v1 import reconciliation_pb2
 
-    from gateway.services.reconciliation import SnapshotBuilder
+    from gateway.services.snapshots import SnapshotBuilder
 
 EXIT_DISCREPANCIES = ExitCode.FINDINGS
 
@@ -70,7 +70,7 @@ def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     import json
 
     from gateway.contract import BLOCK_STATE_PROTO
-    from gateway.services.reconciliation import SnapshotBuilder
+    from gateway.services.snapshots import SnapshotBuilder
 
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     when = dt.datetime.fromisoformat(doc["snapshot_time"])

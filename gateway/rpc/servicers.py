@@ -45,8 +45,9 @@ from gateway.services.federation import FederationStatusService
 from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import RecognitionService
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
 from gateway.services.retirements import RetirementService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.services.transfers import TransferService
 
 

@@ -22,7 +22,8 @@ from gateway import errors
 from gateway.client.reconciliation import HeldTuple, holdings_requests
 from gateway.contract import BLOCK_STATE_PROTO
 from gateway.rpc.status import status_proto
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.storage.db import Database
 from gateway.tools.vector_cases import GATEWAY_SEED, Json, document, example_key
 from gateway.validation import applies_to

@@ -22,7 +22,8 @@ from gateway.contract import BLOCK_STATE_PROTO
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.storage.audit_log import audit_log
 from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
