@@ -5,7 +5,6 @@ Errors are domain exceptions; the interceptor maps them to statuses.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterator
 
@@ -33,7 +32,7 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway.contract import BLOCK_STATE_OF, TRANSFER_STATE_OF, is_recognition_name
-from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument, SnapshotInvalid
+from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument
 from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
@@ -458,33 +457,7 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
     ) -> reconciliation_service_pb2.SubmitHoldingsResponse:
         with SnapshotBuilder() as snapshot:
             for request in request_iterator:
-                part = request.WhichOneof("part")
-                if part == "header":
-                    if not request.header.HasField("snapshot_time"):
-                        raise SnapshotInvalid(
-                            "the header needs the snapshot time",
-                            field_errors={"header.snapshot_time": "required"},
-                        )
-                    try:
-                        taken = request.header.snapshot_time.ToDatetime(dt.UTC)
-                    except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
-                        raise SnapshotInvalid(
-                            "the snapshot time is not a valid timestamp",
-                            field_errors={"header.snapshot_time": "invalid"},
-                        ) from exc
-                    snapshot.header(taken, request.header.completed_transfer_ids)
-                elif part == "columns":
-                    c = request.columns
-                    snapshot.add_columns(c.origin_region, c.serial_starts, c.serial_ends, c.states)
-                elif part == "blocks":
-                    snapshot.add(
-                        [
-                            (b.origin_region, (r := b.serials).start, r.end, b.state)
-                            for b in request.blocks.blocks
-                        ]
-                    )
-                else:
-                    raise SnapshotInvalid("a stream message carries a header, blocks or columns")
+                snapshot.take(request)
             summary = self._service.submit(peer_identity(context), snapshot)
         return reconciliation_service_pb2.SubmitHoldingsResponse(
             snapshot=summary.name,

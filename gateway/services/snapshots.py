@@ -13,6 +13,8 @@ from itertools import compress, islice, repeat
 from operator import gt, le
 from typing import cast
 
+from yrd.interop.v1 import reconciliation_service_pb2
+
 from gateway import errors
 from gateway.contract import BLOCK_STATE_OF, parse_transfer_name
 from gateway.storage.bulk import RowSpool
@@ -68,6 +70,37 @@ class SnapshotBuilder:
                     field_errors={"header.completed_transfer_ids": name[:200]},
                 )
             self.transfer_names.add(name)
+
+    def take(self, request: reconciliation_service_pb2.SubmitHoldingsRequest) -> None:
+        """One message of the SubmitHoldings stream: the header, a ``HeldBlockBatch`` or a
+        ``HeldBlockColumns`` (docs/protocol.md §11.4)."""
+        part = request.WhichOneof("part")
+        if part == "header":
+            if not request.header.HasField("snapshot_time"):
+                raise errors.SnapshotInvalid(
+                    "the header needs the snapshot time",
+                    field_errors={"header.snapshot_time": "required"},
+                )
+            try:
+                taken = request.header.snapshot_time.ToDatetime(dt.UTC)
+            except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
+                raise errors.SnapshotInvalid(
+                    "the snapshot time is not a valid timestamp",
+                    field_errors={"header.snapshot_time": "invalid"},
+                ) from exc
+            self.header(taken, request.header.completed_transfer_ids)
+        elif part == "columns":
+            c = request.columns
+            self.add_columns(c.origin_region, c.serial_starts, c.serial_ends, c.states)
+        elif part == "blocks":
+            self.add(
+                [
+                    (b.origin_region, (r := b.serials).start, r.end, b.state)
+                    for b in request.blocks.blocks
+                ]
+            )
+        else:
+            raise errors.SnapshotInvalid("a stream message carries a header, blocks or columns")
 
     def add(self, blocks: Iterable[tuple[str, int, int, int]]) -> None:
         """Add (origin, start, end, proto state) tuples."""

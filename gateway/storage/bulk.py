@@ -39,11 +39,7 @@ class BulkInsert:
         dialect = conn.dialect
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # COPY: a third of executemany's time on PostgreSQL, in the same transaction.
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with driver.cursor() as cursor, cursor.copy(self._copy_sql(dialect)) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self.run_pieces(conn, (rows,))
             return
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         if marker is None:  # a driver this module has not been written for: Core does it all

@@ -1,8 +1,8 @@
 """Vectors for holdings streamed to ``ReconciliationService.SubmitHoldings`` (docs/protocol.md
 §11.4), ``HeldBlockColumns`` above all: stream messages as protobuf bytes, the blocks they mean
 and what the gateway answers, computed by the gateway's own code — each message decoded from its
-bytes, checked by the validation layer (``gateway.validation``), fed to a ``SnapshotBuilder`` as
-the servicer feeds it, and the snapshot stored by ``ReconciliationService.store_snapshot`` in a
+bytes, checked by the validation layer (``gateway.validation``), given to ``SnapshotBuilder.take``
+as the servicer gives it, and the snapshot stored by ``ReconciliationService.store_snapshot`` in a
 migrated SQLite database in a temporary directory (the overlap check runs in SQL there). A refusal
 is recorded as ``gateway.rpc.status`` maps it to the wire."""
 
@@ -180,29 +180,6 @@ def _hexes(stream: Sequence[Request]) -> list[str]:
     return [m.SerializeToString().hex() for m in stream]
 
 
-def _feed(snapshot: SnapshotBuilder, request: Request) -> None:
-    """One stream message as ``ReconciliationServicer.SubmitHoldings`` takes it (after the
-    validation layer; no case here has a header the servicer refuses before the builder sees
-    it). tests/integration/test_reconciliation_columns.py replays every vector against a served
-    gateway, so the two cannot part silently."""
-    part = request.WhichOneof("part")
-    if part == "header":
-        taken = request.header.snapshot_time.ToDatetime(dt.UTC)
-        snapshot.header(taken, request.header.completed_transfer_ids)
-    elif part == "columns":
-        c = request.columns
-        snapshot.add_columns(c.origin_region, c.serial_starts, c.serial_ends, c.states)
-    elif part == "blocks":
-        snapshot.add(
-            [
-                (b.origin_region, b.serials.start, b.serials.end, b.state)
-                for b in request.blocks.blocks
-            ]
-        )
-    else:
-        raise errors.SnapshotInvalid("a stream message carries a header, blocks or columns")
-
-
 def _row(origin: str, start: int, end: int, state: str) -> list[str]:
     """A block as the vectors write it: int64 values as decimal strings (JSON numbers are
     doubles to many readers), the state by its protobuf name."""
@@ -248,7 +225,7 @@ def _submit(service: ReconciliationService, stream: list[str]) -> Json:
                 request = Request.FromString(bytes.fromhex(data))
                 if applies_to(request):
                     validate(request)
-                _feed(snapshot, request)
+                snapshot.take(request)
             blocks = [_row(*row) for chunk in snapshot.spool.chunks() for row in chunk]
             summary = service.store_snapshot(REGION, snapshot, submitted_by="vectors")
         except errors.DomainError as err:

@@ -239,8 +239,8 @@ def test_a_served_gateway_answers_every_vector_as_the_vectors_say(
     server: GatewayServer, client_for: Callable[..., GatewayClient]
 ) -> None:
     """docs/vectors/held-block-columns.json replayed byte for byte over mTLS: the generator
-    feeds a SnapshotBuilder as the servicer does, and this shows the servicer (and the
-    validation layer before it) answers alike."""
+    gives each message to SnapshotBuilder.take as the servicer does, and this shows the served
+    gateway (the validation layer before it included) answers alike."""
     doc = _vectors()
     region = doc["region"]
     registry = client_for(region)
