@@ -14,7 +14,7 @@ from yrd.interop.v1 import records_pb2
 from adapters._common import Issues, fail, inverse
 from adapters._foreign import ISSUANCE_EXTENSION, METHODOLOGY_EXTENSION, PROJECT_EXTENSION
 from adapters._identity import ANHUI as IDENTITY
-from adapters.quantities import GRAMS_PER_KG, GRAMS_PER_TONNE, decimal_to_grams
+from adapters.quantities import GRAMS_PER_KG, GRAMS_PER_TONNE
 
 _SC = records_pb2.ScenarioCategory
 _MS = records_pb2.MethodologyStatus
@@ -89,10 +89,6 @@ def four_digit_year(text: str) -> int:
     if len(text) != 4 or not text.isascii() or not text.isdigit() or text == "0000":
         raise ValueError(f"{text!r} is not a year written YYYY")
     return int(text)
-
-
-def to_grams(text: str, *, unit_grams: int, unit: str) -> int:
-    return decimal_to_grams(text, unit_grams, unit)
 
 
 def serial(text: str) -> int:

@@ -1,7 +1,8 @@
 """Common records built from validated native values (the last step of every ``to_common``).
 
-The records are filled directly: scalars through the constructor, date ranges merged from their
-encoding (cached: documents repeat the same few periods), no sub-message built only to be copied.
+The records are filled directly: scalars through the constructor, the region and the dates merged
+from their encoding (cached: documents repeat the same few periods), no sub-message built only to
+be copied.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from yrd.interop.v1 import records_pb2
 from adapters._text import issuance_name, methodology_name, project_name
 
 __all__ = [
+    "EligibilityValues",
     "IdentityValues",
     "ParameterValues",
     "build_issuance",
@@ -35,6 +37,14 @@ class ParameterValues(NamedTuple):
     unit: str
     source: str
     year: int
+
+
+class EligibilityValues(NamedTuple):
+    """A methodology's validated eligibility rules: the maximum capacity as an exact (value, unit),
+    if any, and the maximum lifetime in years (0: none)."""
+
+    max_capacity: tuple[str, str] | None
+    max_lifetime_years: int
 
 
 class IdentityValues(NamedTuple):
@@ -61,6 +71,32 @@ def _date_range_bytes(start: date, end: date | None) -> bytes:
     if end is not None:
         message.end.MergeFromString(_date_bytes(end))
     return message.SerializeToString()
+
+
+# The region and the dates of a record, encoded once for each combination (documents repeat the
+# same few periods) and merged into the record being built in one step.
+@functools.lru_cache(maxsize=4096)
+def _methodology_part(region: str, start: date, end: date | None) -> bytes:
+    part = records_pb2.Methodology(region=region)
+    part.effective.MergeFromString(_date_range_bytes(start, end))
+    return part.SerializeToString()
+
+
+@functools.lru_cache(maxsize=4096)
+def _project_part(region: str, start: date, end: date, grid: date | None) -> bytes:
+    part = records_pb2.Project(region=region)
+    part.methodology.region = region
+    part.crediting_period.MergeFromString(_date_range_bytes(start, end))
+    if grid is not None:
+        part.start_date.MergeFromString(_date_bytes(grid))
+    return part.SerializeToString()
+
+
+@functools.lru_cache(maxsize=4096)
+def _issuance_part(region: str, start: date, end: date) -> bytes:
+    part = records_pb2.Issuance(region=region)
+    part.monitoring_period.MergeFromString(_date_range_bytes(start, end))
+    return part.SerializeToString()
 
 
 def _set_native_ids(target: MutableMapping[str, str], values: dict[str, str]) -> None:
@@ -91,13 +127,13 @@ def build_methodology(
     parameters: list[ParameterValues],
     formula: str = "",
     filing_document: str = "",
-    eligibility: records_pb2.EligibilityRules | None = None,
+    eligibility: records_pb2.EligibilityRules | EligibilityValues | None = None,
     native_ids: dict[str, str] | None = None,
 ) -> records_pb2.Methodology:
-    """A common Methodology from validated native values."""
+    """A common Methodology from validated native values (``eligibility`` given as values is
+    filled in place; at least one of its rules must be set)."""
     methodology = records_pb2.Methodology(
         name=methodology_name(region, methodology_id),
-        region=region,
         methodology_id=methodology_id,
         version=version,
         title=title,
@@ -113,11 +149,17 @@ def build_methodology(
         )
         quantity = item.quantity
         quantity.value, quantity.unit = parameter.value, parameter.unit
-    if eligibility is not None:
+    if isinstance(eligibility, EligibilityValues):
+        rules = methodology.eligibility
+        capacity, rules.max_lifetime_years = eligibility
+        if capacity is not None:
+            quantity = rules.max_capacity
+            quantity.value, quantity.unit = capacity
+    elif eligibility is not None:
         methodology.eligibility.CopyFrom(eligibility)
     if native_ids:
         _set_native_ids(methodology.native_ids, native_ids)
-    set_date_range(methodology.effective, *effective)
+    methodology.MergeFromString(_methodology_part(region, *effective))
     return methodology
 
 
@@ -141,23 +183,20 @@ def build_project(
     identity keys when the record has any."""
     project = records_pb2.Project(
         name=project_name(region, project_id),
-        region=region,
         project_id=project_id,
         title=title,
         owner=owner,
         county_code=county,
         status=status,
     )
+    project.MergeFromString(_project_part(region, *crediting, grid_date))
     ref = project.methodology
-    ref.region, ref.methodology_id, ref.version = region, methodology[0], methodology[1]
-    set_date_range(project.crediting_period, *crediting)
+    ref.methodology_id, ref.version = methodology
     if native_ids:  # an empty map passed to the constructor costs as much as the record
         _set_native_ids(project.native_ids, native_ids)
     if capacity is not None:
         quantity = project.capacity
         quantity.value, quantity.unit = capacity
-    if grid_date is not None:
-        set_date(project.start_date, grid_date)
     if identity is not None:
         keys = project.identity
         keys.owner_credit_code, keys.grid_account = (
@@ -184,13 +223,12 @@ def build_issuance(
     """A common Issuance from validated native values; ``serials`` in grams."""
     issuance = records_pb2.Issuance(
         name=issuance_name(region, issuance_id),
-        region=region,
         issuance_id=issuance_id,
         project=project_name(region, project_id),
         vintage=vintage,
         quantity_grams=quantity_grams,
     )
-    set_date_range(issuance.monitoring_period, *monitoring)
+    issuance.MergeFromString(_issuance_part(region, *monitoring))
     span = issuance.serials
     span.start, span.end = serials
     if native_ids:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from yrd.interop.v1 import records_pb2
 
 from adapters._build import (
+    EligibilityValues,
     ParameterValues,
     build_issuance,
     build_methodology,
@@ -87,6 +88,7 @@ __all__ = [
     "ZJ_ID",
     "CommonCheck",
     "DuplicateKeyError",
+    "EligibilityValues",
     "Fields",
     "Issues",
     "JsonFields",

@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 from adapters._text import MAX_TEXT_LENGTH, clean_text, order_problem
 from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
-from adapters.quantities import check_decimal
+from adapters.quantities import decimal_checker
 
 T = TypeVar("T")
 
@@ -26,10 +26,6 @@ T = TypeVar("T")
 # again). Only short texts, so that the cache stays small (8192 × 64 characters at most).
 _CACHED_TEXT_LENGTH = 64
 _clean_short_text = functools.lru_cache(maxsize=8192)(clean_text)
-
-
-def _clean_text(raw: str) -> str | None:
-    return (_clean_short_text if len(raw) <= _CACHED_TEXT_LENGTH else clean_text)(raw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,9 +68,7 @@ _INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 
 #: ``check_decimal`` for each (allow_negative, positive), built once.
 _DECIMAL_CHECKS: dict[tuple[bool, bool], Callable[[str], str]] = {
-    (negative, positive): functools.partial(
-        check_decimal, allow_negative=negative, positive=positive
-    )
+    (negative, positive): decimal_checker(allow_negative=negative, positive=positive)
     for negative in (False, True)
     for positive in (False, True)
 }
@@ -133,7 +127,11 @@ class Fields:
                 value = raw.strip()
             else:
                 try:
-                    value = _clean_text(raw) or ""
+                    value = (
+                        _clean_short_text(raw)
+                        if len(raw) <= _CACHED_TEXT_LENGTH
+                        else clean_text(raw)
+                    ) or ""
                 except ValueError as exc:
                     self.report(key, str(exc))
                     return None
@@ -155,7 +153,11 @@ class Fields:
                 value = raw.strip()
             else:
                 try:
-                    value = _clean_text(raw) or ""
+                    value = (
+                        _clean_short_text(raw)
+                        if len(raw) <= _CACHED_TEXT_LENGTH
+                        else clean_text(raw)
+                    ) or ""
                 except ValueError as exc:
                     self.report(key, str(exc))
                     return None
@@ -239,6 +241,42 @@ _DECODER = json.JSONDecoder(
 #: Strict JSON: duplicate keys, NaN and Infinity refused; fractions become ``Decimal``.
 JSON_DECODER = _DECODER
 DuplicateKeyError = _DuplicateKeyError
+# The same decoder without the duplicate check: objects are built in C, no Python call each.
+_PLAIN_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+# (It always matches, possibly the empty string.)
+_BLANKS: Callable[[str, int], re.Match[str]] = re.compile(r"[ \t\n\r]*").match  # type: ignore[assignment]
+
+
+def _decode(text: str) -> Any:
+    """``JSON_DECODER.decode(text)``: the same value and the same errors.
+
+    A document with a single ``{`` holds at most one object; when it is the top level and the
+    document has no more ``:`` than that object has keys, no key can appear twice (each key is
+    followed by a ``:`` of its own), so it is decoded without the per-object duplicate check.
+    Anything else, errors included, is decoded with the check.
+    """
+    if text.count("{") == 1:
+        try:
+            value = _decode_with(_PLAIN_DECODER, text)
+        except (ValueError, RecursionError):
+            pass  # the error reported is the strict decoder's
+        else:
+            if value.__class__ is dict and text.count(":") == len(value):
+                return value
+    return _decode_with(_DECODER, text)
+
+
+def _decode_with(decoder: json.JSONDecoder, text: str) -> Any:
+    """``decoder.decode(text)``: through the documented ``raw_decode`` when the document starts
+    with its value (``decode`` adds two Python-level blank matches around it)."""
+    if text[:1] in " \t\n\r":  # (also the empty document)
+        return decoder.decode(text)
+    value, end = decoder.raw_decode(text)
+    if end != len(text):
+        end = _BLANKS(text, end).end()
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, Any]:
@@ -257,7 +295,7 @@ def load_json_object(data: bytes, region: str, *, allow_bom: bool) -> dict[str, 
     except UnicodeDecodeError as exc:
         fail(region, "document", f"is not valid UTF-8 (byte offset {exc.start})")
     try:
-        value = _DECODER.decode(text)
+        value = _decode(text)
     except _DuplicateKeyError as exc:
         fail(region, str(exc), "appears more than once in the same object")
     except json.JSONDecodeError as exc:
@@ -306,7 +344,7 @@ class JsonFields(Fields):
         self.row = None
         self.obj = obj
         self.values = obj
-        if allowed is not None and not obj.keys() <= allowed:
+        if allowed is not None and not allowed.issuperset(obj):
             for key in obj:
                 if key not in allowed:
                     self.report(key, "is not a field of this record")

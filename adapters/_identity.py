@@ -63,11 +63,13 @@ class IdentityFields:
     datum: str
     grid_account: str
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    name_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Built once: ``read_identity`` looks them up in every project record.
         names = (self.credit_code, self.latitude, self.longitude, self.datum, self.grid_account)
         object.__setattr__(self, "names", names)
+        object.__setattr__(self, "name_set", frozenset(names))
 
 
 SHANGHAI = IdentityFields(
@@ -81,11 +83,7 @@ ANHUI = IdentityFields("业主统一社会信用代码", "纬度", "经度", "�
 def read_identity(f: Fields, fields: IdentityFields) -> IdentityValues | None:
     """The identity keys of the record read by ``f``; None when it has none (or they are invalid:
     every issue is reported to ``f`` under the native field's name)."""
-    values = f.values
-    for name in fields.names:
-        if name in values:
-            break
-    else:
+    if fields.name_set.isdisjoint(f.values):
         return None  # the usual case: a format's record without any of the fields
     code = f.parsed(fields.credit_code, check_credit_code)
     account = f.parsed(fields.grid_account, check_grid_account)

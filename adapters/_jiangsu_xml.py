@@ -24,11 +24,19 @@ _DECLARATION = re.compile(
 )
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb2312": "gb18030", "gbk": "gb18030"}
 _ENCODINGS["gb18030"] = "gb18030"
+# The declaration ``render_document`` writes (and most documents carry): UTF-8, nothing to decode.
+_USUAL_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 
 
 def decode(data: bytes, region: str) -> bytes:
     """The document for ``parse_xml`` per its XML declaration, declaration removed (GB18030
     re-encoded as UTF-8; UTF-8 as it is, its validity checked by ``parse_xml``)."""
+    if data.startswith(_USUAL_DECLARATION):
+        # What the reading below makes of it, without the pattern: no BOM, UTF-8 declared.
+        data = data[len(_USUAL_DECLARATION) :]
+        if _ANOTHER_DECLARATION.match(data):
+            fail(region, "document", "has more than one XML declaration")
+        return data
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         bom = True
@@ -82,7 +90,7 @@ def parse_xml(data: bytes, region: str) -> ET.Element:
     A document refused for any reason is first checked to be UTF-8: an encoding error is
     reported before what the parser or the DTD check would say.
     """
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+    if b"<!" in data and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
         check_utf8(data, region)
         fail(region, "DOCTYPE", "a document type declaration (DTD) is not allowed")
     try:

@@ -21,7 +21,7 @@ from adapters._common import (
 )
 from adapters._foreign import ISSUANCE_EXTENSION, METHODOLOGY_EXTENSION, PROJECT_EXTENSION
 from adapters._identity import ZHEJIANG as IDENTITY
-from adapters.quantities import GRAMS_PER_KG, decimal_to_grams
+from adapters.quantities import GRAMS_PER_KG, grams_parser
 
 _SC = records_pb2.ScenarioCategory
 _MS = records_pb2.MethodologyStatus
@@ -122,8 +122,8 @@ def id_parser(own: bool) -> Callable[[str], str]:
     return check_zhejiang_id if own else check_identifier
 
 
-def kg_to_grams(text: str) -> int:
-    return decimal_to_grams(text, GRAMS_PER_KG, "kg")
+#: ``certifiedKg`` in whole grams (``adapters.quantities.decimal_to_grams`` in kg).
+kg_to_grams = grams_parser(GRAMS_PER_KG, "kg")
 
 
 @functools.lru_cache(maxsize=4096)  # as ``parse_datetime``: the same instants recur

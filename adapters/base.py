@@ -26,7 +26,7 @@ it what it needs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import NoReturn, Protocol, TypeAlias, runtime_checkable
 
 from yrd.interop.v1 import records_pb2
 
@@ -131,22 +131,27 @@ class AdapterBase(ABC):
                 raise TypeError(f"data must be bytes, not {type(data).__name__}")
             self._check_size(data.nbytes if isinstance(data, memoryview) else len(data))
             data = bytes(data)
-        else:
+        elif len(data) > self.max_document_bytes:
             self._check_size(len(data))
         # ``isspace`` is the test ``not data.strip()`` makes (ASCII blanks), without the copy.
         if not data or data.isspace():
             fail(self.region, "document", "is empty")
         records = self._parse(data)
-        if not accept_foreign and any(r.region != self.region for r in records):
-            foreign = sorted({r.region for r in records if r.region != self.region})
-            if foreign:
-                fail(
-                    self.region,
-                    self.origin_field,
-                    f"names region {', '.join(foreign)}: a {self.region_label} document published"
-                    f" to the gateway holds {self.region_label}'s own records only",
-                )
+        if not accept_foreign:
+            region = self.region
+            for record in records:  # a plain loop: usually one record, of this region
+                if record.region != region:
+                    self._refuse_foreign(records)
         return records
+
+    def _refuse_foreign(self, records: list[CommonRecord]) -> NoReturn:
+        foreign = sorted({r.region for r in records if r.region != self.region})
+        fail(
+            self.region,
+            self.origin_field,
+            f"names region {', '.join(foreign)}: a {self.region_label} document published"
+            f" to the gateway holds {self.region_label}'s own records only",
+        )
 
     def _check_size(self, size: int) -> None:
         if size > self.max_document_bytes:

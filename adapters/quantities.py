@@ -8,7 +8,9 @@ target unit) whose message is the reason shown to the user.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from fractions import Fraction
 
 from yrd.interop.v1 import records_pb2
@@ -23,9 +25,11 @@ __all__ = [
     "capacity_watts",
     "capacity_within",
     "check_decimal",
+    "decimal_checker",
     "decimal_to_grams",
     "fraction_to_decimal",
     "gram_serials_to_native",
+    "grams_parser",
     "grams_to_decimal",
     "is_plain_decimal",
     "native_serials_to_grams",
@@ -37,6 +41,7 @@ GRAMS_PER_TONNE = 1_000_000
 
 # ASCII digits only: ``\d`` would also accept full-width and other Unicode digits.
 _DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?", re.ASCII)
+_UNSIGNED_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 #: Capacity units the common schema understands, with their size in watts.
 CAPACITY_UNIT_WATTS: dict[str, int] = {
@@ -62,14 +67,35 @@ def is_plain_decimal(text: str, *, allow_negative: bool = False) -> bool:
 
 def check_decimal(text: str, *, allow_negative: bool = False, positive: bool = False) -> str:
     """Return ``text`` unchanged if it is a plain decimal string, else raise ``ValueError``."""
-    match = _DECIMAL.fullmatch(text)  # ``is_plain_decimal``, written out (a per-field check)
-    if match is None or (match.group(1) and not allow_negative):
-        shape = "[-]123.45" if allow_negative else "123.45"
-        raise ValueError(f"{text!r} is not a decimal number written like {shape}")
-    # A plain decimal is zero when nothing but '-', '0' and '.' remains to strip.
-    if positive and not text.strip("-0."):
-        raise ValueError(f"{text!r} must be greater than zero")
-    return text
+    return _DECIMAL_CHECKERS[allow_negative, positive](text)
+
+
+def decimal_checker(*, allow_negative: bool, positive: bool) -> Callable[[str], str]:
+    """``check_decimal`` with its options fixed (built once)."""
+    return _DECIMAL_CHECKERS[allow_negative, positive]
+
+
+def _decimal_checker(allow_negative: bool, positive: bool) -> Callable[[str], str]:
+    # One regular expression: the sign is in it only when allowed.
+    shape = "[-]123.45" if allow_negative else "123.45"
+    fullmatch = (_DECIMAL if allow_negative else _UNSIGNED_DECIMAL).fullmatch
+
+    def check(text: str) -> str:
+        if fullmatch(text) is None:
+            raise ValueError(f"{text!r} is not a decimal number written like {shape}")
+        # A plain decimal is zero when nothing but '-', '0' and '.' remains to strip.
+        if positive and not text.strip("-0."):
+            raise ValueError(f"{text!r} must be greater than zero")
+        return text
+
+    return check
+
+
+_DECIMAL_CHECKERS = {
+    (negative, positive): _decimal_checker(negative, positive)
+    for negative in (False, True)
+    for positive in (False, True)
+}
 
 
 def _scale_of(unit_grams: int) -> int:
@@ -86,27 +112,37 @@ def decimal_to_grams(text: str, unit_grams: int, unit_label: str) -> int:
     allows is an error even when they are zeros (the formats say "≤ 6 decimals" for tonnes); a value
     that is not a whole number of grams raises ``InexactQuantityError``; nothing is rounded.
     """
+    return grams_parser(unit_grams, unit_label)(text)
+
+
+@functools.cache  # a few units per format, each asked for per record
+def grams_parser(unit_grams: int, unit_label: str) -> Callable[[str], int]:
+    """``decimal_to_grams`` for one unit, with the unit's scale worked out once."""
     scale = _scale_of(unit_grams)
-    match = _DECIMAL.fullmatch(text)
-    if match is None or match.group(1):
-        raise ValueError(f"{text!r} is not a non-negative decimal number written like 123.45")
-    whole, frac = match.group(2), match.group(3) or ""
-    if len(whole) > 19:
-        raise ValueError(f"{text} {unit_label} is too large")
-    if len(frac) > scale:
-        if frac[scale:].strip("0"):
-            raise InexactQuantityError(
-                f"{text} {unit_label} is not a whole number of grams"
-                f" (at most {scale} decimal places in {unit_label})"
+
+    def parse(text: str) -> int:
+        match = _DECIMAL.fullmatch(text)
+        sign, whole, frac = ("-", "", "") if match is None else match.groups("")
+        if sign:
+            raise ValueError(f"{text!r} is not a non-negative decimal number written like 123.45")
+        if len(whole) > 19:
+            raise ValueError(f"{text} {unit_label} is too large")
+        if len(frac) > scale:
+            if frac[scale:].strip("0"):
+                raise InexactQuantityError(
+                    f"{text} {unit_label} is not a whole number of grams"
+                    f" (at most {scale} decimal places in {unit_label})"
+                )
+            raise ValueError(
+                f"{text} {unit_label} has {len(frac)} decimal places;"
+                f" {unit_label} allows at most {scale}"
             )
-        raise ValueError(
-            f"{text} {unit_label} has {len(frac)} decimal places;"
-            f" {unit_label} allows at most {scale}"
-        )
-    grams = int(whole) * unit_grams + (int(frac.ljust(scale, "0")) if scale else 0)
-    if grams > INT64_MAX:
-        raise ValueError(f"{text} {unit_label} is too large (more than 2^63-1 g)")
-    return grams
+        grams = int(whole) * unit_grams + (int(frac.ljust(scale, "0")) if scale else 0)
+        if grams > INT64_MAX:
+            raise ValueError(f"{text} {unit_label} is too large (more than 2^63-1 g)")
+        return grams
+
+    return parse
 
 
 def grams_to_decimal(grams: int, unit_grams: int, *, min_decimals: int = 0) -> str:

@@ -27,6 +27,7 @@ from yrd.interop.v1 import records_pb2
 
 from adapters._common import (
     CommonCheck,
+    EligibilityValues,
     Issues,
     JsonFields,
     ParameterValues,
@@ -73,8 +74,8 @@ from adapters.quantities import (
     GRAMS_PER_TONNE,
     InexactQuantityError,
     capacity_in_unit,
-    decimal_to_grams,
     gram_serials_to_native,
+    grams_parser,
     grams_to_decimal,
     native_serials_to_grams,
 )
@@ -103,6 +104,10 @@ PROJECT_STATUSES = {
     "suspended": _PS.PROJECT_STATUS_SUSPENDED,
     "closed": _PS.PROJECT_STATUS_CLOSED,
 }
+#: The parsers of the code fields (built once, not per record).
+_CATEGORY = choice(CATEGORIES)
+_METHODOLOGY_STATUS = choice(METHODOLOGY_STATUSES)
+_PROJECT_STATUS = choice(PROJECT_STATUSES)
 _CATEGORY_NAMES = inverse(CATEGORIES)
 _METHODOLOGY_STATUS_NAMES = inverse(METHODOLOGY_STATUSES)
 _PROJECT_STATUS_NAMES = inverse(PROJECT_STATUSES)
@@ -172,8 +177,7 @@ def check_methodology_no(text: str) -> str:
     return text
 
 
-def _tonnes_to_grams(text: str) -> int:
-    return decimal_to_grams(text, GRAMS_PER_TONNE, "t")
+_tonnes_to_grams = grams_parser(GRAMS_PER_TONNE, "t")
 
 
 class ShanghaiAdapter(AdapterBase):
@@ -222,9 +226,11 @@ class ShanghaiAdapter(AdapterBase):
 
     def _extension(self, f: JsonFields, record: CommonRecord) -> None:
         ext = f.obj.get("ext")
+        if ext is None:
+            return
         if record.region == self.region:
-            only_foreign(f, {"ext": ext is not None}, self.region_label)
-        elif ext is not None:
+            only_foreign(f, {"ext": True}, self.region_label)
+        else:
             merge_extension(f, "ext", ext, record, self._EXTENDED[type(record)])
 
     def _methodology(self, f: JsonFields, origin: str) -> records_pb2.Methodology | None:
@@ -234,7 +240,7 @@ class ShanghaiAdapter(AdapterBase):
         )
         version = f.parsed("version", version_from_dotted, required=True)
         title = f.text("name_zh", required=True)
-        category = f.parsed("category", choice(CATEGORIES), required=True)
+        category = f.parsed("category", _CATEGORY, required=True)
         filing = f.text("filing_doc_no")
         effective = f.parsed("effective_date", parse_iso_date, required=True)
         expiry = f.parsed("expiry_date", parse_iso_date)
@@ -257,19 +263,17 @@ class ShanghaiAdapter(AdapterBase):
                     year=p.year("year") or 0,
                 )
             )
-        eligibility: records_pb2.EligibilityRules | None = None
+        eligibility: EligibilityValues | None = None
         e = f.child("eligibility", _ELIGIBILITY_KEYS)
         if e is not None:
             max_capacity = e.decimal("max_capacity_mw", positive=True)
             lifetime = e.integer("max_lifetime_years", low=1, high=1000)
             if max_capacity is not None or lifetime is not None:
-                eligibility = records_pb2.EligibilityRules(max_lifetime_years=lifetime or 0)
-                if max_capacity is not None:
-                    eligibility.max_capacity.CopyFrom(
-                        records_pb2.ExactQuantity(value=max_capacity, unit="MW")
-                    )
+                eligibility = EligibilityValues(
+                    None if max_capacity is None else (max_capacity, "MW"), lifetime or 0
+                )
         formula = f.text("formula")
-        status = f.parsed("status", choice(METHODOLOGY_STATUSES), required=True)
+        status = f.parsed("status", _METHODOLOGY_STATUS, required=True)
         if f.issues:
             return None
         assert methodology_no and version and title and effective
@@ -308,7 +312,7 @@ class ShanghaiAdapter(AdapterBase):
         start = f.parsed("crediting_start", parse_iso_date, required=True)
         end = f.parsed("crediting_end", parse_iso_date, required=True)
         f.check_order("crediting_start", start, "crediting_end", end, strict=True)
-        status = f.parsed("status", choice(PROJECT_STATUSES), required=True)
+        status = f.parsed("status", _PROJECT_STATUS, required=True)
         identity = read_identity(f, IDENTITY)
         if f.issues:
             return None

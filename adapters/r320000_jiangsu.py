@@ -24,7 +24,6 @@ Mapping choices:
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 
 from yrd.interop.v1 import records_pb2
@@ -66,6 +65,15 @@ from adapters._foreign import (
 )
 from adapters._identity import JIANGSU as IDENTITY
 from adapters._identity import identity_items, read_identity
+from adapters._jiangsu_clean import (
+    CATEGORIES,
+    METHODOLOGY_STATUSES,
+    PROJECT_STATUSES,
+    four_digit_year,
+    parse_tonnes,
+    read_clean,
+    serial,
+)
 from adapters._jiangsu_xml import NO_TAGS, decode, leaves, parse_xml, render_document
 from adapters._views import (
     native_ids_supported,
@@ -79,7 +87,6 @@ from adapters.quantities import (
     GRAMS_PER_TONNE,
     InexactQuantityError,
     capacity_in_unit,
-    decimal_to_grams,
     gram_serials_to_native,
     grams_to_decimal,
     native_serials_to_grams,
@@ -87,28 +94,6 @@ from adapters.quantities import (
 
 __all__ = ["JiangsuAdapter"]
 
-_SC = records_pb2.ScenarioCategory
-_MS = records_pb2.MethodologyStatus
-_PS = records_pb2.ProjectStatus
-
-CATEGORIES = {
-    "01": _SC.SCENARIO_CATEGORY_DISTRIBUTED_PV,
-    "02": _SC.SCENARIO_CATEGORY_EV_CHARGING,
-    "03": _SC.SCENARIO_CATEGORY_PUBLIC_TRANSIT,
-    "04": _SC.SCENARIO_CATEGORY_CYCLING_WALKING,
-    "05": _SC.SCENARIO_CATEGORY_WASTE_SORTING,
-    "99": _SC.SCENARIO_CATEGORY_OTHER,
-}
-METHODOLOGY_STATUSES = {
-    "1": _MS.METHODOLOGY_STATUS_FILED,
-    "2": _MS.METHODOLOGY_STATUS_EFFECTIVE,
-    "9": _MS.METHODOLOGY_STATUS_WITHDRAWN,
-}
-PROJECT_STATUSES = {
-    "1": _PS.PROJECT_STATUS_REGISTERED,
-    "2": _PS.PROJECT_STATUS_SUSPENDED,
-    "3": _PS.PROJECT_STATUS_CLOSED,
-}
 _CATEGORY_CODES = inverse(CATEGORIES)
 _METHODOLOGY_STATUS_CODES = inverse(METHODOLOGY_STATUSES)
 _PROJECT_STATUS_CODES = inverse(PROJECT_STATUSES)
@@ -131,46 +116,9 @@ _KIND_TAGS = {kind: frozenset(tags) for kind, tags in _KINDS.items()}
 _PARAMETER_TAG_SET = frozenset(_PARAMETER_TAGS)
 _REPEATABLE = frozenset({"CS"})
 
-_TONNES = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?\s*(?:tCO2e)?", re.ASCII)
-_SEPARATED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+", re.ASCII)
-_SERIAL = re.compile(r"[0-9]{1,19}", re.ASCII)
-
-
-def parse_tonnes(text: str, *, exact_decimals: bool = False) -> int:
-    """``JPL``: whole tonnes, optional thousands separators and ``tCO2e`` suffix → grams.
-
-    With ``exact_decimals`` (foreign records) up to 6 decimals, the value exact in grams.
-    """
-    match = _TONNES.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a quantity in tonnes such as 1,234 tCO2e")
-    whole, frac = match.group(1), match.group(2) or ""
-    if "," in whole and not _SEPARATED.fullmatch(whole):
-        raise ValueError(f"{text!r} has thousands separators in the wrong place")
-    if exact_decimals and frac:
-        return decimal_to_grams(f"{whole.replace(',', '')}.{frac}", GRAMS_PER_TONNE, "t")
-    if frac.strip("0"):
-        raise ValueError(f"{text!r} is not a whole number of tonnes")
-    return decimal_to_grams(whole.replace(",", ""), GRAMS_PER_TONNE, "t")
-
 
 def _exact_tonnes(text: str) -> int:
     return parse_tonnes(text, exact_decimals=True)
-
-
-def _serial(text: str) -> int:
-    if not _SERIAL.fullmatch(text):
-        raise ValueError(f"{text!r} is not a serial number (digits only)")
-    return int(text)
-
-
-_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
-
-
-def _four_digit_year(text: str) -> int:
-    if not _YEAR.fullmatch(text) or text == "0000":
-        raise ValueError(f"{text!r} is not a year written YYYY")
-    return int(text)
 
 
 def check_version(text: str) -> str:
@@ -185,10 +133,16 @@ class JiangsuAdapter(AdapterBase):
     content_types = ("application/vnd.yrd.320000+xml",)
     serial_unit_grams = GRAMS_PER_TONNE
     origin_field = "LYSF"
+    _county = staticmethod(county_checker(region, region_label))  # built once, not per record
 
     # -- native → common -----------------------------------------------------------------------
     def _parse(self, data: bytes) -> list[CommonRecord]:
-        root = parse_xml(decode(data, self.region), self.region)
+        text = decode(data, self.region)
+        root = parse_xml(text, self.region)
+        clean = read_clean(root, text, self.region, self._county)
+        if clean is not None:
+            return [clean]
+        # Anything else (foreign records, a field to report, an unusual shape) is read in full.
         if root.tag != "JSTPH":
             fail(self.region, "JSTPH", f"the root element is <{root.tag}>, not <JSTPH>")
         kind = root.get("LX")
@@ -251,7 +205,7 @@ class JiangsuAdapter(AdapterBase):
                     value=p.decimal("Z", required=True, allow_negative=True) or "",
                     unit=p.text("DW") or "",
                     source=p.text("LY") or "",
-                    year=p.parsed("ND", _four_digit_year) or 0,
+                    year=p.parsed("ND", four_digit_year) or 0,
                 )
             )
         status = f.parsed("ZT", choice(METHODOLOGY_STATUSES), required=True)
@@ -278,9 +232,7 @@ class JiangsuAdapter(AdapterBase):
         version = f.parsed("BBH", check_version if own else version_from_dotted, required=own)
         title = f.text("XMMC", required=True)
         owner = f.text("YZMC", required=True)
-        county = f.parsed(
-            "XZQH", county_checker(self.region, "Jiangsu") if own else any_county, required=True
-        )
+        county = f.parsed("XZQH", self._county if own else any_county, required=True)
         capacity = f.decimal("ZJRL", positive=True)
         grid = f.parsed("BWRQ", parse_compact_date)
         start = f.parsed("JRQKS", parse_compact_date, required=True)
@@ -313,13 +265,13 @@ class JiangsuAdapter(AdapterBase):
         )
         issuance_no = f.parsed("QFBH", check_identifier, required=True)
         project_no = f.parsed("XMBH", check_identifier, required=True)
-        vintage = f.parsed("ND", _four_digit_year, required=True)
+        vintage = f.parsed("ND", four_digit_year, required=True)
         start = f.parsed("JCKS", parse_compact_date, required=True)
         end = f.parsed("JCJS", parse_compact_date, required=True)
         f.check_order("JCKS", start, "JCJS", end, strict=False)
         grams = f.parsed("JPL", parse_tonnes if own else _exact_tonnes, required=True)
-        serial_start = f.parsed("XLHQS", _serial, required=True)
-        serial_end = f.parsed("XLHZZ", _serial, required=True)
+        serial_start = f.parsed("XLHQS", serial, required=True)
+        serial_end = f.parsed("XLHZZ", serial, required=True)
         serials: tuple[int, int] | None = None
         if serial_start is not None and serial_end is not None and unit is not None:
             try:

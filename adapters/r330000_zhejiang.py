@@ -115,13 +115,19 @@ _E = TypeVar("_E")
 _Reader: TypeAlias = Callable[["ZhejiangAdapter", JsonFields, str], CommonRecord | None]
 
 
-def _code(f: JsonFields, key: str, codes: dict[str, _E]) -> _E | None:
-    """The value of the JSON string code ``key`` in ``codes`` (issues reported, then None)."""
+#: The parsers of the code fields (built once, not per record).
+_SCENE = choice(SCENES)
+_METHODOLOGY_STATUS = choice(METHODOLOGY_STATUSES)
+_PROJECT_STATUS = choice(PROJECT_STATUSES)
+
+
+def _code(f: JsonFields, key: str, codes: Callable[[str], _E]) -> _E | None:
+    """The JSON string code ``key`` parsed by ``codes`` (issues reported, then None)."""
     code = f.string_code(key, required=True)
     if code is None:
         return None
     try:
-        return choice(codes)(code)
+        return codes(code)
     except ValueError as exc:
         f.report(key, str(exc))
         return None
@@ -167,9 +173,11 @@ class ZhejiangAdapter(AdapterBase):
                 origin = read_origin(info, "originRegion", self.region)
                 record = build(self, info, origin)
                 ext = info.obj.get("extInfo")
-                if origin == self.region:
-                    only_foreign(info, {"extInfo": ext is not None}, self.region_label)
-                elif ext is not None and record is not None:
+                if ext is None:
+                    pass
+                elif origin == self.region:
+                    only_foreign(info, {"extInfo": True}, self.region_label)
+                elif record is not None:
                     merge_extension(info, "extInfo", ext, record, EXTENDED[type(record)])
         issues.raise_native(self.region)
         assert record is not None
@@ -186,7 +194,7 @@ class ZhejiangAdapter(AdapterBase):
         else:
             version = f.parsed("methodologyVersion", version_from_dotted, required=True)
         title = f.text("methodologyName", required=True)
-        category = _code(f, "sceneType", SCENES)
+        category = _code(f, "sceneType", _SCENE)
         parameters: list[ParameterValues] = []
         codes: set[str] = set()
         for _, p in f.children("params", PARAM_KEYS):
@@ -207,7 +215,7 @@ class ZhejiangAdapter(AdapterBase):
         valid_from = times.read("validFrom", START_OF_DAY, required=True)
         valid_to = times.read("validTo", END_OF_DAY, required=False)
         times.order("validFrom", "validTo", strict=True)
-        status = self._status(f, METHODOLOGY_STATUSES)
+        status = _code(f, "statusCode", _METHODOLOGY_STATUS)
         if f.issues:
             return None
         assert methodology_id and version is not None and title and valid_from
@@ -224,10 +232,6 @@ class ZhejiangAdapter(AdapterBase):
             native_ids={**({"methodologyNum": number} if number else {}), **times.native},
         )
 
-    @staticmethod
-    def _status(f: JsonFields, statuses: dict[str, _E]) -> _E | None:
-        return _code(f, "statusCode", statuses)
-
     def _project(self, f: JsonFields, origin: str) -> records_pb2.Project | None:
         own = origin == self.region
         times = DateTimes(f, keep=own)
@@ -236,7 +240,8 @@ class ZhejiangAdapter(AdapterBase):
         methodology_id = f.parsed("methodologyId", id_parser(own), required=True)
         version = ""
         if own:
-            only_foreign(f, {"methodologyVersion": "methodologyVersion" in f.obj}, "Zhejiang")
+            if "methodologyVersion" in f.obj:
+                only_foreign(f, {"methodologyVersion": True}, "Zhejiang")
         else:
             version = f.parsed("methodologyVersion", version_from_dotted) or ""
         title = f.text("projectName", required=True)
@@ -251,7 +256,7 @@ class ZhejiangAdapter(AdapterBase):
         start = times.read("creditStart", START_OF_DAY, required=True)
         end = times.read("creditEnd", END_OF_DAY, required=True)
         times.order("creditStart", "creditEnd", strict=True)
-        status = self._status(f, PROJECT_STATUSES)
+        status = _code(f, "statusCode", _PROJECT_STATUS)
         identity = read_identity(f, IDENTITY)
         if f.issues:
             return None

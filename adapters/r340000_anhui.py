@@ -33,7 +33,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
 from itertools import pairwise
 
 from yrd.interop.v1 import records_pb2
@@ -60,7 +59,6 @@ from adapters._anhui_csv import (
     four_digit_year,
     header_kind,
     serial,
-    to_grams,
     write_csv,
 )
 from adapters._anhui_rows import issuance_row, methodology_rows, project_row
@@ -98,12 +96,18 @@ from adapters.base import AdapterBase, CommonRecord, comparable_record
 from adapters.errors import FieldIssue, NativeFormatError, NotExpressibleError
 from adapters.quantities import (
     GRAMS_PER_KG,
+    grams_parser,
     native_serials_to_grams,
 )
 
 __all__ = ["AnhuiAdapter"]
 
 MAX_FILE_BYTES = 10 * MIB
+#: The parsers of the code columns (built once, not per row).
+_CATEGORY = choice(CATEGORIES)
+_METHODOLOGY_STATUS = choice(METHODOLOGY_STATUSES)
+_PROJECT_STATUS = choice(PROJECT_STATUSES)
+_UNIT = choice(UNITS)
 MAX_ROWS = 100_000
 
 
@@ -261,11 +265,11 @@ class AnhuiAdapter(AdapterBase):
         methodology_id = f.parsed("方法学编号", check_identifier, required=True)
         version = f.parsed("版本", version_from_dotted, required=True)
         title = f.text("方法学名称", required=True)
-        category = f.parsed("场景类别", choice(CATEGORIES), required=True)
+        category = f.parsed("场景类别", _CATEGORY, required=True)
         effective = f.parsed("生效日期", parse_slash_date, required=True)
         expiry = f.parsed("失效日期", parse_slash_date)
         f.check_order("生效日期", effective, "失效日期", expiry, strict=True)
-        status = f.parsed("状态", choice(METHODOLOGY_STATUSES), required=True)
+        status = f.parsed("状态", _METHODOLOGY_STATUS, required=True)
         parameter: ParameterValues | None = None
         if any(f.text(column) is not None for column in PARAMETER_COLUMNS):
             parameter = ParameterValues(
@@ -330,7 +334,7 @@ class AnhuiAdapter(AdapterBase):
             start = f.parsed("计入期开始", parse_slash_date, required=True)
             end = f.parsed("计入期结束", parse_slash_date, required=True)
             f.check_order("计入期开始", start, "计入期结束", end, strict=True)
-            status = f.parsed("状态", choice(PROJECT_STATUSES), required=True)
+            status = f.parsed("状态", _PROJECT_STATUS, required=True)
             identity = read_identity(f, IDENTITY)
             if len(issues.items) > before:
                 continue
@@ -385,12 +389,10 @@ class AnhuiAdapter(AdapterBase):
             unit = f.text("单位", required=True)
             unit_grams: int | None = None
             if unit is not None:
-                unit_grams = f.parsed("单位", choice(UNITS))
+                unit_grams = f.parsed("单位", _UNIT)
             grams: int | None = None
             if unit is not None and unit_grams is not None:
-                grams = f.parsed(
-                    "减排量", partial(to_grams, unit_grams=unit_grams, unit=unit), required=True
-                )
+                grams = f.parsed("减排量", grams_parser(unit_grams, unit), required=True)
             else:
                 f.text("减排量", required=True)
             first = f.parsed("序列号起", serial, required=True)

@@ -114,6 +114,15 @@ class RpcMetrics:
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
+        self.snapshot_phase = Histogram(
+            "yrdgw_snapshot_phase_seconds",
+            "Holdings snapshots stored, by phase: receive (the stream read and checked), stage"
+            " (the rows into the staging table on the bulk path), difference (what differs kept"
+            " set-based, the totals, the audit entry, the commit).",
+            ["phase"],
+            registry=self.registry,
+            buckets=(*LATENCY_BUCKETS, 30, 60, 120),
+        )
         self._engines: list[tuple[Engine, list[tuple[str, Callable[..., None]]]]] = []
 
     def observe(
@@ -145,6 +154,11 @@ class RpcMetrics:
             self.envelopes.labels(region=region or "", result=result, reason=reason).inc()
             if reason:
                 self.refusals.add(region, reason)
+
+    def snapshot_phases(self, seconds: Mapping[str, float]) -> None:
+        """One stored snapshot's phases."""
+        for phase, value in seconds.items():
+            self.snapshot_phase.labels(phase=phase).observe(value)
 
     def watch_engine(self, engine: Engine) -> None:
         """Time every transaction on ENGINE (until ``unwatch``)."""

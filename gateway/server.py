@@ -200,6 +200,7 @@ class GatewayServer:
         )
         self.metrics = RpcMetrics()
         self.services.status.refusals = self.metrics.refusals.counts
+        self.services.reconciliation.observe_phases = self.metrics.snapshot_phases
         self.metrics.registry.register(
             FederationCollector(
                 self.services.status.status,

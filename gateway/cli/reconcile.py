@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from yrd.interop.v1 import reconciliation_pb2
 
-    from gateway.services.reconciliation import SnapshotBuilder
+    from gateway.services.snapshots import SnapshotBuilder
 
 EXIT_DISCREPANCIES = ExitCode.FINDINGS
 
@@ -70,7 +70,7 @@ def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     import json
 
     from gateway.contract import BLOCK_STATE_PROTO
-    from gateway.services.reconciliation import SnapshotBuilder
+    from gateway.services.snapshots import SnapshotBuilder
 
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     when = dt.datetime.fromisoformat(doc["snapshot_time"])
@@ -260,7 +260,7 @@ def reconcile_submit(
 ) -> None:
     """Submit your registry's holdings snapshot to the gateway (SubmitHoldings), from a file in
     the snapshot format; the gateway's next reconciliation of your region uses it."""
-    from yrd.interop.v1 import reconciliation_pb2, records_pb2
+    from yrd.interop.v1 import records_pb2
 
     from gateway.contract import BLOCK_STATE_PROTO
 
@@ -275,10 +275,11 @@ def reconcile_submit(
         assert builder.snapshot_time is not None
         # The checked blocks, streamed back from the builder's spool in the file's order.
         blocks = (
-            reconciliation_pb2.HeldBlock(
-                origin_region=origin,
-                serials=records_pb2.SerialRange(start=start, end=end),
-                state=BLOCK_STATE_PROTO.get(state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
+            (
+                origin,
+                start,
+                end,
+                BLOCK_STATE_PROTO.get(state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
             )
             for rows in builder.spool.chunks()
             for origin, start, end, state in rows

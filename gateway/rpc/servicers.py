@@ -5,7 +5,6 @@ Errors are domain exceptions; the interceptor maps them to statuses.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterator
 
@@ -33,7 +32,7 @@ from yrd.interop.v1 import (
 
 import mutual_recognition as mr
 from gateway.contract import BLOCK_STATE_OF, TRANSFER_STATE_OF, is_recognition_name
-from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument, SnapshotInvalid
+from gateway.errors import CursorInvalid, GatewayShuttingDown, InvalidArgument
 from gateway.reasons import answer_reason
 from gateway.rpc import convert
 from gateway.rpc.interceptor import peer_identity
@@ -45,8 +44,9 @@ from gateway.services.federation import FederationStatusService
 from gateway.services.info import InfoService
 from gateway.services.keys import KeyDirectory
 from gateway.services.recognition import RecognitionService
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
 from gateway.services.retirements import RetirementService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.services.transfers import TransferService
 
 
@@ -457,30 +457,7 @@ class ReconciliationServicer(reconciliation_service_pb2_grpc.ReconciliationServi
     ) -> reconciliation_service_pb2.SubmitHoldingsResponse:
         with SnapshotBuilder() as snapshot:
             for request in request_iterator:
-                part = request.WhichOneof("part")
-                if part == "header":
-                    if not request.header.HasField("snapshot_time"):
-                        raise SnapshotInvalid(
-                            "the header needs the snapshot time",
-                            field_errors={"header.snapshot_time": "required"},
-                        )
-                    try:
-                        taken = request.header.snapshot_time.ToDatetime(dt.UTC)
-                    except (ValueError, OverflowError) as exc:  # nanos or seconds out of range
-                        raise SnapshotInvalid(
-                            "the snapshot time is not a valid timestamp",
-                            field_errors={"header.snapshot_time": "invalid"},
-                        ) from exc
-                    snapshot.header(taken, request.header.completed_transfer_ids)
-                elif part == "blocks":
-                    snapshot.add(
-                        [
-                            (b.origin_region, (r := b.serials).start, r.end, b.state)
-                            for b in request.blocks.blocks
-                        ]
-                    )
-                else:
-                    raise SnapshotInvalid("a stream message carries a header or blocks")
+                snapshot.take(request)
             summary = self._service.submit(peer_identity(context), snapshot)
         return reconciliation_service_pb2.SubmitHoldingsResponse(
             snapshot=summary.name,

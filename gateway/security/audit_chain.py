@@ -224,10 +224,31 @@ def totals_digest(rows: Iterable[tuple[str, str, int, int]]) -> str:
 
 
 def _rows_digest(rows: Iterable[tuple[str | int, ...]]) -> str:
-    h = hashlib.sha256()
+    digest = SortedRowsDigest()
     for row in sorted(rows):
-        h.update(json.dumps(list(row), separators=(",", ":")).encode() + b"\n")
-    return h.hexdigest()
+        digest.add(row)
+    return digest.hexdigest()
+
+
+class SortedRowsDigest:
+    """``blocks_digest`` (or ``totals_digest``) of rows given one at a time, already in sorted
+    order, without holding them: a row out of order raises ``ValueError`` (the digest would
+    differ from the sorted rows')."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._previous: tuple[str | int, ...] | None = None
+        self.count = 0
+
+    def add(self, row: tuple[str | int, ...]) -> None:
+        if self._previous is not None and row < self._previous:
+            raise ValueError(f"rows out of order: {row!r} after {self._previous!r}")
+        self._previous = row
+        self.count += 1
+        self._hash.update(json.dumps(list(row), separators=(",", ":")).encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 EXTERNAL_ROW_FIELDS = (

@@ -14,7 +14,14 @@ from adapters import r340000_anhui
 from adapters.registry import AdapterRegistry
 from gateway.contract import MAX_REQUEST_ID_CHARS, PROTOCOL_PACKAGE, PROTOCOL_VERSION
 from gateway.security.gateway_keys import GatewayKey
-from gateway.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, audit, exchange, reconciliation
+from gateway.services import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    audit,
+    exchange,
+    reconciliation,
+    snapshots,
+)
 from gateway.services.ledger import TONNE
 from mutual_recognition.assessment import REGION_NAMES
 
@@ -70,7 +77,7 @@ class Limits:
     max_native_identifier_chars: int = native_limits.MAX_ID_LENGTH
     max_native_text_chars: int = native_limits.MAX_TEXT_LENGTH
     max_request_id_chars: int = MAX_REQUEST_ID_CHARS
-    max_snapshot_blocks: int = reconciliation.MAX_SNAPSHOT_BLOCKS
+    max_snapshot_blocks: int = snapshots.MAX_SNAPSHOT_BLOCKS
     max_snapshot_time_ahead: dt.timedelta = reconciliation.MAX_SNAPSHOT_AHEAD
     max_sign_time_skew: dt.timedelta | None = None
     """How far ``sign_time`` may be from the clock, either way (None: no window)."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -29,28 +29,30 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
-from gateway.contract import BLOCK_STATE_OF, parse_transfer_name, reconciliation_name, snapshot_name
-from gateway.security.audit_chain import DETAIL_RULE, blocks_digest, totals_digest
+from gateway.contract import reconciliation_name, snapshot_name
+from gateway.security.audit_chain import DETAIL_RULE, totals_digest
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import sign_report
 from gateway.services import Clock, page_limit, page_of, utc_now
+from gateway.services.snapshots import REGION_CODE, SnapshotBuilder
 from gateway.storage.audit_log import audit_log
-from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
 from gateway.storage.models import HoldingsSnapshotRow
-from gateway.storage.reconciliation_store import Block, ReconciliationStore
+from gateway.storage.reconciliation_store import ReconciliationStore
 
 log = structlog.get_logger("yrdgw.reconciliation")
 
 Kind = reconciliation_pb2.DiscrepancyKind
 Status = reconciliation_pb2.ReconciliationStatus
 STAGES = ("totals", "unit blocks", "transfers")
-MAX_SNAPSHOT_BLOCKS = 10_000_000
 MAX_SNAPSHOT_AHEAD = dt.timedelta(minutes=5)
 """How far after the gateway's clock a snapshot_time may be."""
 DEFAULT_REPORT_PAGE, MAX_REPORT_PAGE = 50, 500
-_REGION = re.compile(r"^[0-9]{6}$")
 
+Phases = Callable[[dict[str, float]], None]
+"""``observe(seconds)``: a stored snapshot's phases — ``receive`` (the stream read and checked,
+into the spool), ``stage`` (the rows on the backend's bulk path into the staging table) and
+``difference`` (the set-based keeping of what differs, the totals, the audit entry, the commit)."""
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as a run moves through its stages."""
 
@@ -80,103 +82,6 @@ class SnapshotSummary:
     quantity_grams: int
 
 
-class SnapshotBuilder:
-    """Collects and checks a snapshot's parts as they stream in (before any database work). The
-    blocks are kept as plain rows in a :class:`RowSpool`: bounded memory whatever their number.
-    ``close()`` (or storing the snapshot) frees the spool."""
-
-    def __init__(self) -> None:
-        self.snapshot_time: dt.datetime | None = None
-        self.transfer_names: set[str] = set()
-        self.quantity_grams = 0
-        self.totals: dict[tuple[str, str], int] = {}
-        """Grams per (origin, state)."""
-        self.spool = RowSpool()
-        self.in_order = True
-        """Whether each origin's blocks came in serial order, each after the previous one's
-        end: then no two overlap, and storing the snapshot need not check that in SQL."""
-        self._origins: dict[str, str] = {}
-        """Origins seen valid, each mapped to one shared string."""
-        self._reach: dict[str, int] = {}
-
-    @property
-    def block_count(self) -> int:
-        return self.spool.count
-
-    def header(self, snapshot_time: dt.datetime, transfer_names: Iterable[str]) -> None:
-        if self.snapshot_time is not None:
-            raise errors.SnapshotInvalid("the snapshot header comes once, first")
-        self.snapshot_time = snapshot_time
-        for name in transfer_names:
-            if parse_transfer_name(name) is None:
-                raise errors.SnapshotInvalid(
-                    f"{name!r} is not a transfer name (regions/{{source}}/transfers/{{id}})",
-                    field_errors={"header.completed_transfer_ids": name[:200]},
-                )
-            self.transfer_names.add(name)
-
-    def add(self, blocks: Iterable[tuple[str, int, int, int]]) -> None:
-        """Add (origin, start, end, proto state) tuples."""
-        if self.snapshot_time is None:
-            raise errors.SnapshotInvalid("the snapshot header must come first")
-        given = blocks if isinstance(blocks, list) else list(blocks)
-        origins, states = self._origins, BLOCK_STATE_OF
-        try:
-            # The common case at a row's cost: known origins, ordered serials, a set state. Any
-            # miss falls back to the checks block by block, which say what is wrong where.
-            rows = [(origins[o], s, e, states[st]) for o, s, e, st in given if 0 <= s <= e]
-        except KeyError:
-            rows = []
-        if len(rows) != len(given):
-            rows = self._checked(given)
-        self.quantity_grams += sum([r[2] for r in rows]) - sum([r[1] for r in rows]) + len(rows)
-        reach, totals, in_order = self._reach, self.totals, self.in_order
-        for origin, start, end, state in rows:
-            if in_order:
-                if start <= reach.get(origin, -1):
-                    in_order = False
-                else:
-                    reach[origin] = end
-            key = (origin, state)
-            totals[key] = totals.get(key, 0) + end - start + 1
-        self.in_order = in_order
-        self.spool.extend(rows)
-        if self.spool.count > MAX_SNAPSHOT_BLOCKS:
-            raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
-
-    def _checked(self, blocks: list[tuple[str, int, int, int]]) -> list[Block]:
-        rows: list[Block] = []
-        for origin, start, end, state in blocks:
-            where = f"block {self.spool.count + len(rows)}"
-            if origin not in self._origins:
-                if not _REGION.match(origin):
-                    raise errors.SnapshotInvalid(
-                        f"{where}: origin must be a six-digit region code",
-                        field_errors={"blocks.origin_region": where},
-                    )
-                self._origins[origin] = origin
-            if not 0 <= start <= end:
-                raise errors.SnapshotInvalid(
-                    f"{where}: serials need 0 <= start <= end",
-                    field_errors={"blocks.serials": where},
-                )
-            if state not in BLOCK_STATE_OF:
-                raise errors.SnapshotInvalid(
-                    f"{where}: the state must be set", field_errors={"blocks.state": where}
-                )
-            rows.append((self._origins[origin], start, end, BLOCK_STATE_OF[state]))
-        return rows
-
-    def close(self) -> None:
-        self.spool.close()
-
-    def __enter__(self) -> SnapshotBuilder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class ReconciliationService:
     """Stores snapshots, runs the staged comparison, signs and keeps the reports."""
 
@@ -186,6 +91,8 @@ class ReconciliationService:
         self.db = db
         self.gateway_key = gateway_key
         self.clock = clock
+        self.observe_phases: Phases | None = None
+        """Called with each stored snapshot's phases (the server's metrics)."""
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -208,9 +115,12 @@ class ReconciliationService:
                 field_errors={"header.snapshot_time": "in the future"},
             )
         quantity, count = snapshot.quantity_grams, snapshot.block_count
+        received = time.perf_counter()
         with snapshot.spool, self.db.transaction() as session:
             store = ReconciliationStore(session)
             store.stage_registry_blocks(snapshot.spool.chunks())
+            staged = time.perf_counter()
+            store.index_staged()
             overlap = None if snapshot.in_order else store.first_overlap()
             if overlap is not None:
                 origin, start = overlap
@@ -232,7 +142,7 @@ class ReconciliationService:
             )
             store.keep_differences(sid, region, snapshot.totals)
             store.add_transfer_names(sid, snapshot.transfer_names)
-            kept = store.kept_blocks(sid)
+            kept = store.kept_block_digests(sid)
             name = snapshot_name(region, sid)
             audit.append(
                 kind="reconciliation.snapshot",
@@ -243,10 +153,8 @@ class ReconciliationService:
                     # Detail rule 2 (docs/protocol.md §8.3): the rows stored for the snapshot,
                     # each side's kept blocks and the totals, by digest.
                     "v": DETAIL_RULE,
-                    "stored_blocks": {side: len(rows) for side, rows in kept.items()},
-                    "stored_blocks_sha256": {
-                        side: blocks_digest(rows) for side, rows in kept.items()
-                    },
+                    "stored_blocks": {side: count for side, (count, _) in kept.items()},
+                    "stored_blocks_sha256": {side: digest for side, (_, digest) in kept.items()},
                     "totals_sha256": totals_digest(store.kept_totals(sid)),
                     "snapshot_time": snapshot.snapshot_time.isoformat(),
                     "blocks": count,
@@ -255,7 +163,20 @@ class ReconciliationService:
                 },
                 now=now,
             )
-        log.info("reconcile.snapshot", snapshot=name, blocks=count, grams=quantity)
+        phases = {
+            "receive": received - snapshot.started,
+            "stage": staged - received,
+            "difference": time.perf_counter() - staged,
+        }
+        if self.observe_phases is not None:
+            self.observe_phases(phases)
+        log.info(
+            "reconcile.snapshot",
+            snapshot=name,
+            blocks=count,
+            grams=quantity,
+            **{f"{k}_s": round(v, 3) for k, v in phases.items()},
+        )
         return SnapshotSummary(name, region, snapshot.snapshot_time, count, quantity)
 
     def ledger_holdings(self, region: str) -> tuple[dt.datetime, list[HeldRange], list[str]]:
@@ -422,7 +343,7 @@ class ReconciliationService:
 
 
 def _authorise(caller: Identity, region: str) -> None:
-    if not _REGION.match(region):
+    if not REGION_CODE.fullmatch(region):
         raise errors.InvalidArgument(
             "region must be a six-digit code", field_errors={"region": region[:20]}
         )

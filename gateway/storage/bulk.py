@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import marshal
 import tempfile
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import IO, Any
 
 from sqlalchemy import Column, Connection, Dialect, Table, insert
@@ -37,18 +39,7 @@ class BulkInsert:
         dialect = conn.dialect
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # COPY: a third of executemany's time on PostgreSQL, in the same transaction.
-            copy_sql = self._sql.get("copy")
-            if copy_sql is None:
-                quote = dialect.identifier_preparer
-                copy_sql = self._sql["copy"] = (
-                    f"COPY {quote.format_table(self.table)} "
-                    f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
-                )
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self.run_pieces(conn, (rows,))
             return
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         if marker is None:  # a driver this module has not been written for: Core does it all
@@ -56,17 +47,57 @@ class BulkInsert:
                 insert(self.table), [dict(zip(self.columns, r, strict=True)) for r in rows]
             )
             return
+        sql = self._insert_sql(dialect, marker)
+        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+    def run_pieces(self, conn: Connection, pieces: Iterable[Iterable[tuple[Any, ...]]]) -> None:
+        """Insert every row of ``pieces`` (lists or iterators, each read once) inside the
+        connection's transaction: one COPY on PostgreSQL, and on SQLite the driver's executemany
+        straight over each piece, so that rows made on the fly are never gathered in a list."""
+        dialect = conn.dialect
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor, cursor.copy(self._copy_sql(dialect)) as copy:
+                for piece in pieces:
+                    for row in piece:
+                        copy.write_row(row)
+            return
+        if dialect.name == "sqlite" and dialect.driver == "pysqlite":
+            sql = self._insert_sql(dialect, "?")
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                for piece in pieces:
+                    cursor.executemany(sql, piece)
+            finally:
+                cursor.close()
+            return
+        for piece in pieces:
+            self.run(conn, piece if isinstance(piece, list) else list(piece))
+
+    def _copy_sql(self, dialect: Dialect) -> str:
+        sql = self._sql.get("copy")
+        if sql is None:
+            quote = dialect.identifier_preparer
+            sql = self._sql["copy"] = (
+                f"COPY {quote.format_table(self.table)} "
+                f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
+            )
+        return sql
+
+    def _insert_sql(self, dialect: Dialect, marker: str) -> str:
         sql = self._sql.get(dialect.name)
         if sql is None:
             # Only the model's own table and column names, quoted by the dialect: no outside text.
             quote = dialect.identifier_preparer
-            sql = (
+            sql = self._sql[dialect.name] = (
                 f"INSERT INTO {quote.format_table(self.table)} "  # noqa: S608
                 f"({', '.join(quote.quote(c) for c in self.columns)}) "
                 f"VALUES ({', '.join([marker] * len(self.columns))})"
             )
-            self._sql[dialect.name] = sql
-        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+        return sql
 
     def stored(self, dialect: Dialect, column: str, value: Any) -> Any:
         """``value`` as Core would bind it to ``column`` on this dialect."""
@@ -76,15 +107,18 @@ class BulkInsert:
 
 
 class RowSpool:
-    """Rows (tuples of str and int) appended as they stream in and read back in chunks, in
-    bounded memory: up to ``chunk`` rows are held as tuples, each full chunk is kept
-    marshalled, in memory up to ``in_memory`` bytes and in a temporary file beyond."""
+    """Rows appended as they stream in and read back in chunks, in bounded memory. Rows come as
+    tuples (``extend``) or as columns (``extend_columns``), kept as given, so a batch of columns
+    costs no tuple until its transaction writes it. Up to ``chunk`` rows are held as given, each
+    full chunk is kept marshalled, in memory up to ``in_memory`` bytes and in a temporary file
+    beyond."""
 
     def __init__(self, chunk: int = 20_000, in_memory: int = 4 << 20) -> None:
         self.chunk = chunk
         self.count = 0
         self.in_memory = in_memory
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[list[tuple[Any, ...]] | tuple[Any, ...]] = []
+        self._pending_count = 0
         self._file: IO[bytes] | None = None
         self._sizes: list[int] = []
 
@@ -95,9 +129,23 @@ class RowSpool:
         self.close()
 
     def extend(self, rows: list[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
-        self.count += len(rows)
-        if len(self._pending) >= self.chunk:
+        self._add(rows, len(rows))
+
+    def extend_columns(self, count: int, *columns: list[Any] | array[int] | str | int) -> None:
+        """Append ``count`` rows given as columns: per column one value shared by every row, a
+        list of the rows' values, or an ``array`` of them (kept as its bytes: a fraction of a
+        list's cost to marshal and to read back)."""
+        assert all(len(c) == count for c in columns if isinstance(c, list | array))
+        part = tuple((c.typecode, c.tobytes()) if isinstance(c, array) else c for c in columns)
+        self._add((count, *part), count)
+
+    def _add(self, part: list[tuple[Any, ...]] | tuple[Any, ...], count: int) -> None:
+        if not count:
+            return
+        self._pending.append(part)
+        self._pending_count += count
+        self.count += count
+        if self._pending_count >= self.chunk:
             self._spill()
 
     def _spill(self) -> None:
@@ -106,16 +154,27 @@ class RowSpool:
         data = marshal.dumps(self._pending)
         self._file.write(data)
         self._sizes.append(len(data))
-        self._pending = []
+        self._pending, self._pending_count = [], 0
 
-    def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows in the order appended, a chunk at a time (read once)."""
+    def chunks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
+        """The rows in the order appended, as tuples, in pieces (read once): a list of the rows
+        appended as tuples, an iterator over a batch of columns (its tuples made as it is
+        read)."""
+        for parts in self._parts():
+            for part in parts:
+                if isinstance(part, list):
+                    yield part
+                else:
+                    n, *columns = part
+                    yield zip(*(_column(c, n) for c in columns), strict=True)
+
+    def _parts(self) -> Iterator[list[list[tuple[Any, ...]] | tuple[Any, ...]]]:
         if self._file is not None:
             self._file.seek(0)
             for size in self._sizes:
-                rows = marshal.loads(self._file.read(size))  # noqa: S302 - written by this object
-                assert isinstance(rows, list)
-                yield rows
+                parts = marshal.loads(self._file.read(size))  # noqa: S302 - written by this object
+                assert isinstance(parts, list)
+                yield parts
         if self._pending:
             yield self._pending
 
@@ -123,4 +182,16 @@ class RowSpool:
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._pending, self._sizes = [], []
+        self._pending, self._pending_count, self._sizes = [], 0, []
+
+
+def _column(stored: Any, count: int) -> Iterable[Any]:
+    """A column of ``count`` rows as ``RowSpool.extend_columns`` stored it."""
+    if isinstance(stored, list):
+        return stored
+    if isinstance(stored, tuple):
+        typecode, data = stored
+        values = array(typecode)
+        values.frombytes(data)
+        return values
+    return repeat(stored, count)

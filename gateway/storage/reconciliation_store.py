@@ -9,7 +9,7 @@ hold identically (``snapshot_blocks``): a block both hold alike can never differ
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from gateway.security.audit_chain import SortedRowsDigest
 from gateway.storage.bulk import BulkInsert
 from gateway.storage.models import (
     AuditEntryRow,
@@ -89,14 +90,20 @@ class ReconciliationStore:
         self.session.flush()
         return row.id
 
-    def stage_registry_blocks(self, chunks: Iterable[Sequence[Block]]) -> None:
+    def stage_registry_blocks(self, chunks: Iterable[Iterable[Block]]) -> None:
         """Take the registry's (origin, start, end, state) rows, a chunk at a time, into this
-        transaction's temporary table; ``keep_differences`` then stores them and drops it."""
+        transaction's temporary table (the backend's bulk path, no index while it fills);
+        ``index_staged`` then readies it for the comparison, ``keep_differences`` stores what
+        differs and drops it."""
         conn = self.session.connection()
         _INCOMING.drop(conn, checkfirst=True)
         _INCOMING.create(conn)
-        for rows in chunks:
-            _INSERT_INCOMING.run(conn, rows)
+        _INSERT_INCOMING.run_pieces(conn, chunks)
+
+    def index_staged(self) -> None:
+        """Ready the staged rows for the set-based statements: an index built once on SQLite (a
+        sort, not an insert per row), fresh statistics on PostgreSQL (which hashes instead)."""
+        conn = self.session.connection()
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(_INDEX_INCOMING_SQLITE)
         else:
@@ -149,6 +156,22 @@ class ReconciliationStore:
         ):
             kept.setdefault(side, []).append((origin, int(start), int(end), state))
         return kept
+
+    def kept_block_digests(self, sid: int) -> dict[str, tuple[int, str]]:
+        """Per side, how many blocks ``snapshot_blocks`` keeps for snapshot ``sid`` and their
+        ``blocks_digest``, streamed in the index's order (blocks of a side never share an origin
+        and first serial, so that order is the sorted one): memory flat in their number."""
+        t = SnapshotBlockRow
+        stmt = (
+            select(t.side, t.origin_region, t.serial_start, t.serial_end, t.state)
+            .where(t.snapshot_id == sid)
+            .order_by(t.side, t.origin_region, t.serial_start)
+            .execution_options(yield_per=20_000)
+        )
+        digests = {REGISTRY: SortedRowsDigest(), LEDGER: SortedRowsDigest()}
+        for side, origin, start, end, state in self.session.execute(stmt):
+            digests.setdefault(side, SortedRowsDigest()).add((origin, int(start), int(end), state))
+        return {side: (d.count, d.hexdigest()) for side, d in digests.items()}
 
     def kept_totals(self, sid: int) -> list[tuple[str, str, int, int]]:
         """(origin, state, registry grams, ledger grams) rows ``snapshot_totals`` keeps for

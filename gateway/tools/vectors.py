@@ -12,7 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-from gateway.tools import vector_audit, vector_cases, vector_identity, vector_logs
+from gateway.tools import (
+    vector_audit,
+    vector_cases,
+    vector_holdings,
+    vector_identity,
+    vector_logs,
+)
 from gateway.tools.vector_cases import Json
 
 
@@ -30,6 +36,7 @@ def all_vectors() -> dict[str, Json]:
         "canonical-json": vector_logs.canonical_json_vectors(),
         "case-verdict": vector_cases.case_verdict_vectors(),
         "identity-keys": vector_identity.identity_vectors(),
+        "held-block-columns": vector_holdings.holdings_vectors(),
     }
 
 

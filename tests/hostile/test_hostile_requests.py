@@ -438,6 +438,14 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
         serials=records_pb2.SerialRange(start=block.serials.start, end=block.serials.end),
         state=records_pb2.UNIT_BLOCK_STATE_ACTIVE,
     )
+    # Blocks as columns (1.4.0), past the block above so that the three messages agree.
+    columns = reconciliation_service_pb2.SubmitHoldingsRequest()
+    columns.columns.origin_region = SH
+    columns.columns.serial_starts.extend([block.serials.end + 1, block.serials.end + 11])
+    columns.columns.serial_ends.extend([block.serials.end + 10, block.serials.end + 20])
+    columns.columns.states.extend(
+        [records_pb2.UNIT_BLOCK_STATE_ACTIVE, records_pb2.UNIT_BLOCK_STATE_RETIRED]
+    )
     rg, tr, rc, ky, au = (
         registry_service_pb2,
         transfer_service_pb2,
@@ -523,7 +531,7 @@ def _cases(w: World, client: Callable[..., GatewayClient]) -> None:
             sh,
             [rc.CheckRecognizedRequest(project=block.project, vintage=block.vintage, region=JS)],
         ),
-        ("ReconciliationService/SubmitHoldings", sh, [header, batch]),
+        ("ReconciliationService/SubmitHoldings", sh, [header, batch, columns]),
         (
             "ReconciliationService/RunReconciliation",
             sh_admin,

@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 
 from gateway.security.identity import Identity, Role
 from gateway.security.pki import PKIDir
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.storage.db import Database, make_engine
 from gateway.storage.models import JobRunRow, ReconciliationReportRow
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 
@@ -21,7 +22,8 @@ from gateway.contract import BLOCK_STATE_PROTO
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
-from gateway.services.reconciliation import ReconciliationService, SnapshotBuilder
+from gateway.services.reconciliation import ReconciliationService
+from gateway.services.snapshots import SnapshotBuilder
 from gateway.storage.audit_log import audit_log
 from gateway.storage.bulk import RowSpool
 from gateway.storage.db import Database
@@ -534,6 +536,26 @@ def test_the_spool_keeps_rows_in_order_through_its_file() -> None:
             spool.extend(rows[i : i + 2])
         assert spool.count == len(rows)
         assert [r for chunk in spool.chunks() for r in chunk] == rows
+
+
+def test_the_spool_keeps_columns_and_rows_in_order_through_its_file() -> None:
+    """Columns (a shared value, a list, an int64 array) interleaved with tuples come back as the
+    same tuples in the order appended, in memory and through the spilled file alike."""
+    expected: list[tuple[object, ...]] = []
+    with RowSpool(chunk=5, in_memory=64) as spool:
+        for k in range(6):
+            starts = [k * 100 + i for i in range(k + 1)]
+            states = ["active" if i % 2 else "retired" for i in range(k + 1)]
+            spool.extend_columns(k + 1, R, array("q", starts), [s + 1 for s in starts], states)
+            expected += zip([R] * (k + 1), starts, [s + 1 for s in starts], states, strict=True)
+            row = (OTHER, 10_000 + k, 10_001 + k, "active")
+            spool.extend([row])
+            expected.append(row)
+        spool.extend_columns(0, R, array("q"), [], "active")  # nothing
+        spool.extend_columns(2, OTHER, array("q", [2**62, 2**63 - 1]), [1, 2], "held")
+        expected += [(OTHER, 2**62, 1, "held"), (OTHER, 2**63 - 1, 2, "held")]
+        assert spool.count == len(expected)
+        assert [r for piece in spool.chunks() for r in piece] == expected
 
 
 def test_a_snapshot_stored_before_0008_reconciles_as_before(

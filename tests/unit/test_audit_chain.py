@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.security.audit_chain import (
     GENESIS,
     EntryFields,
+    SortedRowsDigest,
+    blocks_digest,
     canonical_json,
     entry_hash,
     sign_tree_head,
@@ -70,3 +73,17 @@ def test_tree_head_signature() -> None:
     assert verify_tree_head(raw_public_key(key), 3, head, T0, sig)
     assert not verify_tree_head(raw_public_key(key), 4, head, T0, sig)
     assert not verify_tree_head(raw_public_key(key), 3, GENESIS, T0, sig)
+
+
+def test_a_digest_of_rows_fed_in_order_is_the_digest_of_the_sorted_rows() -> None:
+    rows = [("320000", 5, 9, "active"), ("310000", 10, 19, "retired"), ("310000", 0, 9, "held")]
+    streamed = SortedRowsDigest()
+    for row in sorted(rows):
+        streamed.add(row)
+    assert (streamed.count, streamed.hexdigest()) == (3, blocks_digest(rows))
+    empty = SortedRowsDigest()
+    assert (empty.count, empty.hexdigest()) == (0, blocks_digest([]))
+    backwards = SortedRowsDigest()
+    backwards.add(rows[0])
+    with pytest.raises(ValueError, match="out of order"):
+        backwards.add(rows[1])

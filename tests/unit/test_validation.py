@@ -197,6 +197,17 @@ def test_the_reasons_the_spec_names_for_particular_fields() -> None:
     assert set(err.field_errors) == {"blocks.blocks[0].state", "blocks.blocks[0].serials.end"}
 
 
+def test_held_block_columns_are_left_to_the_snapshot_builder() -> None:
+    """Checked whole where the snapshot is built (a column at a time), not element by element
+    here: tests/integration/test_reconciliation_columns.py has their refusals."""
+    held = reconciliation_service_pb2.SubmitHoldingsRequest()
+    held.columns.origin_region = "x\x00"
+    held.columns.serial_starts.extend([-1, 5])
+    held.columns.states.append(99)
+    assert validation.refusal(held) is None
+    assert validation.refusal(reconciliation_service_pb2.SubmitHoldingsRequest()) is not None
+
+
 def test_decisions_and_verdicts_are_left_to_their_rpc() -> None:
     answer = transfer_service_pb2.TransferAnswer(transfer="regions/310000/transfers/t", decision=9)
     assert validation.refusal(answer) is None  # ANSWER_DECISION_MISMATCH, by the RPC

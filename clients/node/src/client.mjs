@@ -57,6 +57,10 @@ export function loadContract(protoRoot) {
       const type = root.lookupType(`${PACKAGE}.${typeName}`);
       return Buffer.from(type.encode(type.fromObject(value)).finish());
     },
+    /** The values of an enum (e.g. 'UnitBlockState') by name. */
+    enumValues(typeName) {
+      return root.lookupEnum(`${PACKAGE}.${typeName}`).values;
+    },
     /** Decodes bytes as a message, to a plain object with snake_case names. */
     decode(typeName, bytes) {
       const type = root.lookupType(`${PACKAGE}.${typeName}`);
@@ -96,6 +100,75 @@ export function checkGatewayIdentity(_host, cert) {
   return new Error(`the server is not the gateway: ${cert.subjectaltname}`);
 }
 
+/** Blocks per SubmitHoldings message (§11.4: at most 10 000, ~140 KB as columns). */
+export const DEFAULT_BATCH = 10_000;
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * An int64 as a decimal string (how proto-loader and protobufjs take it without loss), from a
+ * BigInt, a decimal string or a safe integer; anything else, or out of range, throws (a double
+ * beyond 2^53 has already lost digits, and protobufjs would wrap a string beyond 2^63-1).
+ */
+export function int64String(value) {
+  let n;
+  if (typeof value === 'bigint') n = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) n = BigInt(value);
+  else if (typeof value === 'string' && /^-?[0-9]+$/.test(value)) n = BigInt(value);
+  else throw new TypeError(`not an int64 (a BigInt, a decimal string or a safe integer): ${value}`);
+  if (n < INT64_MIN || n > INT64_MAX) throw new RangeError(`${value} is outside int64`);
+  return n.toString();
+}
+
+/** A google.protobuf.Timestamp from a Date (defaults omitted, as proto3 encoders do). */
+function timestamp(date) {
+  const ms = date.getTime();
+  if (!Number.isFinite(ms)) throw new TypeError('the snapshot time is not a valid Date');
+  const seconds = Math.floor(ms / 1000);
+  const nanos = (ms - seconds * 1000) * 1_000_000;
+  return nanos ? { seconds: String(seconds), nanos } : { seconds: String(seconds) };
+}
+
+/**
+ * The SubmitHoldings stream of a snapshot (§11.4) as request objects: the header, then the
+ * blocks as HeldBlockColumns, each origin's blocks in the order given, a message whenever
+ * `batch` of one origin are pending, the rest at the end in the order their origin was first
+ * pending. A block is [origin, start, end, state] or a UnitBlock ({origin_region, serials:
+ * {start, end}, state}); serials are int64 (int64String), the state a UnitBlockState name or
+ * number (an unknown name throws: protobufjs would send it as 0).
+ */
+export function* holdingsMessages(contract, snapshotTime, blocks, completedTransfers = [], { batch = DEFAULT_BATCH } = {}) {
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer: ${batch}`);
+  const stateValues = contract.enumValues('UnitBlockState');
+  const stateOf = (state) => {
+    if (typeof state === 'number' && Number.isInteger(state)) return state;
+    if (typeof state === 'string' && Object.hasOwn(stateValues, state)) return stateValues[state];
+    throw new TypeError(`not a UnitBlockState: ${state}`);
+  };
+  yield { header: { snapshot_time: timestamp(snapshotTime), completed_transfer_ids: [...completedTransfers] } };
+  const pending = new Map();
+  const message = (origin, columns) => ({ columns: { origin_region: origin, ...columns } });
+  for (const block of blocks) {
+    const [origin, start, end, state] = Array.isArray(block)
+      ? block
+      : [block.origin_region, block.serials.start, block.serials.end, block.state];
+    let columns = pending.get(origin);
+    if (!columns) {
+      columns = { serial_starts: [], serial_ends: [], states: [] };
+      pending.set(origin, columns);
+    }
+    columns.serial_starts.push(int64String(start));
+    columns.serial_ends.push(int64String(end));
+    columns.states.push(stateOf(state));
+    if (columns.states.length >= batch) {
+      pending.delete(origin);
+      yield message(origin, columns);
+    }
+  }
+  for (const [origin, columns] of pending) yield message(origin, columns);
+}
+
 /** A gRPC error carrying the gateway's ErrorInfo reason when there is one (§10). */
 function describe(err) {
   const reason = err.metadata?.get('grpc-status-details-bin')?.length ? ' (see ErrorInfo)' : '';
@@ -128,6 +201,7 @@ export class RegistryClient {
     this.info = new s.GatewayInfoService(target, credentials, shared);
     this.status = new s.StatusService(target, credentials, shared);
     this.duplicates = new s.DuplicateService(target, credentials, shared);
+    this.reconciliation = new s.ReconciliationService(target, credentials, shared);
     this.signer = new EnvelopeSigner(createPrivateKey(readFileSync(files.signingKey)));
   }
 
@@ -142,6 +216,57 @@ export class RegistryClient {
         err ? reject(describe(err)) : resolve(reply),
       );
     });
+  }
+
+  /**
+   * A client-streaming call as a promise: writes each of `messages` (any iterable, consumed as
+   * the stream drains), ends the stream and resolves with the reply. A message that cannot be
+   * made (the iterable throws) cancels the call and rejects with that error.
+   */
+  clientStream(stub, method, messages, timeoutMs = 15_000) {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const call = stub[method]({ deadline: Date.now() + timeoutMs }, (err, reply) => {
+        if (settled) return;
+        settled = true;
+        if (err) reject(describe(err));
+        else resolve(reply);
+      });
+      const iterator = messages[Symbol.iterator]();
+      const pump = () => {
+        try {
+          // Stop writing once the gateway has answered (a refusal may come mid-stream).
+          while (!settled) {
+            const next = iterator.next();
+            if (next.done) {
+              call.end();
+              return;
+            }
+            if (!call.write(next.value)) {
+              call.once('drain', pump);
+              return;
+            }
+          }
+        } catch (err) {
+          settled = true;
+          call.cancel();
+          reject(err);
+        }
+      };
+      pump();
+    });
+  }
+
+  /**
+   * §11.4: streams this registry's holdings snapshot (the header, then HeldBlockColumns per
+   * origin, `batch` blocks a message: see holdingsMessages) and resolves with the
+   * SubmitHoldingsResponse ({snapshot, block_count, quantity_grams}, int64 as strings).
+   * `snapshotTime` is a Date; `completedTransfers` transfer resource names.
+   */
+  submitHoldings(snapshotTime, blocks, completedTransfers = [], { batch = DEFAULT_BATCH } = {}) {
+    const messages = holdingsMessages(this.contract, snapshotTime, blocks, completedTransfers, { batch });
+    // A large registry's snapshot takes long: allow it ten minutes, as the Python SDK does.
+    return this.clientStream(this.reconciliation, 'SubmitHoldings', messages, 600_000);
   }
 
   gatewayInfo() {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { loadContract } from '../src/client.mjs';
+import { holdingsMessages, int64String, loadContract } from '../src/client.mjs';
 import {
   ENTRY_KINDS,
   EnvelopeSigner,
@@ -272,4 +272,76 @@ test('an audit entry of a kind the protocol does not define is reported (§8.1)'
   const unknown = { ...unknownFields, entry_hash: auditEntryHash(unknownFields) };
   assert.throws(() => verifyAuditLog([first, unknown]), /audit entry 2: unknown kind "units.teleported"/);
   assert.ok(ENTRY_KINDS.has('duplicate_case.resolved') && ENTRY_KINDS.has('external_list.imported'));
+});
+
+test('H1–H5, HX1–HX9: SubmitHoldings streams, HeldBlockColumns and HeldBlockBatch (§11.4)', () => {
+  const contract = loadContract(PROTO);
+  const doc = vectors('held-block-columns');
+  const states = contract.enumValues('UnitBlockState');
+  const stateName = (v) => Object.keys(states).find((k) => states[k] === v) ?? v;
+  // The blocks of one stream message, [origin, start, end, state name], int64 as strings.
+  const blocksOf = (m) => {
+    if (m.columns) {
+      const c = m.columns;
+      assert.equal(c.serial_ends.length, c.serial_starts.length);
+      assert.equal(c.states.length, c.serial_starts.length);
+      return c.serial_starts.map((s, i) => [c.origin_region, s, c.serial_ends[i], stateName(c.states[i])]);
+    }
+    return m.blocks.blocks.map((b) => [b.origin_region, b.serials.start, b.serials.end, b.state]);
+  };
+  const partOf = (m) => ['header', 'blocks', 'columns'].find((p) => m[p]) ?? '';
+  for (const c of doc.cases) {
+    const messages = c.input.stream.map((h) => contract.decode('SubmitHoldingsRequest', hex(h)));
+    assert.deepEqual(messages.map(partOf), c.input.parts, c.id);
+    const [header, ...batches] = messages;
+    const when = new Date(Number(header.header.snapshot_time.seconds) * 1000);
+    assert.equal(when.toISOString().replace('.000Z', 'Z'), doc.snapshot_time);
+    const blocks = batches.flatMap(blocksOf);
+    assert.deepEqual(blocks, c.expected.blocks, c.id);
+    assert.equal(String(blocks.length), c.expected.block_count, c.id);
+    const grams = blocks.reduce((sum, [, s, e]) => sum + BigInt(e) - BigInt(s) + 1n, 0n);
+    assert.equal(grams.toString(), c.expected.quantity_grams, c.id);
+    if (c.expected.canonical) {
+      // What this client sends for the blocks as given: byte for byte the vector's stream.
+      const { blocks: given, batch } = c.expected.canonical;
+      const sent = [...holdingsMessages(contract, when, given, [], { batch })];
+      const bytes = sent.map((m) => contract.encode('SubmitHoldingsRequest', m).toString('hex'));
+      assert.deepEqual(bytes, c.input.stream, c.id);
+      // Serials given as BigInts (and small ones as numbers) make the same bytes.
+      const typed = given.map(([o, s, e, st]) => [o, BigInt(s), BigInt(e) <= 2n ** 53n ? Number(e) : BigInt(e), states[st]]);
+      const again = [...holdingsMessages(contract, when, typed, [], { batch })];
+      assert.deepEqual(again.map((m) => contract.encode('SubmitHoldingsRequest', m).toString('hex')), bytes, c.id);
+    }
+  }
+  const [h1, h2] = doc.cases;
+  assert.deepEqual(h1.expected.blocks, h2.expected.blocks);
+  assert.notDeepEqual(h1.input.stream, h2.input.stream);
+  for (const c of doc.refused) {
+    assert.equal(c.expected.reason, 'SNAPSHOT_INVALID', c.id);
+    assert.equal(c.expected.code, 'INVALID_ARGUMENT', c.id);
+    const messages = c.input.stream.map((h) => contract.decode('SubmitHoldingsRequest', hex(h)));
+    assert.deepEqual(messages.map(partOf), c.input.parts, c.id);
+  }
+});
+
+test('int64 serials: BigInt, decimal strings and safe integers, never a rounded double', () => {
+  assert.equal(int64String(2n ** 63n - 1n), '9223372036854775807');
+  assert.equal(int64String('9007199254740993'), '9007199254740993');
+  assert.equal(int64String(9007199254740991), '9007199254740991');
+  assert.equal(int64String('-5'), '-5');
+  assert.throws(() => int64String(9007199254740993), TypeError); // already 9007199254740992
+  assert.throws(() => int64String(1.5), TypeError);
+  assert.throws(() => int64String('1e3'), TypeError);
+  assert.throws(() => int64String(' 12'), TypeError);
+  assert.throws(() => int64String('9223372036854775808'), RangeError); // protobufjs would wrap it
+  const contract = loadContract(PROTO);
+  const when = new Date('2025-01-01T00:00:00Z');
+  assert.throws(() => [...holdingsMessages(contract, when, [['310000', 0, 9, 'UNIT_BLOCK_STATE_ACTVE']])], TypeError);
+  assert.throws(() => [...holdingsMessages(contract, when, [], [], { batch: 0 })], RangeError);
+  // A UnitBlock as ListUnitBlocks answers it is taken as well as [origin, start, end, state].
+  const unit = { origin_region: '310000', serials: { start: '5', end: '9' }, state: 'UNIT_BLOCK_STATE_HELD' };
+  const [header, fromUnit] = holdingsMessages(contract, new Date(Date.UTC(2025, 0, 1, 0, 0, 0, 250)), [unit]);
+  assert.deepEqual(header.header.snapshot_time, { seconds: '1735689600', nanos: 250_000_000 });
+  const held = contract.enumValues('UnitBlockState').UNIT_BLOCK_STATE_HELD;
+  assert.deepEqual(fromUnit.columns, { origin_region: '310000', serial_starts: ['5'], serial_ends: ['9'], states: [held] });
 });

@@ -24,35 +24,38 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from yrd.interop.v1 import reconciliation_pb2 as yrd_dot_interop_dot_v1_dot_reconciliation__pb2
+from yrd.interop.v1 import records_pb2 as yrd_dot_interop_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+yrd/interop/v1/reconciliation_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#yrd/interop/v1/reconciliation.proto\"c\n\x0eSnapshotHeader\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x63ompleted_transfer_ids\x18\x02 \x03(\t\"\x83\x01\n\x15SubmitHoldingsRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SnapshotHeaderH\x00\x12\x30\n\x06\x62locks\x18\x02 \x01(\x0b\x32\x1e.yrd.interop.v1.HeldBlockBatchH\x00\x42\x06\n\x04part\";\n\x0eHeldBlockBatch\x12)\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x19.yrd.interop.v1.HeldBlock\"W\n\x16SubmitHoldingsResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x13\n\x0b\x62lock_count\x18\x02 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x03 \x01(\x03\"*\n\x18RunReconciliationRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\"Q\n\x19RunReconciliationResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.yrd.interop.v1.ReconciliationReport\".\n\x1eGetReconciliationReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"W\n\x1fGetReconciliationReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.yrd.interop.v1.ReconciliationReport\"Y\n ListReconciliationReportsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"s\n!ListReconciliationReportsResponse\x12\x35\n\x07reports\x18\x01 \x03(\x0b\x32$.yrd.interop.v1.ReconciliationReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe3\x03\n\x15ReconciliationService\x12\x61\n\x0eSubmitHoldings\x12%.yrd.interop.v1.SubmitHoldingsRequest\x1a&.yrd.interop.v1.SubmitHoldingsResponse(\x01\x12h\n\x11RunReconciliation\x12(.yrd.interop.v1.RunReconciliationRequest\x1a).yrd.interop.v1.RunReconciliationResponse\x12z\n\x17GetReconciliationReport\x12..yrd.interop.v1.GetReconciliationReportRequest\x1a/.yrd.interop.v1.GetReconciliationReportResponse\x12\x80\x01\n\x19ListReconciliationReports\x12\x30.yrd.interop.v1.ListReconciliationReportsRequest\x1a\x31.yrd.interop.v1.ListReconciliationReportsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+yrd/interop/v1/reconciliation_service.proto\x12\x0eyrd.interop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#yrd/interop/v1/reconciliation.proto\x1a\x1cyrd/interop/v1/records.proto\"c\n\x0eSnapshotHeader\x12\x31\n\rsnapshot_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x63ompleted_transfer_ids\x18\x02 \x03(\t\"\xb8\x01\n\x15SubmitHoldingsRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.yrd.interop.v1.SnapshotHeaderH\x00\x12\x30\n\x06\x62locks\x18\x02 \x01(\x0b\x32\x1e.yrd.interop.v1.HeldBlockBatchH\x00\x12\x33\n\x07\x63olumns\x18\x03 \x01(\x0b\x32 .yrd.interop.v1.HeldBlockColumnsH\x00\x42\x06\n\x04part\";\n\x0eHeldBlockBatch\x12)\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x19.yrd.interop.v1.HeldBlock\"\x85\x01\n\x10HeldBlockColumns\x12\x15\n\rorigin_region\x18\x01 \x01(\t\x12\x15\n\rserial_starts\x18\x02 \x03(\x03\x12\x13\n\x0bserial_ends\x18\x03 \x03(\x03\x12.\n\x06states\x18\x04 \x03(\x0e\x32\x1e.yrd.interop.v1.UnitBlockState\"W\n\x16SubmitHoldingsResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x13\n\x0b\x62lock_count\x18\x02 \x01(\x03\x12\x16\n\x0equantity_grams\x18\x03 \x01(\x03\"*\n\x18RunReconciliationRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\"Q\n\x19RunReconciliationResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.yrd.interop.v1.ReconciliationReport\".\n\x1eGetReconciliationReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"W\n\x1fGetReconciliationReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.yrd.interop.v1.ReconciliationReport\"Y\n ListReconciliationReportsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"s\n!ListReconciliationReportsResponse\x12\x35\n\x07reports\x18\x01 \x03(\x0b\x32$.yrd.interop.v1.ReconciliationReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe3\x03\n\x15ReconciliationService\x12\x61\n\x0eSubmitHoldings\x12%.yrd.interop.v1.SubmitHoldingsRequest\x1a&.yrd.interop.v1.SubmitHoldingsResponse(\x01\x12h\n\x11RunReconciliation\x12(.yrd.interop.v1.RunReconciliationRequest\x1a).yrd.interop.v1.RunReconciliationResponse\x12z\n\x17GetReconciliationReport\x12..yrd.interop.v1.GetReconciliationReportRequest\x1a/.yrd.interop.v1.GetReconciliationReportResponse\x12\x80\x01\n\x19ListReconciliationReports\x12\x30.yrd.interop.v1.ListReconciliationReportsRequest\x1a\x31.yrd.interop.v1.ListReconciliationReportsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'yrd.interop.v1.reconciliation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SNAPSHOTHEADER']._serialized_start=133
-  _globals['_SNAPSHOTHEADER']._serialized_end=232
-  _globals['_SUBMITHOLDINGSREQUEST']._serialized_start=235
-  _globals['_SUBMITHOLDINGSREQUEST']._serialized_end=366
-  _globals['_HELDBLOCKBATCH']._serialized_start=368
-  _globals['_HELDBLOCKBATCH']._serialized_end=427
-  _globals['_SUBMITHOLDINGSRESPONSE']._serialized_start=429
-  _globals['_SUBMITHOLDINGSRESPONSE']._serialized_end=516
-  _globals['_RUNRECONCILIATIONREQUEST']._serialized_start=518
-  _globals['_RUNRECONCILIATIONREQUEST']._serialized_end=560
-  _globals['_RUNRECONCILIATIONRESPONSE']._serialized_start=562
-  _globals['_RUNRECONCILIATIONRESPONSE']._serialized_end=643
-  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_start=645
-  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_end=691
-  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_start=693
-  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_end=780
-  _globals['_LISTRECONCILIATIONREPORTSREQUEST']._serialized_start=782
-  _globals['_LISTRECONCILIATIONREPORTSREQUEST']._serialized_end=871
-  _globals['_LISTRECONCILIATIONREPORTSRESPONSE']._serialized_start=873
-  _globals['_LISTRECONCILIATIONREPORTSRESPONSE']._serialized_end=988
-  _globals['_RECONCILIATIONSERVICE']._serialized_start=991
-  _globals['_RECONCILIATIONSERVICE']._serialized_end=1474
+  _globals['_SNAPSHOTHEADER']._serialized_start=163
+  _globals['_SNAPSHOTHEADER']._serialized_end=262
+  _globals['_SUBMITHOLDINGSREQUEST']._serialized_start=265
+  _globals['_SUBMITHOLDINGSREQUEST']._serialized_end=449
+  _globals['_HELDBLOCKBATCH']._serialized_start=451
+  _globals['_HELDBLOCKBATCH']._serialized_end=510
+  _globals['_HELDBLOCKCOLUMNS']._serialized_start=513
+  _globals['_HELDBLOCKCOLUMNS']._serialized_end=646
+  _globals['_SUBMITHOLDINGSRESPONSE']._serialized_start=648
+  _globals['_SUBMITHOLDINGSRESPONSE']._serialized_end=735
+  _globals['_RUNRECONCILIATIONREQUEST']._serialized_start=737
+  _globals['_RUNRECONCILIATIONREQUEST']._serialized_end=779
+  _globals['_RUNRECONCILIATIONRESPONSE']._serialized_start=781
+  _globals['_RUNRECONCILIATIONRESPONSE']._serialized_end=862
+  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_start=864
+  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_end=910
+  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_start=912
+  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_end=999
+  _globals['_LISTRECONCILIATIONREPORTSREQUEST']._serialized_start=1001
+  _globals['_LISTRECONCILIATIONREPORTSREQUEST']._serialized_end=1090
+  _globals['_LISTRECONCILIATIONREPORTSRESPONSE']._serialized_start=1092
+  _globals['_LISTRECONCILIATIONREPORTSRESPONSE']._serialized_end=1207
+  _globals['_RECONCILIATIONSERVICE']._serialized_start=1210
+  _globals['_RECONCILIATIONSERVICE']._serialized_end=1693
 # @@protoc_insertion_point(module_scope)
