@@ -19,6 +19,7 @@ from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
 from gateway.contract import BLOCK_STATE_PROTO
+from gateway.security.audit_chain import SortedRowsDigest
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
@@ -37,6 +38,7 @@ from gateway.storage.models import (
     TransferRow,
     UnitBlockRow,
 )
+from gateway.storage.reconciliation_store import ReconciliationStore
 
 R, OTHER, THIRD = "310000", "320000", "340000"
 ORIGINS = (R, THIRD)
@@ -177,6 +179,43 @@ def test_a_registry_in_agreement_gets_completed(
     tampered.CopyFrom(report)
     tampered.status = Status.RECONCILIATION_STATUS_TOTALS_INCONSISTENT
     assert not verify_report(raw_public_key(key), tampered)
+
+
+def test_a_registry_keeping_finer_blocks_stores_none_of_them(
+    service: ReconciliationService, database: Database
+) -> None:
+    """The registry's blocks are stored as its runs: split finer than the ledger's (across
+    messages too), they hold the ledger's blocks identically and neither side keeps a block; a
+    part in another state is kept, as its run, and found."""
+    seed(database, LEDGER, [])
+    held = [(R, 0, 99, "active"), (R, 150, 199, "retired"), (THIRD, 1000, 1999, "reserved")]
+    fine = [(o, s, e, state) for o, a, b, state in held for s, e in ((a, a + 9), (a + 10, b))]
+    b = SnapshotBuilder()
+    b.header(NOW, [])
+    for i in range(0, len(fine), 3):  # a split falls between two messages too
+        b.add((o, s, e, BLOCK_STATE_PROTO[state]) for o, s, e, state in fine[i : i + 3])
+    summary = service.submit(REGISTRY, b)
+    assert (summary.block_count, summary.quantity_grams) == (6, 100 + 50 + 1000)
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        assert ReconciliationStore(session).kept_block_digests(sid) == {
+            side: (0, SortedRowsDigest().hexdigest()) for side in ("registry", "ledger")
+        }
+    assert service.run(ADMIN, R).status == Status.RECONCILIATION_STATUS_COMPLETED
+    # One gram restated: the registry's runs around it are kept, the ledger's block too.
+    restated = [*fine[:1], (R, 10, 10, "retired"), (R, 11, 99, "active"), *fine[2:]]
+    service.submit(REGISTRY, snapshot(restated, []))
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        kept = ReconciliationStore(session).kept_blocks(sid)
+    assert sorted(kept["registry"]) == [
+        (R, 0, 9, "active"),
+        (R, 10, 10, "retired"),
+        (R, 11, 99, "active"),
+    ]
+    assert kept["ledger"] == [(R, 0, 99, "active")]
+    found = found_set(service.run(ADMIN, R))
+    assert (Kind.DISCREPANCY_KIND_STATE_MISMATCH, R, ((10, 10),), (), 1) in found
 
 
 def test_each_planted_kind_is_found_exactly(
