@@ -55,6 +55,27 @@ _INCOMING = Table(
 """The registry's blocks while their snapshot is stored: a temporary table of the transaction
 (no log, no index while it fills)."""
 _INSERT_INCOMING = BulkInsert(_INCOMING, ("origin_region", "serial_start", "serial_end", "state"))
+_UNMATCHED = Table(
+    "snapshot_unmatched",
+    MetaData(),
+    Column("side", String(8), nullable=False),
+    Column("origin_region", String(6), nullable=False),
+    Column("serial_start", BigInteger, nullable=False),
+    Column("serial_end", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+"""Each side's blocks that no block of the other side matches exactly, while a snapshot is
+stored."""
+_TILED = Table(
+    "snapshot_tiled",
+    MetaData(),
+    Column("origin_region", String(6), nullable=False),
+    Column("registry_start", BigInteger, nullable=False),
+    Column("ledger_start", BigInteger, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+"""Unmatched registry blocks that unmatched ledger blocks tile exactly, pair by pair."""
 
 
 class ReconciliationStore:
@@ -123,9 +144,23 @@ class ReconciliationStore:
         both sides per (origin, state) — the registry's as given (``registry_totals``), the
         ledger's derived (the blocks both hold alike count alike); then the staging table goes."""
         params = {"sid": sid, "region": region}
+        conn = self.session.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        for table in (_UNMATCHED, _TILED):
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+        for statement in (_UNMATCHED_REGISTRY, _UNMATCHED_LEDGER):
+            self.session.execute(text(statement), params)
+        conn.exec_driver_sql(_INDEX_UNMATCHED[0].format(temp="temp." if sqlite else ""))
+        if not sqlite:
+            conn.exec_driver_sql("ANALYZE snapshot_unmatched")
+        self.session.execute(text(_TILE))
+        for statement in _INDEX_TILED_SQLITE if sqlite else ("ANALYZE snapshot_tiled",):
+            conn.exec_driver_sql(statement)
         for statement in (_KEEP_REGISTRY_ONLY, _KEEP_LEDGER_ONLY):
             self.session.execute(text(statement), params)
-        _INCOMING.drop(self.session.connection())
+        for table in (_INCOMING, _UNMATCHED, _TILED):
+            table.drop(conn)
         totals = {key: [grams, grams] for key, grams in registry_totals.items()}
         for side, origin, state, grams in self.session.execute(text(_KEPT_GRAMS), params):
             pair = totals.setdefault((origin, state), [0, 0])
@@ -364,9 +399,9 @@ FROM snapshot_blocks WHERE snapshot_id = :sid GROUP BY side, origin_region, stat
 # A block the ledger holds as held (an open duplicate case holds its issuance) matches the
 # registry's block as held or as active: registries learn of holds late. The equivalence is
 # one-way — a block the registry calls held that the ledger has active differs.
-_KEEP_REGISTRY_ONLY = """
-INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
-SELECT :sid, 'registry', i.origin_region, i.serial_start, i.serial_end, i.state
+_UNMATCHED_REGISTRY = """
+INSERT INTO snapshot_unmatched (side, origin_region, serial_start, serial_end, state)
+SELECT 'registry', i.origin_region, i.serial_start, i.serial_end, i.state
 FROM snapshot_incoming i
 WHERE NOT EXISTS (
   SELECT 1 FROM unit_blocks u
@@ -375,15 +410,65 @@ WHERE NOT EXISTS (
     AND (u.state = i.state OR (u.state = 'held' AND i.state = 'active')))
 """
 
-_KEEP_LEDGER_ONLY = """
-INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
-SELECT :sid, 'ledger', u.origin_region, u.serial_start, u.serial_end, u.state
+_UNMATCHED_LEDGER = """
+INSERT INTO snapshot_unmatched (side, origin_region, serial_start, serial_end, state)
+SELECT 'ledger', u.origin_region, u.serial_start, u.serial_end, u.state
 FROM unit_blocks u
 WHERE u.holder_region = :region AND NOT EXISTS (
   SELECT 1 FROM snapshot_incoming i
   WHERE i.origin_region = u.origin_region AND i.serial_start = u.serial_start
     AND i.serial_end = u.serial_end
     AND (i.state = u.state OR (u.state = 'held' AND i.state = 'active')))
+"""
+# Built once the rows are in: the range join of _TILE looks ledger blocks up by their start on
+# both backends; PostgreSQL hashes the lookups of the tiled pairs instead.
+_INDEX_UNMATCHED = (
+    "CREATE INDEX {temp}ix_snapshot_unmatched"
+    " ON snapshot_unmatched (side, origin_region, serial_start)",
+)
+_INDEX_TILED_SQLITE = (
+    "CREATE INDEX temp.ix_snapshot_tiled_registry"
+    " ON snapshot_tiled (origin_region, registry_start)",
+    "CREATE INDEX temp.ix_snapshot_tiled_ledger ON snapshot_tiled (origin_region, ledger_start)",
+)
+
+# The ledger keeps finer blocks than the registry where it has split a block the registry has not
+# (a retirement, a transfer out and back; the registry's own arrive joined into runs): a registry
+# block that the ledger's unmatched blocks inside it tile exactly, each in an equivalent state, is
+# held alike too, and so are those ledger blocks. The ledger's blocks never overlap, so blocks
+# inside the registry's whose grams add up to its grams cover it exactly.
+_TILE = """
+INSERT INTO snapshot_tiled (origin_region, registry_start, ledger_start)
+SELECT o, rs, us FROM (
+  SELECT r.origin_region AS o, r.serial_start AS rs, u.serial_start AS us,
+         r.serial_end - r.serial_start + 1 AS grams,
+         SUM(u.serial_end - u.serial_start + 1)
+           OVER (PARTITION BY r.origin_region, r.serial_start) AS covered
+  FROM snapshot_unmatched r JOIN snapshot_unmatched u
+    ON u.side = 'ledger' AND u.origin_region = r.origin_region
+   AND u.serial_start >= r.serial_start AND u.serial_start <= r.serial_end
+   AND u.serial_end <= r.serial_end
+   AND (u.state = r.state OR (u.state = 'held' AND r.state = 'active'))
+  WHERE r.side = 'registry'
+) t WHERE covered = grams
+"""
+
+_KEEP_REGISTRY_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'registry', r.origin_region, r.serial_start, r.serial_end, r.state
+FROM snapshot_unmatched r
+WHERE r.side = 'registry' AND NOT EXISTS (
+  SELECT 1 FROM snapshot_tiled t
+  WHERE t.origin_region = r.origin_region AND t.registry_start = r.serial_start)
+"""
+
+_KEEP_LEDGER_ONLY = """
+INSERT INTO snapshot_blocks (snapshot_id, side, origin_region, serial_start, serial_end, state)
+SELECT :sid, 'ledger', u.origin_region, u.serial_start, u.serial_end, u.state
+FROM snapshot_unmatched u
+WHERE u.side = 'ledger' AND NOT EXISTS (
+  SELECT 1 FROM snapshot_tiled t
+  WHERE t.origin_region = u.origin_region AND t.ledger_start = u.serial_start)
 """
 
 # -- stage 1: totals per origin and state --------------------------------------------------------

@@ -218,6 +218,69 @@ def test_a_registry_keeping_finer_blocks_stores_none_of_them(
     assert (Kind.DISCREPANCY_KIND_STATE_MISMATCH, R, ((10, 10),), (), 1) in found
 
 
+def _kept(database: Database) -> dict[str, list[tuple[str, int, int, str]]]:
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        kept = ReconciliationStore(session).kept_blocks(sid)
+    return {side: sorted(blocks) for side, blocks in kept.items()}
+
+
+def test_a_ledger_keeping_finer_blocks_keeps_none_it_tiles_alike(
+    service: ReconciliationService, database: Database
+) -> None:
+    """Where the ledger has split what the registry holds as one block, the ledger's blocks that
+    tile the registry's exactly, each in its state (held counting as active), are held alike:
+    neither side keeps them. Blocks that leave a gap or differ in a state are kept and found."""
+    seed(
+        database,
+        [
+            (R, 0, 49, R, "active"),
+            (R, 50, 99, R, "held"),  # a registry may report held units active
+            (R, 200, 209, R, "retired"),
+            (R, 210, 219, R, "retired"),
+            (R, 220, 229, R, "retired"),
+            (R, 300, 349, R, "active"),
+            (R, 350, 399, R, "retired"),  # the registry says active: a state mismatch
+            (R, 400, 449, R, "active"),  # then 450..499 the ledger does not give it
+            (THIRD, 0, 9, R, "active"),
+            (THIRD, 10, 19, R, "active"),
+        ],
+        [],
+    )
+    alike = [(R, 0, 99, "active"), (R, 200, 229, "retired"), (THIRD, 0, 19, "active")]
+    rest = [(R, 300, 349, "active"), (R, 350, 399, "retired"), (R, 400, 449, "active")]
+    service.submit(REGISTRY, snapshot(alike, []))
+    assert _kept(database) == {"registry": [], "ledger": rest}
+    service.submit(REGISTRY, snapshot([*alike, *rest], []))
+    assert _kept(database) == {"registry": [], "ledger": []}
+    assert service.run(ADMIN, R).status == Status.RECONCILIATION_STATUS_COMPLETED
+    # 300..499 active: the ledger's blocks inside differ in a state and leave a gap.
+    service.submit(REGISTRY, snapshot([*alike, (R, 300, 499, "active")], []))
+    assert _kept(database) == {"registry": [(R, 300, 499, "active")], "ledger": rest}
+    found = found_set(service.run(ADMIN, R))
+    assert {(kind, ranges) for kind, origin, ranges, _, _ in found if ranges} == {
+        (Kind.DISCREPANCY_KIND_STATE_MISMATCH, ((350, 399),)),
+        (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, ((450, 499),)),
+    }
+
+
+def test_ledger_blocks_adding_up_across_a_gap_and_an_overhang_do_not_tile(
+    service: ReconciliationService, database: Database
+) -> None:
+    """40 + 60 grams inside a 100-gram block do not tile it when one of them runs past its end."""
+    seed(database, [(R, 0, 39, R, "active"), (R, 50, 109, R, "active")], [])
+    service.submit(REGISTRY, snapshot([(R, 0, 99, "active")], []))
+    assert _kept(database) == {
+        "registry": [(R, 0, 99, "active")],
+        "ledger": [(R, 0, 39, "active"), (R, 50, 109, "active")],
+    }
+    found = found_set(service.run(ADMIN, R))
+    assert {(kind, ranges) for kind, _, ranges, _, _ in found if ranges} == {
+        (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, ((40, 49),)),
+        (Kind.DISCREPANCY_KIND_LEDGER_ONLY, ((100, 109),)),
+    }
+
+
 def test_each_planted_kind_is_found_exactly(
     service: ReconciliationService, database: Database
 ) -> None:
