@@ -25,8 +25,8 @@ Run: ``python -m bench.reconcile [N] [--split] [--finer-ledger]`` (default
 ``YRDGW_BENCH_RECONCILE_BLOCKS``, else 100,000 blocks; ``make bench`` sets 1,000,000).
 ``--split``: every registry block is sent split in two (the gateway joins each pair back into
 the ledger's block as it receives them, protocol 1.4.1). ``--finer-ledger``: the ledger keeps every
-block as two halves and the registries send them whole, so that no block matches and every serial
-goes through the range stage (the worst case of the comparison).
+block as two halves and the registries send them whole, so that no block matches exactly (the
+gateway finds that each pair of halves tiles the registry's block, protocol 1.4.1).
 """
 
 from __future__ import annotations
