@@ -21,9 +21,12 @@ so the bench's own setup is not counted; where that cannot be reset, ``ru_maxrss
 high-water mark since the start).
 On SQLite, and on PostgreSQL when it answers at ``YRDGW_BENCH_POSTGRES_URL``.
 
-Run: ``python -m bench.reconcile [N] [--split]`` (default ``YRDGW_BENCH_RECONCILE_BLOCKS``, else
-100,000 blocks; ``make bench`` sets 1,000,000; ``--split``: every registry block is sent split in
-two, so that no block matches and every serial goes through the range stage).
+Run: ``python -m bench.reconcile [N] [--split] [--finer-ledger]`` (default
+``YRDGW_BENCH_RECONCILE_BLOCKS``, else 100,000 blocks; ``make bench`` sets 1,000,000).
+``--split``: every registry block is sent split in two (the gateway joins each pair back into
+the ledger's block as it receives them, protocol 1.4.1). ``--finer-ledger``: the ledger keeps every
+block as two halves and the registries send them whole, so that no block matches exactly (the
+gateway finds that each pair of halves tiles the registry's block, protocol 1.4.1).
 """
 
 from __future__ import annotations
@@ -223,21 +226,26 @@ _LEDGER = BulkInsert(
 )
 
 
-def write_ledger(db: Database, n: int) -> None:
+def write_ledger(db: Database, n: int, finer: bool) -> None:
+    """The ledger's N blocks (``finer``: each as two halves)."""
     with db.engine.begin() as conn:
         now = _LEDGER.stored(conn.dialect, "created_at", dt.datetime.now(dt.UTC))
+        issuance, project = "regions/bench/issuances/x", "regions/bench/projects/x"
         for first in range(0, n, CHUNK):
             rows = []
             for i in range(first, min(first + CHUNK, n)):
                 origin, start, end, holder = ledger_block(i)
-                issuance, project = "regions/bench/issuances/x", "regions/bench/projects/x"
-                rows.append((origin, issuance, project, 2025, start, end, holder, "active", now))
+                mid = (start + end) // 2
+                for s, e in ((start, mid), (mid + 1, end)) if finer else ((start, end),):
+                    rows.append((origin, issuance, project, 2025, s, e, holder, "active", now))
             _LEDGER.run(conn, rows)
 
 
-def measure(label: str, db: Database, pki: PKIDir, n: int, split: bool, columns: bool) -> None:
+def measure(
+    label: str, db: Database, pki: PKIDir, n: int, split: bool, finer: bool, columns: bool
+) -> None:
     db.upgrade()
-    write_ledger(db, n)
+    write_ledger(db, n, finer)
     raw = raw_insert_rate(db, n, split)
     core = raw_insert_rate(db, n, split, core=True)
     settings = GatewaySettings(
@@ -276,7 +284,11 @@ def measure(label: str, db: Database, pki: PKIDir, n: int, split: bool, columns:
     planted = sum(r.planted for r in results)
     peak = _peak_rss_mib(reset)
     ingest = phase["receive"] + phase["stage"]
-    case = (" (split)" if split else "") + ("" if columns else " (HeldBlockBatch)")
+    case = (
+        (" (split)" if split else "")
+        + (" (finer ledger)" if finer else "")
+        + ("" if columns else " (HeldBlockBatch)")
+    )
     print(
         f"{label} {n:>9,} ledger blocks{case}: total {submit + compare:6.2f} s"
         f" | ingest {blocks / ingest:>9,.0f} blocks/s ({ingest:.2f} s: stream read and checked"
@@ -313,6 +325,7 @@ def main() -> None:
     default = os.environ.get("YRDGW_BENCH_RECONCILE_BLOCKS", "100000")
     n = int(args[0]) if args and args[0].isdigit() else int(default)
     split = "--split" in sys.argv[1:]
+    finer = "--finer-ledger" in sys.argv[1:]
     columns = "--batches" not in sys.argv[1:]
     sizes = [n // 10, n]
     configure_logging("console", "warning")
@@ -327,7 +340,7 @@ def main() -> None:
         for size in sizes:
             sqlite = Database.from_url(f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}")
             try:
-                measure("SQLite    ", sqlite, pki, size, split, columns)
+                measure("SQLite    ", sqlite, pki, size, split, finer, columns)
             finally:
                 sqlite.dispose()
                 Path(tmp, f"bench-{size}.sqlite3").unlink()
@@ -335,7 +348,7 @@ def main() -> None:
             with postgres_schema() as pg:
                 if pg is None:
                     break
-                measure("PostgreSQL", pg, pki, size, split, columns)
+                measure("PostgreSQL", pg, pki, size, split, finer, columns)
 
 
 if __name__ == "__main__":

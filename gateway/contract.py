@@ -16,11 +16,12 @@ from yrd.interop.v1 import duplicates_pb2, records_pb2, transfer_pb2, transfer_s
 
 PROTOCOL_PACKAGE = "yrd.interop.v1"
 """The proto package; a breaking change is a new package."""
-PROTOCOL_VERSION = "1.4.0"
+PROTOCOL_VERSION = "1.4.1"
 """Semantic version of docs/protocol.md within the package (1.1.0 added GatewayInfoService,
 1.2.0 StatusService, max_sign_time_skew, the validation layer, GetRetirement and
 ListRetirements; 1.3.0 the identity keys of projects, held units (UNIT_BLOCK_STATE_HELD) and
-DuplicateService; 1.4.0 holdings streamed as columns, HeldBlockColumns)."""
+DuplicateService; 1.4.0 holdings streamed as columns, HeldBlockColumns; 1.4.1 a snapshot's
+registry blocks stored as runs, ledger blocks tiling a registry block held alike)."""
 MAX_REQUEST_ID_CHARS = 120
 """Longest ``transfer_id`` / ``retirement_id`` (code points; no ``/``)."""
 

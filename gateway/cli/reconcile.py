@@ -64,9 +64,10 @@ app = typer.Typer(
 )
 
 
-def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
+def load_snapshot_file(path: Path, *, join: bool = True) -> tuple[str, SnapshotBuilder]:
     """A snapshot file: {"region", "snapshot_time" (ISO 8601), "completed_transfers": [names],
-    "blocks": [{"origin", "start", "end", "state": active|held|reserved|retired|cancelled}]}."""
+    "blocks": [{"origin", "start", "end", "state": active|held|reserved|retired|cancelled}]},
+    checked; ``join``: as the gateway stores it (runs), else its blocks as given."""
     import json
 
     from gateway.contract import BLOCK_STATE_PROTO
@@ -76,7 +77,7 @@ def load_snapshot_file(path: Path) -> tuple[str, SnapshotBuilder]:
     when = dt.datetime.fromisoformat(doc["snapshot_time"])
     if when.tzinfo is None:
         raise ValueError("snapshot_time needs a time zone")
-    snapshot = SnapshotBuilder()
+    snapshot = SnapshotBuilder(join=join)
     snapshot.header(when, doc.get("completed_transfers", []))
     snapshot.add(
         (str(b["origin"]), int(b["start"]), int(b["end"]), BLOCK_STATE_PROTO.get(b["state"], 0))
@@ -264,7 +265,7 @@ def reconcile_submit(
 
     from gateway.contract import BLOCK_STATE_PROTO
 
-    file_region, builder = _load_or_exit(file)
+    file_region, builder = _load_or_exit(file, join=False)
     with builder, remote.connect(gateway, cert_dir, region) as client:
         if file_region != client.region:
             raise UserError(
@@ -273,7 +274,7 @@ def reconcile_submit(
                 ExitCode.USAGE,
             )
         assert builder.snapshot_time is not None
-        # The checked blocks, streamed back from the builder's spool in the file's order.
+        # The checked blocks, streamed back from the builder's spool as the file gives them.
         blocks = (
             (
                 origin,
@@ -281,7 +282,7 @@ def reconcile_submit(
                 end,
                 BLOCK_STATE_PROTO.get(state, records_pb2.UNIT_BLOCK_STATE_UNSPECIFIED),
             )
-            for rows in builder.spool.chunks()
+            for rows in builder.rows()
             for origin, start, end, state in rows
         )
         reply = client.submit_holdings(
@@ -341,11 +342,11 @@ def _summary(reports: list[reconciliation_pb2.ReconciliationReport], missing: li
     console.print(shown)
 
 
-def _load_or_exit(path: Path) -> tuple[str, SnapshotBuilder]:
+def _load_or_exit(path: Path, *, join: bool = True) -> tuple[str, SnapshotBuilder]:
     from gateway.errors import DomainError
 
     try:
-        return load_snapshot_file(path)
+        return load_snapshot_file(path, join=join)
     except OSError:
         raise
     except KeyError as exc:

@@ -118,7 +118,7 @@ class ReconciliationService:
         received = time.perf_counter()
         with snapshot.spool, self.db.transaction() as session:
             store = ReconciliationStore(session)
-            store.stage_registry_blocks(snapshot.spool.chunks())
+            store.stage_registry_blocks(snapshot.rows())
             staged = time.perf_counter()
             store.index_staged()
             overlap = None if snapshot.in_order else store.first_overlap()

@@ -1,6 +1,11 @@
 """A holdings snapshot as it streams in: its parts checked (the header, blocks as messages or as
 columns) and its blocks spooled in bounded memory until ``ReconciliationService.store_snapshot``
-stores it (docs/protocol.md §11.4)."""
+stores it (docs/protocol.md §11.4).
+
+The rows spooled are the registry's runs: a block that continues the previous block of its origin
+in the stream (the next serial, the same state) is joined to it. A registry that keeps its units in
+finer blocks than the ledger then still holds the ledger's blocks identically, and the comparison
+keeps none of them; the serials and grams held in each state, and any overlap, are unchanged."""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ import datetime as dt
 import re
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, islice, repeat
-from operator import gt, le
+from operator import add, and_, eq, gt, le, not_
 from typing import cast
 
 from yrd.interop.v1 import reconciliation_service_pb2
@@ -36,28 +41,32 @@ _COLUMN_PATHS = (
 
 class SnapshotBuilder:
     """Collects and checks a snapshot's parts as they stream in (before any database work). The
-    blocks are kept as plain rows in a :class:`RowSpool`: bounded memory whatever their number.
-    ``close()`` (or storing the snapshot) frees the spool."""
+    blocks are kept as plain rows in a :class:`RowSpool`: bounded memory whatever their number;
+    ``rows()`` reads them back. ``close()`` (or storing the snapshot) frees the spool.
 
-    def __init__(self) -> None:
+    With ``join`` (the default) the rows are the registry's runs (the module's docstring);
+    without it, the blocks as given."""
+
+    def __init__(self, *, join: bool = True) -> None:
         self.snapshot_time: dt.datetime | None = None
         self.transfer_names: set[str] = set()
         self.quantity_grams = 0
         self.totals: dict[tuple[str, str], int] = {}
         """Grams per (origin, state)."""
         self.spool = RowSpool()
+        self.join = join
+        self.block_count = 0
+        """Blocks received (each block, whether or not it was joined to the one before it)."""
         self.in_order = True
         """Whether each origin's blocks came in serial order, each after the previous one's
         end: then no two overlap, and storing the snapshot need not check that in SQL."""
         self._origins: dict[str, str] = {}
         """Origins seen valid, each mapped to one shared string."""
         self._reach: dict[str, int] = {}
+        self._open: dict[str, tuple[int, int, str]] = {}
+        """Per origin, its last run (start, end, state) while a block may still join it."""
         self.started = time.perf_counter()
         """When the snapshot began to arrive (the receive phase runs from here to storing)."""
-
-    @property
-    def block_count(self) -> int:
-        return self.spool.count
 
     def header(self, snapshot_time: dt.datetime, transfer_names: Iterable[str]) -> None:
         if self.snapshot_time is not None:
@@ -128,9 +137,22 @@ class SnapshotBuilder:
             key = (origin, state)
             totals[key] = totals.get(key, 0) + end - start + 1
         self.in_order = in_order
-        self.spool.extend(rows)
-        if self.spool.count > MAX_SNAPSHOT_BLOCKS:
+        self.block_count += len(rows)
+        if self.block_count > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
+        if not self.join:
+            self.spool.extend(rows)
+            return
+        spooled, runs = [], self._open
+        for origin, start, end, state in rows:
+            last = runs.get(origin)
+            if last is not None:
+                if last[1] + 1 == start and last[2] == state:
+                    runs[origin] = (last[0], end, state)
+                    continue
+                spooled.append((origin, *last))
+            runs[origin] = (start, end, state)
+        self.spool.extend(spooled)
 
     def add_columns(
         self, origin: str, starts: Sequence[int], ends: Sequence[int], states: Sequence[int]
@@ -146,16 +168,16 @@ class SnapshotBuilder:
         n = len(s)
         name = self._origins.get(origin)
         if name is None:  # checked even when no block follows
-            name = self._origin(origin, f"block {self.spool.count}", _COLUMN_PATHS[0])
+            name = self._origin(origin, f"block {self.block_count}", _COLUMN_PATHS[0])
         if len(e) != n or len(st) != n:
             raise errors.SnapshotInvalid(
-                f"block {self.spool.count}: a batch's columns differ in length (serial_starts "
+                f"block {self.block_count}: a batch's columns differ in length (serial_starts "
                 f"{n}, serial_ends {len(e)}, states {len(st)})",
-                field_errors={"columns": f"block {self.spool.count}"},
+                field_errors={"columns": f"block {self.block_count}"},
             )
         if not n:
             return
-        if self.spool.count + n > MAX_SNAPSHOT_BLOCKS:
+        if self.block_count + n > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
         present = set(st)
         if min(s) < 0 or not all(map(le, s, e)) or present - BLOCK_STATE_OF.keys():
@@ -181,7 +203,51 @@ class SnapshotBuilder:
                 self._reach[name] = e[-1]
             else:
                 self.in_order = False
-        self.spool.extend_columns(n, name, array("q", s), array("q", e), state)
+        self.block_count += n
+        if self.join:
+            self._join_columns(name, s, e, st, state)
+        else:
+            self.spool.extend_columns(n, name, array("q", s), array("q", e), state)
+
+    def _join_columns(
+        self, origin: str, s: list[int], e: list[int], st: Sequence[int], state: str | list[str]
+    ) -> None:
+        """Spool a checked batch of ``origin``'s blocks as runs, a column at a time: the batch's
+        last run stays open (a block of the next batch may continue it)."""
+        n = len(s)
+        # joins[i]: block i + 1 continues block i (the next serial; the same state).
+        joins = list(map(eq, map(add, e, repeat(1, n - 1)), islice(s, 1, None)))
+        if isinstance(state, list) and any(joins):
+            joins = list(map(and_, joins, map(eq, st, islice(st, 1, None))))
+        if any(joins):
+            starting = [True, *map(not_, joins)]  # block i starts a run
+            s = list(compress(s, starting))
+            e = list(compress(e, [*starting[1:], True]))  # block i ends one
+            if isinstance(state, list):
+                state = list(compress(state, starting))
+        first, last = (state, state) if isinstance(state, str) else (state[0], state[-1])
+        run = self._open.get(origin)
+        if run is not None:
+            if run[1] + 1 == s[0] and run[2] == first:
+                s[0] = run[0]
+            else:
+                self.spool.extend([(origin, *run)])
+        self._open[origin] = (s[-1], e[-1], last)
+        if len(s) > 1:
+            starts, ends = array("q", s), array("q", e)
+            starts.pop()
+            ends.pop()
+            self.spool.extend_columns(
+                len(starts), origin, starts, ends, state if isinstance(state, str) else state[:-1]
+            )
+
+    def rows(self) -> Iterator[Iterable[Block]]:
+        """The spooled rows, a piece at a time (each read once): after the last part has been
+        taken, the open runs closed."""
+        if self._open:
+            self.spool.extend([(origin, *run) for origin, run in self._open.items()])
+            self._open.clear()
+        return self.spool.chunks()
 
     def _count_grams(self, grams: int, spans: Iterable[tuple[int, int]], path: str) -> None:
         """Count a batch's ``grams`` (its blocks' (start, end) in ``spans``, read only on
@@ -194,7 +260,7 @@ class SnapshotBuilder:
                 running += end - start + 1
                 if running > MAX_SNAPSHOT_GRAMS:
                     break
-            where = f"block {self.spool.count + at}"
+            where = f"block {self.block_count + at}"
             raise errors.SnapshotInvalid(
                 f"{where}: the snapshot's blocks would hold more than {MAX_SNAPSHOT_GRAMS} grams",
                 field_errors={path: where},
@@ -216,7 +282,7 @@ class SnapshotBuilder:
         rows: list[Block] = []
         origin_path, start_path, end_path, state_path = paths
         for origin, start, end, state in blocks:
-            where = f"block {self.spool.count + len(rows)}"
+            where = f"block {self.block_count + len(rows)}"
             if origin not in self._origins:
                 self._origin(origin, where, origin_path)
             if not 0 <= start <= end:

@@ -217,16 +217,16 @@ def _refusal(err: errors.DomainError) -> Json:
 
 
 def _submit(service: ReconciliationService, stream: list[str]) -> Json:
-    """What the gateway answers to the stream of hex messages: the stored snapshot's blocks (in
-    the order stored), count and grams, or the refusal."""
-    with SnapshotBuilder() as snapshot:
+    """What the gateway answers to the stream of hex messages: the blocks the stream means (in
+    the order sent; the gateway stores them joined into runs), count and grams, or the refusal."""
+    with SnapshotBuilder(join=False) as snapshot:
         try:
             for data in stream:
                 request = Request.FromString(bytes.fromhex(data))
                 if applies_to(request):
                     validate(request)
                 snapshot.take(request)
-            blocks = [_row(*row) for chunk in snapshot.spool.chunks() for row in chunk]
+            blocks = [_row(*row) for chunk in snapshot.rows() for row in chunk]
             summary = service.store_snapshot(REGION, snapshot, submitted_by="vectors")
         except errors.DomainError as err:
             return {"refused": _refusal(err)}

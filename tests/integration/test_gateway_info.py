@@ -43,7 +43,7 @@ def test_every_role_reads_the_facts(
     admin = client_for(AH, Role.ADMIN, "admin-b").gateway_info()
     assert registry == admin
     info = registry
-    assert (info.protocol.package, info.protocol.version) == ("yrd.interop.v1", "1.4.0")
+    assert (info.protocol.package, info.protocol.version) == ("yrd.interop.v1", "1.4.1")
     gateway_key = raw_public_key(load_signing_key(pki.gateway().signing_key))
     assert [k.public_key for k in info.signing_keys] == [gateway_key]  # no rotation yet
     assert info.signing_keys[0].HasField("valid_from")

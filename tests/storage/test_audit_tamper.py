@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -368,13 +369,28 @@ RULE_2_KEYS = (
 )
 
 
+def _cut(
+    origin: str, start: int, end: int, state: str, cuts: set[int]
+) -> list[tuple[str, int, int, str]]:
+    """The block ``start``..``end`` cut before each serial of ``cuts`` inside it."""
+    points = [start, *sorted(c for c in cuts if start < c <= end), end + 1]
+    return [(origin, a, b - 1, state) for a, b in itertools.pairwise(points)]
+
+
 def _blocks_as_stored_before_0008(s: Session, sid: int, region: str) -> None:
     """Snapshot ``sid``'s blocks as a gateway before migration 0008 stored them: every block of
     both sides. Nothing changed the ledger after the fixture's snapshots, so the ledger's side
     is its blocks now; the registry's is what it holds alike with them, and what it kept."""
     ledger = set(ReconciliationStore(s).ledger_blocks(region))
     kept = ReconciliationStore(s).kept_blocks(sid)
-    sides = {"registry": set(kept["registry"]) | (ledger - set(kept["ledger"])), "ledger": ledger}
+    # The gateway keeps the registry's runs; the fixture's registries send the ledger's blocks
+    # (states changed where a mistake is planted), so a run is cut back where they start.
+    sent = {
+        piece
+        for origin, start, end, state in kept["registry"]
+        for piece in _cut(origin, start, end, state, {b[1] for b in ledger if b[0] == origin})
+    }
+    sides = {"registry": sent | (ledger - set(kept["ledger"])), "ledger": ledger}
     s.execute(delete(SnapshotBlockRow).where(SnapshotBlockRow.snapshot_id == sid))
     for side, blocks in sides.items():
         for origin, start, end, state in sorted(blocks):

@@ -19,6 +19,7 @@ from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from gateway import errors
 from gateway.contract import BLOCK_STATE_PROTO
+from gateway.security.audit_chain import SortedRowsDigest
 from gateway.security.identity import Identity, Role
 from gateway.security.reports import verify_report
 from gateway.security.signing import raw_public_key
@@ -37,6 +38,7 @@ from gateway.storage.models import (
     TransferRow,
     UnitBlockRow,
 )
+from gateway.storage.reconciliation_store import ReconciliationStore
 
 R, OTHER, THIRD = "310000", "320000", "340000"
 ORIGINS = (R, THIRD)
@@ -177,6 +179,106 @@ def test_a_registry_in_agreement_gets_completed(
     tampered.CopyFrom(report)
     tampered.status = Status.RECONCILIATION_STATUS_TOTALS_INCONSISTENT
     assert not verify_report(raw_public_key(key), tampered)
+
+
+def test_a_registry_keeping_finer_blocks_stores_none_of_them(
+    service: ReconciliationService, database: Database
+) -> None:
+    """The registry's blocks are stored as its runs: split finer than the ledger's (across
+    messages too), they hold the ledger's blocks identically and neither side keeps a block; a
+    part in another state is kept, as its run, and found."""
+    seed(database, LEDGER, [])
+    held = [(R, 0, 99, "active"), (R, 150, 199, "retired"), (THIRD, 1000, 1999, "reserved")]
+    fine = [(o, s, e, state) for o, a, b, state in held for s, e in ((a, a + 9), (a + 10, b))]
+    b = SnapshotBuilder()
+    b.header(NOW, [])
+    for i in range(0, len(fine), 3):  # a split falls between two messages too
+        b.add((o, s, e, BLOCK_STATE_PROTO[state]) for o, s, e, state in fine[i : i + 3])
+    summary = service.submit(REGISTRY, b)
+    assert (summary.block_count, summary.quantity_grams) == (6, 100 + 50 + 1000)
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        assert ReconciliationStore(session).kept_block_digests(sid) == {
+            side: (0, SortedRowsDigest().hexdigest()) for side in ("registry", "ledger")
+        }
+    assert service.run(ADMIN, R).status == Status.RECONCILIATION_STATUS_COMPLETED
+    # One gram restated: the registry's runs around it are kept, the ledger's block too.
+    restated = [*fine[:1], (R, 10, 10, "retired"), (R, 11, 99, "active"), *fine[2:]]
+    service.submit(REGISTRY, snapshot(restated, []))
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        kept = ReconciliationStore(session).kept_blocks(sid)
+    assert sorted(kept["registry"]) == [
+        (R, 0, 9, "active"),
+        (R, 10, 10, "retired"),
+        (R, 11, 99, "active"),
+    ]
+    assert kept["ledger"] == [(R, 0, 99, "active")]
+    found = found_set(service.run(ADMIN, R))
+    assert (Kind.DISCREPANCY_KIND_STATE_MISMATCH, R, ((10, 10),), (), 1) in found
+
+
+def _kept(database: Database) -> dict[str, list[tuple[str, int, int, str]]]:
+    with database.transaction() as session:
+        sid = session.execute(select(func.max(HoldingsSnapshotRow.id))).scalar_one()
+        kept = ReconciliationStore(session).kept_blocks(sid)
+    return {side: sorted(blocks) for side, blocks in kept.items()}
+
+
+def test_a_ledger_keeping_finer_blocks_keeps_none_it_tiles_alike(
+    service: ReconciliationService, database: Database
+) -> None:
+    """Where the ledger has split what the registry holds as one block, the ledger's blocks that
+    tile the registry's exactly, each in its state (held counting as active), are held alike:
+    neither side keeps them. Blocks that leave a gap or differ in a state are kept and found."""
+    seed(
+        database,
+        [
+            (R, 0, 49, R, "active"),
+            (R, 50, 99, R, "held"),  # a registry may report held units active
+            (R, 200, 209, R, "retired"),
+            (R, 210, 219, R, "retired"),
+            (R, 220, 229, R, "retired"),
+            (R, 300, 349, R, "active"),
+            (R, 350, 399, R, "retired"),  # the registry says active: a state mismatch
+            (R, 400, 449, R, "active"),  # then 450..499 the ledger does not give it
+            (THIRD, 0, 9, R, "active"),
+            (THIRD, 10, 19, R, "active"),
+        ],
+        [],
+    )
+    alike = [(R, 0, 99, "active"), (R, 200, 229, "retired"), (THIRD, 0, 19, "active")]
+    rest = [(R, 300, 349, "active"), (R, 350, 399, "retired"), (R, 400, 449, "active")]
+    service.submit(REGISTRY, snapshot(alike, []))
+    assert _kept(database) == {"registry": [], "ledger": rest}
+    service.submit(REGISTRY, snapshot([*alike, *rest], []))
+    assert _kept(database) == {"registry": [], "ledger": []}
+    assert service.run(ADMIN, R).status == Status.RECONCILIATION_STATUS_COMPLETED
+    # 300..499 active: the ledger's blocks inside differ in a state and leave a gap.
+    service.submit(REGISTRY, snapshot([*alike, (R, 300, 499, "active")], []))
+    assert _kept(database) == {"registry": [(R, 300, 499, "active")], "ledger": rest}
+    found = found_set(service.run(ADMIN, R))
+    assert {(kind, ranges) for kind, origin, ranges, _, _ in found if ranges} == {
+        (Kind.DISCREPANCY_KIND_STATE_MISMATCH, ((350, 399),)),
+        (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, ((450, 499),)),
+    }
+
+
+def test_ledger_blocks_adding_up_across_a_gap_and_an_overhang_do_not_tile(
+    service: ReconciliationService, database: Database
+) -> None:
+    """40 + 60 grams inside a 100-gram block do not tile it when one of them runs past its end."""
+    seed(database, [(R, 0, 39, R, "active"), (R, 50, 109, R, "active")], [])
+    service.submit(REGISTRY, snapshot([(R, 0, 99, "active")], []))
+    assert _kept(database) == {
+        "registry": [(R, 0, 99, "active")],
+        "ledger": [(R, 0, 39, "active"), (R, 50, 109, "active")],
+    }
+    found = found_set(service.run(ADMIN, R))
+    assert {(kind, ranges) for kind, _, ranges, _, _ in found if ranges} == {
+        (Kind.DISCREPANCY_KIND_REGISTRY_ONLY, ((40, 49),)),
+        (Kind.DISCREPANCY_KIND_LEDGER_ONLY, ((100, 109),)),
+    }
 
 
 def test_each_planted_kind_is_found_exactly(
