@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, insert
+from sqlalchemy import Connection, insert
 from yrd.interop.v1 import reconciliation_pb2, records_pb2
 
 from bench.transfers import postgres_schema
@@ -57,6 +57,7 @@ from gateway.server import GatewayServer
 from gateway.storage.bulk import BulkInsert
 from gateway.storage.db import Database
 from gateway.storage.models import UnitBlockRow
+from gateway.storage.reconciliation_store import BLOCK_COLUMNS, block_table
 
 REGIONS = ("310000", "320000", "330000", "340000")
 BLOCK = 1_000  # grams per block; blocks of one origin are 2 * BLOCK apart
@@ -167,16 +168,8 @@ def raw_insert_rate(db: Database, n: int, split: bool, *, core: bool = False) ->
     has; the rows are prepared before the clock runs, a chunk at a time. With ``core``,
     SQLAlchemy Core's executemany of dicts instead (the raw limit of the figures the issue
     started from)."""
-    table = Table(
-        "bench_raw_blocks",
-        MetaData(),
-        Column("origin_region", String(6), nullable=False),
-        Column("serial_start", BigInteger, nullable=False),
-        Column("serial_end", BigInteger, nullable=False),
-        Column("state", String(20), nullable=False),
-        prefixes=["TEMPORARY"],
-    )
-    bulk = BulkInsert(table, ("origin_region", "serial_start", "serial_end", "state"))
+    table = block_table("bench_raw_blocks")
+    bulk = BulkInsert(table, BLOCK_COLUMNS)
     elapsed, rows = 0.0, 0
 
     def run(conn: Connection, chunk: list[tuple[str, int, int, str]]) -> float:

@@ -15,7 +15,7 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, islice, repeat
-from operator import add, and_, eq, gt, le, not_
+from operator import add, and_, eq, le, not_, sub
 from typing import cast
 
 from yrd.interop.v1 import reconciliation_service_pb2
@@ -197,26 +197,37 @@ class SnapshotBuilder:
                 part = sum(compress(e, chosen)) - sum(compress(s, chosen)) + sum(chosen)
                 key = (name, BLOCK_STATE_OF[value])
                 totals[key] = totals.get(key, 0) + part
+        # The least step from a block's end to the next one's start: above 0, each block starts
+        # after the one before it; above 1, none starts right after it (none joins it).
+        step = min(map(sub, islice(s, 1, None), e)) if n > 1 else 2
         if self.in_order:
             # In order: after the origin's previous block, each start after the previous end.
-            if s[0] > self._reach.get(name, -1) and all(map(gt, islice(s, 1, None), e)):
+            if s[0] > self._reach.get(name, -1) and step > 0:
                 self._reach[name] = e[-1]
             else:
                 self.in_order = False
         self.block_count += n
         if self.join:
-            self._join_columns(name, s, e, st, state)
+            self._join_columns(name, s, e, st, state, step > 1)
         else:
             self.spool.extend_columns(n, name, array("q", s), array("q", e), state)
 
     def _join_columns(
-        self, origin: str, s: list[int], e: list[int], st: Sequence[int], state: str | list[str]
+        self,
+        origin: str,
+        s: list[int],
+        e: list[int],
+        st: Sequence[int],
+        state: str | list[str],
+        apart: bool,
     ) -> None:
         """Spool a checked batch of ``origin``'s blocks as runs, a column at a time: the batch's
-        last run stays open (a block of the next batch may continue it)."""
-        n = len(s)
+        last run stays open (a block of the next batch may continue it). ``apart``: no block
+        starts right after the one before it."""
         # joins[i]: block i + 1 continues block i (the next serial; the same state).
-        joins = list(map(eq, map(add, e, repeat(1, n - 1)), islice(s, 1, None)))
+        joins = (
+            [] if apart else list(map(eq, map(add, e, repeat(1, len(s) - 1)), islice(s, 1, None)))
+        )
         if isinstance(state, list) and any(joins):
             joins = list(map(and_, joins, map(eq, st, islice(st, 1, None))))
         if any(joins):

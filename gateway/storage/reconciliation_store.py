@@ -44,28 +44,29 @@ REGISTRY, LEDGER = "registry", "ledger"
 """The two sides of a snapshot's blocks."""
 Block = tuple[str, int, int, str]
 """A block one side holds: (origin, first serial, last serial (grams, inclusive), state)."""
-_INCOMING = Table(
-    "snapshot_incoming",
-    MetaData(),
-    Column("origin_region", String(6), nullable=False),
-    Column("serial_start", BigInteger, nullable=False),
-    Column("serial_end", BigInteger, nullable=False),
-    Column("state", String(20), nullable=False),
-    prefixes=["TEMPORARY"],
-)
-"""The registry's blocks while their snapshot is stored: a temporary table of the transaction
-(no log, no index while it fills)."""
-_INSERT_INCOMING = BulkInsert(_INCOMING, ("origin_region", "serial_start", "serial_end", "state"))
-_UNMATCHED = Table(
-    "snapshot_unmatched",
-    MetaData(),
-    Column("side", String(8), nullable=False),
-    Column("origin_region", String(6), nullable=False),
-    Column("serial_start", BigInteger, nullable=False),
-    Column("serial_end", BigInteger, nullable=False),
-    Column("state", String(20), nullable=False),
-    prefixes=["TEMPORARY"],
-)
+BLOCK_COLUMNS = ("origin_region", "serial_start", "serial_end", "state")
+"""The columns of a block's row, in :data:`Block`'s order."""
+
+
+def block_table(name: str, *leading: Column[str]) -> Table:
+    """A temporary table of blocks (``leading`` columns, then :data:`BLOCK_COLUMNS`): no log, no
+    index while it fills."""
+    return Table(
+        name,
+        MetaData(),
+        *leading,
+        Column("origin_region", String(6), nullable=False),
+        Column("serial_start", BigInteger, nullable=False),
+        Column("serial_end", BigInteger, nullable=False),
+        Column("state", String(20), nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+
+
+_INCOMING = block_table("snapshot_incoming")
+"""The registry's blocks while their snapshot is stored."""
+_INSERT_INCOMING = BulkInsert(_INCOMING, BLOCK_COLUMNS)
+_UNMATCHED = block_table("snapshot_unmatched", Column("side", String(8), nullable=False))
 """Each side's blocks that no block of the other side matches exactly, while a snapshot is
 stored."""
 _TILED = Table(
