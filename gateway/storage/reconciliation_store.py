@@ -4,7 +4,10 @@ signed reports. Inside a caller's transaction; never commits.
 A snapshot's blocks arrive on the backend's bulk path (COPY, or executemany) in a temporary table
 of the transaction; set-based statements then keep, per snapshot, the totals of both sides per
 origin and state (``snapshot_totals``) and the blocks that one side holds and the other does not
-hold identically (``snapshot_blocks``): a block both hold alike can never differ, and most do."""
+hold identically (``snapshot_blocks``): a block both hold alike can never differ, and most do.
+A registry block that the ledger's blocks inside it tile exactly counts as held alike too, as do
+those blocks (where the ledger has split what the registry holds whole); the registry's own
+blocks arrive joined into runs (``SnapshotBuilder``)."""
 
 from __future__ import annotations
 
@@ -142,9 +145,10 @@ class ReconciliationStore:
     ) -> None:
         """Snapshot ``sid`` of ``region``: the staged registry blocks and the blocks the ledger
         gives ``region`` now that the other side does not hold identically (a ledger block held
-        and the registry's alike but active count as identical), and the totals of
+        and the registry's alike but active count as identical) or tile, and the totals of
         both sides per (origin, state) — the registry's as given (``registry_totals``), the
-        ledger's derived (the blocks both hold alike count alike); then the staging table goes."""
+        ledger's derived (the blocks both hold alike count alike); then the temporary tables
+        go."""
         params = {"sid": sid, "region": region}
         conn = self.session.connection()
         sqlite = conn.dialect.name == "sqlite"
