@@ -12,9 +12,13 @@ exactly the planted ranges (asserted), and the totals that they change.
 The registries are a child process (as they are other hosts): their requests are built before the
 clock starts, so the time is the gateway's. The raw limit is the backend's bulk path for the same
 registry rows into a bare table of the staging table's columns, one transaction: executemany of
-prepared tuples on SQLite, COPY on PostgreSQL. Printed per size (N/10 and N): the total time
+prepared tuples on SQLite, COPY of prepared tuples on PostgreSQL (psycopg's ``write_row``). On
+PostgreSQL also the server's own rate: a binary COPY of the rows encoded before the clock (the
+gateway stages a binary COPY it lays out a column at a time, so this is the limit its staging
+meets). Printed per size (N/10 and N): the total time
 (the four submissions and the four runs), the snapshot ingest rate and its ratio to the raw rate
-(and to SQLAlchemy Core's executemany of dicts, the raw limit of the earlier figures), the
+(to the server's own rate, and to SQLAlchemy Core's executemany of dicts, the raw limit of the
+earlier figures), the
 comparison time, and the peak resident memory of this process (which hosts the gateway) while
 the snapshots are submitted and reconciled: Linux's VmHWM, reset just before (``clear_refs``),
 so the bench's own setup is not counted; where that cannot be reset, ``ru_maxrss`` (a
