@@ -12,9 +12,13 @@ exactly the planted ranges (asserted), and the totals that they change.
 The registries are a child process (as they are other hosts): their requests are built before the
 clock starts, so the time is the gateway's. The raw limit is the backend's bulk path for the same
 registry rows into a bare table of the staging table's columns, one transaction: executemany of
-prepared tuples on SQLite, COPY on PostgreSQL. Printed per size (N/10 and N): the total time
+prepared tuples on SQLite, COPY of prepared tuples on PostgreSQL (psycopg's ``write_row``). On
+PostgreSQL also the server's own rate: a binary COPY of the rows encoded before the clock (the
+gateway stages a binary COPY it lays out a column at a time, so this is the limit its staging
+meets). Printed per size (N/10 and N): the total time
 (the four submissions and the four runs), the snapshot ingest rate and its ratio to the raw rate
-(and to SQLAlchemy Core's executemany of dicts, the raw limit of the earlier figures), the
+(to the server's own rate, and to SQLAlchemy Core's executemany of dicts, the raw limit of the
+earlier figures), the
 comparison time, and the peak resident memory of this process (which hosts the gateway) while
 the snapshots are submitted and reconciled: Linux's VmHWM, reset just before (``clear_refs``),
 so the bench's own setup is not counted; where that cannot be reset, ``ru_maxrss`` (a
@@ -54,6 +58,7 @@ from gateway.logs import configure_logging
 from gateway.security.identity import Role
 from gateway.security.pki import PKIDir, init
 from gateway.server import GatewayServer
+from gateway.storage.binary_copy import encode_rows
 from gateway.storage.bulk import BulkInsert
 from gateway.storage.db import Database
 from gateway.storage.models import UnitBlockRow
@@ -162,18 +167,27 @@ def registry_side(port: int, pki_root: str, n: int, split: bool, columns: bool, 
     out.send(results)
 
 
-def raw_insert_rate(db: Database, n: int, split: bool, *, core: bool = False) -> float:
+def raw_insert_rate(db: Database, n: int, split: bool, *, path: str = "tuples") -> float:
     """The backend's bulk path for each registry's rows into a bare table like the staging one
     (temporary, the same four columns, no index), one transaction per registry as its snapshot
-    has; the rows are prepared before the clock runs, a chunk at a time. With ``core``,
-    SQLAlchemy Core's executemany of dicts instead (the raw limit of the figures the issue
-    started from)."""
+    has; the rows are prepared before the clock runs, a chunk at a time. ``path``: ``tuples``,
+    the rows as tuples on the driver's own bulk path (executemany on SQLite; COPY with psycopg's
+    ``write_row`` on PostgreSQL); ``encoded`` (PostgreSQL), the rows already in the binary COPY
+    format (encoded before the clock): the server's own rate; ``core``, SQLAlchemy Core's
+    executemany of dicts (the raw limit of the figures the issue started from)."""
     table = block_table("bench_raw_blocks")
     bulk = BulkInsert(table, BLOCK_COLUMNS)
+    int8 = BulkInsert(table, BLOCK_COLUMNS, binary=True).int8
+    assert int8 is not None
     elapsed, rows = 0.0, 0
 
     def run(conn: Connection, chunk: list[tuple[str, int, int, str]]) -> float:
-        if not core:
+        if path == "encoded":
+            data = encode_rows(int8, chunk)
+            t = time.perf_counter()
+            bulk.copy_encoded(conn, [data])
+            return time.perf_counter() - t
+        if path == "tuples":
             t = time.perf_counter()
             bulk.run(conn, chunk)
             return time.perf_counter() - t
@@ -240,7 +254,9 @@ def measure(
     db.upgrade()
     write_ledger(db, n, finer)
     raw = raw_insert_rate(db, n, split)
-    core = raw_insert_rate(db, n, split, core=True)
+    postgres = db.engine.dialect.name == "postgresql"
+    encoded = raw_insert_rate(db, n, split, path="encoded") if postgres else None
+    core = raw_insert_rate(db, n, split, path="core")
     settings = GatewaySettings(
         listen="127.0.0.1:0",
         cert_dir=pki.root,
@@ -286,8 +302,14 @@ def measure(
         f"{label} {n:>9,} ledger blocks{case}: total {submit + compare:6.2f} s"
         f" | ingest {blocks / ingest:>9,.0f} blocks/s ({ingest:.2f} s: stream read and checked"
         f" {phase['receive']:.2f} s, staged {phase['stage']:.2f} s), raw bulk insert "
-        f"{raw:>9,.0f} rows/s, ratio {blocks / ingest / raw:.2f} (Core executemany of dicts "
-        f"{core:>9,.0f} rows/s, ratio {blocks / ingest / core:.2f})"
+        f"{raw:>9,.0f} rows/s, ratio {blocks / ingest / raw:.2f}"
+        + (
+            ""
+            if encoded is None
+            else f" (the server's own, rows encoded before the clock {encoded:>9,.0f} rows/s,"
+            f" ratio {blocks / ingest / encoded:.2f})"
+        )
+        + f" (Core executemany of dicts {core:>9,.0f} rows/s, ratio {blocks / ingest / core:.2f})"
         f" | submit with the set-based difference {submit:.2f} s (difference "
         f"{phase['difference']:.2f} s; {blocks / submit:,.0f} blocks/s, ratio "
         f"{blocks / submit / raw:.2f}) | comparison {compare:.2f} s | 1 % planted: all "

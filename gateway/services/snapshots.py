@@ -180,7 +180,12 @@ class SnapshotBuilder:
         if self.block_count + n > MAX_SNAPSHOT_BLOCKS:
             raise errors.SnapshotInvalid(f"a snapshot holds at most {MAX_SNAPSHOT_BLOCKS} blocks")
         present = set(st)
-        if min(s) < 0 or not all(map(le, s, e)) or present - BLOCK_STATE_OF.keys():
+        # The least step from a block's end to the next one's start: above 0, each block starts
+        # after the one before it; above 1, none starts right after it (none joins it).
+        step = min(map(sub, islice(s, 1, None), e)) if n > 1 else 2
+        ordered = all(map(le, s, e))
+        lowest = s[0] if ordered and step > 0 else min(s)  # in order, the first start is least
+        if lowest < 0 or not ordered or present - BLOCK_STATE_OF.keys():
             # Not the common case: the block-by-block checks find and name the first fault.
             self._checked(list(zip(repeat(origin), s, e, st)), _COLUMN_PATHS)
         grams = sum(e) - sum(s) + n
@@ -191,15 +196,17 @@ class SnapshotBuilder:
             state = BLOCK_STATE_OF[st[0]]
             totals[(name, state)] = totals.get((name, state), 0) + grams
         else:
-            state = [BLOCK_STATE_OF[v] for v in st]
-            for value in present:
+            state = list(map(BLOCK_STATE_OF.__getitem__, st))
+            # The most common state's grams are what the others leave.
+            common, rest = max(present, key=st.count), grams
+            for value in present - {common}:
                 chosen = list(map(value.__eq__, st))
                 part = sum(compress(e, chosen)) - sum(compress(s, chosen)) + sum(chosen)
                 key = (name, BLOCK_STATE_OF[value])
                 totals[key] = totals.get(key, 0) + part
-        # The least step from a block's end to the next one's start: above 0, each block starts
-        # after the one before it; above 1, none starts right after it (none joins it).
-        step = min(map(sub, islice(s, 1, None), e)) if n > 1 else 2
+                rest -= part
+            key = (name, BLOCK_STATE_OF[common])
+            totals[key] = totals.get(key, 0) + rest
         if self.in_order:
             # In order: after the origin's previous block, each start after the previous end.
             if s[0] > self._reach.get(name, -1) and step > 0:

@@ -5,7 +5,10 @@ holds a stream of rows in bounded memory until its transaction writes them.
 
 Core's executemany builds a parameter dict and runs the type processors for every row; a publish
 batch's rows need neither (their one timestamp is converted once, by ``stored``), and on the hot
-path that per-row work costs more than the database's own.
+path that per-row work costs more than the database's own. A table of text and 64-bit integer
+columns can be written with a binary COPY instead (``binary``): then a batch spooled as columns
+(:class:`Columns`) reaches the server without a Python object per row
+(``gateway.storage.binary_copy``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import marshal
 import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import IO, Any
 
-from sqlalchemy import Column, Connection, Dialect, Table, insert
+from sqlalchemy import BigInteger, Column, Connection, Dialect, String, Table, insert
+
+from gateway.storage import binary_copy
 
 
 class BulkInsert:
@@ -25,12 +31,21 @@ class BulkInsert:
     Columns without a value here are left to their defaults (none of the tables it writes has a
     Python-side default)."""
 
-    def __init__(self, model: type[Any] | Table, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, model: type[Any] | Table, columns: tuple[str, ...], *, binary: bool = False
+    ) -> None:
         table = model if isinstance(model, Table) else model.__table__
         assert isinstance(table, Table)
         self.table = table
         self.columns = columns
         self._sql: dict[str, str] = {}
+        self.int8: tuple[bool, ...] | None = None
+        """With ``binary``: per column, whether it is a 64-bit integer (else text)."""
+        if binary:
+            kinds = [table.c[c].type for c in columns]
+            if not all(isinstance(k, BigInteger | String) for k in kinds):
+                raise TypeError("a binary COPY writes only text and 64-bit integer columns")
+            self.int8 = tuple(isinstance(k, BigInteger) for k in kinds)
 
     def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` inside the connection's transaction."""
@@ -56,6 +71,9 @@ class BulkInsert:
         straight over each piece, so that rows made on the fly are never gathered in a list."""
         dialect = conn.dialect
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            if self.int8 is not None:
+                self.copy_encoded(conn, self._encoded(self.int8, pieces))
+                return
             driver = conn.connection.driver_connection
             assert driver is not None
             with driver.cursor() as cursor, cursor.copy(self._copy_sql(dialect)) as copy:
@@ -77,13 +95,39 @@ class BulkInsert:
         for piece in pieces:
             self.run(conn, piece if isinstance(piece, list) else list(piece))
 
-    def _copy_sql(self, dialect: Dialect) -> str:
-        sql = self._sql.get("copy")
+    def copy_encoded(self, conn: Connection, chunks: Iterable[bytes | bytearray]) -> None:
+        """One binary COPY (PostgreSQL with psycopg) of rows already encoded in its format
+        (``binary_copy``), inside the connection's transaction: each chunk is sent as it comes,
+        so the server parses one while the next is made."""
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        sql = self._copy_sql(conn.dialect, " (FORMAT BINARY)")
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            # The whole format is written here (signature, rows, trailer): psycopg's block mode.
+            copy.write(binary_copy.SIGNATURE)
+            for chunk in chunks:
+                if chunk:
+                    copy.write(chunk)
+            copy.write(binary_copy.TRAILER)
+
+    def _encoded(
+        self, int8: tuple[bool, ...], pieces: Iterable[Iterable[tuple[Any, ...]]]
+    ) -> Iterator[bytearray]:
+        for piece in pieces:
+            if isinstance(piece, Columns):
+                yield binary_copy.encode_columns(int8, piece.count, piece.columns)
+            else:
+                yield binary_copy.encode_tuples(
+                    int8, piece if isinstance(piece, list) else list(piece)
+                )
+
+    def _copy_sql(self, dialect: Dialect, options: str = "") -> str:
+        sql = self._sql.get("copy" + options)
         if sql is None:
             quote = dialect.identifier_preparer
-            sql = self._sql["copy"] = (
+            sql = self._sql["copy" + options] = (
                 f"COPY {quote.format_table(self.table)} "
-                f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN"
+                f"({', '.join(quote.quote(c) for c in self.columns)}) FROM STDIN{options}"
             )
         return sql
 
@@ -156,17 +200,17 @@ class RowSpool:
         self._sizes.append(len(data))
         self._pending, self._pending_count = [], 0
 
-    def chunks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
-        """The rows in the order appended, as tuples, in pieces (read once): a list of the rows
-        appended as tuples, an iterator over a batch of columns (its tuples made as it is
-        read)."""
+    def chunks(self) -> Iterator[list[tuple[Any, ...]] | Columns]:
+        """The rows in the order appended, in pieces (read once): a list of the rows appended
+        as tuples, or a batch appended as columns (:class:`Columns`: its tuples made only if
+        it is iterated)."""
         for parts in self._parts():
             for part in parts:
                 if isinstance(part, list):
                     yield part
                 else:
                     n, *columns = part
-                    yield zip(*(_column(c, n) for c in columns), strict=True)
+                    yield Columns(n, tuple(_column(c, n) for c in columns))
 
     def _parts(self) -> Iterator[list[list[tuple[Any, ...]] | tuple[Any, ...]]]:
         if self._file is not None:
@@ -185,13 +229,26 @@ class RowSpool:
         self._pending, self._pending_count, self._sizes = [], 0, []
 
 
-def _column(stored: Any, count: int) -> Iterable[Any]:
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """``count`` rows given as columns: per column one value shared by every row, a list of the
+    rows' values, or an ``array`` of them. Iterating it gives the rows as tuples."""
+
+    count: int
+    columns: tuple[Any, ...]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(
+            *(c if isinstance(c, list | array) else repeat(c, self.count) for c in self.columns),
+            strict=True,
+        )
+
+
+def _column(stored: Any, count: int) -> Any:
     """A column of ``count`` rows as ``RowSpool.extend_columns`` stored it."""
-    if isinstance(stored, list):
-        return stored
     if isinstance(stored, tuple):
         typecode, data = stored
         values = array(typecode)
         values.frombytes(data)
         return values
-    return repeat(stored, count)
+    return stored

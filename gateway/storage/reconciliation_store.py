@@ -68,7 +68,7 @@ def block_table(name: str, *leading: Column[str]) -> Table:
 
 _INCOMING = block_table("snapshot_incoming")
 """The registry's blocks while their snapshot is stored."""
-_INSERT_INCOMING = BulkInsert(_INCOMING, BLOCK_COLUMNS)
+_INSERT_INCOMING = BulkInsert(_INCOMING, BLOCK_COLUMNS, binary=True)
 _UNMATCHED = block_table("snapshot_unmatched", Column("side", String(8), nullable=False))
 """Each side's blocks that no block of the other side matches exactly, while a snapshot is
 stored."""
