@@ -87,8 +87,9 @@ def encode_columns(int8: Sequence[bool], count: int, columns: Sequence[Column]) 
 
 
 def _interleave(int8: Sequence[bool], count: int, columns: Sequence[Column]) -> bytearray:
-    """Rows whose columns are each shared values or arrays, laid out without a Python object per
-    row: one row repeated, then each array's bytes put in place, a byte position at a time."""
+    """Rows whose columns are each a shared value or, for an integer column, an array or a list,
+    laid out without a Python object per row: one row repeated, then each integer column's bytes
+    put in place, a byte position at a time."""
     row = bytearray(_COUNT.pack(len(columns)))
     slots: list[tuple[int, array[int] | list[int]]] = []
     for is_int, column in zip(int8, columns, strict=True):

@@ -210,7 +210,7 @@ class RowSpool:
                     yield part
                 else:
                     n, *columns = part
-                    yield Columns(n, tuple(_column(c, n) for c in columns))
+                    yield Columns(n, tuple(map(_column, columns)))
 
     def _parts(self) -> Iterator[list[list[tuple[Any, ...]] | tuple[Any, ...]]]:
         if self._file is not None:
@@ -244,8 +244,9 @@ class Columns:
         )
 
 
-def _column(stored: Any, count: int) -> Any:
-    """A column of ``count`` rows as ``RowSpool.extend_columns`` stored it."""
+def _column(stored: Any) -> Any:
+    """A column as ``RowSpool.extend_columns`` stored it: an array from its bytes, else as
+    given."""
     if isinstance(stored, tuple):
         typecode, data = stored
         values = array(typecode)
